@@ -1,0 +1,1 @@
+"""Applications: each a plug-in registered under the entry-point group ``cityhub.apps``."""

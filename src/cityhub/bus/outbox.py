@@ -1,0 +1,225 @@
+"""Transactional outbox: events leave only after the transaction that caused them commits.
+
+A service calls :func:`enqueue` with its session; the event is a row in the same transaction as
+the change it describes. After commit the relay is woken and publishes the pending rows in order,
+marking each published once the bus has taken it. A process that dies between commit and publish
+leaves the rows pending: the next relay (this process after restart, or another hub process)
+sends them. With the bus down, rows simply wait, and drain when it comes back.
+
+Several processes may run relays on one PostgreSQL database: rows are claimed with
+``FOR UPDATE SKIP LOCKED``, and NATS drops the rare duplicate by event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Index, Integer, String, Text, delete, event, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from cityhub.bus.base import Bus, BusUnavailable
+from cityhub.bus.events import Event, UnknownEventType, decode_event
+from cityhub.kit.db import Base, UTCDateTime
+from cityhub.kit.time import utcnow
+
+log = logging.getLogger(__name__)
+
+WAKE_KEY = "cityhub.outbox.wake"
+_DIRTY_KEY = "cityhub.outbox.dirty"
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    event_type: Mapped[str] = mapped_column(String(120), nullable=False)
+    tenant_code: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        Index(
+            "ix_outbox_pending",
+            "created_at",
+            "seq",
+            sqlite_where=published_at.is_(None),
+            postgresql_where=published_at.is_(None),
+        ),
+        Index("ix_outbox_published_at", "published_at"),
+        Index("ix_outbox_tenant_code", "tenant_code", "created_at"),
+    )
+
+
+def enqueue(session: AsyncSession | Session, *events: Event) -> None:
+    """Add events to the session's transaction; they are published after it commits."""
+    sync_session = session.sync_session if isinstance(session, AsyncSession) else session
+    for seq, item in enumerate(events):
+        sync_session.add(
+            OutboxMessage(
+                id=item.id,
+                seq=seq,
+                event_type=item.event_type,
+                tenant_code=item.tenant,
+                payload=item.model_dump(mode="json"),
+                created_at=item.occurred_at,
+            )
+        )
+    sync_session.info[_DIRTY_KEY] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_relay(session: Session) -> None:
+    if session.info.pop(_DIRTY_KEY, False):
+        wake = session.info.get(WAKE_KEY)
+        if wake is not None:
+            wake()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_DIRTY_KEY, None)
+
+
+class OutboxRelay:
+    """Moves committed events from the outbox table to the bus."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: Bus,
+        *,
+        poll_interval: float = 1.0,
+        batch_size: int = 200,
+        retention: timedelta = timedelta(days=7),
+        max_backoff: float = 30.0,
+    ) -> None:
+        self.sessions = sessions
+        self.bus = bus
+        self.poll_interval = poll_interval
+        self.batch_size = batch_size
+        self.retention = retention
+        self.max_backoff = max_backoff
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._last_prune: datetime | None = None
+        self.published = 0
+        self.bus_down_since: datetime | None = None
+
+    def wake(self) -> None:
+        """Called after a commit that added events (from any thread-safe point in the loop)."""
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self, *, flush_timeout: float = 5.0) -> None:
+        """Stop the loop, then try one last drain so a clean shutdown leaves nothing behind."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.drain(), timeout=flush_timeout)
+
+    async def _run(self) -> None:
+        delay = self.poll_interval
+        while not self._stopping:
+            try:
+                await self.drain()
+                delay = self.poll_interval
+                await self._maybe_prune()
+            except BusUnavailable as error:
+                if self.bus_down_since is None:
+                    self.bus_down_since = utcnow()
+                    log.warning("bus unavailable, events wait in the outbox: %s", error)
+                delay = min(max(delay * 2, self.poll_interval), self.max_backoff)
+            except Exception:
+                log.exception("outbox relay failed; retrying")
+                delay = min(max(delay * 2, self.poll_interval), self.max_backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+            self._wakeup.clear()
+
+    async def drain(self) -> int:
+        """Publish every pending row; returns how many were published. Raises BusUnavailable."""
+        total = 0
+        while True:
+            sent = await self._publish_batch()
+            total += sent
+            if sent < self.batch_size:
+                break
+        if total and self.bus_down_since is not None:
+            log.info("bus is back; outbox drained")
+            self.bus_down_since = None
+        return total
+
+    async def _publish_batch(self) -> int:
+        outage: BusUnavailable | None = None
+        async with self.sessions() as session, session.begin():
+            query = (
+                select(OutboxMessage)
+                .where(OutboxMessage.published_at.is_(None))
+                .order_by(OutboxMessage.created_at, OutboxMessage.seq)
+                .limit(self.batch_size)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = (await session.scalars(query)).all()
+            sent = 0
+            for row in rows:
+                try:
+                    item = decode_event(row.event_type, row.payload)
+                except (UnknownEventType, ValueError) as error:
+                    # Written by an app that is no longer installed, or an old schema: keep the
+                    # row, marked, so it is neither lost nor retried forever.
+                    row.attempts += 1
+                    row.last_error = f"cannot decode: {error!r}"
+                    row.published_at = utcnow()
+                    log.error("outbox row %s (%s) cannot be decoded: %s", row.id, row.event_type, error)
+                    continue
+                try:
+                    await self.bus.publish(item)
+                except BusUnavailable as error:
+                    row.attempts += 1
+                    row.last_error = str(error)[:2000]
+                    outage = error
+                    break
+                row.published_at = utcnow()
+                sent += 1
+        self.published += sent
+        if outage is not None:
+            raise outage
+        return sent
+
+    async def pending(self) -> int:
+        async with self.sessions() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.published_at.is_(None))
+            )
+            return int(count or 0)
+
+    async def _maybe_prune(self) -> None:
+        now = utcnow()
+        if self._last_prune is not None and now - self._last_prune < timedelta(minutes=10):
+            return
+        self._last_prune = now
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                delete(OutboxMessage).where(OutboxMessage.published_at < now - self.retention)
+            )
+

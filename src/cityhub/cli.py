@@ -1,0 +1,279 @@
+"""The ``cityhub`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cityhub import __version__, migrate
+from cityhub.config import Settings, SettingsError, load_settings
+from cityhub.kit.db import create_engine, session_factory, wait_for_database
+from cityhub.kit.errors import HubError
+from cityhub.kit.logs import configure_logging
+
+app = typer.Typer(help="CityHub · 新型智慧城市中枢平台", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema (migrations).", no_args_is_help=True)
+apps_app = typer.Typer(help="Installed applications.", no_args_is_help=True)
+tenants_app = typer.Typer(help="Tenants: the administrative divisions on this hub.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(apps_app, name="apps")
+app.add_typer(tenants_app, name="tenants")
+
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        err.print(f"[bold red]configuration error:[/] {error}")
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _run(factory: Callable[[AsyncEngine], Awaitable[T]], settings: Settings) -> T:
+    async def main() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            return await factory(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+async def _wait(engine: AsyncEngine, settings: Settings) -> None:
+    def report(attempt: int, delay: float, error: BaseException) -> None:
+        err.print(
+            f"[yellow]database not reachable[/] (try {attempt}/{settings.db_connect_attempts}: "
+            f"{type(error).__name__}: {error}); retrying in {delay:.1f}s"
+        )
+
+    try:
+        await wait_for_database(
+            engine,
+            attempts=settings.db_connect_attempts,
+            max_delay=settings.db_retry_max_delay,
+            on_retry=report,
+        )
+    except Exception as error:
+        err.print(
+            f"[bold red]database unreachable after {settings.db_connect_attempts} tries:[/] "
+            f"{type(error).__name__}: {error}\n(check CITYHUB_DATABASE_URL)"
+        )
+        raise typer.Exit(3) from None
+
+
+async def _upgrade(engine: AsyncEngine, target: str = "head", *, show: bool = True) -> list[str]:
+    """Apply pending migrations one by one with a progress bar; returns those applied."""
+    current = await migrate.current(engine)
+    chain = migrate.revisions()
+    if target != "head":
+        chain = chain[: chain.index(target) + 1] if target in chain else chain
+    pending = chain[chain.index(current) + 1 :] if current in chain else chain
+    if not pending:
+        return []
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not show,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("migrating", total=len(pending))
+        for revision in pending:
+            progress.update(task, description=f"migrating to {revision}")
+            await migrate.upgrade(engine, revision)
+            progress.advance(task)
+    return pending
+
+
+@app.command()
+def version() -> None:
+    """Print the CityHub version."""
+    console.print(f"CityHub {__version__}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    migrate_first: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="Apply pending migrations before starting.")
+    ] = True,
+) -> None:
+    """Start the hub: wait for the database, migrate, then serve HTTP."""
+    import uvicorn
+
+    settings = _settings()
+    if workers > 1 and settings.bus_backend == "memory":
+        err.print(
+            "[yellow]warning:[/] several workers with the in-process bus: each worker only sees the "
+            "events it publishes itself. Set CITYHUB_BUS_URL=nats://… to share events."
+        )
+
+    async def prepare(engine: AsyncEngine) -> list[str]:
+        await _wait(engine, settings)
+        return await _upgrade(engine) if migrate_first else []
+
+    applied = _run(prepare, settings)
+    if applied:
+        err.print(f"applied migrations: {', '.join(applied)}")
+    uvicorn.run(
+        "cityhub.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        timeout_graceful_shutdown=15,
+        server_header=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply pending migrations."""
+    settings = _settings()
+
+    async def run(engine: AsyncEngine) -> list[str]:
+        await _wait(engine, settings)
+        return await _upgrade(engine, revision)
+
+    applied = _run(run, settings)
+    console.print(f"applied {len(applied)} migration(s)" if applied else "database is up to date")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, or 'base'.")]) -> None:
+    """Revert migrations down to REVISION."""
+    settings = _settings()
+    _run(lambda engine: migrate.downgrade(engine, revision), settings)
+    console.print(f"database at {revision}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's revision and whether it is behind the code."""
+    settings = _settings()
+    current = _run(migrate.current, settings)
+    head = migrate.head()
+    state = "up to date" if current == head else f"behind (head is {head})"
+    console.print(f"{current or 'empty'} · {state}")
+    if current != head:
+        raise typer.Exit(1)
+
+
+@db_app.command("revision")
+def db_revision(
+    message: Annotated[str, typer.Option("-m", "--message", help="What the migration does.")],
+    autogenerate: Annotated[bool, typer.Option(help="Diff the models against the database.")] = True,
+) -> None:
+    """Write a new migration file (for developers)."""
+    settings = _settings()
+
+    async def run(engine: AsyncEngine) -> None:
+        async with engine.connect() as connection:
+            await connection.run_sync(lambda sync: migrate.make_revision(sync, message, autogenerate))
+
+    _run(run, settings)
+
+
+@apps_app.command("list")
+def apps_list() -> None:
+    """Applications installed through the ``cityhub.apps`` entry point."""
+    from cityhub.plugins import discover
+
+    settings = _settings()
+    table = Table(title="CityHub applications")
+    for column in ("name", "version", "title", "indicators", "requires", "state"):
+        table.add_column(column)
+    for item in discover(settings.apps_disabled):
+        manifest = item.manifest
+        state = "disabled" if item.disabled else ("[red]" + item.error + "[/]" if item.error else "ok")
+        table.add_row(
+            item.name,
+            manifest.version if manifest else "-",
+            f"{manifest.title_zh} · {manifest.title_en}" if manifest else "-",
+            ", ".join(i.value for i in manifest.indicators) if manifest else "-",
+            ", ".join(manifest.requires) if manifest else "-",
+            state,
+        )
+    console.print(table)
+
+
+@tenants_app.command("list")
+def tenants_list() -> None:
+    """Show the tenant tree."""
+    from cityhub.hub.tenancy import service
+
+    settings = _settings()
+
+    async def run(engine: AsyncEngine) -> list[tuple[str, str, str, str]]:
+        async with session_factory(engine)() as session:
+            rows, _ = await service.list_tenants(session, limit=100_000)
+            return [(r.code, r.name, r.level, r.parent_code or "") for r in rows]
+
+    rows = _run(run, settings)
+    table = Table(title="Tenants")
+    for column in ("code", "name", "level", "parent"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+@tenants_app.command("add")
+def tenants_add(
+    code: Annotated[str, typer.Argument(help="GB/T 2260 code, e.g. 410102.")],
+    name: Annotated[str | None, typer.Option(help="Chinese name (default: from the code table).")] = None,
+    name_en: Annotated[str | None, typer.Option(help="English name.")] = None,
+    parent: Annotated[str | None, typer.Option(help="Parent code (default: from the code).")] = None,
+) -> None:
+    """Add a tenant."""
+    from cityhub.hub.tenancy import service
+    from cityhub.hub.tenancy.schemas import TenantCreate
+
+    settings = _settings()
+
+    async def run(engine: AsyncEngine) -> str:
+        async with session_factory(engine)() as session, session.begin():
+            tenant = await service.create_tenant(
+                session, TenantCreate(code=code, name=name, name_en=name_en, parent_code=parent)
+            )
+            return f"{tenant.code} {tenant.name} ({tenant.level})"
+
+    try:
+        console.print("added " + _run(run, settings))
+    except HubError as error:
+        err.print(f"[bold red]{error.title}:[/] {error.detail}")
+        raise typer.Exit(1) from None
+    except ValueError as error:
+        err.print(f"[bold red]invalid input:[/] {error}")
+        raise typer.Exit(1) from None
+
+
+def main() -> None:
+    logging.captureWarnings(True)
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,176 @@
+"""Settings: the only place CityHub reads its environment.
+
+Every setting is a ``CITYHUB_*`` environment variable (or a line in ``.env``). A value that does not
+parse, and a ``CITYHUB_*`` variable that names no setting (a typo), stop the hub at start-up with a
+message naming the variable: a misconfigured hub must not come up half-right.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "CITYHUB_"
+#: Applications read their own settings from CITYHUB_APP_<NAME>_*; those are checked by each app.
+APP_ENV_PREFIX = "CITYHUB_APP_"
+DEV_SECRET_KEY = "cityhub-development-secret-do-not-use-in-production"
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/cityhub.db"
+
+
+class SettingsError(Exception):
+    """Configuration that cannot work; the message names the offending variable(s)."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    env: Literal["development", "test", "production"] = Field(
+        "development", description="Deployment mode; production refuses development secrets."
+    )
+    database_url: str = Field(
+        DEFAULT_SQLITE_URL,
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db.",
+    )
+    bus_url: str = Field(
+        "memory://",
+        description="Event bus: memory:// (in-process, default) or nats://host:port (NATS JetStream).",
+    )
+    bus_stream: str = Field("CITYHUB", description="JetStream stream name shared by all hub processes.")
+    instance_name: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        description="Name of this hub process; per-process (broadcast) consumers are named after it.",
+    )
+    secret_key: SecretStr = Field(
+        SecretStr(DEV_SECRET_KEY), description="Signing key for tokens; must be set in production."
+    )
+    default_tenant: str = Field(
+        "410100", description="GB/T 2260 code of the tenant used when a request names none."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field("text", description="json gives one JSON object a line.")
+    max_body_bytes: int = Field(
+        1_048_576, gt=0, description="Largest request body accepted; larger bodies get 413."
+    )
+    db_connect_attempts: int = Field(
+        10, ge=1, description="How many times serve tries the database before giving up."
+    )
+    db_retry_max_delay: float = Field(30.0, gt=0, description="Cap on the back-off between tries (s).")
+    outbox_poll_interval: float = Field(
+        1.0, gt=0, description="Seconds between outbox sweeps (events are also sent right after commit)."
+    )
+    outbox_retention_hours: int = Field(
+        168, ge=1, description="How long published outbox rows are kept for inspection."
+    )
+    apps_disabled: list[str] = Field(
+        default_factory=list, description="Comma-separated names of installed apps not to load."
+    )
+
+    @field_validator("apps_disabled", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// (async drivers only)"
+            )
+        return value
+
+    @field_validator("bus_url")
+    @classmethod
+    def _known_bus(cls, value: str) -> str:
+        if not value.startswith(("memory://", "nats://", "tls://")):
+            raise ValueError("must be memory:// or nats://host:port")
+        return value
+
+    @field_validator("default_tenant")
+    @classmethod
+    def _division_code(cls, value: str) -> str:
+        if not (len(value) == 6 and value.isdigit()):
+            raise ValueError("must be a six-digit GB/T 2260 division code such as 410100")
+        return value
+
+    @model_validator(mode="after")
+    def _production_secrets(self) -> Settings:
+        if self.env == "production" and self.secret_key.get_secret_value() == DEV_SECRET_KEY:
+            raise ValueError(
+                f"{ENV_PREFIX}SECRET_KEY must be set in production; the development default is refused"
+            )
+        if self.env == "production" and len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError(f"{ENV_PREFIX}SECRET_KEY must be at least 32 characters in production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def bus_backend(self) -> Literal["memory", "nats"]:
+        return "memory" if self.bus_url.startswith("memory://") else "nats"
+
+    def sqlite_path(self) -> Path | None:
+        """File of an embedded database (None for PostgreSQL or an in-memory SQLite)."""
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split(":///", 1)[1] if ":///" in self.database_url else ""
+        if not path or path.startswith(":memory:"):
+            return None
+        return Path(path.split("?", 1)[0])
+
+
+def _unknown_variables(environ: dict[str, str]) -> list[str]:
+    known = {f"{ENV_PREFIX}{name}".upper() for name in Settings.model_fields}
+    return sorted(
+        key
+        for key in environ
+        if key.upper().startswith(ENV_PREFIX)
+        and not key.upper().startswith(APP_ENV_PREFIX)
+        and key.upper() not in known
+    )
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"]) if item["loc"] else ""
+        variable = name.upper() if name else "settings"
+        if name and not variable.startswith(ENV_PREFIX):
+            variable = f"{ENV_PREFIX}{variable}"
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{variable}: {message}")
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and check the settings, raising :class:`SettingsError` with the variables at fault."""
+    unknown = _unknown_variables(dict(os.environ))
+    if unknown:
+        raise SettingsError(
+            "unknown setting(s): " + ", ".join(unknown) + " (see docs/configuration.md for the list)"
+        )
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

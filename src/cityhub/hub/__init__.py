@@ -1,0 +1,1 @@
+"""The one platform: tenancy, the context broker, ingestion, rules, dispatch, catalog."""

@@ -1,0 +1,1 @@
+"""Operating the hub: liveness, readiness, metrics, the installed applications and indicators."""

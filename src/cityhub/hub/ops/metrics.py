@@ -1,0 +1,83 @@
+"""Prometheus metrics. Each hub has its own registry so several hubs (tests) never share counters."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class HubMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "cityhub_http_requests_total",
+            "HTTP requests by method, route template and status.",
+            ("method", "route", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "cityhub_http_request_duration_seconds",
+            "HTTP request duration by method and route template.",
+            ("method", "route"),
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+
+    def add_gauges(self, collect: Callable[[], Iterable[Sample]]) -> None:
+        """Gauges read at scrape time from ``collect``'s samples."""
+        self.registry.register(_CallbackCollector(collect))
+
+
+#: name, help, labels, value
+Sample = tuple[str, str, dict[str, str], float]
+
+
+class _CallbackCollector(Collector):
+    def __init__(self, collect: Callable[[], Iterable[Sample]]) -> None:
+        self.collect_samples = collect
+
+    def collect(self) -> Iterable[Metric]:
+        families: dict[str, GaugeMetricFamily] = {}
+        for name, help_text, labels, value in self.collect_samples():
+            family = families.get(name)
+            if family is None:
+                family = families[name] = GaugeMetricFamily(name, help_text, labels=list(labels))
+            family.add_metric(list(labels.values()), value)
+        return list(families.values())
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: HubMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            route: Any = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "GET")
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)

@@ -1,0 +1,1 @@
+"""Tenants: administrative divisions (province → city → county) sharing one city hub."""

@@ -1,0 +1,1 @@
+"""Building blocks with no domain knowledge: database, errors, time, ids, logging."""

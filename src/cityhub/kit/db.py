@@ -1,0 +1,195 @@
+"""Database plumbing shared by every domain: the declarative base, column types, engines, sessions.
+
+SQLite (embedded default, WAL mode) and PostgreSQL 15 are both first-class: the same models, the same
+migrations. Types here hide their differences: ``JSONType`` is JSONB on PostgreSQL, ``UTCDateTime``
+hands back timezone-aware UTC datetimes on both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, MetaData, String, event, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    Session,
+    mapped_column,
+    with_loader_criteria,
+)
+from sqlalchemy.types import TypeDecorator
+
+from cityhub.kit.time import ensure_utc, utcnow
+
+log = logging.getLogger(__name__)
+
+#: Constraint names are deterministic so migrations can drop and alter them on both databases.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored with its zone on PostgreSQL and as UTC on SQLite; always read back aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; use cityhub.kit.time.utcnow()")
+        aware = ensure_utc(value)
+        return aware.replace(tzinfo=None) if dialect.name == "sqlite" else aware
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else ensure_utc(value)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType}
+
+
+class Timestamped:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, onupdate=utcnow, nullable=False
+    )
+
+
+class TenantOwned:
+    """Mixin for rows that belong to a tenant. Queries on a scoped session see only that tenant's rows
+    (see :func:`scope_to_tenant`), and new rows are stamped with it."""
+
+    tenant_code: Mapped[str] = mapped_column(String(6), index=True, nullable=False)
+
+
+TENANT_KEY = "cityhub.tenant"
+ALL_TENANTS = "cityhub.all_tenants"
+
+
+class CrossTenantWrite(Exception):
+    """A row of one tenant was written through a session scoped to another."""
+
+
+def scope_to_tenant(session: AsyncSession | Session, tenant_code: str | None) -> None:
+    """Scope every later ORM query of ``session`` to ``tenant_code`` (None lifts the scope).
+
+    This is the one place tenant isolation is enforced: endpoints and services never filter by
+    tenant by hand. A query that must see every tenant (platform maintenance) passes
+    ``execution_options(**{ALL_TENANTS: True})``.
+    """
+    session.info[TENANT_KEY] = tenant_code
+
+
+def current_tenant(session: AsyncSession | Session) -> str | None:
+    value = session.info.get(TENANT_KEY)
+    return value if isinstance(value, str) else None
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_tenant_rows(state: ORMExecuteState) -> None:
+    tenant = state.session.info.get(TENANT_KEY)
+    if tenant is None or state.execution_options.get(ALL_TENANTS):
+        return
+    if state.is_select or state.is_update or state.is_delete:
+        state.statement = state.statement.options(
+            with_loader_criteria(
+                TenantOwned, lambda cls: cls.tenant_code == tenant, include_aliases=True
+            )
+        )
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_tenant(session: Session, _context: Any, _instances: Any) -> None:
+    tenant = session.info.get(TENANT_KEY)
+    for obj in session.new:
+        if not isinstance(obj, TenantOwned):
+            continue
+        if obj.tenant_code is None:
+            if tenant is None:
+                raise CrossTenantWrite(f"{type(obj).__name__} needs a tenant and the session has none")
+            obj.tenant_code = tenant
+        elif tenant is not None and obj.tenant_code != tenant:
+            raise CrossTenantWrite(
+                f"{type(obj).__name__} of tenant {obj.tenant_code} written in tenant {tenant}"
+            )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """An async engine for ``url``; SQLite gets WAL and foreign keys, PostgreSQL a checked pool."""
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1].split("?", 1)[0] if ":///" in url else ""
+        if path and not path.startswith(":memory:"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, echo=echo)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def session_factory(engine: AsyncEngine, **info: Any) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit; ``info`` is copied into each session."""
+    return async_sessionmaker(engine, expire_on_commit=False, info=info)
+
+
+async def ping(engine: AsyncEngine, timeout: float = 3.0) -> None:
+    """Raise if the database does not answer ``SELECT 1`` within ``timeout`` seconds."""
+    async with asyncio.timeout(timeout), engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+async def wait_for_database(
+    engine: AsyncEngine,
+    *,
+    attempts: int,
+    max_delay: float,
+    on_retry: Callable[[int, float, BaseException], None] | None = None,
+) -> None:
+    """Try the database with exponential back-off (0.5 s doubling up to ``max_delay``).
+
+    Raises the last error after ``attempts`` failures, so a supervisor sees a clear exit instead of
+    a silent crash loop.
+    """
+    delay = 0.5
+    for attempt in range(1, attempts + 1):
+        try:
+            await ping(engine)
+            return
+        except Exception as error:
+            if attempt == attempts:
+                raise
+            if on_retry is not None:
+                on_retry(attempt, delay, error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+
+
+def backend_name(engine: AsyncEngine) -> str:
+    return engine.dialect.name

@@ -1,0 +1,16 @@
+"""Identifiers: time-ordered UUIDs (v7 layout) so primary keys index well and sort by creation."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+
+def new_id() -> uuid.UUID:
+    """A UUID whose first 48 bits are the Unix time in milliseconds (RFC 9562 version 7)."""
+    millis = time.time_ns() // 1_000_000
+    raw = bytearray(millis.to_bytes(6, "big") + os.urandom(10))
+    raw[6] = (raw[6] & 0x0F) | 0x70
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return uuid.UUID(bytes=bytes(raw))

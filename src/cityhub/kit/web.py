@@ -1,0 +1,162 @@
+"""HTTP plumbing shared by every API: problem-details rendering, body limits, request-scoped
+database sessions and the request's tenant.
+
+The session dependency commits when the endpoint returns and before the response is sent (FastAPI
+dependency scope "function"), so a failed commit becomes an error response, never a false 2xx.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cityhub.kit.db import scope_to_tenant
+from cityhub.kit.errors import (
+    HubError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NonexistentTenant,
+    NotFound,
+    PayloadTooLarge,
+)
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+TENANT_HEADER = "NGSILD-Tenant"
+
+TenantResolver = Callable[[AsyncSession, str], Awaitable[None]]
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_JSON
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def problem(error: HubError, request: Request | None = None) -> ProblemResponse:
+    instance = request.url.path if request is not None else None
+    return ProblemResponse(error.to_problem(instance), status_code=error.status)
+
+
+def _validation_detail(error: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    issues = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item.get("loc", ()))
+        issues.append({"location": location, "message": item.get("msg", "invalid")})
+    if any(item.get("type") == "json_invalid" for item in error.errors()):
+        return "request body is not valid JSON", issues
+    summary = "; ".join(f"{issue['location']}: {issue['message']}" for issue in issues[:5])
+    return summary or "request does not validate", issues
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as problem details: ours, FastAPI's validation, Starlette's 404/405, and
+    anything unexpected (a logged 500 that says nothing about internals)."""
+
+    @app.exception_handler(HubError)
+    async def _hub_error(request: Request, error: HubError) -> Response:
+        return problem(error, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, error: RequestValidationError) -> Response:
+        detail, issues = _validation_detail(error)
+        return problem(InvalidRequest(detail, errors=issues), request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 404:
+            return problem(NotFound(f"no resource at {request.url.path}"), request)
+        if error.status_code == 405:
+            return problem(MethodNotAllowed(f"{request.method} is not allowed here"), request)
+        generic = HubError(str(error.detail))
+        body = generic.to_problem(request.url.path) | {"status": error.status_code, "title": "HTTP error"}
+        return ProblemResponse(body, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(HubError("the hub failed to process the request; the error is logged"), request)
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over ``max_bytes`` with 413, whether announced by Content-Length or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+        received = 0
+        too_large = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    too_large = True
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes")
+        response = ProblemResponse(error.to_problem(scope.get("path")), status_code=413)
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request; committed when the endpoint returns, rolled back on error."""
+    async with request.app.state.sessions() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+
+
+DbSession = Annotated[AsyncSession, Depends(db_session, scope="function")]
+
+
+async def request_tenant(request: Request, session: DbSession) -> str:
+    """The tenant named by the ``NGSILD-Tenant`` header (or the hub's default), checked to exist;
+    the request's session is scoped to it from here on."""
+    code = request.headers.get(TENANT_HEADER) or request.app.state.default_tenant
+    if not (len(code) == 6 and code.isdigit()):
+        raise NonexistentTenant(f"tenant {code!r} is not a six-digit GB/T 2260 division code")
+    resolver: TenantResolver = request.app.state.tenant_resolver
+    await resolver(session, code)
+    scope_to_tenant(session, code)
+    request.state.tenant = code
+    return code
+
+
+RequestTenant = Annotated[str, Depends(request_tenant, scope="function")]

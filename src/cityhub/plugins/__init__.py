@@ -1,0 +1,80 @@
+"""The plug-in API: the only module applications import from CityHub.
+
+An application is a :class:`HubApp` subclass with a :class:`Manifest`, published under the
+entry-point group ``cityhub.apps``. Everything it needs from the hub is re-exported here: the
+registry, errors, events and the outbox, the database base classes and request dependencies.
+"""
+
+from __future__ import annotations
+
+from cityhub.bus import Event, enqueue
+from cityhub.kit.db import Base, TenantOwned, Timestamped
+from cityhub.kit.errors import (
+    AlreadyExists,
+    BadRequestData,
+    Conflict,
+    Forbidden,
+    HubError,
+    InvalidRequest,
+    NotFound,
+    UnprocessableEntity,
+)
+from cityhub.kit.time import isoformat, utcnow
+from cityhub.kit.web import TENANT_HEADER, DbSession, RequestTenant
+from cityhub.plugins.indicators import Indicator, TaskArea
+from cityhub.plugins.lifecycle import AppContext, AppStatus, EventCounts, HubApp, Platform, TenantInfo
+from cityhub.plugins.loader import ENTRY_POINT_GROUP, AppRunner, Discovered, discover
+from cityhub.plugins.manifest import AppSettings, Manifest
+from cityhub.plugins.registry import (
+    AppRegistry,
+    CaseType,
+    DuplicateRegistration,
+    EntityType,
+    IndicatorValue,
+    Registry,
+    RegistryClosed,
+    RuleTemplate,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "TENANT_HEADER",
+    "AlreadyExists",
+    "AppContext",
+    "AppRegistry",
+    "AppRunner",
+    "AppSettings",
+    "AppStatus",
+    "BadRequestData",
+    "Base",
+    "CaseType",
+    "Conflict",
+    "DbSession",
+    "Discovered",
+    "DuplicateRegistration",
+    "EntityType",
+    "Event",
+    "EventCounts",
+    "Forbidden",
+    "HubApp",
+    "HubError",
+    "Indicator",
+    "IndicatorValue",
+    "InvalidRequest",
+    "Manifest",
+    "NotFound",
+    "Platform",
+    "Registry",
+    "RegistryClosed",
+    "RequestTenant",
+    "RuleTemplate",
+    "TaskArea",
+    "TenantInfo",
+    "TenantOwned",
+    "Timestamped",
+    "UnprocessableEntity",
+    "discover",
+    "enqueue",
+    "isoformat",
+    "utcnow",
+]

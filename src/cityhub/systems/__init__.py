@@ -1,0 +1,1 @@
+"""The three systems: information infrastructure, standards, cybersecurity."""

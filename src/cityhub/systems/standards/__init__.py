@@ -1,0 +1,1 @@
+"""The standards system: code tables, data models and validation, evaluation indicators."""
