@@ -11,10 +11,10 @@ import os
 import socket
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "CITYHUB_"
 #: Applications read their own settings from CITYHUB_APP_<NAME>_*; those are checked by each app.
@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     outbox_retention_hours: int = Field(
         168, ge=1, description="How long published outbox rows are kept for inspection."
     )
-    apps_disabled: list[str] = Field(
+    apps_disabled: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated names of installed apps not to load."
     )
 

@@ -29,6 +29,7 @@ def target_metadata() -> MetaData:
 def alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", str(MIGRATIONS / "versions"))
     config.attributes["connection"] = connection
     return config

@@ -136,14 +136,19 @@ class NatsBus(Bus):
         await self._connect()
         if self._stopping.is_set():
             return
+        bound: list[asyncio.Event] = []
         for subscription in self.subscriptions:
             for event_class in subscription.event_types:
+                bound.append(asyncio.Event())
                 self._tasks.append(
                     asyncio.create_task(
-                        self._consume(subscription, event_class.event_type),
+                        self._consume(subscription, event_class.event_type, bound[-1]),
                         name=f"nats-consumer-{subscription.name}-{event_class.event_type}",
                     )
                 )
+        # Ready only once every durable consumer exists: a new one starts at DeliverPolicy.NEW, so
+        # an event published before it is created (e.g. by the outbox relay) would never reach it.
+        await asyncio.gather(*(event.wait() for event in bound))
         self._ready.set()
         log.info(
             "NATS bus connected to %s (stream %s, %d consumers)",
@@ -190,7 +195,7 @@ class NatsBus(Bus):
             raise BusUnavailable(f"NATS at {self.url} does not answer: {error!r}") from error
 
     # -- consuming ----------------------------------------------------------------------------
-    async def _consume(self, subscription: Subscription, event_type: str) -> None:
+    async def _consume(self, subscription: Subscription, event_type: str, bound: asyncio.Event) -> None:
         name = self.consumer_name(subscription, event_type)
         config = ConsumerConfig(
             durable_name=name,
@@ -207,6 +212,7 @@ class NatsBus(Bus):
                 if pull is None:
                     assert self._js is not None
                     pull = await self._bind(name, config)
+                    bound.set()
                 messages = await pull.fetch(self.fetch_batch, timeout=1)
             except (NatsTimeout, TimeoutError):
                 continue

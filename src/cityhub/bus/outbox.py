@@ -110,6 +110,7 @@ class OutboxRelay:
         self.retention = retention
         self.max_backoff = max_backoff
         self._wakeup = asyncio.Event()
+        self._draining = asyncio.Lock()  # one drain at a time in this process
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._last_prune: datetime | None = None
@@ -158,11 +159,12 @@ class OutboxRelay:
     async def drain(self) -> int:
         """Publish every pending row; returns how many were published. Raises BusUnavailable."""
         total = 0
-        while True:
-            sent = await self._publish_batch()
-            total += sent
-            if sent < self.batch_size:
-                break
+        async with self._draining:
+            while True:
+                sent = await self._publish_batch()
+                total += sent
+                if sent < self.batch_size:
+                    break
         if total and self.bus_down_since is not None:
             log.info("bus is back; outbox drained")
             self.bus_down_since = None

@@ -65,13 +65,11 @@ async def create_tenant(session: AsyncSession, data: TenantCreate) -> Tenant:
     level = divisions.level_of(code)
     parent_code = data.parent_code if data.parent_code is not None else divisions.parent_of(code)
     if parent_code is not None:
-        if parent_code == code:
-            raise BadRequestData("a tenant cannot be its own parent")
+        if parent_code not in divisions.lineage(code)[:-1]:
+            raise BadRequestData(f"{parent_code} is not above {code} in the division tree")
         parent = await session.get(Tenant, parent_code)
         if parent is None:
             raise BadRequestData(f"parent tenant {parent_code} does not exist; create it first")
-        if _rank(parent.level) >= _rank(level):
-            raise BadRequestData(f"a {level} cannot sit under a {parent.level} ({parent_code})")
     known = divisions.lookup(code)
     name = data.name or (known.name if known else None)
     if name is None:
@@ -115,7 +113,3 @@ async def ensure_tenant_with_ancestors(session: AsyncSession, code: str) -> list
         if await session.get(Tenant, item) is None:
             created.append(await create_tenant(session, TenantCreate(code=item)))
     return created
-
-
-def _rank(level: str) -> int:
-    return {"province": 0, "city": 1, "county": 2}[level]

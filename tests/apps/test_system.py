@@ -1,0 +1,58 @@
+"""The built-in system app, loaded through its entry point by a started hub."""
+
+from __future__ import annotations
+
+import httpx
+
+
+async def test_status_for_the_default_tenant(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/system/status")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["tenant"]["code"] == "410100"
+    assert body["tenant"]["name"] == "郑州市"
+    assert body["platform"]["database"] in {"sqlite", "postgresql"}
+    assert body["platform"]["bus"] == "memory"
+    assert body["platform"]["checks"] == {"database": "ok", "bus": "ok"}
+    assert {"name": "system", "state": "running"}.items() <= body["apps"][0].items()
+
+
+async def test_status_per_tenant(client: httpx.AsyncClient) -> None:
+    await client.post("/api/v1/tenants", json={"code": "410105"})
+    city = (await client.get("/api/v1/system/status")).json()
+    assert city["tenant"]["children"] == ["410105"]
+    district = await client.get("/api/v1/system/status", headers={"NGSILD-Tenant": "410105"})
+    assert district.status_code == 200
+    assert district.json()["tenant"]["parent_code"] == "410100"
+    assert district.json()["events"]["pending"] + district.json()["events"]["published_last_24h"] == 1
+
+
+async def test_unknown_or_malformed_tenant_header(client: httpx.AsyncClient) -> None:
+    for header in ("410199", "zhengzhou"):
+        response = await client.get("/api/v1/system/status", headers={"NGSILD-Tenant": header})
+        assert response.status_code == 404
+        assert response.json()["type"].endswith("NonexistentTenant")
+
+
+async def test_apps_listing_shows_contributions(client: httpx.AsyncClient) -> None:
+    [system] = (await client.get("/api/v1/apps")).json()
+    assert system["name"] == "system"
+    assert system["state"] == "running"
+    assert system["contributes"]["routers"] == ["/api/v1/system"]
+    assert system["contributes"]["indicators"] == ["city_hub_platform"]
+
+
+async def test_hub_platform_indicator_counts_the_subtree(client: httpx.AsyncClient) -> None:
+    for code in ("410102", "410105"):
+        await client.post("/api/v1/tenants", json={"code": code})
+    body = (await client.get("/api/v1/indicators")).json()
+    [value] = body["indicators"]
+    assert (value["indicator"], value["task_area"], value["value"]) == ("city_hub_platform", "infrastructure", 3)
+    province = (await client.get("/api/v1/indicators", headers={"NGSILD-Tenant": "410000"})).json()
+    assert province["indicators"][0]["value"] == 4
+
+
+async def test_openapi_includes_app_routes(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert "/api/v1/system/status" in paths
+    assert "/api/v1/tenants" in paths

@@ -1,0 +1,145 @@
+"""Column types and tenant scoping on the database under test (SQLite or PostgreSQL).
+
+The scoping tests use a table of their own, made here: they test the kit's mechanism, which every
+tenant-owned table of the hub relies on, not the hub's schema (that comes from the migrations)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import MetaData, String, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from cityhub.kit.db import (
+    ALL_TENANTS,
+    NAMING_CONVENTION,
+    CrossTenantWrite,
+    JSONType,
+    TenantOwned,
+    UTCDateTime,
+    create_engine,
+    current_tenant,
+    ping,
+    scope_to_tenant,
+    session_factory,
+)
+
+
+class _Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Sensor(TenantOwned, _Base):
+    __tablename__ = "kit_test_sensor"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    reading: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    async with engine.begin() as connection:
+        await connection.run_sync(_Base.metadata.create_all)
+    yield engine
+    await engine.dispose()
+
+
+async def test_ping(engine: AsyncEngine) -> None:
+    await ping(engine)
+
+
+async def test_datetimes_come_back_aware_utc(engine: AsyncEngine) -> None:
+    sessions = session_factory(engine)
+    beijing = timezone(timedelta(hours=8))
+    async with sessions() as session, session.begin():
+        session.add(Sensor(id="s1", tenant_code="410102", seen_at=datetime(2026, 5, 1, 8, tzinfo=beijing)))
+    async with sessions() as session:
+        row = await session.get(Sensor, "s1")
+        assert row is not None
+        assert row.seen_at == datetime(2026, 5, 1, 0, tzinfo=UTC)
+        assert row.seen_at.tzinfo is not None
+
+
+async def test_naive_datetimes_are_refused(engine: AsyncEngine) -> None:
+    sessions = session_factory(engine)
+    with pytest.raises(Exception, match="naive datetime"):
+        async with sessions() as session, session.begin():
+            session.add(Sensor(id="s2", tenant_code="410102", seen_at=datetime(2026, 5, 1)))  # noqa: DTZ001
+
+
+async def test_json_round_trip(engine: AsyncEngine) -> None:
+    sessions = session_factory(engine)
+    reading = {"pm25": 35.5, "station": "郑州市监测站", "tags": ["a", "b"], "ok": True}
+    async with sessions() as session, session.begin():
+        session.add(Sensor(id="s3", tenant_code="410102", reading=reading))
+    async with sessions() as session:
+        row = await session.get(Sensor, "s3")
+        assert row is not None and row.reading == reading
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as connection:
+            kind = await connection.scalar(
+                select(_column_type()).select_from(Sensor).where(Sensor.id == "s3")
+            )
+            assert kind == "jsonb"
+
+
+def _column_type() -> Any:
+    from sqlalchemy import func
+
+    return func.pg_typeof(Sensor.reading)
+
+
+async def _seed(engine: AsyncEngine) -> None:
+    async with session_factory(engine)() as session, session.begin():
+        session.add_all(
+            [
+                Sensor(id="zy-1", tenant_code="410102"),
+                Sensor(id="zy-2", tenant_code="410102"),
+                Sensor(id="js-1", tenant_code="410105"),
+            ]
+        )
+
+
+async def test_scoped_session_sees_only_its_tenant(engine: AsyncEngine) -> None:
+    await _seed(engine)
+    async with session_factory(engine)() as session:
+        scope_to_tenant(session, "410105")
+        assert current_tenant(session) == "410105"
+        assert list(await session.scalars(select(Sensor.id))) == ["js-1"]
+        assert await session.get(Sensor, "zy-1") is None  # primary-key look-ups are scoped too
+        everything = await session.scalars(
+            select(Sensor.id).order_by(Sensor.id).execution_options(**{ALL_TENANTS: True})
+        )
+        assert list(everything) == ["js-1", "zy-1", "zy-2"]
+
+
+async def test_scoped_bulk_update_touches_only_its_tenant(engine: AsyncEngine) -> None:
+    await _seed(engine)
+    async with session_factory(engine)() as session, session.begin():
+        scope_to_tenant(session, "410102")
+        await session.execute(update(Sensor).values(reading={"cleared": True}))
+    async with session_factory(engine)() as session:
+        rows = {s.id: s.reading for s in await session.scalars(select(Sensor))}
+    assert rows == {"zy-1": {"cleared": True}, "zy-2": {"cleared": True}, "js-1": None}
+
+
+async def test_new_rows_are_stamped_and_cross_tenant_writes_refused(engine: AsyncEngine) -> None:
+    async with session_factory(engine)() as session, session.begin():
+        scope_to_tenant(session, "410103")
+        session.add(Sensor(id="eq-1"))
+    async with session_factory(engine)() as session:
+        row = await session.get(Sensor, "eq-1")
+        assert row is not None and row.tenant_code == "410103"
+    with pytest.raises(CrossTenantWrite, match="410105"):
+        async with session_factory(engine)() as session, session.begin():
+            scope_to_tenant(session, "410103")
+            session.add(Sensor(id="eq-2", tenant_code="410105"))
+    with pytest.raises(CrossTenantWrite, match="needs a tenant"):
+        async with session_factory(engine)() as session, session.begin():
+            session.add(Sensor(id="eq-3"))

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import pytest
+
+from cityhub.config import DEV_SECRET_KEY, Settings, SettingsError, load_settings
+
+
+def test_defaults_are_the_embedded_hub() -> None:
+    settings = load_settings()
+    assert settings.is_sqlite
+    assert settings.database_url.endswith("./var/cityhub.db")
+    assert settings.bus_backend == "memory"
+    assert settings.env == "development"
+
+
+def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CITYHUB_MAX_BODY_BYTES", "lots")
+    with pytest.raises(SettingsError, match="CITYHUB_MAX_BODY_BYTES"):
+        load_settings()
+
+
+def test_unknown_database_driver_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", "mysql://root@localhost/hub")
+    with pytest.raises(SettingsError, match="CITYHUB_DATABASE_URL.*asyncpg"):
+        load_settings()
+
+
+def test_typo_in_a_variable_name_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CITYHUB_DATABSE_URL", "sqlite+aiosqlite:///x.db")
+    with pytest.raises(SettingsError, match="CITYHUB_DATABSE_URL"):
+        load_settings()
+
+
+def test_app_settings_prefix_is_left_to_apps(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CITYHUB_APP_TRAFFIC_SPEED_TABLE", "2024")
+    assert load_settings().env == "development"
+
+
+def test_production_refuses_the_development_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CITYHUB_ENV", "production")
+    with pytest.raises(SettingsError, match="CITYHUB_SECRET_KEY"):
+        load_settings()
+    monkeypatch.setenv("CITYHUB_SECRET_KEY", "short")
+    with pytest.raises(SettingsError, match="32 characters"):
+        load_settings()
+    monkeypatch.setenv("CITYHUB_SECRET_KEY", "x" * 40)
+    assert load_settings().secret_key.get_secret_value() == "x" * 40
+
+
+def test_development_accepts_its_default_secret() -> None:
+    assert Settings().secret_key.get_secret_value() == DEV_SECRET_KEY
+
+
+def test_default_tenant_must_be_a_division_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CITYHUB_DEFAULT_TENANT", "zhengzhou")
+    with pytest.raises(SettingsError, match="CITYHUB_DEFAULT_TENANT.*six-digit"):
+        load_settings()
+
+
+def test_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CITYHUB_APPS_DISABLED", "traffic, environment")
+    assert load_settings().apps_disabled == ["traffic", "environment"]
+
+
+def test_env_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("CITYHUB_LOG_FORMAT=json\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(Settings, "model_config", {**Settings.model_config, "env_file": ".env"})
+    assert load_settings().log_format == "json"
