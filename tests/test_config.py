@@ -21,7 +21,7 @@ def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_unknown_database_driver_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CITYHUB_DATABASE_URL", "mysql://root@localhost/hub")
-    with pytest.raises(SettingsError, match="CITYHUB_DATABASE_URL.*asyncpg"):
+    with pytest.raises(SettingsError, match=r"CITYHUB_DATABASE_URL.*asyncpg"):
         load_settings()
 
 
@@ -53,7 +53,7 @@ def test_development_accepts_its_default_secret() -> None:
 
 def test_default_tenant_must_be_a_division_code(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CITYHUB_DEFAULT_TENANT", "zhengzhou")
-    with pytest.raises(SettingsError, match="CITYHUB_DEFAULT_TENANT.*six-digit"):
+    with pytest.raises(SettingsError, match=r"CITYHUB_DEFAULT_TENANT.*six-digit"):
         load_settings()
 
 

@@ -2,8 +2,10 @@
 
 Start-up order: default tenant → applications (setup, then the registry is closed, their consumers
 subscribed and their routers mounted) → bus → outbox relay. Shutdown tears the apps down, drains
-the outbox one last time, then closes the bus, so a clean stop leaves no event behind. Migrations are not run here: ``cityhub serve`` and ``cityhub db upgrade``
-apply them once, before any worker starts.
+the outbox one last time, then closes the bus, so a clean stop leaves no event behind.
+
+Migrations are not run here: ``cityhub serve`` and ``cityhub db upgrade`` apply them once, before
+any worker starts.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ class Hub:
             settings.bus_url, stream=settings.bus_stream, instance_name=settings.instance_name
         )
         # Sessions wake the relay after a commit that added events (see cityhub.bus.outbox).
-        self.sessions = session_factory(self.engine, **{WAKE_KEY: lambda: self.relay.wake()})
-        self.relay = OutboxRelay(
+        self.sessions = session_factory(self.engine, **{WAKE_KEY: self._wake_relay})
+        self.relay: OutboxRelay = OutboxRelay(
             self.sessions,
             self.bus,
             poll_interval=settings.outbox_poll_interval,
@@ -56,6 +58,9 @@ class Hub:
         self.metrics = HubMetrics()
         self.metrics.add_gauges(self._gauges)
         self._outbox_pending = 0.0
+
+    def _wake_relay(self) -> None:
+        self.relay.wake()
 
     async def start(self, app: FastAPI) -> None:
         await self._ensure_default_tenant()
@@ -96,22 +101,35 @@ class Hub:
         self._outbox_pending = float(await self.relay.pending())
 
     def _gauges(self) -> Iterable[Sample]:
-        yield ("cityhub_info", "Version and backends of this hub process.", {
-            "version": __version__,
-            "database": self.platform.database_backend,
-            "bus": self.bus.backend,
-        }, 1.0)
+        yield (
+            "cityhub_info",
+            "Version and backends of this hub process.",
+            {
+                "version": __version__,
+                "database": self.platform.database_backend,
+                "bus": self.bus.backend,
+            },
+            1.0,
+        )
         yield ("cityhub_outbox_pending", "Committed events not yet on the bus.", {}, self._outbox_pending)
         for name, value in (
             ("published", self.bus.stats.published),
             ("delivered", self.bus.stats.delivered),
             ("failed", self.bus.stats.failed),
         ):
-            yield ("cityhub_bus_events", "Events through this process's bus since start.", {"outcome": name},
-                   float(value))
+            yield (
+                "cityhub_bus_events",
+                "Events through this process's bus since start.",
+                {"outcome": name},
+                float(value),
+            )
         for status in self.runner.statuses:
-            yield ("cityhub_app_up", "1 if the application is running.", {"app": status.manifest.name},
-                   1.0 if status.state == "running" else 0.0)
+            yield (
+                "cityhub_app_up",
+                "1 if the application is running.",
+                {"app": status.manifest.name},
+                1.0 if status.state == "running" else 0.0,
+            )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -57,9 +57,7 @@ async def downgrade(engine: AsyncEngine, target: str) -> None:
 
 async def current(engine: AsyncEngine) -> str | None:
     async with engine.connect() as connection:
-        return await connection.run_sync(
-            lambda sync: MigrationContext.configure(sync).get_current_revision()
-        )
+        return await connection.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
 
 
 def make_revision(url_engine_connection: Connection, message: str, autogenerate: bool) -> None:

@@ -47,7 +47,11 @@ async def test_hub_platform_indicator_counts_the_subtree(client: httpx.AsyncClie
         await client.post("/api/v1/tenants", json={"code": code})
     body = (await client.get("/api/v1/indicators")).json()
     [value] = body["indicators"]
-    assert (value["indicator"], value["task_area"], value["value"]) == ("city_hub_platform", "infrastructure", 3)
+    assert (value["indicator"], value["task_area"], value["value"]) == (
+        "city_hub_platform",
+        "infrastructure",
+        3,
+    )
     province = (await client.get("/api/v1/indicators", headers={"NGSILD-Tenant": "410000"})).json()
     assert province["indicators"][0]["value"] == 4
 

@@ -57,7 +57,9 @@ async def test_pagination(client: httpx.AsyncClient) -> None:
         ({"code": "000000"}, 400, "not a GB/T 2260 division code"),
     ],
 )
-async def test_bad_tenants_are_refused(client: httpx.AsyncClient, body: dict, status: int, fragment: str) -> None:
+async def test_bad_tenants_are_refused(
+    client: httpx.AsyncClient, body: dict, status: int, fragment: str
+) -> None:
     response = await client.post("/api/v1/tenants", json=body)
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
@@ -99,7 +101,9 @@ async def test_creation_event_goes_through_the_outbox(app: FastAPI, client: http
     mine = [(e.code, e.tenant, e.parent_code) for e in seen if e.code == "410108"]
     assert mine == [("410108", "410108", "410100")]
     async with hub.sessions() as session:
-        row = (await session.scalars(select(OutboxMessage).where(OutboxMessage.tenant_code == "410108"))).one()
+        row = (
+            await session.scalars(select(OutboxMessage).where(OutboxMessage.tenant_code == "410108"))
+        ).one()
         assert row.published_at is not None
 
 

@@ -80,7 +80,8 @@ async def test_json_round_trip(engine: AsyncEngine) -> None:
         session.add(Sensor(id="s3", tenant_code="410102", reading=reading))
     async with sessions() as session:
         row = await session.get(Sensor, "s3")
-        assert row is not None and row.reading == reading
+        assert row is not None
+        assert row.reading == reading
     if engine.dialect.name == "postgresql":
         async with engine.connect() as connection:
             kind = await connection.scalar(
@@ -135,7 +136,8 @@ async def test_new_rows_are_stamped_and_cross_tenant_writes_refused(engine: Asyn
         session.add(Sensor(id="eq-1"))
     async with session_factory(engine)() as session:
         row = await session.get(Sensor, "eq-1")
-        assert row is not None and row.tenant_code == "410103"
+        assert row is not None
+        assert row.tenant_code == "410103"
     with pytest.raises(CrossTenantWrite, match="410105"):
         async with session_factory(engine)() as session, session.begin():
             scope_to_tenant(session, "410103")

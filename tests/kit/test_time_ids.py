@@ -15,7 +15,8 @@ def test_utcnow_is_aware() -> None:
 
 
 def test_naive_is_taken_as_utc_and_offsets_converted() -> None:
-    assert ensure_utc(datetime(2026, 1, 1, 8)) == datetime(2026, 1, 1, 8, tzinfo=UTC)
+    naive = datetime(2026, 1, 1, 8)  # noqa: DTZ001
+    assert ensure_utc(naive) == datetime(2026, 1, 1, 8, tzinfo=UTC)
     beijing = timezone(timedelta(hours=8))
     assert ensure_utc(datetime(2026, 1, 1, 8, tzinfo=beijing)) == datetime(2026, 1, 1, 0, tzinfo=UTC)
 
@@ -28,7 +29,7 @@ def test_iso_round_trip(moment: datetime) -> None:
 
 
 def test_parse_rejects_garbage() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Invalid isoformat"):
         parse_datetime("yesterday")
 
 

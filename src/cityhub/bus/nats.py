@@ -240,9 +240,7 @@ class NatsBus(Bus):
 
     async def _handle(self, subscription: Subscription, consumer: str, message: Any) -> None:
         headers = message.headers or {}
-        event_type = headers.get(EVENT_TYPE_HEADER) or message.subject.removeprefix(
-            self.subject_prefix + "."
-        )
+        event_type = headers.get(EVENT_TYPE_HEADER) or message.subject.removeprefix(self.subject_prefix + ".")
         try:
             event = decode_event(event_type, message.data)
         except (UnknownEventType, ValueError) as error:

@@ -224,4 +224,3 @@ class OutboxRelay:
             await session.execute(
                 delete(OutboxMessage).where(OutboxMessage.published_at < now - self.retention)
             )
-

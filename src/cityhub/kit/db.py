@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, MetaData, String, event, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -64,7 +64,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSONType}
 
 
 class Timestamped:
@@ -111,9 +111,7 @@ def _scope_tenant_rows(state: ORMExecuteState) -> None:
         return
     if state.is_select or state.is_update or state.is_delete:
         state.statement = state.statement.options(
-            with_loader_criteria(
-                TenantOwned, lambda cls: cls.tenant_code == tenant, include_aliases=True
-            )
+            with_loader_criteria(TenantOwned, lambda cls: cls.tenant_code == tenant, include_aliases=True)
         )
 
 

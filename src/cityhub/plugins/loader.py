@@ -128,9 +128,11 @@ class AppRunner:
                 failed.add(manifest.name)
                 continue
             try:
-                settings = manifest.settings_model(_env_prefix=manifest.settings_prefix()) if (
-                    manifest.settings_model
-                ) else None
+                settings = (
+                    manifest.settings_model(_env_prefix=manifest.settings_prefix())
+                    if (manifest.settings_model)
+                    else None
+                )
                 app = item.app_class()
                 context = AppContext(
                     manifest=manifest,

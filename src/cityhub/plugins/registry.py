@@ -118,7 +118,9 @@ class Registry:
             "rule_templates": sorted(k for k, t in self.rule_templates.items() if t.app == app),
             "case_types": sorted(k for k, t in self.case_types.items() if t.app == app),
             "indicators": sorted(
-                i.value for i, providers in self.indicator_providers.items() if any(a == app for a, _ in providers)
+                i.value
+                for i, providers in self.indicator_providers.items()
+                if any(a == app for a, _ in providers)
             ),
             "consumers": [c.name for c in self.consumers if c.app == app],
         }
@@ -152,7 +154,9 @@ class AppRegistry:
             raise DuplicateRegistration(f"entity type {name} already registered")
         self._registry.entity_types[name] = EntityType(self.app, name, title_zh, title_en, schema)
 
-    def add_rule_template(self, key: str, *, title_zh: str, title_en: str, definition: dict[str, Any]) -> None:
+    def add_rule_template(
+        self, key: str, *, title_zh: str, title_en: str, definition: dict[str, Any]
+    ) -> None:
         self._check_open()
         if key in self._registry.rule_templates:
             raise DuplicateRegistration(f"rule template {key} already registered")

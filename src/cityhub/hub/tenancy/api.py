@@ -11,7 +11,6 @@ from cityhub.kit.web import DbSession
 router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"])
 
 
-
 @router.get("", response_model=TenantPage, summary="List tenants (the division tree, flat)")
 async def list_tenants(
     session: DbSession,

@@ -27,9 +27,7 @@ def _try_postgis() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
         return
-    available = bind.execute(
-        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")
-    ).scalar()
+    available = bind.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")).scalar()
     if not available:
         log.warning("PostGIS is not installed on this PostgreSQL server; geo queries use the fallback")
         return
