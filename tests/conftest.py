@@ -127,3 +127,13 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
         yield http
+
+
+@pytest.fixture
+async def stream() -> AsyncIterator[str]:
+    """A JetStream stream name of this test alone on the shared NATS server, deleted afterwards."""
+    from tests.bus.support import delete_stream, unique_stream
+
+    name = unique_stream()
+    yield name
+    await delete_stream(NATS_URL, name)

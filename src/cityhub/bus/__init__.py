@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cityhub.bus.base import Bus, BusUnavailable, Handler, Subscription
 from cityhub.bus.events import Event, decode_event, event_class, registered_event_types
+from cityhub.bus.inbox import InboxReceipt, first_delivery
 from cityhub.bus.memory import InProcessBus
 from cityhub.bus.outbox import OutboxMessage, OutboxRelay, enqueue
 
@@ -13,6 +14,7 @@ __all__ = [
     "Event",
     "Handler",
     "InProcessBus",
+    "InboxReceipt",
     "OutboxMessage",
     "OutboxRelay",
     "Subscription",
@@ -20,6 +22,7 @@ __all__ = [
     "decode_event",
     "enqueue",
     "event_class",
+    "first_delivery",
     "registered_event_types",
 ]
 

@@ -174,6 +174,10 @@ class NatsBus(Bus):
     async def publish(self, event: Event) -> None:
         if self._js is None or self._nc is None or not self._nc.is_connected:
             raise BusUnavailable(f"not connected to NATS at {self.url}")
+        if not self._ready.is_set():
+            # Consumers are created with DeliverPolicy.NEW: publishing before they exist would
+            # leave the event in the stream but unseen by them. The outbox keeps it meanwhile.
+            raise BusUnavailable("NATS consumers are still being set up")
         try:
             await self._js.publish(
                 self.subject(event.event_type),

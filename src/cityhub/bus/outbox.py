@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from cityhub.bus.base import Bus, BusUnavailable
 from cityhub.bus.events import Event, UnknownEventType, decode_event
+from cityhub.bus.inbox import prune_receipts
 from cityhub.kit.db import Base, UTCDateTime
 from cityhub.kit.time import utcnow
 
@@ -224,3 +225,4 @@ class OutboxRelay:
             await session.execute(
                 delete(OutboxMessage).where(OutboxMessage.published_at < now - self.retention)
             )
+            await prune_receipts(session, now - self.retention)
