@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,8 +12,8 @@ from typer.testing import CliRunner
 
 from cityhub import __version__
 from cityhub.cli import app
+from tests.processes import free_port, hub_env, running_hub
 
-ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
@@ -39,7 +35,7 @@ def test_db_upgrade_and_current(empty_database_url: str) -> None:
     assert "behind" in before.stdout
     upgraded = invoke("db", "upgrade", env=env)
     assert upgraded.exit_code == 0, upgraded.output
-    assert "applied 1 migration(s)" in upgraded.stdout
+    assert "applied 2 migration(s)" in upgraded.stdout
     after = invoke("db", "current", env=env)
     assert after.exit_code == 0
     assert "up to date" in after.stdout
@@ -67,65 +63,43 @@ def test_tenants_add_and_list(database_url: str) -> None:
     assert "invalid input" in bad.output
 
 
+def test_tenant_commands_need_a_migrated_database(empty_database_url: str) -> None:
+    result = invoke("tenants", "list", env={"CITYHUB_DATABASE_URL": empty_database_url})
+    assert result.exit_code == 1
+    assert "run `cityhub db upgrade` first" in result.output
+
+
+def test_instance_name_with_several_workers_is_refused() -> None:
+    result = invoke("serve", "--workers", "2", env={"CITYHUB_INSTANCE_NAME": "hub-a"})
+    assert result.exit_code == 2
+    assert "CITYHUB_INSTANCE_NAME" in result.output
+
+
 def test_configuration_error_names_the_variable() -> None:
     result = invoke("db", "current", env={"CITYHUB_LOG_FORMAT": "xml"})
     assert result.exit_code == 2
     assert "CITYHUB_LOG_FORMAT" in result.output
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYHUB_")}
-    return env | extra
-
-
 @pytest.mark.slow
 def test_serve_migrates_serves_and_stops_gracefully(empty_database_url: str, tmp_path: Path) -> None:
-    port = _free_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cityhub", "serve", "--port", str(port)],
-            cwd=tmp_path,
-            env=_clean_env(CITYHUB_DATABASE_URL=empty_database_url, CITYHUB_LOG_FORMAT="json"),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            status = None
-            while time.monotonic() < deadline and process.poll() is None:
-                try:
-                    status = httpx.get(f"http://127.0.0.1:{port}/api/v1/system/status", timeout=1)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            assert status is not None, log.read_text()
-            assert status.status_code == 200
-            assert status.json()["tenant"]["code"] == "410100"
-            process.send_signal(signal.SIGTERM)
-            # uvicorn shuts down cleanly, then re-raises the signal for the supervisor to see
-            assert process.wait(timeout=30) in (0, -signal.SIGTERM)
-        finally:
-            if process.poll() is None:
-                process.kill()
-    text = log.read_text()
-    assert "applied migrations: 0001" in text
+    settings = {"CITYHUB_DATABASE_URL": empty_database_url, "CITYHUB_LOG_FORMAT": "json"}
+    with running_hub(tmp_path, "hub", **settings) as hub:
+        status = httpx.get(f"{hub.url}/api/v1/system/status", timeout=5)
+        assert status.status_code == 200
+        assert status.json()["tenant"]["code"] == "410100"
+    text = hub.output()
+    assert "applied migrations: 0001, 0002" in text
     assert '"message":"CityHub stopped"' in text
 
 
 @pytest.mark.slow
 def test_serve_retries_an_unreachable_database_then_gives_up(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cityhub", "serve", "--port", str(_free_port())],
+        [sys.executable, "-m", "cityhub", "serve", "--port", str(free_port())],
         cwd=tmp_path,
-        env=_clean_env(
-            CITYHUB_DATABASE_URL=f"postgresql+asyncpg://postgres@127.0.0.1:{_free_port()}/nowhere",
+        env=hub_env(
+            CITYHUB_DATABASE_URL=f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nowhere",
             CITYHUB_DB_CONNECT_ATTEMPTS="3",
             CITYHUB_DB_RETRY_MAX_DELAY="0.2",
         ),

@@ -8,7 +8,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from cityhub import migrate
-from cityhub.kit.db import create_engine
+from cityhub.hub.tenancy.service import ensure_tenant_with_ancestors
+from cityhub.kit.db import create_engine, session_factory
 
 
 async def _tables(engine) -> set[str]:
@@ -22,10 +23,13 @@ async def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
         assert await migrate.current(engine) is None
         await migrate.upgrade(engine)
         assert await migrate.current(engine) == migrate.head()
-        assert {"tenant", "outbox", "alembic_version"} <= await _tables(engine)
+        tables = {"tenant", "outbox", "bus_inbox", "system_event_tally"}
+        assert tables | {"alembic_version"} <= await _tables(engine)
+        async with session_factory(engine)() as session, session.begin():
+            await ensure_tenant_with_ancestors(session, "410105")  # a tree of rows to take down
         await migrate.downgrade(engine, "base")
         assert await migrate.current(engine) is None
-        assert not ({"tenant", "outbox"} & await _tables(engine))
+        assert not (tables & await _tables(engine))
         await migrate.upgrade(engine)
         assert await migrate.current(engine) == migrate.head()
     finally:

@@ -60,3 +60,35 @@ async def test_openapi_includes_app_routes(client: httpx.AsyncClient) -> None:
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert "/api/v1/system/status" in paths
     assert "/api/v1/tenants" in paths
+
+
+async def test_activity_tally_and_event_feed(app, client: httpx.AsyncClient) -> None:
+    await client.post("/api/v1/tenants", json={"code": "410105"})
+    await client.patch("/api/v1/tenants/410105", json={"name_en": "Jinshui"})
+    await client.patch("/api/v1/tenants/410105", json={"active": True})  # no change, no event
+    await app.state.hub.relay.drain()
+    district = {"NGSILD-Tenant": "410105"}
+    status = (await client.get("/api/v1/system/status", headers=district)).json()
+    assert [(a["event_type"], a["count"]) for a in status["activity"]] == [
+        ("tenant.created", 1),
+        ("tenant.updated", 1),
+    ]
+    feed = (await client.get("/api/v1/system/events", headers=district)).json()
+    assert feed["instance"] == "test"
+    assert [e["event_type"] for e in feed["events"]] == ["tenant.updated", "tenant.created"]
+    city_activity = (await client.get("/api/v1/system/status")).json()["activity"]
+    assert [(a["event_type"], a["count"]) for a in city_activity] == [("tenant.created", 1)]
+    limited = (await client.get("/api/v1/system/events", headers=district, params={"limit": 1})).json()
+    assert len(limited["events"]) == 1
+    assert (await client.get("/api/v1/system/events", params={"limit": 0})).status_code == 400
+
+
+async def test_redelivered_event_is_counted_once(app, client: httpx.AsyncClient) -> None:
+    from cityhub.apps.system.service import record_in_tally
+    from cityhub.plugins import TenantUpdated
+
+    event = TenantUpdated(tenant="410100", code="410100", changes={"name_en": "Zhengzhou City"})
+    for _ in range(3):
+        await record_in_tally(app.state.hub.sessions, event)
+    status = (await client.get("/api/v1/system/status")).json()
+    assert ("tenant.updated", 1) in [(a["event_type"], a["count"]) for a in status["activity"]]

@@ -7,8 +7,9 @@ registry, errors, events and the outbox, the database base classes and request d
 
 from __future__ import annotations
 
-from cityhub.bus import Event, enqueue
-from cityhub.kit.db import Base, TenantOwned, Timestamped
+from cityhub.bus import Event, enqueue, first_delivery
+from cityhub.hub.tenancy.events import TenantCreated, TenantUpdated
+from cityhub.kit.db import ALL_TENANTS, Base, TenantOwned, Timestamped, current_tenant, scope_to_tenant
 from cityhub.kit.errors import (
     AlreadyExists,
     BadRequestData,
@@ -37,6 +38,7 @@ from cityhub.plugins.registry import (
 )
 
 __all__ = [
+    "ALL_TENANTS",
     "ENTRY_POINT_GROUP",
     "TENANT_HEADER",
     "AlreadyExists",
@@ -69,12 +71,17 @@ __all__ = [
     "RequestTenant",
     "RuleTemplate",
     "TaskArea",
+    "TenantCreated",
     "TenantInfo",
     "TenantOwned",
+    "TenantUpdated",
     "Timestamped",
     "UnprocessableEntity",
+    "current_tenant",
     "discover",
     "enqueue",
+    "first_delivery",
     "isoformat",
+    "scope_to_tenant",
     "utcnow",
 ]

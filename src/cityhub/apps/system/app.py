@@ -3,7 +3,20 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.apps.system.api import build_router
-from cityhub.plugins import AppContext, HubApp, Indicator, IndicatorValue, Manifest, Platform
+from cityhub.apps.system.service import RecentEvents, record_in_tally
+from cityhub.plugins import (
+    AppContext,
+    Event,
+    HubApp,
+    Indicator,
+    IndicatorValue,
+    Manifest,
+    Platform,
+    TenantCreated,
+    TenantUpdated,
+)
+
+PLATFORM_EVENTS = (TenantCreated, TenantUpdated)
 
 
 class SystemApp(HubApp):
@@ -17,11 +30,18 @@ class SystemApp(HubApp):
 
     async def setup(self, ctx: AppContext) -> None:
         platform = ctx.platform
-        ctx.registry.add_router(build_router(platform), prefix="/api/v1/system")
+        sessions = ctx.sessions
+        recent = RecentEvents()
+
+        async def tally(event: Event) -> None:
+            await record_in_tally(sessions, event)
 
         async def connected_tenants(session: AsyncSession, tenant: str) -> IndicatorValue:
             return await _connected_tenants(platform, session, tenant)
 
+        ctx.registry.subscribe("tally", PLATFORM_EVENTS, tally, shared=True)
+        ctx.registry.subscribe("feed", PLATFORM_EVENTS, recent.record, shared=False)
+        ctx.registry.add_router(build_router(platform, recent), prefix="/api/v1/system")
         ctx.registry.add_indicator_provider(Indicator.CITY_HUB_PLATFORM, connected_tenants)
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 
 class PlatformLine(BaseModel):
@@ -37,8 +37,29 @@ class EventLine(BaseModel):
     published_last_24h: int
 
 
+class TallyLine(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    event_type: str
+    count: int
+    last_event_at: datetime
+
+
 class SystemStatus(BaseModel):
     tenant: TenantLine
     platform: PlatformLine
     events: EventLine
+    activity: list[TallyLine]
     apps: list[AppLine]
+
+
+class FeedLine(BaseModel):
+    id: str
+    event_type: str
+    occurred_at: datetime
+
+
+class EventFeed(BaseModel):
+    instance: str
+    tenant: str
+    events: list[FeedLine]
