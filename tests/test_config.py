@@ -62,8 +62,33 @@ def test_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings().apps_disabled == ["traffic", "environment"]
 
 
-def test_env_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / ".env").write_text("CITYHUB_LOG_FORMAT=json\n")
+def test_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CITYHUB_APPS_DISABLED", '["traffic"]')
+    assert load_settings().apps_disabled == ["traffic"]
+
+
+def test_listen_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CITYHUB_HOST", "0.0.0.0")
+    monkeypatch.setenv("CITYHUB_PORT", "8080")
+    assert (load_settings().host, load_settings().port) == ("0.0.0.0", 8080)
+    monkeypatch.setenv("CITYHUB_PORT", "80000")
+    with pytest.raises(SettingsError, match="CITYHUB_PORT"):
+        load_settings()
+
+
+@pytest.fixture
+def env_file(tmp_path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(Settings, "model_config", {**Settings.model_config, "env_file": ".env"})
+    return tmp_path / ".env"
+
+
+def test_env_file_is_read_and_other_programs_lines_left_alone(env_file) -> None:
+    env_file.write_text("CITYHUB_LOG_FORMAT=json\nPGPASSWORD=secret\nCITYHUB_APP_TRAFFIC_X=1\n")
     assert load_settings().log_format == "json"
+
+
+def test_typo_in_env_file_is_refused(env_file) -> None:
+    env_file.write_text("CITYHUB_LOG_FORMT=json\n")
+    with pytest.raises(SettingsError, match="CITYHUB_LOG_FORMT"):
+        load_settings()

@@ -1,8 +1,8 @@
 """The hub process: wiring settings, storage, bus, outbox relay and applications into one FastAPI app.
 
 Start-up order: default tenant → applications (setup, then the registry is closed, their consumers
-subscribed and their routers mounted) → bus → outbox relay. Shutdown tears the apps down, drains
-the outbox one last time, then closes the bus, so a clean stop leaves no event behind.
+subscribed and their routers mounted) → bus → outbox relay. Shutdown drains the outbox one last
+time, tears the apps down, then closes the bus, so a clean stop leaves no event behind.
 
 Migrations are not run here: ``cityhub serve`` and ``cityhub db upgrade`` apply them once, before
 any worker starts.
@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub import __version__
@@ -24,12 +25,12 @@ from cityhub.bus.outbox import WAKE_KEY, OutboxRelay
 from cityhub.config import Settings, get_settings
 from cityhub.hub.ops import api as ops_api
 from cityhub.hub.ops.metrics import HubMetrics, MetricsMiddleware, Sample
-from cityhub.hub.ops.platform import HubPlatform
 from cityhub.hub.tenancy import api as tenancy_api
 from cityhub.hub.tenancy import service as tenancy
 from cityhub.kit.db import create_engine, session_factory
 from cityhub.kit.logs import configure_logging
 from cityhub.kit.web import BodyLimitMiddleware, install_error_handlers
+from cityhub.platform import HubPlatform
 from cityhub.plugins import AppRunner, Registry, discover
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,10 @@ class Hub:
             self.bus.subscribe(consumer.name, consumer.event_types, consumer.handler, shared=consumer.shared)
         for entry in self.registry.routers:
             app.include_router(entry.router, prefix=entry.prefix)
+        self.metrics.mount_prefixes = sorted((e.prefix for e in self.registry.routers), key=len, reverse=True)
+        self.metrics.plain_paths = {
+            path for path in (app.docs_url, app.redoc_url, app.openapi_url) if path is not None
+        }
         app.openapi_schema = None
         await self.bus.start()
         await self.relay.start()
@@ -82,17 +87,29 @@ class Hub:
         )
 
     async def stop(self) -> None:
-        await self.runner.teardown()
+        # Drain first, while the apps' consumers can still handle what is sent.
         await self.relay.stop()
+        await self.runner.teardown()
         await self.bus.stop()
         await self.engine.dispose()
         log.info("CityHub stopped")
 
     async def _ensure_default_tenant(self) -> None:
-        async with self.sessions() as session, session.begin():
-            created = await tenancy.ensure_tenant_with_ancestors(session, self.settings.default_tenant)
-        for tenant in created:
-            log.info("created tenant %s %s", tenant.code, tenant.name)
+        """Create the default tenant on first start. Several workers may race to do it: the losers
+        see the winner's rows on their second try."""
+        for attempt in (1, 2):
+            try:
+                async with self.sessions() as session, session.begin():
+                    created = await tenancy.ensure_tenant_with_ancestors(
+                        session, self.settings.default_tenant
+                    )
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                continue
+            for tenant in created:
+                log.info("created tenant %s %s", tenant.code, tenant.name)
+            return
 
     async def resolve_tenant(self, session: AsyncSession, code: str) -> None:
         await tenancy.require_active(session, code)

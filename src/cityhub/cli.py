@@ -103,6 +103,16 @@ async def _upgrade(engine: AsyncEngine, target: str = "head", *, show: bool = Tr
     return pending
 
 
+async def _require_schema(engine: AsyncEngine) -> None:
+    current = await migrate.current(engine)
+    if current != migrate.head():
+        err.print(
+            f"[bold red]the database schema is at {current or 'nothing'}, not {migrate.head()}:[/] "
+            "run `cityhub db upgrade` first"
+        )
+        raise typer.Exit(1)
+
+
 @app.command()
 def version() -> None:
     """Print the CityHub version."""
@@ -111,8 +121,8 @@ def version() -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    host: Annotated[str | None, typer.Option(help="Address to listen on [CITYHUB_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [CITYHUB_PORT].")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     migrate_first: Annotated[
         bool, typer.Option("--migrate/--no-migrate", help="Apply pending migrations before starting.")
@@ -124,9 +134,17 @@ def serve(
     settings = _settings()
     if workers > 1 and settings.bus_backend == "memory":
         err.print(
-            "[yellow]warning:[/] several workers with the in-process bus: each worker only sees the "
-            "events it publishes itself. Set CITYHUB_BUS_URL=nats://… to share events."
+            "[yellow]warning:[/] several workers with the in-process bus: an event reaches only the "
+            "consumers of the worker whose outbox relay sends it. Set CITYHUB_BUS_URL=nats://… so "
+            "every worker's consumers see every event."
         )
+    if workers > 1 and "instance_name" in settings.model_fields_set:
+        err.print(
+            "[bold red]configuration error:[/] CITYHUB_INSTANCE_NAME names one process; with "
+            "--workers it would give every worker the same consumers. Leave it unset, or run one "
+            "process per instance name."
+        )
+        raise typer.Exit(2)
 
     async def prepare(engine: AsyncEngine) -> list[str]:
         await _wait(engine, settings)
@@ -138,8 +156,8 @@ def serve(
     uvicorn.run(
         "cityhub.app:create_app",
         factory=True,
-        host=host,
-        port=port,
+        host=host or settings.host,
+        port=port or settings.port,
         workers=workers,
         log_config=None,
         timeout_graceful_shutdown=15,
@@ -228,6 +246,7 @@ def tenants_list() -> None:
     settings = _settings()
 
     async def run(engine: AsyncEngine) -> list[tuple[str, str, str, str]]:
+        await _require_schema(engine)
         async with session_factory(engine)() as session:
             rows, _ = await service.list_tenants(session, limit=100_000)
             return [(r.code, r.name, r.level, r.parent_code or "") for r in rows]
@@ -255,6 +274,7 @@ def tenants_add(
     settings = _settings()
 
     async def run(engine: AsyncEngine) -> str:
+        await _require_schema(engine)
         async with session_factory(engine)() as session, session.begin():
             tenant = await service.create_tenant(
                 session, TenantCreate(code=code, name=name, name_en=name_en, parent_code=parent)

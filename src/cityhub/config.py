@@ -7,12 +7,14 @@ message naming the variable: a misconfigured hub must not come up half-right.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -32,10 +34,12 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX,
         env_file=".env",
         env_file_encoding="utf-8",
-        extra="forbid",
+        extra="ignore",  # other programs' lines in .env are theirs; CITYHUB_* ones are checked below
         validate_default=True,
     )
 
+    host: str = Field("127.0.0.1", description="Address `cityhub serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `cityhub serve` listens on.")
     env: Literal["development", "test", "production"] = Field(
         "development", description="Deployment mode; production refuses development secrets."
     )
@@ -81,6 +85,8 @@ class Settings(BaseSettings):
     @classmethod
     def _split_names(cls, value: Any) -> Any:
         if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
@@ -135,6 +141,13 @@ class Settings(BaseSettings):
         return Path(path.split("?", 1)[0])
 
 
+def _env_file_variables() -> dict[str, str]:
+    env_file = Settings.model_config.get("env_file")
+    if not env_file or not Path(str(env_file)).is_file():
+        return {}
+    return {key: value or "" for key, value in dotenv_values(str(env_file)).items()}
+
+
 def _unknown_variables(environ: dict[str, str]) -> list[str]:
     known = {f"{ENV_PREFIX}{name}".upper() for name in Settings.model_fields}
     return sorted(
@@ -160,7 +173,7 @@ def _describe(error: ValidationError) -> str:
 
 def load_settings(**overrides: Any) -> Settings:
     """Read and check the settings, raising :class:`SettingsError` with the variables at fault."""
-    unknown = _unknown_variables(dict(os.environ))
+    unknown = _unknown_variables(dict(os.environ) | _env_file_variables())
     if unknown:
         raise SettingsError(
             "unknown setting(s): " + ", ".join(unknown) + " (see docs/configuration.md for the list)"

@@ -73,6 +73,9 @@ async def test_readyz_names_an_unreachable_database(app: FastAPI, client: httpx.
 async def test_metrics_in_prometheus_format(client: httpx.AsyncClient) -> None:
     await client.get("/api/v1/tenants")
     await client.get("/api/v1/tenants/410199")
+    await client.get("/api/v1/system/status")
+    await client.get("/openapi.json")
+    await client.get("/wp-login.php")
     await asyncio.sleep(0)
     response = await client.get("/metrics")
     assert response.status_code == 200
@@ -80,7 +83,25 @@ async def test_metrics_in_prometheus_format(client: httpx.AsyncClient) -> None:
     text = response.text
     assert 'cityhub_http_requests_total{method="GET",route="/api/v1/tenants",status="200"} 1.0' in text
     assert 'cityhub_http_requests_total{method="GET",route="/api/v1/tenants/{code}",status="404"} 1.0' in text
+    assert 'route="/api/v1/system/status",status="200"} 1.0' in text  # app router, mounted prefix kept
+    assert 'route="/openapi.json",status="200"} 1.0' in text
+    assert 'route="unmatched",status="404"} 1.0' in text  # unknown paths never become labels
     assert "cityhub_http_request_duration_seconds_bucket" in text
     assert 'cityhub_app_up{app="system"} 1.0' in text
-    assert "cityhub_outbox_pending 0.0" in text
+    assert "cityhub_outbox_pending " in text
     assert 'cityhub_info{bus="memory"' in text
+
+
+async def test_hubs_starting_together_share_the_first_start(settings: Settings) -> None:
+    """Several workers on a new database all try to create the default tenant; all come up."""
+    apps = [create_app(settings) for _ in range(3)]
+    contexts = [app.router.lifespan_context(app) for app in apps]
+    await asyncio.gather(*(context.__aenter__() for context in contexts))
+    try:
+        transport = httpx.ASGITransport(app=apps[0])
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
+            tenants = (await http.get("/api/v1/tenants")).json()
+        assert [t["code"] for t in tenants["items"]] == ["410000", "410100"]
+    finally:
+        for context in contexts:
+            await context.__aexit__(None, None, None)

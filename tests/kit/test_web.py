@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
 from cityhub.kit.errors import Conflict
@@ -31,6 +31,10 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
     @app.post("/cases/{case_id}/close")
     async def close_case(case_id: int) -> None:
         raise Conflict(f"case {case_id} is already closed", state="closed")
+
+    @app.get("/teapot")
+    async def teapot() -> None:
+        raise HTTPException(status_code=418, detail="short and stout")
 
     @app.get("/boom")
     async def boom() -> None:
@@ -107,3 +111,15 @@ async def test_unexpected_error_is_500_without_internals(http: httpx.AsyncClient
     assert response.status_code == 500
     assert "secret" not in response.text
     assert response.json()["type"].endswith("InternalError")
+
+
+async def test_other_http_errors_keep_their_status_and_kind(http: httpx.AsyncClient) -> None:
+    response = await http.get("/teapot")
+    assert response.status_code == 418
+    assert response.json() == {
+        "type": "urn:cityhub:problem:http-418",
+        "title": "I'm a Teapot",
+        "status": 418,
+        "detail": "short and stout",
+        "instance": "/teapot",
+    }

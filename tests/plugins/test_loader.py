@@ -75,6 +75,8 @@ class Broken(HubApp):
     manifest = Manifest(name="broken", version="1.0", title_zh="坏", title_en="Broken")
 
     async def setup(self, ctx: AppContext) -> None:
+        ctx.registry.add_router(APIRouter(), prefix="/api/v1/broken")
+        ctx.registry.add_entity_type("BrokenThing", title_zh="坏", title_en="Broken")
         raise RuntimeError("cannot reach its data")
 
 
@@ -175,6 +177,9 @@ async def test_failed_app_does_not_stop_the_others(engine: AsyncEngine) -> None:
     assert states["broken"][0] == "failed"
     assert "cannot reach its data" in states["broken"][1]
     assert states["needs_broken"] == ("invalid", "requires 'broken', which failed")
+    # what it registered before failing is gone: no half-set-up app serves requests
+    assert [entry.prefix for entry in run.registry.routers] == ["/api/v1/traffic"]
+    assert "BrokenThing" not in run.registry.entity_types
     await run.teardown()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from http import HTTPStatus
 from typing import Annotated, Any
 
 import orjson
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityhub.kit.db import scope_to_tenant
 from cityhub.kit.errors import (
+    HUB_ERRORS,
     HubError,
     InvalidRequest,
     MethodNotAllowed,
@@ -79,8 +81,17 @@ def install_error_handlers(app: FastAPI) -> None:
             return problem(NotFound(f"no resource at {request.url.path}"), request)
         if error.status_code == 405:
             return problem(MethodNotAllowed(f"{request.method} is not allowed here"), request)
-        generic = HubError(str(error.detail))
-        body = generic.to_problem(request.url.path) | {"status": error.status_code, "title": "HTTP error"}
+        try:
+            title = HTTPStatus(error.status_code).phrase
+        except ValueError:
+            title = "HTTP error"
+        body = {
+            "type": f"{HUB_ERRORS}http-{error.status_code}",
+            "title": title,
+            "status": error.status_code,
+            "detail": str(error.detail),
+            "instance": request.url.path,
+        }
         return ProblemResponse(body, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(Exception)

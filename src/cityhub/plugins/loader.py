@@ -145,6 +145,7 @@ class AppRunner:
                 await app.setup(context)
             except Exception as error:
                 log.exception("app %s failed to set up", manifest.name)
+                self.registry.discard(manifest.name)
                 self.statuses.append(AppStatus(manifest, "failed", repr(error)))
                 failed.add(manifest.name)
                 continue

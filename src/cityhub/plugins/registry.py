@@ -108,6 +108,20 @@ class Registry:
     def close(self) -> None:
         self.closed = True
 
+    def discard(self, app: str) -> None:
+        """Forget everything ``app`` registered (its setup failed half-way)."""
+        self.routers = [entry for entry in self.routers if entry.app != app]
+        self.consumers = [consumer for consumer in self.consumers if consumer.app != app]
+        for table in (self.entity_types, self.rule_templates, self.case_types):
+            for key in [key for key, item in table.items() if item.app == app]:
+                del table[key]
+        for indicator in list(self.indicator_providers):
+            kept = [(owner, fn) for owner, fn in self.indicator_providers[indicator] if owner != app]
+            if kept:
+                self.indicator_providers[indicator] = kept
+            else:
+                del self.indicator_providers[indicator]
+
     def for_app(self, app: str) -> AppRegistry:
         return AppRegistry(self, app)
 

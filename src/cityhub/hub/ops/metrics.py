@@ -28,6 +28,20 @@ class HubMetrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.mount_prefixes: list[str] = []
+        self.plain_paths: set[str] = set()
+
+    def template(self, scope: Scope, status: int) -> str:
+        route: Any = scope.get("route")
+        template: str | None = getattr(route, "path", None)
+        path: str = scope.get("path", "")
+        if template is None:
+            # FastAPI's own pages (docs, OpenAPI) are plain routes; anything else unknown is one label
+            return path if status < 400 and path in self.plain_paths else "unmatched"
+        for prefix in self.mount_prefixes:
+            if path.startswith(prefix + "/") and not template.startswith(prefix + "/"):
+                return prefix + template
+        return template
 
     def add_gauges(self, collect: Callable[[], Iterable[Sample]]) -> None:
         """Gauges read at scrape time from ``collect``'s samples."""
@@ -56,6 +70,11 @@ class _CallbackCollector(Collector):
 
 
 class MetricsMiddleware:
+    """Counts requests by route template, never by raw path, so label cardinality stays bounded.
+
+    Routers mounted under a prefix may report their template without it (FastAPI includes routers
+    lazily), so the prefixes the hub mounted are put back in front of such templates."""
+
     def __init__(self, app: ASGIApp, metrics: HubMetrics) -> None:
         self.app = app
         self.metrics = metrics
@@ -76,8 +95,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            route: Any = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = self.metrics.template(scope, status)
             method = scope.get("method", "GET")
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)

@@ -88,5 +88,7 @@ def downgrade() -> None:
     op.drop_index("ix_outbox_published_at", table_name="outbox")
     op.drop_index("ix_outbox_pending", table_name="outbox")
     op.drop_table("outbox")
+    # SQLite empties a table row by row on DROP: unlink the tree first or the parent key trips.
+    op.execute(sa.text("UPDATE tenant SET parent_code = NULL"))
     op.drop_index(op.f("ix_tenant_parent_code"), table_name="tenant")
     op.drop_table("tenant")

@@ -1,4 +1,6 @@
-"""The hub's side of :class:`cityhub.plugins.Platform`: what applications may ask about the hub."""
+"""The hub's side of :class:`cityhub.plugins.Platform`: what applications may ask about the hub.
+
+It lives beside app.py, above both `hub` and `plugins`, because it joins the two."""
 
 from __future__ import annotations
 
@@ -63,20 +65,17 @@ class HubPlatform:
         return await tenants.subtree(session, code)
 
     async def event_counts(self, session: AsyncSession, tenant: str) -> EventCounts:
-        pending = await session.scalar(
-            select(func.count())
-            .select_from(OutboxMessage)
-            .where(OutboxMessage.tenant_code == tenant, OutboxMessage.published_at.is_(None))
-        )
-        recent = await session.scalar(
-            select(func.count())
-            .select_from(OutboxMessage)
-            .where(
-                OutboxMessage.tenant_code == tenant,
-                OutboxMessage.published_at >= utcnow() - timedelta(hours=24),
+        # One statement, so an event published between two counts is not counted twice.
+        published = OutboxMessage.published_at
+        row = (
+            await session.execute(
+                select(
+                    func.count().filter(published.is_(None)),
+                    func.count().filter(published >= utcnow() - timedelta(hours=24)),
+                ).where(OutboxMessage.tenant_code == tenant)
             )
-        )
-        return EventCounts(pending=int(pending or 0), published_last_24h=int(recent or 0))
+        ).one()
+        return EventCounts(pending=int(row[0]), published_last_24h=int(row[1]))
 
     def apps(self) -> list[AppStatus]:
         return list(self.statuses)
