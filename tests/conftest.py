@@ -9,6 +9,7 @@ database on PostgreSQL), then cloned per test, which is fast and leaves no state
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import uuid
@@ -77,6 +78,18 @@ def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@contextlib.contextmanager
+def _pg_database(prefix: str, template: str | None = None) -> Iterator[str]:
+    """A PostgreSQL database of this test alone (a copy of ``template`` if given), dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    clause = f' TEMPLATE "{template}"' if template else ""
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"{clause}'))
+    try:
+        yield _pg_url(name)
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture
 def database_url(database_template: str, tmp_path: Path) -> Iterator[str]:
     """A freshly migrated database for this test alone."""
@@ -85,10 +98,8 @@ def database_url(database_template: str, tmp_path: Path) -> Iterator[str]:
         shutil.copyfile(database_template, path)
         yield f"sqlite+aiosqlite:///{path}"
         return
-    name = f"cityhub_t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{database_template}"'))
-    yield _pg_url(name)
-    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with _pg_database("cityhub_t", template=database_template) as url:
+        yield url
 
 
 @pytest.fixture
@@ -97,10 +108,8 @@ def empty_database_url(tmp_path: Path) -> Iterator[str]:
     if BACKEND == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
         return
-    name = f"cityhub_e_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-    yield _pg_url(name)
-    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with _pg_database("cityhub_e") as url:
+        yield url
 
 
 @pytest.fixture
