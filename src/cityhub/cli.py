@@ -132,12 +132,6 @@ def serve(
     import uvicorn
 
     settings = _settings()
-    if workers > 1 and settings.bus_backend == "memory":
-        err.print(
-            "[yellow]warning:[/] several workers with the in-process bus: an event reaches only the "
-            "consumers of the worker whose outbox relay sends it. Set CITYHUB_BUS_URL=nats://… so "
-            "every worker's consumers see every event."
-        )
     if workers > 1 and "instance_name" in settings.model_fields_set:
         err.print(
             "[bold red]configuration error:[/] CITYHUB_INSTANCE_NAME names one process; with "
@@ -145,6 +139,12 @@ def serve(
             "process per instance name."
         )
         raise typer.Exit(2)
+    if workers > 1 and settings.bus_backend == "memory":
+        err.print(
+            "[yellow]warning:[/] several workers with the in-process bus: an event reaches only the "
+            "consumers of the worker whose outbox relay sends it. Set CITYHUB_BUS_URL=nats://… so "
+            "every worker's consumers see every event."
+        )
 
     async def prepare(engine: AsyncEngine) -> list[str]:
         await _wait(engine, settings)
@@ -156,8 +156,8 @@ def serve(
     uvicorn.run(
         "cityhub.app:create_app",
         factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
+        host=host if host is not None else settings.host,
+        port=port if port is not None else settings.port,
         workers=workers,
         log_config=None,
         timeout_graceful_shutdown=15,

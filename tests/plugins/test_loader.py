@@ -210,3 +210,10 @@ def test_registry_refuses_duplicates() -> None:
     with pytest.raises(DuplicateRegistration):
         one.subscribe("readings", [Reading], handle)
     assert registry.contributions("one")["consumers"] == ["one-readings"]
+
+
+def test_app_settings_come_from_dotenv_too(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("CITYHUB_APP_PARKING_REFRESH_SECONDS=20\nPGPASSWORD=x\n")
+    settings = ParkingSettings(_env_prefix=Parking.manifest.settings_prefix())
+    assert (settings.refresh_seconds, settings.lots_file) == (20, "lots.geojson")

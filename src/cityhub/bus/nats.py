@@ -193,6 +193,8 @@ class NatsBus(Bus):
     async def ping(self) -> None:
         if self._nc is None or not self._nc.is_connected:
             raise BusUnavailable(f"not connected to NATS at {self.url}")
+        if not self._ready.is_set():
+            raise BusUnavailable("NATS consumers are still being set up")
         try:
             await self._nc.flush(timeout=2)
         except Exception as error:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cityhub.plugins.indicators import Indicator
 
@@ -13,9 +13,10 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 
 
 class AppSettings(BaseSettings):
-    """Base for an application's own settings; read from ``CITYHUB_APP_<NAME>_*`` variables."""
+    """Base for an application's own settings; read from ``CITYHUB_APP_<NAME>_*`` variables in the
+    environment or in ``.env``."""
 
-    model_config = {"extra": "ignore"}
+    model_config = SettingsConfigDict(extra="ignore", env_file=".env", env_file_encoding="utf-8")
 
 
 class Manifest(BaseModel):
