@@ -10,6 +10,7 @@ any worker starts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ from cityhub.hub.ops.metrics import HubMetrics, MetricsMiddleware, Sample
 from cityhub.hub.tenancy import api as tenancy_api
 from cityhub.hub.tenancy import service as tenancy
 from cityhub.kit.db import create_engine, session_factory
+from cityhub.kit.errors import AlreadyExists
 from cityhub.kit.logs import configure_logging
 from cityhub.kit.web import BodyLimitMiddleware, install_error_handlers
 from cityhub.platform import HubPlatform
@@ -95,17 +97,20 @@ class Hub:
         log.info("CityHub stopped")
 
     async def _ensure_default_tenant(self) -> None:
-        """Create the default tenant on first start. Several workers may race to do it: the losers
-        see the winner's rows on their second try."""
-        for attempt in (1, 2):
+        """Create the default tenant on first start. Several workers may race to do it: a loser
+        (its insert collides, or it finds a row that appeared meanwhile) tries again and then sees
+        the winner's rows."""
+        attempts = 5
+        for attempt in range(1, attempts + 1):
             try:
                 async with self.sessions() as session, session.begin():
                     created = await tenancy.ensure_tenant_with_ancestors(
                         session, self.settings.default_tenant
                     )
-            except IntegrityError:
-                if attempt == 2:
+            except (IntegrityError, AlreadyExists):
+                if attempt == attempts:
                     raise
+                await asyncio.sleep(0.05 * attempt)
                 continue
             for tenant in created:
                 log.info("created tenant %s %s", tenant.code, tenant.name)

@@ -96,12 +96,14 @@ async def test_hubs_starting_together_share_the_first_start(settings: Settings) 
     """Several workers on a new database all try to create the default tenant; all come up."""
     apps = [create_app(settings) for _ in range(3)]
     contexts = [app.router.lifespan_context(app) for app in apps]
-    await asyncio.gather(*(context.__aenter__() for context in contexts))
+    results = await asyncio.gather(*(context.__aenter__() for context in contexts), return_exceptions=True)
+    started = [c for c, r in zip(contexts, results, strict=True) if not isinstance(r, BaseException)]
     try:
+        assert len(started) == 3, [r for r in results if isinstance(r, BaseException)]
         transport = httpx.ASGITransport(app=apps[0])
         async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
             tenants = (await http.get("/api/v1/tenants")).json()
         assert [t["code"] for t in tenants["items"]] == ["410000", "410100"]
     finally:
-        for context in contexts:
+        for context in started:
             await context.__aexit__(None, None, None)
