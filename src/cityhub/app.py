@@ -24,6 +24,8 @@ from cityhub import __version__
 from cityhub.bus import create_bus
 from cityhub.bus.outbox import WAKE_KEY, OutboxRelay
 from cityhub.config import Settings, get_settings
+from cityhub.hub.broker import api as broker_api
+from cityhub.hub.broker.context import ContextStore
 from cityhub.hub.ops import api as ops_api
 from cityhub.hub.ops.metrics import HubMetrics, MetricsMiddleware, Sample
 from cityhub.hub.tenancy import api as tenancy_api
@@ -56,6 +58,9 @@ class Hub:
             retention=timedelta(hours=settings.outbox_retention_hours),
         )
         self.registry = Registry()
+        self.contexts = ContextStore(
+            preload=settings.broker_contexts, fetch_timeout=settings.broker_context_timeout
+        )
         self.platform = HubPlatform(self.engine, self.bus, settings.instance_name)
         self.runner = AppRunner(self.registry, self.sessions, self.platform)
         self.metrics = HubMetrics()
@@ -93,6 +98,7 @@ class Hub:
         await self.relay.stop()
         await self.runner.teardown()
         await self.bus.stop()
+        await self.contexts.aclose()
         await self.engine.dispose()
         log.info("CityHub stopped")
 
@@ -182,4 +188,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=hub.metrics)
     app.include_router(ops_api.router)
     app.include_router(tenancy_api.router)
+    app.include_router(broker_api.router)
     return app

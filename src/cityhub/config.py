@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     outbox_retention_hours: int = Field(
         168, ge=1, description="How long published outbox rows are kept for inspection."
     )
+    broker_contexts: dict[str, str] = Field(
+        default_factory=dict,
+        description="JSON object mapping @context URLs to local files, served without fetching them.",
+    )
+    broker_context_timeout: float = Field(
+        5.0, gt=0, description="Seconds to wait for a remote @context before answering 503."
+    )
     apps_disabled: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated names of installed apps not to load."
     )

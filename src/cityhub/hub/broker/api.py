@@ -1,0 +1,538 @@
+"""NGSI-LD HTTP binding (ETSI GS CIM 009, clause 6): thin endpoints over the broker service.
+
+Request bodies are read and parsed here (not by FastAPI models) because NGSI-LD payloads are
+open-ended JSON-LD whose meaning depends on the @context; ``ngsi`` validates them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from cityhub.hub.broker import changes, ngsi, service
+from cityhub.hub.broker.context import ActiveContext, ContextStore, link_header, parse_link_header
+from cityhub.hub.broker.q import parse_q, parse_scope_q
+from cityhub.kit.db import scope_to_tenant
+from cityhub.kit.errors import BadRequestData, HubError, InvalidRequest, NotFound, UnsupportedMediaType
+from cityhub.kit.geo import geometry_from_query, parse_georel
+from cityhub.kit.time import isoformat, utcnow
+from cityhub.kit.web import TENANT_HEADER, DbSession
+
+router = APIRouter(prefix="/ngsi-ld/v1", tags=["NGSI-LD"])
+
+JSON = "application/json"
+JSON_LD = "application/ld+json"
+GEO_JSON = "application/geo+json"
+MERGE_PATCH = "application/merge-patch+json"
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 1000
+
+
+class NotAcceptable(HubError):
+    status = 406
+    type = "https://uri.etsi.org/ngsi-ld/errors/NotAcceptable"
+    title = "Not acceptable"
+
+
+class TooManyResults(HubError):
+    status = 403
+    type = "https://uri.etsi.org/ngsi-ld/errors/TooManyResults"
+    title = "Too many results"
+
+
+class BrokerRequest:
+    """What every broker endpoint needs: the tenant (session already scoped), the @context in
+    force, and how the answer must be rendered."""
+
+    def __init__(self, request: Request, session: DbSession) -> None:
+        self.request = request
+        self.session = session
+        header = request.headers.get(TENANT_HEADER)
+        self.tenant = header or request.app.state.default_tenant
+        self.tenant_given = header is not None
+        if not self.tenant or len(self.tenant) > 64 or not self.tenant.isprintable():
+            raise BadRequestData(f"tenant {self.tenant!r} is not a valid tenant name")
+        scope_to_tenant(session, self.tenant)
+        self.contexts: ContextStore = request.app.state.hub.contexts
+        self.accept = _negotiate(request.headers.get("accept"))
+
+    async def context(self, body: Any = None) -> ActiveContext:
+        """The @context of the request: the body's for JSON-LD, else the Link header's."""
+        content_type = (self.request.headers.get("content-type") or "").split(";")[0].strip()
+        link = parse_link_header(self.request.headers.get("link"))
+        if isinstance(body, dict) and content_type == JSON_LD:
+            if "@context" not in body:
+                raise BadRequestData("an application/ld+json body must carry its @context")
+            if link is not None:
+                raise BadRequestData("give the @context either in the body or in a Link header, not both")
+            return await self.contexts.resolve(body["@context"])
+        if isinstance(body, dict) and "@context" in body:
+            raise BadRequestData("an application/json body must not carry @context; use a Link header")
+        return await self.contexts.resolve(link)
+
+    async def body(self, *, merge_patch: bool = False) -> Any:
+        content_type = (self.request.headers.get("content-type") or "").split(";")[0].strip()
+        allowed = {JSON, JSON_LD} | ({MERGE_PATCH} if merge_patch else set())
+        if content_type not in allowed:
+            raise UnsupportedMediaType(f"Content-Type must be one of {', '.join(sorted(allowed))}")
+        raw = await self.request.body()
+        if not raw:
+            raise InvalidRequest("the request body is empty")
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            raise InvalidRequest(f"the request body is not valid JSON: {error}") from None
+
+    async def read_tenant(self) -> None:
+        if self.tenant_given:
+            await service.require_tenant(self.session, self.tenant)
+
+    async def write_tenant(self) -> None:
+        if self.tenant_given:
+            await service.ensure_tenant(self.session, self.tenant)
+
+    def render(
+        self, payload: Any, ctx: ActiveContext, status: int = 200, headers: dict[str, str] | None = None
+    ) -> Response:
+        headers = dict(headers or {})
+        media = self.accept
+        if media == JSON_LD:
+            payload = _with_context(payload, ctx)
+        else:
+            headers["Link"] = link_header(ctx.urls[0])
+        if self.tenant_given:
+            headers[TENANT_HEADER] = self.tenant
+        return Response(orjson.dumps(payload), status_code=status, media_type=media, headers=headers)
+
+
+Broker = Annotated[BrokerRequest, Depends(BrokerRequest)]
+
+
+def _negotiate(accept: str | None) -> str:
+    if not accept:
+        return JSON
+    ranked = []
+    for part in accept.split(","):
+        media, *params = part.strip().split(";")
+        quality = 1.0
+        for param in params:
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        ranked.append((quality, media.strip()))
+    for _, media in sorted(ranked, key=lambda item: -item[0]):
+        if media in {JSON, JSON_LD, GEO_JSON}:
+            return media
+        if media in {"*/*", "application/*"}:
+            return JSON
+    raise NotAcceptable(f"cannot answer in {accept}; ask for {JSON}, {JSON_LD} or {GEO_JSON}")
+
+
+def _with_context(payload: Any, ctx: ActiveContext) -> Any:
+    value: Any = ctx.value if ctx.value is not None else ctx.urls[0]
+    if isinstance(payload, list):
+        return [item | {"@context": value} for item in payload]
+    return payload | {"@context": value}
+
+
+def _options(options: str | None) -> set[str]:
+    known = {"keyValues", "concise", "normalized", "sysAttrs", "noOverwrite", "replace", "update"}
+    given = {item.strip() for item in (options or "").split(",") if item.strip()}
+    unknown = given - known
+    if unknown:
+        raise BadRequestData(f"unknown option(s): {', '.join(sorted(unknown))}")
+    return given
+
+
+def _format(options: set[str], fmt: str | None) -> ngsi.Format:
+    if fmt is not None:
+        if fmt not in {"normalized", "concise", "keyValues"}:
+            raise BadRequestData(f"format must be normalized, concise or keyValues, not {fmt!r}")
+        return fmt  # type: ignore[return-value]
+    if "keyValues" in options:
+        return "keyValues"
+    if "concise" in options:
+        return "concise"
+    return "normalized"
+
+
+def _names(text: str | None, ctx: ActiveContext) -> list[str] | None:
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise BadRequestData("an empty list of attribute names was given")
+    return [ctx.expand(ngsi.check_name(name, "attribute name")) for name in names]
+
+
+def _now() -> str:
+    return isoformat(utcnow())
+
+
+def _entity_id(entity_id: str) -> str:
+    return ngsi.require_uri(entity_id, "entity id")
+
+
+# -- entities -----------------------------------------------------------------------------------
+
+
+@router.post("/entities", status_code=201, summary="Create an entity")
+async def create_entity(broker: Broker) -> Response:
+    body = await broker.body()
+    ctx = await broker.context(body)
+    entity = ngsi.expand_entity(body, ctx)
+    changes.stamp(entity, _now(), created=True)
+    await broker.write_tenant()
+    await service.create_entity(broker.session, entity)
+    headers = {"Location": f"/ngsi-ld/v1/entities/{entity['id']}"}
+    if broker.tenant_given:
+        headers[TENANT_HEADER] = broker.tenant
+    return Response(status_code=201, headers=headers)
+
+
+@router.get("/entities/{entity_id}", summary="Retrieve an entity")
+async def retrieve_entity(
+    broker: Broker,
+    entity_id: str,
+    attrs: str | None = None,
+    pick: str | None = None,
+    omit: str | None = None,
+    options: str | None = None,
+    format: str | None = None,
+    lang: str | None = None,
+) -> Response:
+    await broker.read_tenant()
+    ctx = await broker.context()
+    opts = _options(options)
+    entity = await service.get_entity(broker.session, _entity_id(entity_id))
+    wanted = _projection(entity, ctx, attrs or pick, omit)
+    rendered = ngsi.compact_entity(
+        entity, ctx, fmt=_format(opts, format), attrs=wanted, sys_attrs="sysAttrs" in opts, lang=lang
+    )
+    if broker.accept == GEO_JSON:
+        return broker.render(_feature(rendered, entity, ctx), ctx)
+    return broker.render(rendered, ctx)
+
+
+def _projection(
+    entity: dict[str, Any], ctx: ActiveContext, keep: str | None, omit: str | None
+) -> set[str] | None:
+    wanted = None if keep is None else set(_names(keep, ctx) or [])
+    if omit is not None:
+        dropped = set(_names(omit, ctx) or [])
+        wanted = (wanted if wanted is not None else set(entity["attrs"])) - dropped
+    return wanted
+
+
+def _feature(rendered: dict[str, Any], entity: dict[str, Any], ctx: ActiveContext) -> dict[str, Any]:
+    geometry = None
+    for instance in entity["attrs"].get(service.LOCATION, ()):
+        geometry = instance.get("value")
+        break
+    properties = {k: v for k, v in rendered.items() if k != "id"}
+    return {"id": rendered["id"], "type": "Feature", "geometry": geometry, "properties": properties}
+
+
+@router.delete("/entities/{entity_id}", status_code=204, summary="Delete an entity")
+async def delete_entity(broker: Broker, entity_id: str) -> Response:
+    await broker.read_tenant()
+    await service.delete_entity(broker.session, _entity_id(entity_id))
+    return Response(status_code=204)
+
+
+@router.get("/entities", summary="Query entities")
+async def query_entities(
+    broker: Broker,
+    id: str | None = None,
+    type: str | None = None,
+    idPattern: str | None = None,
+    attrs: str | None = None,
+    pick: str | None = None,
+    omit: str | None = None,
+    q: str | None = None,
+    scopeQ: str | None = None,
+    georel: str | None = None,
+    geometry: str | None = None,
+    coordinates: str | None = None,
+    geoproperty: str | None = None,
+    limit: Annotated[int | None, Query()] = None,
+    offset: Annotated[int, Query()] = 0,
+    count: bool = False,
+    options: str | None = None,
+    format: str | None = None,
+    lang: str | None = None,
+) -> Response:
+    ctx = await broker.context()
+    if not any((id, type, idPattern, attrs, q, georel, scopeQ)):
+        raise BadRequestData("give at least one of id, type, idPattern, attrs, q, scopeQ or a geo-query")
+    page = DEFAULT_LIMIT if limit is None else limit
+    if page < 0 or offset < 0:
+        raise BadRequestData("limit and offset must not be negative")
+    if page == 0 and not count:
+        raise BadRequestData("limit=0 is only allowed with count=true")
+    if page > MAX_LIMIT:
+        raise TooManyResults(f"limit may be at most {MAX_LIMIT}")
+    opts = _options(options)
+    query = service.EntityQuery(
+        types=[ctx.expand(ngsi.check_name(t.strip(), "entity type")) for t in type.split(",")]
+        if type
+        else None,
+        ids=[_entity_id(i.strip()) for i in id.split(",")] if id else None,
+        id_pattern=_pattern(idPattern),
+        attrs=_names(attrs, ctx) if attrs and not pick else None,
+    )
+    if q or scopeQ:
+        expression = parse_q(q) if q else None
+        scope = parse_scope_q(scopeQ) if scopeQ else None
+        query.matches = lambda entity: (
+            (expression is None or expression.evaluate(entity, ctx.expand))
+            and (scope is None or scope.evaluate(entity.get("scope", [])))
+        )
+    if georel or geometry or coordinates:
+        if not (georel and geometry and coordinates):
+            raise BadRequestData("a geo-query needs georel, geometry and coordinates together")
+        query.georel = parse_georel(georel)
+        query.geometry = geometry_from_query(geometry, coordinates)
+        if geoproperty:
+            query.geoproperty = ctx.expand(geoproperty)
+    if not broker.tenant_given or await service.tenant_exists(broker.session, broker.tenant):
+        found, total = await service.query_entities(broker.session, query, limit=page, offset=offset)
+    else:
+        found, total = [], 0
+    fmt = _format(opts, format)
+    keep = attrs or pick
+    rendered = [
+        ngsi.compact_entity(
+            entity,
+            ctx,
+            fmt=fmt,
+            attrs=_projection(entity, ctx, keep, omit),
+            sys_attrs="sysAttrs" in opts,
+            lang=lang,
+        )
+        for entity in found
+    ]
+    headers = {"NGSILD-Results-Count": str(total)} if count else {}
+    if broker.accept == GEO_JSON:
+        features = [_feature(r, e, ctx) for r, e in zip(rendered, found, strict=True)]
+        return broker.render({"type": "FeatureCollection", "features": features}, ctx, headers=headers)
+    return broker.render(rendered, ctx, headers=headers)
+
+
+def _pattern(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        re.compile(text)
+    except re.error as error:
+        raise BadRequestData(f"idPattern is not a valid regular expression: {error}") from None
+    return text
+
+
+@router.put("/entities/{entity_id}", status_code=204, summary="Replace an entity")
+async def replace_entity(broker: Broker, entity_id: str) -> Response:
+    await broker.read_tenant()
+    body = await broker.body()
+    ctx = await broker.context(body)
+    entity_id = _entity_id(entity_id)
+    if isinstance(body, dict) and body.get("id", entity_id) != entity_id:
+        raise BadRequestData("the id in the body differs from the id in the path")
+    new = ngsi.expand_entity({"id": entity_id} | body if isinstance(body, dict) else body, ctx)
+    entity = await service.get_entity(broker.session, entity_id)
+    changes.replace(entity, new, _now())
+    await service.save_entity(broker.session, entity)
+    return Response(status_code=204)
+
+
+@router.patch("/entities/{entity_id}", status_code=204, summary="Merge into an entity")
+async def merge_entity(broker: Broker, entity_id: str) -> Response:
+    await broker.read_tenant()
+    body = await broker.body(merge_patch=True)
+    ctx = await broker.context(body)
+    if not isinstance(body, dict) or not body:
+        raise BadRequestData("a merge patch must be a non-empty JSON object")
+    entity_id = _entity_id(entity_id)
+    if body.get("id", entity_id) != entity_id:
+        raise BadRequestData("the id in the body differs from the id in the path")
+    patch: dict[str, Any] = {"attrs": ngsi.expand_attributes(body, ctx, allow_null=True)}
+    if "type" in body:
+        patch["type"] = ngsi.expand_types(body["type"], ctx)
+    if "scope" in body:
+        patch["scope"] = ngsi.expand_scopes(body["scope"])
+    entity = await service.get_entity(broker.session, entity_id)
+    changes.merge(entity, patch, _now())
+    await service.save_entity(broker.session, entity)
+    return Response(status_code=204)
+
+
+# -- attributes ---------------------------------------------------------------------------------
+
+
+def _update_result(result: changes.UpdateResult, ctx: ActiveContext) -> Response | None:
+    """204 when everything was applied, else 207 with NGSI-LD's UpdateResult."""
+    if not result.not_updated:
+        return None
+    body = {
+        "updated": [ctx.compact(iri) for iri in result.updated],
+        "notUpdated": [
+            {"attributeName": ctx.compact(iri), "reason": reason} for iri, reason in result.not_updated
+        ],
+    }
+    return Response(orjson.dumps(body), status_code=207, media_type=JSON)
+
+
+@router.post("/entities/{entity_id}/attrs", status_code=204, summary="Append attributes")
+async def append_attributes(broker: Broker, entity_id: str, options: str | None = None) -> Response:
+    await broker.read_tenant()
+    body = await broker.body()
+    ctx = await broker.context(body)
+    if not isinstance(body, dict):
+        raise BadRequestData("attributes must be given as a JSON object")
+    attrs = ngsi.expand_attributes(body, ctx)
+    entity = await service.get_entity(broker.session, _entity_id(entity_id))
+    if "type" in body:
+        entity["type"] = list(dict.fromkeys([*entity["type"], *ngsi.expand_types(body["type"], ctx)]))
+    result = changes.append(entity, attrs, _now(), overwrite="noOverwrite" not in _options(options))
+    await service.save_entity(broker.session, entity)
+    return _update_result(result, ctx) or Response(status_code=204)
+
+
+@router.patch("/entities/{entity_id}/attrs", status_code=204, summary="Update attributes")
+async def update_attributes(broker: Broker, entity_id: str) -> Response:
+    await broker.read_tenant()
+    body = await broker.body()
+    ctx = await broker.context(body)
+    if not isinstance(body, dict):
+        raise BadRequestData("attributes must be given as a JSON object")
+    attrs = ngsi.expand_attributes(body, ctx)
+    entity = await service.get_entity(broker.session, _entity_id(entity_id))
+    result = changes.update(entity, attrs, _now())
+    if result.changed:
+        await service.save_entity(broker.session, entity)
+    return _update_result(result, ctx) or Response(status_code=204)
+
+
+@router.patch("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Partially update an attribute")
+async def partial_attribute_update(broker: Broker, entity_id: str, attr: str) -> Response:
+    await broker.read_tenant()
+    body = await broker.body()
+    ctx = await broker.context(body)
+    if not isinstance(body, dict) or not body:
+        raise BadRequestData("the attribute fragment must be a non-empty JSON object")
+    iri = ctx.expand(ngsi.check_name(attr, "attribute name"))
+    fragment: dict[str, Any] = {}
+    for key, value in body.items():
+        if key == "@context":
+            continue
+        if key in ngsi.CORE_KEYS:
+            fragment[key] = value
+        else:
+            sub = ctx.expand(ngsi.check_name(key, "sub-attribute name"))
+            fragment[sub] = ngsi.expand_instance(sub, value, ctx)
+    entity = await service.get_entity(broker.session, _entity_id(entity_id))
+    if not changes.partial_update(entity, iri, fragment, _now()):
+        raise NotFound(f"entity {entity_id} has no attribute {attr}")
+    await service.save_entity(broker.session, entity)
+    return Response(status_code=204)
+
+
+@router.put("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Replace an attribute")
+async def replace_attribute(broker: Broker, entity_id: str, attr: str) -> Response:
+    await broker.read_tenant()
+    body = await broker.body()
+    ctx = await broker.context(body)
+    iri = ctx.expand(ngsi.check_name(attr, "attribute name"))
+    instance = ngsi.expand_instance(iri, {k: v for k, v in body.items() if k != "@context"}, ctx)
+    entity = await service.get_entity(broker.session, _entity_id(entity_id))
+    if iri not in entity["attrs"]:
+        raise NotFound(f"entity {entity_id} has no attribute {attr}")
+    result = changes.update(entity, {iri: [instance]}, _now())
+    if not result.changed:
+        raise NotFound(f"entity {entity_id} has no instance of {attr} with that datasetId")
+    await service.save_entity(broker.session, entity)
+    return Response(status_code=204)
+
+
+@router.delete("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Delete an attribute")
+async def delete_attribute(
+    broker: Broker,
+    entity_id: str,
+    attr: str,
+    datasetId: str | None = None,
+    deleteAll: bool = False,
+) -> Response:
+    await broker.read_tenant()
+    ctx = await broker.context()
+    iri = ctx.expand(ngsi.check_name(attr, "attribute name"))
+    if datasetId is not None:
+        ngsi.require_uri(datasetId, "datasetId")
+    entity = await service.get_entity(broker.session, _entity_id(entity_id))
+    if not changes.delete_attribute(entity, iri, dataset_id=datasetId, delete_all=deleteAll):
+        raise NotFound(
+            f"entity {entity_id} has no attribute {attr}"
+            + (f" with datasetId {datasetId}" if datasetId else "")
+        )
+    entity["modifiedAt"] = _now()
+    await service.save_entity(broker.session, entity)
+    return Response(status_code=204)
+
+
+# -- discovery ----------------------------------------------------------------------------------
+
+
+@router.get("/types", summary="Entity types")
+async def list_types(broker: Broker, details: bool = False) -> Response:
+    await broker.read_tenant()
+    ctx = await broker.context()
+    types = await service.entity_types(broker.session)
+    if details:
+        payload: Any = [
+            {
+                "id": iri,
+                "type": "EntityType",
+                "typeName": ctx.compact(iri),
+                "attributeNames": sorted(ctx.compact(a) for a in attributes),
+            }
+            for iri, attributes in sorted(types.items())
+        ]
+    else:
+        payload = {
+            "id": f"urn:ngsi-ld:EntityTypeList:{broker.tenant}",
+            "type": "EntityTypeList",
+            "typeList": sorted(ctx.compact(iri) for iri in types),
+        }
+    return broker.render(payload, ctx)
+
+
+@router.get("/attributes", summary="Attribute names")
+async def list_attributes(broker: Broker, details: bool = False) -> Response:
+    await broker.read_tenant()
+    ctx = await broker.context()
+    types = await service.entity_types(broker.session)
+    by_attribute: dict[str, set[str]] = {}
+    for entity_type, attributes in types.items():
+        for attribute in attributes:
+            by_attribute.setdefault(attribute, set()).add(entity_type)
+    if details:
+        payload: Any = [
+            {
+                "id": iri,
+                "type": "Attribute",
+                "attributeName": ctx.compact(iri),
+                "typeNames": sorted(ctx.compact(t) for t in entity_types),
+            }
+            for iri, entity_types in sorted(by_attribute.items())
+        ]
+    else:
+        payload = {
+            "id": f"urn:ngsi-ld:AttributeList:{broker.tenant}",
+            "type": "AttributeList",
+            "attributeList": sorted(ctx.compact(iri) for iri in by_attribute),
+        }
+    return broker.render(payload, ctx)

@@ -1,0 +1,201 @@
+"""Broker logic over storage. Functions take the session first (scoped to the request's tenant by
+``scope_to_tenant``) and never commit; the request does."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import flag_modified
+
+from cityhub.hub.broker.models import BrokerEntity, BrokerEntityType, BrokerTenant
+from cityhub.hub.broker.ngsi import NGSI_LD
+from cityhub.hub.tenancy.models import Tenant
+from cityhub.kit.db import ALL_TENANTS, current_tenant
+from cityhub.kit.errors import AlreadyExists, NonexistentTenant, NotFound
+from cityhub.kit.geo import Geometry, GeoRel, parse_geometry
+from cityhub.kit.time import parse_datetime
+
+LOCATION = NGSI_LD + "location"
+
+
+async def tenant_exists(session: AsyncSession, name: str) -> bool:
+    if await session.get(BrokerTenant, name) is not None:
+        return True
+    return await session.get(Tenant, name) is not None if len(name) == 6 else False
+
+
+async def require_tenant(session: AsyncSession, name: str) -> None:
+    if not await tenant_exists(session, name):
+        raise NonexistentTenant(f"tenant {name!r} does not exist")
+
+
+async def ensure_tenant(session: AsyncSession, name: str) -> None:
+    """NGSI-LD creates a tenant on the first write that names it."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await session.execute(insert(BrokerTenant).values(name=name).on_conflict_do_nothing())
+
+
+async def list_tenants(session: AsyncSession) -> list[str]:
+    rows = await session.scalars(select(BrokerTenant.name).order_by(BrokerTenant.name))
+    return list(rows)
+
+
+def _tenant(session: AsyncSession) -> str:
+    tenant = current_tenant(session)
+    assert tenant is not None, "broker sessions are scoped to a tenant"
+    return tenant
+
+
+def _bbox(entity: dict[str, Any]) -> tuple[float, float, float, float] | None:
+    for instance in entity["attrs"].get(LOCATION, ()):
+        if instance.get("type") == "GeoProperty" and "datasetId" not in instance:
+            return parse_geometry(instance["value"]).bbox
+    return None
+
+
+async def _load(session: AsyncSession, entity_id: str) -> BrokerEntity | None:
+    return await session.get(BrokerEntity, (_tenant(session), entity_id))
+
+
+async def get_entity(session: AsyncSession, entity_id: str) -> dict[str, Any]:
+    """A copy of the stored entity: change it freely, then :func:`save_entity` it."""
+    row = await _load(session, entity_id)
+    if row is None:
+        raise NotFound(f"entity {entity_id} does not exist")
+    return copy.deepcopy(row.data)
+
+
+async def exists(session: AsyncSession, entity_id: str) -> bool:
+    return await _load(session, entity_id) is not None
+
+
+async def create_entity(session: AsyncSession, entity: dict[str, Any]) -> None:
+    if await _load(session, entity["id"]) is not None:
+        raise AlreadyExists(f"entity {entity['id']} already exists")
+    row = BrokerEntity(entity_id=entity["id"], data=entity)
+    _fill(row, entity)
+    session.add(row)
+    await session.flush()
+    session.add_all(BrokerEntityType(entity_id=entity["id"], type=t) for t in entity["type"])
+
+
+async def save_entity(session: AsyncSession, entity: dict[str, Any]) -> None:
+    """Store a changed entity (its types may have changed too)."""
+    row = await _load(session, entity["id"])
+    if row is None:
+        raise NotFound(f"entity {entity['id']} does not exist")
+    _fill(row, entity)
+    row.data = entity
+    flag_modified(row, "data")  # JSON is compared by value: say it changed
+    stored = set(
+        await session.scalars(select(BrokerEntityType.type).where(BrokerEntityType.entity_id == entity["id"]))
+    )
+    if stored != set(entity["type"]):
+        await session.execute(delete(BrokerEntityType).where(BrokerEntityType.entity_id == entity["id"]))
+        session.add_all(BrokerEntityType(entity_id=entity["id"], type=t) for t in entity["type"])
+
+
+def _fill(row: BrokerEntity, entity: dict[str, Any]) -> None:
+    row.created_at = parse_datetime(entity["createdAt"])
+    row.modified_at = parse_datetime(entity["modifiedAt"])
+    box = _bbox(entity)
+    row.min_lon, row.min_lat, row.max_lon, row.max_lat = box if box else (None, None, None, None)
+
+
+async def delete_entity(session: AsyncSession, entity_id: str) -> None:
+    row = await _load(session, entity_id)
+    if row is None:
+        raise NotFound(f"entity {entity_id} does not exist")
+    await session.execute(delete(BrokerEntityType).where(BrokerEntityType.entity_id == entity_id))
+    await session.delete(row)
+
+
+@dataclass
+class EntityQuery:
+    """What GET /entities (or POST /entityOperations/query) asks for, with names expanded."""
+
+    types: Sequence[str] | None = None
+    ids: Sequence[str] | None = None
+    id_pattern: str | None = None
+    attrs: Sequence[str] | None = None
+    matches: Callable[[dict[str, Any]], bool] | None = None  # q and scopeQ, compiled by the API
+    georel: GeoRel | None = None
+    geometry: Geometry | None = None
+    geoproperty: str = LOCATION
+
+
+async def query_entities(
+    session: AsyncSession, query: EntityQuery, *, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Matching entities in creation order, the requested page and the total count."""
+    statement = select(BrokerEntity)
+    if query.types:
+        typed = select(BrokerEntityType.entity_id).where(BrokerEntityType.type.in_(query.types))
+        statement = statement.where(BrokerEntity.entity_id.in_(typed))
+    if query.ids:
+        statement = statement.where(BrokerEntity.entity_id.in_(query.ids))
+    if query.georel is not None and query.geometry is not None and query.geoproperty == LOCATION:
+        box = query.georel.search_bbox(query.geometry)
+        if box is not None:
+            min_lon, min_lat, max_lon, max_lat = box
+            statement = statement.where(
+                BrokerEntity.max_lon >= min_lon,
+                BrokerEntity.min_lon <= max_lon,
+                BrokerEntity.max_lat >= min_lat,
+                BrokerEntity.min_lat <= max_lat,
+            )
+    statement = statement.order_by(BrokerEntity.created_at, BrokerEntity.entity_id)
+    pattern = re.compile(query.id_pattern) if query.id_pattern else None
+    found: list[dict[str, Any]] = []
+    for row in await session.scalars(statement):
+        entity = row.data
+        if pattern is not None and not pattern.search(entity["id"]):
+            continue
+        if query.attrs and not any(name in entity["attrs"] for name in query.attrs):
+            continue
+        if query.matches is not None and not query.matches(entity):
+            continue
+        if query.georel is not None and query.geometry is not None and not _geo_match(entity, query):
+            continue
+        found.append(entity)
+    return found[offset : offset + limit], len(found)
+
+
+def _geo_match(entity: dict[str, Any], query: EntityQuery) -> bool:
+    assert query.georel is not None
+    assert query.geometry is not None
+    for instance in entity["attrs"].get(query.geoproperty, ()):
+        if instance.get("type") == "GeoProperty" and query.georel.matches(
+            query.geometry, parse_geometry(instance["value"])
+        ):
+            return True
+    return False
+
+
+async def entity_types(session: AsyncSession) -> dict[str, set[str]]:
+    """Each entity type of the tenant with the attribute names its entities have."""
+    rows = await session.scalars(select(BrokerEntity.data))
+    types: dict[str, set[str]] = {}
+    for entity in rows:
+        for entity_type in entity["type"]:
+            types.setdefault(entity_type, set()).update(entity["attrs"])
+    return types
+
+
+async def purge_tenant(session: AsyncSession, name: str) -> None:
+    """Remove every entity of a tenant (administrators; conformance clean-up)."""
+    options = {ALL_TENANTS: True}
+    await session.execute(
+        delete(BrokerEntityType).where(BrokerEntityType.tenant_code == name).execution_options(**options)
+    )
+    await session.execute(
+        delete(BrokerEntity).where(BrokerEntity.tenant_code == name).execution_options(**options)
+    )
