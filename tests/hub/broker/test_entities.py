@@ -278,7 +278,11 @@ async def test_query_by_type_attrs_q_and_pagination(client: httpx.AsyncClient) -
     )
     assert len(by_pattern.json()) == 2
     by_ids = await client.get(
-        f"{BASE}/entities", params={"id": "urn:ngsi-ld:TrafficFlowObserved:q1,urn:ngsi-ld:ParkingSpot:p1"}
+        f"{BASE}/entities",
+        params={
+            "id": "urn:ngsi-ld:TrafficFlowObserved:q1,urn:ngsi-ld:ParkingSpot:p1",
+            "type": "TrafficFlowObserved,ParkingSpot",
+        },
     )
     assert len(by_ids.json()) == 2
     counted = await client.get(
@@ -292,6 +296,12 @@ async def test_query_by_type_attrs_q_and_pagination(client: httpx.AsyncClient) -
     "params",
     [
         {},
+        {"id": "urn:a:b"},  # ids alone are not enough to query
+        {"attrs": "id,type"},  # entity members, not attributes
+        {"type": "T", "pick": "name", "omit": "name"},
+        {"type": "T", "pick": "name", "attrs": "name"},
+        {"type": "T", "pick": "name{"},
+        {"type": "T", "pick": "name,,x"},
         {"type": "T", "q": "speed>"},
         {"type": "T", "limit": -1},
         {"type": "T", "limit": 0},

@@ -12,12 +12,12 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from cityhub.hub.broker import changes, ngsi, service
+from cityhub.hub.broker import changes, ngsi, service, views
 from cityhub.hub.broker.context import ActiveContext, ContextStore, link_header, parse_link_header
 from cityhub.hub.broker.q import parse_q, parse_scope_q
 from cityhub.kit.db import scope_to_tenant
 from cityhub.kit.errors import BadRequestData, HubError, InvalidRequest, NotFound, UnsupportedMediaType
-from cityhub.kit.geo import geometry_from_query, parse_georel
+from cityhub.kit.geo import geometry_from_query, parse_geometry, parse_georel
 from cityhub.kit.time import isoformat, utcnow
 from cityhub.kit.web import TENANT_HEADER, DbSession
 
@@ -168,6 +168,9 @@ def _names(text: str | None, ctx: ActiveContext) -> list[str] | None:
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
         raise BadRequestData("an empty list of attribute names was given")
+    for name in names:
+        if name in ngsi.ENTITY_KEYS:
+            raise BadRequestData(f"{name!r} is an entity member, not an attribute name")
     return [ctx.expand(ngsi.check_name(name, "attribute name")) for name in names]
 
 
@@ -196,6 +199,48 @@ async def create_entity(broker: Broker) -> Response:
     return Response(status_code=201, headers=headers)
 
 
+def _view(
+    ctx: ActiveContext,
+    *,
+    options: str | None,
+    fmt: str | None,
+    attrs: str | None = None,
+    pick: str | None = None,
+    omit: str | None = None,
+    lang: str | None = None,
+    dataset_id: str | None = None,
+    join: str | None = None,
+    join_level: int | None = None,
+    geometry_property: str | None = None,
+) -> views.View:
+    opts = _options(options)
+    datasets: set[str | None] | None = None
+    if dataset_id is not None:
+        datasets = set()
+        for item in dataset_id.split(","):
+            datasets.add(None if item == views.NONE_DATASET else ngsi.require_uri(item, "datasetId"))
+    return views.View(
+        ctx,
+        fmt=_format(opts, fmt),
+        sys_attrs="sysAttrs" in opts,
+        languages=views.parse_languages(lang),
+        pick=views.parse_projection(pick, "pick") if pick is not None else None,
+        omit=views.parse_projection(omit, "omit") if omit is not None else None,
+        attrs=set(_names(attrs, ctx) or []) if attrs is not None else None,
+        dataset_ids=datasets,
+        join=join,
+        join_level=join_level or 1,
+        geometry_property=ctx.expand(geometry_property) if geometry_property else service.LOCATION,
+    )
+
+
+def _fetch(broker: BrokerRequest) -> views.Fetch:
+    async def fetch(ids: list[str] | Any) -> dict[str, dict[str, Any]]:
+        return await service.get_entities(broker.session, list(ids))
+
+    return fetch
+
+
 @router.get("/entities/{entity_id}", summary="Retrieve an entity")
 async def retrieve_entity(
     broker: Broker,
@@ -204,39 +249,50 @@ async def retrieve_entity(
     pick: str | None = None,
     omit: str | None = None,
     options: str | None = None,
-    format: str | None = None,
+    format: str | None = None,  # NGSI-LD names its parameters so
     lang: str | None = None,
+    datasetId: str | None = None,
+    join: str | None = None,
+    joinLevel: int | None = None,
+    geometryProperty: str | None = None,
 ) -> Response:
     await broker.read_tenant()
     ctx = await broker.context()
-    opts = _options(options)
-    entity = await service.get_entity(broker.session, _entity_id(entity_id))
-    wanted = _projection(entity, ctx, attrs or pick, omit)
-    rendered = ngsi.compact_entity(
-        entity, ctx, fmt=_format(opts, format), attrs=wanted, sys_attrs="sysAttrs" in opts, lang=lang
+    view = _view(
+        ctx,
+        options=options,
+        fmt=format,
+        attrs=attrs,
+        pick=pick,
+        omit=omit,
+        lang=lang,
+        dataset_id=datasetId,
+        join=join,
+        join_level=joinLevel,
+        geometry_property=geometryProperty,
     )
+    entity = await service.get_entity(broker.session, _entity_id(entity_id))
+    if not view.matches_attrs(entity):
+        raise NotFound(f"entity {entity_id} has none of the attributes asked for")
+    rendered = await views.render_all([entity], view, _fetch(broker))
     if broker.accept == GEO_JSON:
-        return broker.render(_feature(rendered, entity, ctx), ctx)
-    return broker.render(rendered, ctx)
+        return broker.render(_feature(rendered[0], entity, view), ctx)
+    return broker.render(rendered if view.join == "flat" else rendered[0], ctx)
 
 
-def _projection(
-    entity: dict[str, Any], ctx: ActiveContext, keep: str | None, omit: str | None
-) -> set[str] | None:
-    wanted = None if keep is None else set(_names(keep, ctx) or [])
-    if omit is not None:
-        dropped = set(_names(omit, ctx) or [])
-        wanted = (wanted if wanted is not None else set(entity["attrs"])) - dropped
-    return wanted
-
-
-def _feature(rendered: dict[str, Any], entity: dict[str, Any], ctx: ActiveContext) -> dict[str, Any]:
+def _feature(rendered: dict[str, Any], entity: dict[str, Any], view: views.View) -> dict[str, Any]:
     geometry = None
-    for instance in entity["attrs"].get(service.LOCATION, ()):
-        geometry = instance.get("value")
-        break
+    for instance in entity["attrs"].get(view.geometry_property, ()):
+        if instance.get("type") == "GeoProperty":
+            geometry = instance.get("value")
+            break
     properties = {k: v for k, v in rendered.items() if k != "id"}
-    return {"id": rendered["id"], "type": "Feature", "geometry": geometry, "properties": properties}
+    return {
+        "id": rendered.get("id", entity["id"]),
+        "type": "Feature",
+        "geometry": geometry,
+        "properties": properties,
+    }
 
 
 @router.delete("/entities/{entity_id}", status_code=204, summary="Delete an entity")
@@ -249,7 +305,7 @@ async def delete_entity(broker: Broker, entity_id: str) -> Response:
 @router.get("/entities", summary="Query entities")
 async def query_entities(
     broker: Broker,
-    id: str | None = None,
+    id: str | None = None,  # NGSI-LD names its parameters so
     type: str | None = None,
     idPattern: str | None = None,
     attrs: str | None = None,
@@ -267,10 +323,89 @@ async def query_entities(
     options: str | None = None,
     format: str | None = None,
     lang: str | None = None,
+    datasetId: str | None = None,
+    join: str | None = None,
+    joinLevel: int | None = None,
+    geometryProperty: str | None = None,
+    local: bool = False,
 ) -> Response:
     ctx = await broker.context()
-    if not any((id, type, idPattern, attrs, q, georel, scopeQ)):
-        raise BadRequestData("give at least one of id, type, idPattern, attrs, q, scopeQ or a geo-query")
+    if not any((type, attrs, q, georel, scopeQ, local)):
+        raise BadRequestData("give at least one of type, attrs, q, scopeQ or a geo-query")
+    query = _entity_query(
+        ctx,
+        ids=id.split(",") if id else None,
+        types=type,
+        id_pattern=idPattern,
+        q=q,
+        scope_q=scopeQ,
+        geo=(georel, geometry, coordinates, geoproperty),
+    )
+    view = _view(
+        ctx,
+        options=options,
+        fmt=format,
+        attrs=attrs,
+        pick=pick,
+        omit=omit,
+        lang=lang,
+        dataset_id=datasetId,
+        join=join,
+        join_level=joinLevel,
+        geometry_property=geometryProperty,
+    )
+    return await _answer_query(broker, ctx, query, view, limit=limit, offset=offset, count=count)
+
+
+def _entity_query(
+    ctx: ActiveContext,
+    *,
+    ids: list[str] | None,
+    types: str | list[str] | None,
+    id_pattern: str | None,
+    q: str | None,
+    scope_q: str | None,
+    geo: tuple[str | None, Any, Any, str | None],
+) -> service.EntityQuery:
+    type_names = types.split(",") if isinstance(types, str) else types
+    query = service.EntityQuery(
+        types=[ctx.expand(ngsi.check_name(t.strip(), "entity type")) for t in type_names]
+        if type_names
+        else None,
+        ids=[_entity_id(i.strip()) for i in ids] if ids else None,
+        id_pattern=_pattern(id_pattern),
+    )
+    if q or scope_q:
+        expression = parse_q(q) if q else None
+        scope = parse_scope_q(scope_q) if scope_q else None
+        query.matches = lambda entity: (
+            (expression is None or expression.evaluate(entity, ctx.expand))
+            and (scope is None or scope.evaluate(entity.get("scope", [])))
+        )
+    georel, geometry, coordinates, geoproperty = geo
+    if georel or geometry or coordinates:
+        if not (georel and geometry and coordinates):
+            raise BadRequestData("a geo-query needs georel, geometry and coordinates together")
+        query.georel = parse_georel(georel)
+        if isinstance(coordinates, str):
+            query.geometry = geometry_from_query(str(geometry), coordinates)
+        else:
+            query.geometry = parse_geometry({"type": geometry, "coordinates": coordinates})
+        if geoproperty:
+            query.geoproperty = ctx.expand(geoproperty)
+    return query
+
+
+async def _answer_query(
+    broker: BrokerRequest,
+    ctx: ActiveContext,
+    query: service.EntityQuery,
+    view: views.View,
+    *,
+    limit: int | None,
+    offset: int,
+    count: bool,
+) -> Response:
     page = DEFAULT_LIMIT if limit is None else limit
     if page < 0 or offset < 0:
         raise BadRequestData("limit and offset must not be negative")
@@ -278,51 +413,58 @@ async def query_entities(
         raise BadRequestData("limit=0 is only allowed with count=true")
     if page > MAX_LIMIT:
         raise TooManyResults(f"limit may be at most {MAX_LIMIT}")
-    opts = _options(options)
-    query = service.EntityQuery(
-        types=[ctx.expand(ngsi.check_name(t.strip(), "entity type")) for t in type.split(",")]
-        if type
-        else None,
-        ids=[_entity_id(i.strip()) for i in id.split(",")] if id else None,
-        id_pattern=_pattern(idPattern),
-        attrs=_names(attrs, ctx) if attrs and not pick else None,
-    )
-    if q or scopeQ:
-        expression = parse_q(q) if q else None
-        scope = parse_scope_q(scopeQ) if scopeQ else None
-        query.matches = lambda entity: (
-            (expression is None or expression.evaluate(entity, ctx.expand))
-            and (scope is None or scope.evaluate(entity.get("scope", [])))
-        )
-    if georel or geometry or coordinates:
-        if not (georel and geometry and coordinates):
-            raise BadRequestData("a geo-query needs georel, geometry and coordinates together")
-        query.georel = parse_georel(georel)
-        query.geometry = geometry_from_query(geometry, coordinates)
-        if geoproperty:
-            query.geoproperty = ctx.expand(geoproperty)
+    query.keep = view.matches_attrs
     if not broker.tenant_given or await service.tenant_exists(broker.session, broker.tenant):
         found, total = await service.query_entities(broker.session, query, limit=page, offset=offset)
     else:
         found, total = [], 0
-    fmt = _format(opts, format)
-    keep = attrs or pick
-    rendered = [
-        ngsi.compact_entity(
-            entity,
-            ctx,
-            fmt=fmt,
-            attrs=_projection(entity, ctx, keep, omit),
-            sys_attrs="sysAttrs" in opts,
-            lang=lang,
-        )
-        for entity in found
-    ]
+    rendered = await views.render_all(found, view, _fetch(broker))
     headers = {"NGSILD-Results-Count": str(total)} if count else {}
     if broker.accept == GEO_JSON:
-        features = [_feature(r, e, ctx) for r, e in zip(rendered, found, strict=True)]
+        features = [_feature(r, e, view) for r, e in zip(rendered, found, strict=False)]
         return broker.render({"type": "FeatureCollection", "features": features}, ctx, headers=headers)
     return broker.render(rendered, ctx, headers=headers)
+
+
+@router.post("/entityOperations/query", summary="Query entities with a Query object")
+async def query_entities_post(
+    broker: Broker,
+    limit: Annotated[int | None, Query()] = None,
+    offset: Annotated[int, Query()] = 0,
+    count: bool = False,
+    options: str | None = None,
+    format: str | None = None,
+    lang: str | None = None,
+) -> Response:
+    body = await broker.body()
+    ctx = await broker.context(body)
+    if not isinstance(body, dict) or body.get("type") != "Query":
+        raise BadRequestData('the body must be a Query object ("type": "Query")')
+    selectors = body.get("entities") or []
+    if not isinstance(selectors, list) or not all(isinstance(e, dict) for e in selectors):
+        raise BadRequestData("entities must be a list of entity selectors")
+    types = [e["type"] for e in selectors if "type" in e]
+    ids = [e["id"] for e in selectors if "id" in e]
+    patterns = [e["idPattern"] for e in selectors if "idPattern" in e]
+    geo_q = body.get("geoQ") or {}
+    if not isinstance(geo_q, dict):
+        raise BadRequestData("geoQ must be an object")
+    attrs = body.get("attrs")
+    if attrs is not None and not (isinstance(attrs, list) and all(isinstance(a, str) for a in attrs)):
+        raise BadRequestData("attrs must be a list of attribute names")
+    if not any((types, attrs, body.get("q"), geo_q, body.get("scopeQ"))):
+        raise BadRequestData("give at least one of entities with a type, attrs, q, scopeQ or geoQ")
+    query = _entity_query(
+        ctx,
+        ids=ids or None,
+        types=types or None,
+        id_pattern="|".join(f"(?:{p})" for p in patterns) if patterns else None,
+        q=body.get("q"),
+        scope_q=body.get("scopeQ"),
+        geo=(geo_q.get("georel"), geo_q.get("geometry"), geo_q.get("coordinates"), geo_q.get("geoproperty")),
+    )
+    view = _view(ctx, options=options, fmt=format, attrs=",".join(attrs) if attrs else None, lang=lang)
+    return await _answer_query(broker, ctx, query, view, limit=limit, offset=offset, count=count)
 
 
 def _pattern(text: str | None) -> str | None:

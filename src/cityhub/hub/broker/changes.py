@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cityhub.hub.broker.ngsi import NULL, SYSTEM_KEYS, Attributes, Instance
+from cityhub.kit.errors import BadRequestData
 
 
 @dataclass
@@ -87,7 +88,10 @@ def update(entity: dict[str, Any], attrs: Attributes, now: str) -> UpdateResult:
             if current is None or index is None:
                 result.not_updated.append((iri, "attribute (with this datasetId) does not exist"))
                 continue
-            current[index] = _replace_instance(current[index], instance, now)
+            if _is_null(instance):  # NGSI-LD: updating to urn:ngsi-ld:null deletes
+                delete_attribute(entity, iri, dataset_id=instance.get("datasetId"))
+            else:
+                current[index] = _replace_instance(current[index], instance, now)
             if iri not in result.updated:
                 result.updated.append(iri)
     if result.updated:
@@ -102,14 +106,16 @@ def partial_update(entity: dict[str, Any], iri: str, fragment: Instance, now: st
     index = None if current is None else _find(current, fragment.get("datasetId"))
     if current is None or index is None:
         return False
+    if _is_null(fragment):
+        delete_attribute(entity, iri, dataset_id=fragment.get("datasetId"))
+        entity["modifiedAt"] = now
+        return True
     target = current[index]
+    if "type" in fragment and fragment["type"] != target["type"]:
+        raise BadRequestData(f"the attribute is a {target['type']}, not a {fragment['type']}")
     for key, value in fragment.items():
         if key in SYSTEM_KEYS:
             continue
-        if key == "type" and value != target["type"]:
-            # the attribute changes kind: drop the members of the old one
-            target.clear()
-            target["createdAt"] = current[index].get("createdAt", now)
         target[key] = copy.deepcopy(value)
     target["modifiedAt"] = now
     entity["modifiedAt"] = now

@@ -8,7 +8,7 @@ representation for the caller's @context. Pure functions: no I/O, no database.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from cityhub.kit.errors import BadRequestData
@@ -99,7 +99,11 @@ def expand_types(raw: object, ctx: Context) -> list[str]:
     names = raw if isinstance(raw, list) else [raw]
     if not names:
         raise BadRequestData("entity type must not be empty")
-    return list(dict.fromkeys(ctx.expand(check_name(name, "entity type")) for name in names))
+    expanded = [ctx.expand(check_name(name, "entity type")) for name in names]
+    for name, iri in zip(names, expanded, strict=True):
+        if iri.startswith("@") or not is_uri(iri):
+            raise BadRequestData(f"entity type {name!r} is not a valid type name")
+    return list(dict.fromkeys(expanded))
 
 
 def expand_scopes(raw: object) -> list[str]:
@@ -274,7 +278,7 @@ def compact_entity(
     fmt: Format = "normalized",
     attrs: Iterable[str] | None = None,
     sys_attrs: bool = False,
-    lang: str | None = None,
+    languages: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The entity as a client sees it; ``attrs`` are expanded names to keep (None: all)."""
     types = [ctx.compact(t) for t in entity["type"]]
@@ -289,15 +293,17 @@ def compact_entity(
     for iri, instances in entity["attrs"].items():
         if wanted is not None and iri not in wanted:
             continue
-        rendered = [_render(instance, ctx, fmt, sys_attrs, lang) for instance in instances]
+        rendered = [_render(instance, ctx, fmt, sys_attrs, languages) for instance in instances]
         out[ctx.compact(iri)] = rendered[0] if len(rendered) == 1 else rendered
     return out
 
 
-def _render(instance: Instance, ctx: Context, fmt: Format, sys_attrs: bool, lang: str | None) -> Any:
+def _render(
+    instance: Instance, ctx: Context, fmt: Format, sys_attrs: bool, languages: Sequence[str] | None
+) -> Any:
     kind = instance["type"]
     if fmt == "keyValues":
-        return _key_value(instance, kind, lang)
+        return _key_value(instance, kind, languages)
     out: dict[str, Any] = {}
     for key, value in instance.items():
         if key in CORE_KEYS:
@@ -307,11 +313,11 @@ def _render(instance: Instance, ctx: Context, fmt: Format, sys_attrs: bool, lang
                 value = [ctx.compact(v) for v in value] if isinstance(value, list) else ctx.compact(value)
             out[key] = value
         else:
-            out[ctx.compact(key)] = _render(value, ctx, fmt, sys_attrs, lang)
-    if lang is not None and kind == "LanguageProperty":
-        out = {"type": "Property", "value": _pick_language(instance["languageMap"], lang), "lang": lang} | {
-            k: v for k, v in out.items() if k not in {"type", "languageMap"}
-        }
+            out[ctx.compact(key)] = _render(value, ctx, fmt, sys_attrs, languages)
+    if languages is not None and kind == "LanguageProperty":
+        tag, text = pick_language(instance["languageMap"], languages)
+        rest = {k: v for k, v in out.items() if k not in {"type", "languageMap"}}
+        out = {"type": "Property", "value": text, "lang": tag} | rest
     if fmt == "concise":
         out.pop("type", None)
         if set(out) == {"value"} and not isinstance(out["value"], dict):
@@ -321,15 +327,13 @@ def _render(instance: Instance, ctx: Context, fmt: Format, sys_attrs: bool, lang
     return out
 
 
-def _key_value(instance: Instance, kind: str, lang: str | None) -> Any:
+def _key_value(instance: Instance, kind: str, languages: Sequence[str] | None) -> Any:
     if kind == "Relationship":
         return instance["object"]
     if kind == "LanguageProperty":
-        return (
-            _pick_language(instance["languageMap"], lang)
-            if lang
-            else {"languageMap": instance["languageMap"]}
-        )
+        if languages is None:
+            return {"languageMap": instance["languageMap"]}
+        return pick_language(instance["languageMap"], languages)[1]
     key = {
         "JsonProperty": "json",
         "VocabProperty": "vocab",
@@ -339,11 +343,17 @@ def _key_value(instance: Instance, kind: str, lang: str | None) -> Any:
     return instance.get(key.get(kind, "value"))
 
 
-def _pick_language(language_map: Mapping[str, Any], lang: str) -> Any:
-    """The value for ``lang`` (``*`` or no match: the first entry, as NGSI-LD allows)."""
-    if lang in language_map:
-        return language_map[lang]
-    for tag, value in language_map.items():
-        if tag.split("-")[0] == lang.split("-")[0]:
-            return value
-    return next(iter(language_map.values()), None)
+def pick_language(language_map: Mapping[str, Any], languages: Sequence[str]) -> tuple[str, Any]:
+    """The best entry for the caller's ranked tags: exact tag, then same primary language; ``*``
+    (or no match at all) takes the first entry, as NGSI-LD allows."""
+    for wanted in languages:
+        if wanted == "*":
+            break
+        if wanted in language_map:
+            return wanted, language_map[wanted]
+        primary = wanted.split("-")[0]
+        for tag, value in language_map.items():
+            if tag.split("-")[0] == primary:
+                return tag, value
+    tag = next(iter(language_map), "")
+    return tag, language_map.get(tag)

@@ -73,6 +73,14 @@ async def get_entity(session: AsyncSession, entity_id: str) -> dict[str, Any]:
     return copy.deepcopy(row.data)
 
 
+async def get_entities(session: AsyncSession, entity_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Entities by id (those that exist), for linked-entity joins."""
+    if not entity_ids:
+        return {}
+    rows = await session.scalars(select(BrokerEntity).where(BrokerEntity.entity_id.in_(entity_ids)))
+    return {row.entity_id: copy.deepcopy(row.data) for row in rows}
+
+
 async def exists(session: AsyncSession, entity_id: str) -> bool:
     return await _load(session, entity_id) is not None
 
@@ -125,8 +133,8 @@ class EntityQuery:
     types: Sequence[str] | None = None
     ids: Sequence[str] | None = None
     id_pattern: str | None = None
-    attrs: Sequence[str] | None = None
     matches: Callable[[dict[str, Any]], bool] | None = None  # q and scopeQ, compiled by the API
+    keep: Callable[[dict[str, Any]], bool] | None = None  # attrs / datasetId presence
     georel: GeoRel | None = None
     geometry: Geometry | None = None
     geoproperty: str = LOCATION
@@ -159,7 +167,7 @@ async def query_entities(
         entity = row.data
         if pattern is not None and not pattern.search(entity["id"]):
             continue
-        if query.attrs and not any(name in entity["attrs"] for name in query.attrs):
+        if query.keep is not None and not query.keep(entity):
             continue
         if query.matches is not None and not query.matches(entity):
             continue
