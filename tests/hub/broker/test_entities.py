@@ -389,3 +389,12 @@ async def test_discovery(client: httpx.AsyncClient) -> None:
     assert "intensity" in attributes
     assert "status" in attributes
     assert "location" in attributes
+
+
+async def test_trailing_slash_and_missing_ids(client: httpx.AsyncClient) -> None:
+    assert (await client.post(f"{BASE}/entities/", json=flow())).status_code == 201
+    assert (await client.get(f"{BASE}/entities/", params={"type": "TrafficFlowObserved"})).status_code == 200
+    for method, path in (("PATCH", "/entities/"), ("PUT", "/entities/"), ("POST", "/entities//attrs")):
+        response = await client.request(method, f"{BASE}{path}", json={"type": "T"})
+        assert response.status_code == 400, (method, path)
+        assert "entity id is missing" in response.json()["detail"]

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from cityhub.hub.broker import changes, ngsi, service, views
 from cityhub.hub.broker.context import ActiveContext, ContextStore, link_header, parse_link_header
-from cityhub.hub.broker.q import parse_q, parse_scope_q
+from cityhub.hub.broker.q import parse_q, parse_scope_q, parse_type_selection
 from cityhub.kit.db import scope_to_tenant
 from cityhub.kit.errors import BadRequestData, HubError, InvalidRequest, NotFound, UnsupportedMediaType
 from cityhub.kit.geo import geometry_from_query, parse_geometry, parse_georel
@@ -141,21 +141,29 @@ def _with_context(payload: Any, ctx: ActiveContext) -> Any:
     return payload | {"@context": value}
 
 
+FORMATS: dict[str, ngsi.Format] = {
+    "normalized": "normalized",
+    "concise": "concise",
+    "keyValues": "keyValues",
+    "simplified": "keyValues",
+}
+
+
 def _options(options: str | None) -> set[str]:
-    known = {"keyValues", "concise", "normalized", "sysAttrs", "noOverwrite", "replace", "update"}
+    known = {*FORMATS, "sysAttrs", "noOverwrite", "replace", "update"}
     given = {item.strip() for item in (options or "").split(",") if item.strip()}
     unknown = given - known
     if unknown:
-        raise BadRequestData(f"unknown option(s): {', '.join(sorted(unknown))}")
+        raise InvalidRequest(f"unknown option(s): {', '.join(sorted(unknown))}")
     return given
 
 
 def _format(options: set[str], fmt: str | None) -> ngsi.Format:
     if fmt is not None:
-        if fmt not in {"normalized", "concise", "keyValues"}:
-            raise BadRequestData(f"format must be normalized, concise or keyValues, not {fmt!r}")
-        return fmt  # type: ignore[return-value]
-    if "keyValues" in options:
+        if fmt not in FORMATS:
+            raise InvalidRequest(f"format must be normalized, concise or keyValues, not {fmt!r}")
+        return FORMATS[fmt]
+    if "keyValues" in options or "simplified" in options:
         return "keyValues"
     if "concise" in options:
         return "concise"
@@ -174,6 +182,49 @@ def _names(text: str | None, ctx: ActiveContext) -> list[str] | None:
     return [ctx.expand(ngsi.check_name(name, "attribute name")) for name in names]
 
 
+RETRIEVE_PARAMS = frozenset(
+    {
+        "attrs",
+        "pick",
+        "omit",
+        "options",
+        "format",
+        "lang",
+        "datasetId",
+        "join",
+        "joinLevel",
+        "geometryProperty",
+        "local",
+        "containedBy",
+        "entityMap",
+        "type",
+    }
+)
+QUERY_PARAMS = RETRIEVE_PARAMS | {
+    "id",
+    "idPattern",
+    "q",
+    "scopeQ",
+    "georel",
+    "geometry",
+    "coordinates",
+    "geoproperty",
+    "limit",
+    "offset",
+    "count",
+    "csf",
+    "orderBy",
+    "expandValues",
+    "collect",
+}
+
+
+def _known_params(request: Request, known: frozenset[str]) -> None:
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise InvalidRequest(f"unknown query parameter(s): {', '.join(unknown)}")
+
+
 def _now() -> str:
     return isoformat(utcnow())
 
@@ -186,8 +237,11 @@ def _entity_id(entity_id: str) -> str:
 
 
 @router.post("/entities", status_code=201, summary="Create an entity")
+@router.post("/entities/", status_code=201, include_in_schema=False)
 async def create_entity(broker: Broker) -> Response:
     body = await broker.body()
+    if body == {}:
+        raise InvalidRequest("the entity is an empty JSON object")
     ctx = await broker.context(body)
     entity = ngsi.expand_entity(body, ctx)
     changes.stamp(entity, _now(), created=True)
@@ -256,6 +310,7 @@ async def retrieve_entity(
     joinLevel: int | None = None,
     geometryProperty: str | None = None,
 ) -> Response:
+    _known_params(broker.request, RETRIEVE_PARAMS)
     await broker.read_tenant()
     ctx = await broker.context()
     view = _view(
@@ -275,9 +330,11 @@ async def retrieve_entity(
     if not view.matches_attrs(entity):
         raise NotFound(f"entity {entity_id} has none of the attributes asked for")
     rendered = await views.render_all([entity], view, _fetch(broker))
+    if not rendered[0]:
+        raise NotFound(f"nothing of entity {entity_id} is left after pick and omit")
     if broker.accept == GEO_JSON:
         return broker.render(_feature(rendered[0], entity, view), ctx)
-    return broker.render(rendered if view.join == "flat" else rendered[0], ctx)
+    return broker.render(rendered if len(rendered) > 1 else rendered[0], ctx)
 
 
 def _feature(rendered: dict[str, Any], entity: dict[str, Any], view: views.View) -> dict[str, Any]:
@@ -303,6 +360,7 @@ async def delete_entity(broker: Broker, entity_id: str) -> Response:
 
 
 @router.get("/entities", summary="Query entities")
+@router.get("/entities/", include_in_schema=False)
 async def query_entities(
     broker: Broker,
     id: str | None = None,  # NGSI-LD names its parameters so
@@ -329,6 +387,7 @@ async def query_entities(
     geometryProperty: str | None = None,
     local: bool = False,
 ) -> Response:
+    _known_params(broker.request, QUERY_PARAMS)
     ctx = await broker.context()
     if not any((type, attrs, q, georel, scopeQ, local)):
         raise BadRequestData("give at least one of type, attrs, q, scopeQ or a geo-query")
@@ -367,20 +426,25 @@ def _entity_query(
     scope_q: str | None,
     geo: tuple[str | None, Any, Any, str | None],
 ) -> service.EntityQuery:
-    type_names = types.split(",") if isinstance(types, str) else types
+    selection = None
+    if types:
+        selection = parse_type_selection(types if isinstance(types, str) else ",".join(types))
+        for name in selection.names:
+            ngsi.check_name(name, "entity type")
     query = service.EntityQuery(
-        types=[ctx.expand(ngsi.check_name(t.strip(), "entity type")) for t in type_names]
-        if type_names
-        else None,
+        types=[ctx.expand(name) for name in selection.names] if selection else None,
         ids=[_entity_id(i.strip()) for i in ids] if ids else None,
         id_pattern=_pattern(id_pattern),
     )
-    if q or scope_q:
-        expression = parse_q(q) if q else None
-        scope = parse_scope_q(scope_q) if scope_q else None
+    expression = parse_q(q) if q else None
+    # scopeQ takes ',' for OR as well as '|'
+    scope = parse_scope_q(scope_q.replace(",", "|")) if scope_q else None
+    typed = selection if selection is not None and not isinstance(selection.tree, str) else None
+    if expression is not None or scope is not None or typed is not None:
         query.matches = lambda entity: (
             (expression is None or expression.evaluate(entity, ctx.expand))
             and (scope is None or scope.evaluate(entity.get("scope", [])))
+            and (typed is None or typed.matches(set(entity["type"]), ctx.expand))
         )
     georel, geometry, coordinates, geoproperty = geo
     if georel or geometry or coordinates:
@@ -537,10 +601,14 @@ async def append_attributes(broker: Broker, entity_id: str, options: str | None 
     if not isinstance(body, dict):
         raise BadRequestData("attributes must be given as a JSON object")
     attrs = ngsi.expand_attributes(body, ctx)
+    overwrite = "noOverwrite" not in _options(options)
     entity = await service.get_entity(broker.session, _entity_id(entity_id))
     if "type" in body:
         entity["type"] = list(dict.fromkeys([*entity["type"], *ngsi.expand_types(body["type"], ctx)]))
-    result = changes.append(entity, attrs, _now(), overwrite="noOverwrite" not in _options(options))
+    result = changes.append(entity, attrs, _now(), overwrite=overwrite)
+    if "scope" in body:
+        scopes = ngsi.expand_scopes(body["scope"])
+        entity["scope"] = scopes if overwrite else list(dict.fromkeys([*entity.get("scope", []), *scopes]))
     await service.save_entity(broker.session, entity)
     return _update_result(result, ctx) or Response(status_code=204)
 
@@ -552,9 +620,18 @@ async def update_attributes(broker: Broker, entity_id: str) -> Response:
     ctx = await broker.context(body)
     if not isinstance(body, dict):
         raise BadRequestData("attributes must be given as a JSON object")
-    attrs = ngsi.expand_attributes(body, ctx)
+    attrs = ngsi.expand_attributes(body, ctx, allow_null=True)
     entity = await service.get_entity(broker.session, _entity_id(entity_id))
     result = changes.update(entity, attrs, _now())
+    if "type" in body:
+        entity["type"] = list(dict.fromkeys([*entity["type"], *ngsi.expand_types(body["type"], ctx)]))
+        result.updated.append("type")
+    if "scope" in body:
+        if "scope" in entity:
+            entity["scope"] = ngsi.expand_scopes(body["scope"])
+            result.updated.append("scope")
+        else:
+            result.not_updated.append(("scope", "the entity has no scope to update"))
     if result.changed:
         await service.save_entity(broker.session, entity)
     return _update_result(result, ctx) or Response(status_code=204)
@@ -576,7 +653,7 @@ async def partial_attribute_update(broker: Broker, entity_id: str, attr: str) ->
             fragment[key] = value
         else:
             sub = ctx.expand(ngsi.check_name(key, "sub-attribute name"))
-            fragment[sub] = ngsi.expand_instance(sub, value, ctx)
+            fragment[sub] = ngsi.expand_instance(sub, value, ctx, allow_null=True)
     entity = await service.get_entity(broker.session, _entity_id(entity_id))
     if not changes.partial_update(entity, iri, fragment, _now()):
         raise NotFound(f"entity {entity_id} has no attribute {attr}")
@@ -589,7 +666,11 @@ async def replace_attribute(broker: Broker, entity_id: str, attr: str) -> Respon
     await broker.read_tenant()
     body = await broker.body()
     ctx = await broker.context(body)
+    if attr in ngsi.ENTITY_KEYS:
+        raise BadRequestData(f"{attr!r} is an entity member, not an attribute")
     iri = ctx.expand(ngsi.check_name(attr, "attribute name"))
+    if not isinstance(body, dict):
+        raise BadRequestData("the attribute must be a JSON object")
     instance = ngsi.expand_instance(iri, {k: v for k, v in body.items() if k != "@context"}, ctx)
     entity = await service.get_entity(broker.session, _entity_id(entity_id))
     if iri not in entity["attrs"]:
@@ -611,6 +692,13 @@ async def delete_attribute(
 ) -> Response:
     await broker.read_tenant()
     ctx = await broker.context()
+    if attr == "scope":
+        entity = await service.get_entity(broker.session, _entity_id(entity_id))
+        if not entity.pop("scope", None):
+            raise NotFound(f"entity {entity_id} has no scope")
+        entity["modifiedAt"] = _now()
+        await service.save_entity(broker.session, entity)
+        return Response(status_code=204)
     iri = ctx.expand(ngsi.check_name(attr, "attribute name"))
     if datasetId is not None:
         ngsi.require_uri(datasetId, "datasetId")
@@ -623,6 +711,16 @@ async def delete_attribute(
     entity["modifiedAt"] = _now()
     await service.save_entity(broker.session, entity)
     return Response(status_code=204)
+
+
+@router.api_route(
+    "/entities/{rest:path}",
+    methods=["GET", "PUT", "PATCH", "POST", "DELETE"],
+    include_in_schema=False,
+)
+async def malformed_entity_path(rest: str) -> Response:
+    """``/entities/`` or ``/entities//attrs``: the id is missing, which is the client's error."""
+    raise BadRequestData(f"the entity id is missing in /entities/{rest}")
 
 
 # -- discovery ----------------------------------------------------------------------------------

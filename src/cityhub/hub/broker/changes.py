@@ -11,7 +11,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from cityhub.hub.broker.ngsi import NULL, SYSTEM_KEYS, Attributes, Instance
+from cityhub.hub.broker.ngsi import NULL, SYSTEM_KEYS, Attributes, Instance, is_null
 from cityhub.kit.errors import BadRequestData
 
 
@@ -170,7 +170,7 @@ def merge(entity: dict[str, Any], patch: dict[str, Any], now: str) -> UpdateResu
 
 
 def _is_null(instance: Instance) -> bool:
-    return any(instance.get(key) == NULL for key in ("value", "object", "languageMap", "json", "vocab"))
+    return any(is_null(instance.get(key)) for key in ("value", "object", "languageMap", "json", "vocab"))
 
 
 def _merge_instance(old: Instance, new: Instance, now: str) -> Instance:

@@ -215,8 +215,15 @@ def _implied_type(iri: str, raw: dict[str, Any]) -> str:
     return "Property"
 
 
+def is_null(value: Any) -> bool:
+    """NGSI-LD's null: ``urn:ngsi-ld:null``, or a languageMap of ``{"@none": "urn:ngsi-ld:null"}``."""
+    return bool(value == NULL or value == {"@none": NULL})
+
+
 def _core_value(key: str, value: Any, iri: str, ctx: Context) -> Any:
     name = ctx.compact(iri)
+    if is_null(value):
+        return value
     if key == "observedAt":
         if not isinstance(value, str):
             raise BadRequestData(f"{name}.observedAt must be an ISO 8601 date-time string")
@@ -253,9 +260,9 @@ def _check_shape(kind: str, instance: Instance, iri: str, ctx: Context, allow_nu
     if required not in instance:
         raise BadRequestData(f"{kind} {name!r} needs a {required!r} member")
     value = instance[required]
-    if value is None or (value == NULL and not allow_null):
+    if value is None or (is_null(value) and not allow_null):
         raise BadRequestData(f"{kind} {name!r} has a null {required}")
-    if value == NULL:
+    if is_null(value):
         return
     if kind == "Relationship":
         objects = value if isinstance(value, list) else [value]

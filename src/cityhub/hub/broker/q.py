@@ -683,3 +683,81 @@ def _match(target: _Target, pattern: str, negate: bool) -> bool:
         return False
     found = any(re.search(pattern, t) for t in texts)
     return found != negate
+
+
+# -- entity type selection (clause 4.17): ``A,B`` or ``A|B`` is OR, ``A;B`` is AND, with parentheses --
+
+
+@dataclass(frozen=True)
+class TypeSelection:
+    """A parsed ``type`` parameter: ``names`` for the index prefilter, ``matches`` for the rest."""
+
+    tree: Any  # a type name (str), or ("and"|"or", [subtrees])
+
+    @property
+    def names(self) -> set[str]:
+        found: set[str] = set()
+        stack = [self.tree]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, str):
+                found.add(node)
+            else:
+                stack.extend(node[1])
+        return found
+
+    def matches(self, types: set[str], expand: Callable[[str], str]) -> bool:
+        def walk(node: Any) -> bool:
+            if isinstance(node, str):
+                return expand(node) in types
+            kind, items = node
+            return all(walk(i) for i in items) if kind == "and" else any(walk(i) for i in items)
+
+        return walk(self.tree)
+
+
+def parse_type_selection(text: str) -> TypeSelection:
+    position = 0
+
+    def error(message: str) -> QSyntaxError:
+        return QSyntaxError(f"type: {message} at position {position}", position)
+
+    def parse_or(depth: int) -> Any:
+        nonlocal position
+        items = [parse_and(depth)]
+        while position < len(text) and text[position] in ",|":
+            position += 1
+            items.append(parse_and(depth))
+        return items[0] if len(items) == 1 else ("or", items)
+
+    def parse_and(depth: int) -> Any:
+        nonlocal position
+        items = [parse_atom(depth)]
+        while position < len(text) and text[position] == ";":
+            position += 1
+            items.append(parse_atom(depth))
+        return items[0] if len(items) == 1 else ("and", items)
+
+    def parse_atom(depth: int) -> Any:
+        nonlocal position
+        if depth > MAX_DEPTH:
+            raise TooComplexQuery(f"type: nested deeper than {MAX_DEPTH} levels")
+        if position < len(text) and text[position] == "(":
+            position += 1
+            node = parse_or(depth + 1)
+            if position >= len(text) or text[position] != ")":
+                raise error("expected ')'")
+            position += 1
+            return node
+        start = position
+        while position < len(text) and text[position] not in ",|;()":
+            position += 1
+        name = text[start:position].strip()
+        if not name:
+            raise error("expected a type name")
+        return name
+
+    tree = parse_or(0)
+    if position != len(text):
+        raise error(f"unexpected {text[position]!r}")
+    return TypeSelection(tree)

@@ -126,10 +126,15 @@ class View:
 
     def matches_attrs(self, entity: dict[str, Any]) -> bool:
         """With ``attrs`` (or a pick of attributes) an entity must have at least one of them."""
-        names, _, _ = self.wanted(entity)
-        if names is None or (self.pick is None and self.attrs is None):
+        if self.attrs is not None:
+            names = self.attrs
+        elif self.pick is not None:
+            names = {self.ctx.expand(n) for n in self.pick if n not in ("id", "type")}
+            if not names:
+                return True
+        else:
             return True
-        return any(self._instances(entity, name) for name in names)
+        return any(name in entity["attrs"] for name in names)
 
     def _instances(self, entity: dict[str, Any], name: str) -> list[dict[str, Any]]:
         instances: list[dict[str, Any]] = entity["attrs"].get(name, [])
