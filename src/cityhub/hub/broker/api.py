@@ -101,6 +101,9 @@ class BrokerRequest:
         media = self.accept
         if media == JSON_LD:
             payload = _with_context(payload, ctx)
+        elif media == GEO_JSON:
+            value = ctx.value if ctx.value is not None else ctx.urls
+            payload = payload | {"@context": value if isinstance(value, list) else [value]}
         else:
             headers["Link"] = link_header(ctx.urls[0])
         if self.tenant_given:
@@ -240,7 +243,7 @@ def _entity_id(entity_id: str) -> str:
 @router.post("/entities/", status_code=201, include_in_schema=False)
 async def create_entity(broker: Broker) -> Response:
     body = await broker.body()
-    if body == {}:
+    if isinstance(body, dict) and not (set(body) - {"@context"}):
         raise InvalidRequest("the entity is an empty JSON object")
     ctx = await broker.context(body)
     entity = ngsi.expand_entity(body, ctx)
@@ -499,6 +502,11 @@ async def query_entities_post(
     options: str | None = None,
     format: str | None = None,
     lang: str | None = None,
+    join: str | None = None,
+    joinLevel: int | None = None,
+    pick: str | None = None,
+    omit: str | None = None,
+    datasetId: str | None = None,
 ) -> Response:
     body = await broker.body()
     ctx = await broker.context(body)
@@ -527,8 +535,28 @@ async def query_entities_post(
         scope_q=body.get("scopeQ"),
         geo=(geo_q.get("georel"), geo_q.get("geometry"), geo_q.get("coordinates"), geo_q.get("geoproperty")),
     )
-    view = _view(ctx, options=options, fmt=format, attrs=",".join(attrs) if attrs else None, lang=lang)
+    view = _view(
+        ctx,
+        options=options,
+        fmt=format,
+        attrs=",".join(attrs) if attrs else None,
+        lang=body.get("lang", lang),
+        pick=_joined(body.get("pick", pick)),
+        omit=_joined(body.get("omit", omit)),
+        dataset_id=_joined(body.get("datasetId", datasetId)),
+        join=body.get("join", join),
+        join_level=body.get("joinLevel", joinLevel),
+    )
     return await _answer_query(broker, ctx, query, view, limit=limit, offset=offset, count=count)
+
+
+def _joined(value: Any) -> str | None:
+    """A Query object member that may be a list or a comma-separated string."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return ",".join(value)
+    raise BadRequestData(f"expected a string or a list of strings, got {value!r}")
 
 
 def _pattern(text: str | None) -> str | None:
@@ -594,12 +622,13 @@ def _update_result(result: changes.UpdateResult, ctx: ActiveContext) -> Response
 
 
 @router.post("/entities/{entity_id}/attrs", status_code=204, summary="Append attributes")
+@router.post("/entities/{entity_id}/attrs/", status_code=204, include_in_schema=False)
 async def append_attributes(broker: Broker, entity_id: str, options: str | None = None) -> Response:
     await broker.read_tenant()
     body = await broker.body()
     ctx = await broker.context(body)
     if not isinstance(body, dict):
-        raise BadRequestData("attributes must be given as a JSON object")
+        raise InvalidRequest("attributes must be given as a JSON object")
     attrs = ngsi.expand_attributes(body, ctx)
     overwrite = "noOverwrite" not in _options(options)
     entity = await service.get_entity(broker.session, _entity_id(entity_id))
@@ -614,12 +643,13 @@ async def append_attributes(broker: Broker, entity_id: str, options: str | None 
 
 
 @router.patch("/entities/{entity_id}/attrs", status_code=204, summary="Update attributes")
+@router.patch("/entities/{entity_id}/attrs/", status_code=204, include_in_schema=False)
 async def update_attributes(broker: Broker, entity_id: str) -> Response:
     await broker.read_tenant()
     body = await broker.body()
     ctx = await broker.context(body)
     if not isinstance(body, dict):
-        raise BadRequestData("attributes must be given as a JSON object")
+        raise InvalidRequest("attributes must be given as a JSON object")
     attrs = ngsi.expand_attributes(body, ctx, allow_null=True)
     entity = await service.get_entity(broker.session, _entity_id(entity_id))
     result = changes.update(entity, attrs, _now())
@@ -721,6 +751,12 @@ async def delete_attribute(
 async def malformed_entity_path(rest: str) -> Response:
     """``/entities/`` or ``/entities//attrs``: the id is missing, which is the client's error."""
     raise BadRequestData(f"the entity id is missing in /entities/{rest}")
+
+
+@router.delete("/entities/{entity_id}/attrs", include_in_schema=False)
+@router.delete("/entities/{entity_id}/attrs/", include_in_schema=False)
+async def delete_attribute_without_name(entity_id: str) -> Response:
+    raise BadRequestData("the attribute name is missing in the path")
 
 
 # -- discovery ----------------------------------------------------------------------------------

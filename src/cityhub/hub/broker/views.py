@@ -120,7 +120,10 @@ class View:
             names = {self.ctx.expand(n) for n in self.pick if n not in ("id", "type")}
             return names, "id" in self.pick, "type" in self.pick
         if self.omit is not None:
-            dropped = {self.ctx.expand(n) for n in self.omit if n not in ("id", "type")}
+            # ``locatedAt{name}`` omits name from the linked entity, not locatedAt itself
+            dropped = {
+                self.ctx.expand(n) for n, sub in self.omit.items() if sub is None and n not in ("id", "type")
+            }
             return set(entity["attrs"]) - dropped, "id" not in self.omit, "type" not in self.omit
         return self.attrs, True, True
 
