@@ -35,7 +35,7 @@ def test_db_upgrade_and_current(empty_database_url: str) -> None:
     assert "behind" in before.stdout
     upgraded = invoke("db", "upgrade", env=env)
     assert upgraded.exit_code == 0, upgraded.output
-    assert "applied 2 migration(s)" in upgraded.stdout
+    assert "applied 3 migration(s)" in upgraded.stdout
     after = invoke("db", "current", env=env)
     assert after.exit_code == 0
     assert "up to date" in after.stdout
@@ -89,7 +89,7 @@ def test_serve_migrates_serves_and_stops_gracefully(empty_database_url: str, tmp
         assert status.status_code == 200
         assert status.json()["tenant"]["code"] == "410100"
     text = hub.output()
-    assert "applied migrations: 0001, 0002" in text
+    assert "applied migrations: 0001, 0002, 0003" in text
     assert '"message":"CityHub stopped"' in text
 
 

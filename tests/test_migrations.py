@@ -23,7 +23,14 @@ async def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
         assert await migrate.current(engine) is None
         await migrate.upgrade(engine)
         assert await migrate.current(engine) == migrate.head()
-        tables = {"tenant", "outbox", "bus_inbox", "system_event_tally"}
+        tables = {
+            "tenant",
+            "outbox",
+            "bus_inbox",
+            "system_event_tally",
+            "broker_entity",
+            "broker_entity_type",
+        }
         assert tables | {"alembic_version"} <= await _tables(engine)
         async with session_factory(engine)() as session, session.begin():
             await ensure_tenant_with_ancestors(session, "410105")  # a tree of rows to take down

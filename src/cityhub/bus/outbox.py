@@ -172,42 +172,62 @@ class OutboxRelay:
         return total
 
     async def _publish_batch(self) -> int:
-        outage: BusUnavailable | None = None
-        async with self.sessions() as session, session.begin():
-            query = (
-                select(OutboxMessage)
-                .where(OutboxMessage.published_at.is_(None))
-                .order_by(OutboxMessage.created_at, OutboxMessage.seq)
-                .limit(self.batch_size)
-            )
+        """Claim, publish and mark one batch. On PostgreSQL the rows stay locked (SKIP LOCKED)
+        while they are published, so relays of other processes skip them. SQLite has one writer
+        per database file: holding its lock across publishing would block the very consumers the
+        in-process bus runs, so there rows are read, published, then marked, each step short."""
+        async with self.sessions() as session:
             if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            rows = (await session.scalars(query)).all()
-            sent = 0
-            for row in rows:
-                try:
-                    item = decode_event(row.event_type, row.payload)
-                except (UnknownEventType, ValueError) as error:
-                    # Written by an app that is no longer installed, or an old schema: keep the
-                    # row, marked, so it is neither lost nor retried forever.
-                    row.attempts += 1
-                    row.last_error = f"cannot decode: {error!r}"
-                    row.published_at = utcnow()
-                    log.error("outbox row %s (%s) cannot be decoded: %s", row.id, row.event_type, error)
-                    continue
-                try:
-                    await self.bus.publish(item)
-                except BusUnavailable as error:
-                    row.attempts += 1
-                    row.last_error = str(error)[:2000]
-                    outage = error
-                    break
-                row.published_at = utcnow()
-                sent += 1
+                async with session.begin():
+                    rows = await self._claim(session, lock=True)
+                    sent, outage = await self._publish(rows)
+            else:
+                async with session.begin():
+                    rows = await self._claim(session, lock=False)
+                session.expunge_all()
+                sent, outage = await self._publish(rows)
+                async with session.begin():
+                    for row in rows:
+                        await session.merge(row)
         self.published += sent
         if outage is not None:
             raise outage
         return sent
+
+    async def _claim(self, session: AsyncSession, *, lock: bool) -> list[OutboxMessage]:
+        query = (
+            select(OutboxMessage)
+            .where(OutboxMessage.published_at.is_(None))
+            .order_by(OutboxMessage.created_at, OutboxMessage.seq)
+            .limit(self.batch_size)
+        )
+        if lock:
+            query = query.with_for_update(skip_locked=True)
+        return list((await session.scalars(query)).all())
+
+    async def _publish(self, rows: list[OutboxMessage]) -> tuple[int, BusUnavailable | None]:
+        """Publish rows in order, marking each; stops at the first outage and returns it."""
+        sent = 0
+        for row in rows:
+            try:
+                item = decode_event(row.event_type, row.payload)
+            except (UnknownEventType, ValueError) as error:
+                # Written by an app that is no longer installed, or an old schema: keep the
+                # row, marked, so it is neither lost nor retried forever.
+                row.attempts += 1
+                row.last_error = f"cannot decode: {error!r}"
+                row.published_at = utcnow()
+                log.error("outbox row %s (%s) cannot be decoded: %s", row.id, row.event_type, error)
+                continue
+            try:
+                await self.bus.publish(item)
+            except BusUnavailable as error:
+                row.attempts += 1
+                row.last_error = str(error)[:2000]
+                return sent, error
+            row.published_at = utcnow()
+            sent += 1
+        return sent, None
 
     async def pending(self) -> int:
         async with self.sessions() as session:

@@ -812,3 +812,45 @@ async def list_attributes(broker: Broker, details: bool = False) -> Response:
             "attributeList": sorted(ctx.compact(iri) for iri in by_attribute),
         }
     return broker.render(payload, ctx)
+
+
+@router.get("/types/{type_name:path}", summary="One entity type")
+async def get_type(broker: Broker, type_name: str) -> Response:
+    await broker.read_tenant()
+    ctx = await broker.context()
+    iri = ctx.expand(type_name)
+    attributes = (await service.catalogue(broker.session)).get(iri)
+    if attributes is None:
+        raise NotFound(f"no entity of type {type_name}")
+    payload = {
+        "id": iri,
+        "type": "EntityTypeInfo",
+        "typeName": ctx.compact(iri),
+        "entityCount": await service.count_of_type(broker.session, iri),
+        "attributeDetails": [
+            {"id": a, "type": "Attribute", "attributeName": ctx.compact(a), "attributeTypes": sorted(kinds)}
+            for a, kinds in sorted(attributes.items())
+        ],
+    }
+    return broker.render(payload, ctx)
+
+
+@router.get("/attributes/{attribute_name:path}", summary="One attribute")
+async def get_attribute(broker: Broker, attribute_name: str) -> Response:
+    await broker.read_tenant()
+    ctx = await broker.context()
+    iri = ctx.expand(attribute_name)
+    catalogue = await service.catalogue(broker.session)
+    owners = sorted(t for t, attributes in catalogue.items() if iri in attributes)
+    if not owners:
+        raise NotFound(f"no entity has attribute {attribute_name}")
+    kinds = sorted(set().union(*(catalogue[t][iri] for t in owners)))
+    payload = {
+        "id": iri,
+        "type": "Attribute",
+        "attributeName": ctx.compact(iri),
+        "attributeCount": await service.count_with_attribute(broker.session, iri),
+        "attributeTypes": kinds,
+        "typeNames": [ctx.compact(t) for t in owners],
+    }
+    return broker.render(payload, ctx)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +18,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from cityhub.hub.broker.models import BrokerEntity, BrokerEntityType, BrokerTenant
 from cityhub.hub.broker.ngsi import NGSI_LD
 from cityhub.hub.tenancy.models import Tenant
-from cityhub.kit.db import ALL_TENANTS, current_tenant
+from cityhub.kit.db import current_tenant
 from cityhub.kit.errors import AlreadyExists, NonexistentTenant, NotFound
 from cityhub.kit.geo import Geometry, GeoRel, parse_geometry
 from cityhub.kit.time import parse_datetime
@@ -190,20 +190,28 @@ def _geo_match(entity: dict[str, Any], query: EntityQuery) -> bool:
 
 async def entity_types(session: AsyncSession) -> dict[str, set[str]]:
     """Each entity type of the tenant with the attribute names its entities have."""
+    return {t: set(attributes) for t, attributes in (await catalogue(session)).items()}
+
+
+async def catalogue(session: AsyncSession) -> dict[str, dict[str, set[str]]]:
+    """type → attribute → the attribute kinds (Property, Relationship, ...) seen for it."""
     rows = await session.scalars(select(BrokerEntity.data))
-    types: dict[str, set[str]] = {}
+    found: dict[str, dict[str, set[str]]] = {}
     for entity in rows:
         for entity_type in entity["type"]:
-            types.setdefault(entity_type, set()).update(entity["attrs"])
-    return types
+            attributes = found.setdefault(entity_type, {})
+            for name, instances in entity["attrs"].items():
+                attributes.setdefault(name, set()).update(i["type"] for i in instances)
+    return found
 
 
-async def purge_tenant(session: AsyncSession, name: str) -> None:
-    """Remove every entity of a tenant (administrators; conformance clean-up)."""
-    options = {ALL_TENANTS: True}
-    await session.execute(
-        delete(BrokerEntityType).where(BrokerEntityType.tenant_code == name).execution_options(**options)
+async def count_with_attribute(session: AsyncSession, attribute: str) -> int:
+    rows = await session.scalars(select(BrokerEntity.data))
+    return sum(1 for entity in rows if attribute in entity["attrs"])
+
+
+async def count_of_type(session: AsyncSession, entity_type: str) -> int:
+    count = await session.scalar(
+        select(func.count()).select_from(BrokerEntityType).where(BrokerEntityType.type == entity_type)
     )
-    await session.execute(
-        delete(BrokerEntity).where(BrokerEntity.tenant_code == name).execution_options(**options)
-    )
+    return int(count or 0)

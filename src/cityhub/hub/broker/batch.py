@@ -1,0 +1,229 @@
+"""Batch entity operations (``/entityOperations/create|upsert|update|delete|merge``) and purge.
+
+Each entity of a batch is applied whole or not at all: every check that can refuse an entity runs
+before any of its rows is written (no savepoints, which SQLite's driver handles poorly). The answer
+is 201/204 when every entity succeeded, else 207 with NGSI-LD's BatchOperationResult.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Response
+
+from cityhub.hub.broker import changes, ngsi, service
+from cityhub.hub.broker.api import (
+    JSON,
+    Broker,
+    BrokerRequest,
+    _entity_id,
+    _entity_query,
+    _names,
+    _now,
+    _options,
+)
+from cityhub.kit.errors import BadRequestData, HubError, InvalidRequest, NotFound
+
+router = APIRouter(prefix="/ngsi-ld/v1", tags=["NGSI-LD"])
+
+MAX_BATCH = 1000
+
+Apply = Callable[[BrokerRequest, Any], Awaitable[str | None]]
+
+
+async def _items(broker: BrokerRequest) -> list[Any]:
+    body = await broker.body()
+    if not isinstance(body, list):
+        raise InvalidRequest("a batch operation takes a JSON array")
+    if not body:
+        raise BadRequestData("the batch is empty")
+    if len(body) > MAX_BATCH:
+        raise BadRequestData(f"a batch may hold at most {MAX_BATCH} items")
+    return body
+
+
+async def _run(
+    broker: BrokerRequest, items: list[Any], apply: Apply
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Apply each item; returns (successes, errors)."""
+    success: list[str] = []
+    errors: list[dict[str, Any]] = []
+    for item in items:
+        entity_id = item.get("id") if isinstance(item, dict) else item
+        try:
+            outcome = await apply(broker, item)
+        except HubError as error:
+            errors.append({"entityId": str(entity_id), "error": error.to_problem()})
+            continue
+        if outcome is not None:
+            success.append(outcome)
+    return success, errors
+
+
+def _result(success: list[str], errors: list[dict[str, Any]], *, status: int, body: Any = None) -> Response:
+    if errors:
+        payload = {"success": success, "errors": errors}
+        return Response(orjson.dumps(payload), status_code=207, media_type=JSON)
+    if body is None:
+        return Response(status_code=status)
+    return Response(orjson.dumps(body), status_code=status, media_type=JSON)
+
+
+async def _expand(broker: BrokerRequest, item: Any) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise BadRequestData("each entity of the batch must be a JSON object")
+    ctx = await broker.context(item)
+    return ngsi.expand_entity(item, ctx)
+
+
+async def _create(broker: BrokerRequest, item: Any) -> str:
+    entity = await _expand(broker, item)
+    changes.stamp(entity, _now(), created=True)
+    await service.create_entity(broker.session, entity)
+    return str(entity["id"])
+
+
+@router.post("/entityOperations/create", summary="Create a batch of entities")
+async def batch_create(broker: Broker) -> Response:
+    items = await _items(broker)
+    await broker.write_tenant()
+    success, errors = await _run(broker, items, _create)
+    return _result(success, errors, status=201, body=success)
+
+
+@router.post("/entityOperations/upsert", summary="Create or update a batch of entities")
+async def batch_upsert(broker: Broker, options: str | None = None) -> Response:
+    opts = _options(options)
+    if {"replace", "update"} <= opts:
+        raise BadRequestData("options replace and update exclude each other")
+    items = await _items(broker)
+    await broker.write_tenant()
+    created: list[str] = []
+
+    async def upsert(broker: BrokerRequest, item: Any) -> str:
+        entity = await _expand(broker, item)
+        now = _now()
+        if not await service.exists(broker.session, entity["id"]):
+            changes.stamp(entity, now, created=True)
+            await service.create_entity(broker.session, entity)
+            created.append(entity["id"])
+            return str(entity["id"])
+        stored = await service.get_entity(broker.session, entity["id"])
+        if "update" in opts:
+            stored["type"] = list(dict.fromkeys([*stored["type"], *entity["type"]]))
+            changes.append(stored, entity["attrs"], now)
+        else:
+            changes.replace(stored, entity, now)
+        await service.save_entity(broker.session, stored)
+        return str(entity["id"])
+
+    success, errors = await _run(broker, items, upsert)
+    if errors:
+        return _result(success, errors, status=207)
+    return _result(created, [], status=201, body=created) if created else Response(status_code=204)
+
+
+@router.post("/entityOperations/update", summary="Update a batch of entities")
+async def batch_update(broker: Broker, options: str | None = None) -> Response:
+    overwrite = "noOverwrite" not in _options(options)
+    items = await _items(broker)
+    await broker.read_tenant()
+
+    async def update(broker: BrokerRequest, item: Any) -> str:
+        entity = await _expand(broker, item)
+        stored = await service.get_entity(broker.session, entity["id"])
+        stored["type"] = list(dict.fromkeys([*stored["type"], *entity["type"]]))
+        result = changes.append(stored, entity["attrs"], _now(), overwrite=overwrite)
+        if result.not_updated:
+            names = ", ".join(iri for iri, _ in result.not_updated)
+            raise BadRequestData(f"not updated (noOverwrite): {names}")
+        await service.save_entity(broker.session, stored)
+        return str(entity["id"])
+
+    success, errors = await _run(broker, items, update)
+    return _result(success, errors, status=204)
+
+
+@router.post("/entityOperations/merge", summary="Merge a batch of entities")
+async def batch_merge(broker: Broker) -> Response:
+    items = await _items(broker)
+    await broker.read_tenant()
+
+    async def merge(broker: BrokerRequest, item: Any) -> str:
+        if not isinstance(item, dict):
+            raise BadRequestData("each entity of the batch must be a JSON object")
+        ctx = await broker.context(item)
+        entity_id = ngsi.require_uri(item.get("id"), "entity id")
+        patch: dict[str, Any] = {"attrs": ngsi.expand_attributes(item, ctx, allow_null=True)}
+        if "type" in item:
+            patch["type"] = ngsi.expand_types(item["type"], ctx)
+        if "scope" in item:
+            patch["scope"] = ngsi.expand_scopes(item["scope"])
+        stored = await service.get_entity(broker.session, entity_id)
+        changes.merge(stored, patch, _now())
+        await service.save_entity(broker.session, stored)
+        return entity_id
+
+    success, errors = await _run(broker, items, merge)
+    return _result(success, errors, status=204)
+
+
+@router.post("/entityOperations/delete", summary="Delete a batch of entities")
+async def batch_delete(broker: Broker) -> Response:
+    items = await _items(broker)
+    await broker.read_tenant()
+
+    async def delete(broker: BrokerRequest, item: Any) -> str:
+        entity_id = ngsi.require_uri(item, "entity id")
+        await service.delete_entity(broker.session, entity_id)
+        return entity_id
+
+    success, errors = await _run(broker, items, delete)
+    return _result(success, errors, status=204)
+
+
+@router.delete("/entities", status_code=204, summary="Purge entities")
+@router.delete("/entities/", status_code=204, include_in_schema=False)
+async def purge_entities(
+    broker: Broker,
+    type: str | None = None,
+    id: str | None = None,
+    idPattern: str | None = None,
+    q: str | None = None,
+    keep: str | None = None,
+    drop: str | None = None,
+    local: bool = False,
+) -> Response:
+    """Delete every matching entity, or with ``keep``/``drop`` only some of their attributes."""
+    if keep is not None and drop is not None:
+        raise BadRequestData("keep and drop exclude each other")
+    if not any((type, id, idPattern, q, local)):
+        raise BadRequestData("give at least one of type, id, idPattern, q or local=true")
+    await broker.read_tenant()
+    ctx = await broker.context()
+    query = _entity_query(
+        ctx,
+        ids=id.split(",") if id else None,
+        types=type,
+        id_pattern=idPattern,
+        q=q,
+        scope_q=None,
+        geo=(None, None, None, None),
+    )
+    found, total = await service.query_entities(broker.session, query, limit=1_000_000, offset=0)
+    if total == 0:
+        raise NotFound("no entity matches")
+    keep_names = set(_names(keep, ctx) or []) if keep is not None else None
+    drop_names = set(_names(drop, ctx) or []) if drop is not None else None
+    for entity in found:
+        if keep_names is None and drop_names is None:
+            await service.delete_entity(broker.session, _entity_id(entity["id"]))
+            continue
+        for name in list(entity["attrs"]):
+            if (keep_names is not None and name not in keep_names) or (drop_names and name in drop_names):
+                del entity["attrs"][name]
+        entity["modifiedAt"] = _now()
+        await service.save_entity(broker.session, entity)
+    return Response(status_code=204)
