@@ -25,7 +25,6 @@ from cityhub.bus import create_bus
 from cityhub.bus.outbox import WAKE_KEY, OutboxRelay
 from cityhub.config import Settings, get_settings
 from cityhub.hub.broker import api as broker_api
-from cityhub.hub.broker import batch as broker_batch
 from cityhub.hub.broker.context import ContextStore
 from cityhub.hub.ops import api as ops_api
 from cityhub.hub.ops.metrics import HubMetrics, MetricsMiddleware, Sample
@@ -189,6 +188,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=hub.metrics)
     app.include_router(ops_api.router)
     app.include_router(tenancy_api.router)
-    app.include_router(broker_batch.router)  # before the entity routes: DELETE /entities is purge
     app.include_router(broker_api.router)
     return app

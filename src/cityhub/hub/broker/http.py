@@ -1,0 +1,195 @@
+"""What every NGSI-LD endpoint shares: the request (tenant, @context, body, content negotiation),
+rendering of answers, and the parsing of common parameters.
+
+Request bodies are read and parsed here (not by FastAPI models) because NGSI-LD payloads are
+open-ended JSON-LD whose meaning depends on the @context; ``ngsi`` validates them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Request, Response
+
+from cityhub.hub.broker import ngsi, service
+from cityhub.hub.broker.context import ActiveContext, ContextStore, link_header, parse_link_header
+from cityhub.kit.db import scope_to_tenant
+from cityhub.kit.errors import BadRequestData, HubError, InvalidRequest, UnsupportedMediaType
+from cityhub.kit.time import isoformat, utcnow
+from cityhub.kit.web import TENANT_HEADER, DbSession
+
+JSON = "application/json"
+JSON_LD = "application/ld+json"
+GEO_JSON = "application/geo+json"
+MERGE_PATCH = "application/merge-patch+json"
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 1000
+
+
+class NotAcceptable(HubError):
+    status = 406
+    type = "https://uri.etsi.org/ngsi-ld/errors/NotAcceptable"
+    title = "Not acceptable"
+
+
+class TooManyResults(HubError):
+    status = 403
+    type = "https://uri.etsi.org/ngsi-ld/errors/TooManyResults"
+    title = "Too many results"
+
+
+class BrokerRequest:
+    """What every broker endpoint needs: the tenant (session already scoped), the @context in
+    force, and how the answer must be rendered."""
+
+    def __init__(self, request: Request, session: DbSession) -> None:
+        self.request = request
+        self.session = session
+        header = request.headers.get(TENANT_HEADER)
+        self.tenant = header or request.app.state.default_tenant
+        self.tenant_given = header is not None
+        if not self.tenant or len(self.tenant) > 64 or not self.tenant.isprintable():
+            raise BadRequestData(f"tenant {self.tenant!r} is not a valid tenant name")
+        scope_to_tenant(session, self.tenant)
+        self.contexts: ContextStore = request.app.state.hub.contexts
+        self.accept = _negotiate(request.headers.get("accept"))
+
+    async def context(self, body: Any = None) -> ActiveContext:
+        """The @context of the request: the body's for JSON-LD, else the Link header's."""
+        content_type = (self.request.headers.get("content-type") or "").split(";")[0].strip()
+        link = parse_link_header(self.request.headers.get("link"))
+        if isinstance(body, dict) and content_type == JSON_LD:
+            if "@context" not in body:
+                raise BadRequestData("an application/ld+json body must carry its @context")
+            if link is not None:
+                raise BadRequestData("give the @context either in the body or in a Link header, not both")
+            return await self.contexts.resolve(body["@context"])
+        if isinstance(body, dict) and "@context" in body:
+            raise BadRequestData("an application/json body must not carry @context; use a Link header")
+        return await self.contexts.resolve(link)
+
+    async def body(self, *, merge_patch: bool = False) -> Any:
+        content_type = (self.request.headers.get("content-type") or "").split(";")[0].strip()
+        allowed = {JSON, JSON_LD} | ({MERGE_PATCH} if merge_patch else set())
+        if content_type not in allowed:
+            raise UnsupportedMediaType(f"Content-Type must be one of {', '.join(sorted(allowed))}")
+        raw = await self.request.body()
+        if not raw:
+            raise InvalidRequest("the request body is empty")
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            raise InvalidRequest(f"the request body is not valid JSON: {error}") from None
+
+    async def read_tenant(self) -> None:
+        if self.tenant_given:
+            await service.require_tenant(self.session, self.tenant)
+
+    async def write_tenant(self) -> None:
+        if self.tenant_given:
+            await service.ensure_tenant(self.session, self.tenant)
+
+    def render(
+        self, payload: Any, ctx: ActiveContext, status: int = 200, headers: dict[str, str] | None = None
+    ) -> Response:
+        headers = dict(headers or {})
+        media = self.accept
+        if media == JSON_LD:
+            payload = _with_context(payload, ctx)
+        elif media == GEO_JSON:
+            value = ctx.value if ctx.value is not None else ctx.urls
+            payload = payload | {"@context": value if isinstance(value, list) else [value]}
+        else:
+            headers["Link"] = link_header(ctx.urls[0])
+        if self.tenant_given:
+            headers[TENANT_HEADER] = self.tenant
+        return Response(orjson.dumps(payload), status_code=status, media_type=media, headers=headers)
+
+
+Broker = Annotated[BrokerRequest, Depends(BrokerRequest)]
+
+
+def _negotiate(accept: str | None) -> str:
+    if not accept:
+        return JSON
+    ranked = []
+    for part in accept.split(","):
+        media, *params = part.strip().split(";")
+        quality = 1.0
+        for param in params:
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        ranked.append((quality, media.strip()))
+    for _, media in sorted(ranked, key=lambda item: -item[0]):
+        if media in {JSON, JSON_LD, GEO_JSON}:
+            return media
+        if media in {"*/*", "application/*"}:
+            return JSON
+    raise NotAcceptable(f"cannot answer in {accept}; ask for {JSON}, {JSON_LD} or {GEO_JSON}")
+
+
+def _with_context(payload: Any, ctx: ActiveContext) -> Any:
+    value: Any = ctx.value if ctx.value is not None else ctx.urls[0]
+    if isinstance(payload, list):
+        return [item | {"@context": value} for item in payload]
+    return payload | {"@context": value}
+
+
+FORMATS: dict[str, ngsi.Format] = {
+    "normalized": "normalized",
+    "concise": "concise",
+    "keyValues": "keyValues",
+    "simplified": "keyValues",
+}
+
+
+def parse_options(options: str | None) -> set[str]:
+    known = {*FORMATS, "sysAttrs", "noOverwrite", "replace", "update"}
+    given = {item.strip() for item in (options or "").split(",") if item.strip()}
+    unknown = given - known
+    if unknown:
+        raise InvalidRequest(f"unknown option(s): {', '.join(sorted(unknown))}")
+    return given
+
+
+def pick_format(options: set[str], fmt: str | None) -> ngsi.Format:
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise InvalidRequest(f"format must be normalized, concise or keyValues, not {fmt!r}")
+        return FORMATS[fmt]
+    if "keyValues" in options or "simplified" in options:
+        return "keyValues"
+    if "concise" in options:
+        return "concise"
+    return "normalized"
+
+
+def attribute_names(text: str | None, ctx: ActiveContext) -> list[str] | None:
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise BadRequestData("an empty list of attribute names was given")
+    for name in names:
+        if name in ngsi.ENTITY_KEYS:
+            raise BadRequestData(f"{name!r} is an entity member, not an attribute name")
+    return [ctx.expand(ngsi.check_name(name, "attribute name")) for name in names]
+
+
+def check_params(request: Request, known: frozenset[str]) -> None:
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise InvalidRequest(f"unknown query parameter(s): {', '.join(unknown)}")
+
+
+def now() -> str:
+    return isoformat(utcnow())
+
+
+def entity_id_of(entity_id: str) -> str:
+    return ngsi.require_uri(entity_id, "entity id")
