@@ -14,19 +14,19 @@ import orjson
 from fastapi import APIRouter, Response
 
 from cityhub.hub.broker import changes, ngsi, service
-from cityhub.hub.broker.api import (
+from cityhub.hub.broker.entities import entity_query
+from cityhub.hub.broker.http import (
     JSON,
     Broker,
     BrokerRequest,
-    _entity_id,
-    _entity_query,
-    _names,
-    _now,
-    _options,
+    attribute_names,
+    entity_id_of,
+    now,
+    parse_options,
 )
 from cityhub.kit.errors import BadRequestData, HubError, InvalidRequest, NotFound
 
-router = APIRouter(prefix="/ngsi-ld/v1", tags=["NGSI-LD"])
+router = APIRouter()
 
 MAX_BATCH = 1000
 
@@ -80,7 +80,7 @@ async def _expand(broker: BrokerRequest, item: Any) -> dict[str, Any]:
 
 async def _create(broker: BrokerRequest, item: Any) -> str:
     entity = await _expand(broker, item)
-    changes.stamp(entity, _now(), created=True)
+    changes.stamp(entity, now(), created=True)
     await service.create_entity(broker.session, entity)
     return str(entity["id"])
 
@@ -95,7 +95,7 @@ async def batch_create(broker: Broker) -> Response:
 
 @router.post("/entityOperations/upsert", summary="Create or update a batch of entities")
 async def batch_upsert(broker: Broker, options: str | None = None) -> Response:
-    opts = _options(options)
+    opts = parse_options(options)
     if {"replace", "update"} <= opts:
         raise BadRequestData("options replace and update exclude each other")
     items = await _items(broker)
@@ -104,18 +104,18 @@ async def batch_upsert(broker: Broker, options: str | None = None) -> Response:
 
     async def upsert(broker: BrokerRequest, item: Any) -> str:
         entity = await _expand(broker, item)
-        now = _now()
+        moment = now()
         if not await service.exists(broker.session, entity["id"]):
-            changes.stamp(entity, now, created=True)
+            changes.stamp(entity, moment, created=True)
             await service.create_entity(broker.session, entity)
             created.append(entity["id"])
             return str(entity["id"])
         stored = await service.get_entity(broker.session, entity["id"])
         if "update" in opts:
             stored["type"] = list(dict.fromkeys([*stored["type"], *entity["type"]]))
-            changes.append(stored, entity["attrs"], now)
+            changes.append(stored, entity["attrs"], moment)
         else:
-            changes.replace(stored, entity, now)
+            changes.replace(stored, entity, moment)
         await service.save_entity(broker.session, stored)
         return str(entity["id"])
 
@@ -127,7 +127,7 @@ async def batch_upsert(broker: Broker, options: str | None = None) -> Response:
 
 @router.post("/entityOperations/update", summary="Update a batch of entities")
 async def batch_update(broker: Broker, options: str | None = None) -> Response:
-    overwrite = "noOverwrite" not in _options(options)
+    overwrite = "noOverwrite" not in parse_options(options)
     items = await _items(broker)
     await broker.read_tenant()
 
@@ -135,7 +135,7 @@ async def batch_update(broker: Broker, options: str | None = None) -> Response:
         entity = await _expand(broker, item)
         stored = await service.get_entity(broker.session, entity["id"])
         stored["type"] = list(dict.fromkeys([*stored["type"], *entity["type"]]))
-        result = changes.append(stored, entity["attrs"], _now(), overwrite=overwrite)
+        result = changes.append(stored, entity["attrs"], now(), overwrite=overwrite)
         if result.not_updated:
             names = ", ".join(iri for iri, _ in result.not_updated)
             raise BadRequestData(f"not updated (noOverwrite): {names}")
@@ -162,7 +162,7 @@ async def batch_merge(broker: Broker) -> Response:
         if "scope" in item:
             patch["scope"] = ngsi.expand_scopes(item["scope"])
         stored = await service.get_entity(broker.session, entity_id)
-        changes.merge(stored, patch, _now())
+        changes.merge(stored, patch, now())
         await service.save_entity(broker.session, stored)
         return entity_id
 
@@ -203,7 +203,7 @@ async def purge_entities(
         raise BadRequestData("give at least one of type, id, idPattern, q or local=true")
     await broker.read_tenant()
     ctx = await broker.context()
-    query = _entity_query(
+    query = entity_query(
         ctx,
         ids=id.split(",") if id else None,
         types=type,
@@ -215,15 +215,15 @@ async def purge_entities(
     found, total = await service.query_entities(broker.session, query, limit=1_000_000, offset=0)
     if total == 0:
         raise NotFound("no entity matches")
-    keep_names = set(_names(keep, ctx) or []) if keep is not None else None
-    drop_names = set(_names(drop, ctx) or []) if drop is not None else None
+    keep_names = set(attribute_names(keep, ctx) or []) if keep is not None else None
+    drop_names = set(attribute_names(drop, ctx) or []) if drop is not None else None
     for entity in found:
         if keep_names is None and drop_names is None:
-            await service.delete_entity(broker.session, _entity_id(entity["id"]))
+            await service.delete_entity(broker.session, entity_id_of(entity["id"]))
             continue
         for name in list(entity["attrs"]):
             if (keep_names is not None and name not in keep_names) or (drop_names and name in drop_names):
                 del entity["attrs"][name]
-        entity["modifiedAt"] = _now()
+        entity["modifiedAt"] = now()
         await service.save_entity(broker.session, entity)
     return Response(status_code=204)
