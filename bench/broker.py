@@ -152,9 +152,8 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--postgres", help="admin DSN, e.g. postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
-    print(
-        f"machine: {platform.node()} · {platform.machine()} · {args.entities} entities, batches of {args.batch}"
-    )
+    machine = f"{platform.node()} · {platform.machine()}"
+    print(f"machine: {machine} · {args.entities} entities, batches of {args.batch}")
     with tempfile.TemporaryDirectory() as folder:
         created, updated, latencies = await through_broker(
             f"sqlite+aiosqlite:///{folder}/broker.db", args.entities, args.batch

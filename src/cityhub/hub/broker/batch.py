@@ -156,11 +156,7 @@ async def batch_merge(broker: Broker) -> Response:
             raise BadRequestData("each entity of the batch must be a JSON object")
         ctx = await broker.context(item)
         entity_id = ngsi.require_uri(item.get("id"), "entity id")
-        patch: dict[str, Any] = {"attrs": ngsi.expand_attributes(item, ctx, allow_null=True)}
-        if "type" in item:
-            patch["type"] = ngsi.expand_types(item["type"], ctx)
-        if "scope" in item:
-            patch["scope"] = ngsi.expand_scopes(item["scope"])
+        patch = ngsi.expand_merge_patch(item, ctx)
         stored = await service.get_entity(broker.session, entity_id)
         changes.merge(stored, patch, now())
         await service.save_entity(broker.session, stored)

@@ -422,11 +422,7 @@ async def merge_entity(broker: Broker, entity_id: str) -> Response:
     entity_id = entity_id_of(entity_id)
     if body.get("id", entity_id) != entity_id:
         raise BadRequestData("the id in the body differs from the id in the path")
-    patch: dict[str, Any] = {"attrs": ngsi.expand_attributes(body, ctx, allow_null=True)}
-    if "type" in body:
-        patch["type"] = ngsi.expand_types(body["type"], ctx)
-    if "scope" in body:
-        patch["scope"] = ngsi.expand_scopes(body["scope"])
+    patch = ngsi.expand_merge_patch(body, ctx)
     entity = await service.get_entity(broker.session, entity_id)
     changes.merge(entity, patch, now())
     await service.save_entity(broker.session, entity)

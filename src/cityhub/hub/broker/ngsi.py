@@ -151,6 +151,16 @@ def expand_attributes(body: Mapping[str, Any], ctx: Context, *, allow_null: bool
     return attrs
 
 
+def expand_merge_patch(body: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    """A merge-patch body: attributes (nulls allowed, they delete), and type and scope if given."""
+    patch: dict[str, Any] = {"attrs": expand_attributes(body, ctx, allow_null=True)}
+    if "type" in body:
+        patch["type"] = expand_types(body["type"], ctx)
+    if "scope" in body:
+        patch["scope"] = expand_scopes(body["scope"])
+    return patch
+
+
 def _is_instance_list(raw: list[Any]) -> bool:
     """A list of attribute objects (multi-instance), as opposed to a concise array value."""
     return bool(raw) and all(
