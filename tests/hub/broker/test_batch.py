@@ -110,3 +110,20 @@ async def test_type_and_attribute_details(client: httpx.AsyncClient) -> None:
     attribute = (await client.get(f"{BASE}/attributes/status")).json()
     assert (attribute["attributeCount"], attribute["typeNames"]) == (2, ["ParkingSpot"])
     assert (await client.get(f"{BASE}/types/Nothing")).status_code == 404
+
+
+async def test_upsert_same_id_twice_and_changed_types(client: httpx.AsyncClient) -> None:
+    first, second = spot(1), spot(1, "occupied") | {"type": ["ParkingSpot", "ChargingPoint"]}
+    response = await client.post(f"{BASE}/entityOperations/upsert", json=[first, second])
+    assert response.status_code == 201
+    entity = (await get(client, 1)).json()
+    assert entity["status"]["value"] == "occupied"
+    assert entity["type"] == ["ParkingSpot", "ChargingPoint"]
+    charging = await client.get(f"{BASE}/entities", params={"type": "ChargingPoint"})
+    assert [e["id"] for e in charging.json()] == ["urn:ngsi-ld:ParkingSpot:zz-1"]
+    retyped = await client.post(f"{BASE}/entityOperations/upsert", json=[spot(1)])
+    assert retyped.status_code == 204
+    assert (await client.get(f"{BASE}/entities", params={"type": "ChargingPoint"})).json() == []
+    duplicate = await client.post(f"{BASE}/entityOperations/create", json=[spot(5), spot(5)])
+    assert duplicate.status_code == 207
+    assert duplicate.json()["success"] == ["urn:ngsi-ld:ParkingSpot:zz-5"]

@@ -24,7 +24,7 @@ from cityhub.hub.broker.http import (
     now,
     parse_options,
 )
-from cityhub.kit.errors import BadRequestData, HubError, InvalidRequest, NotFound
+from cityhub.kit.errors import AlreadyExists, BadRequestData, HubError, InvalidRequest, NotFound
 
 router = APIRouter()
 
@@ -78,19 +78,61 @@ async def _expand(broker: BrokerRequest, item: Any) -> dict[str, Any]:
     return ngsi.expand_entity(item, ctx)
 
 
-async def _create(broker: BrokerRequest, item: Any) -> str:
-    entity = await _expand(broker, item)
-    changes.stamp(entity, now(), created=True)
-    await service.create_entity(broker.session, entity)
-    return str(entity["id"])
+async def _write_batch(
+    broker: BrokerRequest, items: list[Any], *, create_only: bool, update: bool = False
+) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """Create (and, unless ``create_only``, replace or update) a batch with set-based writes:
+    one query loads the entities that exist, changes are made in memory, two statements store them.
+    Returns (created ids, updated ids, errors)."""
+    expanded: list[tuple[Any, dict[str, Any] | HubError]] = []
+    for item in items:
+        try:
+            expanded.append((item, await _expand(broker, item)))
+        except HubError as error:
+            expanded.append((item, error))
+    ids = [e["id"] for _, e in expanded if isinstance(e, dict)]
+    stored = await service.get_entities(broker.session, ids)
+    moment = now()
+    created: list[str] = []
+    updated: list[str] = []
+    errors: list[dict[str, Any]] = []
+    retyped: list[str] = []
+    for item, entity in expanded:
+        if isinstance(entity, HubError):
+            entity_id = item.get("id") if isinstance(item, dict) else item
+            errors.append({"entityId": str(entity_id), "error": entity.to_problem()})
+            continue
+        current = stored.get(entity["id"])
+        if current is None:
+            changes.stamp(entity, moment, created=True)
+            stored[entity["id"]] = entity
+            created.append(entity["id"])
+            continue
+        if create_only:
+            duplicate = AlreadyExists(f"entity {entity['id']} already exists")
+            errors.append({"entityId": entity["id"], "error": duplicate.to_problem()})
+            continue
+        before = set(current["type"])
+        if update:
+            current["type"] = list(dict.fromkeys([*current["type"], *entity["type"]]))
+            changes.append(current, entity["attrs"], moment)
+        else:
+            changes.replace(current, entity, moment)
+        if set(current["type"]) != before:
+            retyped.append(entity["id"])
+        if entity["id"] not in created:
+            updated.append(entity["id"])
+    written = [stored[i] for i in dict.fromkeys([*created, *updated])]
+    await service.write_many(broker.session, written, retyped=retyped)
+    return created, updated, errors
 
 
 @router.post("/entityOperations/create", summary="Create a batch of entities")
 async def batch_create(broker: Broker) -> Response:
     items = await _items(broker)
     await broker.write_tenant()
-    success, errors = await _run(broker, items, _create)
-    return _result(success, errors, status=201, body=success)
+    created, _, errors = await _write_batch(broker, items, create_only=True)
+    return _result(created, errors, status=201, body=created)
 
 
 @router.post("/entityOperations/upsert", summary="Create or update a batch of entities")
@@ -100,28 +142,9 @@ async def batch_upsert(broker: Broker, options: str | None = None) -> Response:
         raise BadRequestData("options replace and update exclude each other")
     items = await _items(broker)
     await broker.write_tenant()
-    created: list[str] = []
-
-    async def upsert(broker: BrokerRequest, item: Any) -> str:
-        entity = await _expand(broker, item)
-        moment = now()
-        if not await service.exists(broker.session, entity["id"]):
-            changes.stamp(entity, moment, created=True)
-            await service.create_entity(broker.session, entity)
-            created.append(entity["id"])
-            return str(entity["id"])
-        stored = await service.get_entity(broker.session, entity["id"])
-        if "update" in opts:
-            stored["type"] = list(dict.fromkeys([*stored["type"], *entity["type"]]))
-            changes.append(stored, entity["attrs"], moment)
-        else:
-            changes.replace(stored, entity, moment)
-        await service.save_entity(broker.session, stored)
-        return str(entity["id"])
-
-    success, errors = await _run(broker, items, upsert)
+    created, updated, errors = await _write_batch(broker, items, create_only=False, update="update" in opts)
     if errors:
-        return _result(success, errors, status=207)
+        return _result([*created, *updated], errors, status=207)
     return _result(created, [], status=201, body=created) if created else Response(status_code=204)
 
 

@@ -95,6 +95,55 @@ async def create_entity(session: AsyncSession, entity: dict[str, Any]) -> None:
     session.add_all(BrokerEntityType(entity_id=entity["id"], type=t) for t in entity["type"])
 
 
+async def write_many(
+    session: AsyncSession, entities: Sequence[dict[str, Any]], *, retyped: Sequence[str] = ()
+) -> None:
+    """Store many new or changed entities with two statements (upsert of the entity rows, insert of
+    missing type rows); ``retyped`` names entities whose types changed, whose old type rows go.
+    The batch path: one round trip per table instead of several queries per entity."""
+    if not entities:
+        return
+    tenant = _tenant(session)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    insert = pg_insert if postgres else sqlite_insert
+    rows = []
+    for entity in entities:
+        box = _bbox(entity) or (None, None, None, None)
+        rows.append(
+            {
+                "tenant_code": tenant,
+                "entity_id": entity["id"],
+                "created_at": parse_datetime(entity["createdAt"]),
+                "modified_at": parse_datetime(entity["modifiedAt"]),
+                "data": entity,
+                "min_lon": box[0],
+                "min_lat": box[1],
+                "max_lon": box[2],
+                "max_lat": box[3],
+            }
+        )
+    statement = insert(BrokerEntity)
+    changed = {
+        name: statement.excluded[name]
+        for name in ("modified_at", "data", "min_lon", "min_lat", "max_lon", "max_lat")
+    }
+    await session.execute(
+        statement.on_conflict_do_update(index_elements=["tenant_code", "entity_id"], set_=changed), rows
+    )
+    if retyped:
+        await session.execute(
+            delete(BrokerEntityType).where(
+                BrokerEntityType.tenant_code == tenant, BrokerEntityType.entity_id.in_(retyped)
+            )
+        )
+    types = [
+        {"tenant_code": tenant, "entity_id": entity["id"], "type": t}
+        for entity in entities
+        for t in entity["type"]
+    ]
+    await session.execute(insert(BrokerEntityType).on_conflict_do_nothing(), types)
+
+
 async def save_entity(session: AsyncSession, entity: dict[str, Any]) -> None:
     """Store a changed entity (its types may have changed too)."""
     row = await _load(session, entity["id"])
