@@ -127,3 +127,18 @@ async def test_upsert_same_id_twice_and_changed_types(client: httpx.AsyncClient)
     duplicate = await client.post(f"{BASE}/entityOperations/create", json=[spot(5), spot(5)])
     assert duplicate.status_code == 207
     assert duplicate.json()["success"] == ["urn:ngsi-ld:ParkingSpot:zz-5"]
+
+
+async def test_delete_same_id_twice_and_unknown_parameters(client: httpx.AsyncClient) -> None:
+    await client.post(f"{BASE}/entityOperations/create", json=[spot(1)])
+    twice = await client.post(
+        f"{BASE}/entityOperations/delete",
+        json=["urn:ngsi-ld:ParkingSpot:zz-1", "urn:ngsi-ld:ParkingSpot:zz-1"],
+    )
+    assert twice.status_code == 204
+    for method, path in (("GET", "/types"), ("DELETE", "/entities"), ("POST", "/entities")):
+        response = await client.request(
+            method, f"{BASE}{path}", params={"type": "T", "colour": "red"}, json=spot(2)
+        )
+        assert response.status_code == 400, (method, path)
+        assert response.json()["type"].endswith("InvalidRequest")

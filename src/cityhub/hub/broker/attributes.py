@@ -83,7 +83,7 @@ async def update_attributes(broker: Broker, entity_id: str) -> Response:
 @router.patch("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Partially update an attribute")
 async def partial_attribute_update(broker: Broker, entity_id: str, attr: str) -> Response:
     await broker.read_tenant()
-    body = await broker.body()
+    body = await broker.body(merge_patch=True)
     ctx = await broker.context(body)
     if not isinstance(body, dict) or not body:
         raise BadRequestData("the attribute fragment must be a non-empty JSON object")

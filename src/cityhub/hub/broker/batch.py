@@ -20,6 +20,7 @@ from cityhub.hub.broker.http import (
     Broker,
     BrokerRequest,
     attribute_names,
+    check_params,
     entity_id_of,
     now,
     parse_options,
@@ -29,6 +30,7 @@ from cityhub.kit.errors import AlreadyExists, BadRequestData, HubError, InvalidR
 router = APIRouter()
 
 MAX_BATCH = 1000
+PURGE_PARAMS = frozenset({"type", "id", "idPattern", "q", "scopeQ", "keep", "drop", "local"})
 
 Apply = Callable[[BrokerRequest, Any], Awaitable[str | None]]
 
@@ -192,6 +194,8 @@ async def batch_merge(broker: Broker) -> Response:
 @router.post("/entityOperations/delete", summary="Delete a batch of entities")
 async def batch_delete(broker: Broker) -> Response:
     items = await _items(broker)
+    if all(isinstance(item, str) for item in items):
+        items = list(dict.fromkeys(items))  # the same id twice is one deletion
     await broker.read_tenant()
 
     async def delete(broker: BrokerRequest, item: Any) -> str:
@@ -216,6 +220,9 @@ async def purge_entities(
     local: bool = False,
 ) -> Response:
     """Delete every matching entity, or with ``keep``/``drop`` only some of their attributes."""
+    check_params(
+        broker.request, frozenset({"type", "id", "idPattern", "q", "keep", "drop", "local", "scopeQ"})
+    )
     if keep is not None and drop is not None:
         raise BadRequestData("keep and drop exclude each other")
     if not any((type, id, idPattern, q, local)):

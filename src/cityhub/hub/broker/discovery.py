@@ -7,16 +7,17 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from cityhub.hub.broker import service
-from cityhub.hub.broker.http import (
-    Broker,
-)
+from cityhub.hub.broker.http import Broker, check_params
 from cityhub.kit.errors import NotFound
 
 router = APIRouter()
 
+DISCOVERY_PARAMS = frozenset({"details", "local"})
+
 
 @router.get("/types", summary="Entity types")
 async def list_types(broker: Broker, details: bool = False) -> Response:
+    check_params(broker.request, DISCOVERY_PARAMS)
     await broker.read_tenant()
     ctx = await broker.context()
     types = await service.entity_types(broker.session)
@@ -41,6 +42,7 @@ async def list_types(broker: Broker, details: bool = False) -> Response:
 
 @router.get("/attributes", summary="Attribute names")
 async def list_attributes(broker: Broker, details: bool = False) -> Response:
+    check_params(broker.request, DISCOVERY_PARAMS)
     await broker.read_tenant()
     ctx = await broker.context()
     types = await service.entity_types(broker.session)

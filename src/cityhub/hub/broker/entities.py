@@ -70,9 +70,10 @@ QUERY_PARAMS = RETRIEVE_PARAMS | {
 @router.post("/entities", status_code=201, summary="Create an entity")
 @router.post("/entities/", status_code=201, include_in_schema=False)
 async def create_entity(broker: Broker) -> Response:
+    check_params(broker.request, frozenset({"local"}))
     body = await broker.body()
-    if isinstance(body, dict) and not (set(body) - {"@context"}):
-        raise InvalidRequest("the entity is an empty JSON object")
+    if not isinstance(body, dict) or not (set(body) - {"@context"}):
+        raise InvalidRequest("an entity must be a non-empty JSON object")
     ctx = await broker.context(body)
     entity = ngsi.expand_entity(body, ctx)
     changes.stamp(entity, now(), created=True)
