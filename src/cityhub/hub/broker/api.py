@@ -16,7 +16,7 @@ router.include_router(discovery.router)
 
 @router.api_route(
     "/entities/{rest:path}",
-    methods=["GET", "PUT", "PATCH", "POST", "DELETE"],
+    methods=["GET", "PUT", "PATCH", "POST"],
     include_in_schema=False,
 )
 async def malformed_entity_path(rest: str) -> Response:

@@ -154,9 +154,3 @@ async def delete_attribute(
     entity["modifiedAt"] = now()
     await service.save_entity(broker.session, entity)
     return Response(status_code=204)
-
-
-@router.delete("/entities/{entity_id}/attrs", include_in_schema=False)
-@router.delete("/entities/{entity_id}/attrs/", include_in_schema=False)
-async def delete_attribute_without_name(entity_id: str) -> Response:
-    raise BadRequestData("the attribute name is missing in the path")

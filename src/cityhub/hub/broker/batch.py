@@ -17,6 +17,7 @@ from cityhub.hub.broker import changes, ngsi, service
 from cityhub.hub.broker.entities import entity_query
 from cityhub.hub.broker.http import (
     JSON,
+    JSON_LD,
     Broker,
     BrokerRequest,
     attribute_names,
@@ -36,6 +37,9 @@ Apply = Callable[[BrokerRequest, Any], Awaitable[str | None]]
 
 
 async def _items(broker: BrokerRequest) -> list[Any]:
+    content_type = (broker.request.headers.get("content-type") or "").split(";")[0].strip()
+    if content_type == JSON_LD and broker.request.headers.get("link"):
+        raise BadRequestData("JSON-LD entities carry their own @context: drop the Link header")
     body = await broker.body()
     if not isinstance(body, list):
         raise InvalidRequest("a batch operation takes a JSON array")
@@ -194,8 +198,6 @@ async def batch_merge(broker: Broker) -> Response:
 @router.post("/entityOperations/delete", summary="Delete a batch of entities")
 async def batch_delete(broker: Broker) -> Response:
     items = await _items(broker)
-    if all(isinstance(item, str) for item in items):
-        items = list(dict.fromkeys(items))  # the same id twice is one deletion
     await broker.read_tenant()
 
     async def delete(broker: BrokerRequest, item: Any) -> str:

@@ -90,7 +90,7 @@ def require_uri(value: object, what: str) -> str:
 def check_name(name: object, what: str) -> str:
     if not isinstance(name, str) or not name:
         raise BadRequestData(f"{what} must be a non-empty string, got {name!r}")
-    if len(name) > 512 or _FORBIDDEN_NAME.search(name):
+    if len(name) > 512 or _FORBIDDEN_NAME.search(name) or name.startswith("@"):
         raise BadRequestData(f"{what} {name!r} contains a forbidden character or is too long")
     return name
 

@@ -173,6 +173,7 @@ async def delete_entity(session: AsyncSession, entity_id: str) -> None:
         raise NotFound(f"entity {entity_id} does not exist")
     await session.execute(delete(BrokerEntityType).where(BrokerEntityType.entity_id == entity_id))
     await session.delete(row)
+    await session.flush()  # gone now, so a second deletion in the same request finds nothing
 
 
 @dataclass
