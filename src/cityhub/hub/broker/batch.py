@@ -37,8 +37,7 @@ Apply = Callable[[BrokerRequest, Any], Awaitable[str | None]]
 
 
 async def _items(broker: BrokerRequest) -> list[Any]:
-    content_type = (broker.request.headers.get("content-type") or "").split(";")[0].strip()
-    if content_type == JSON_LD and broker.request.headers.get("link"):
+    if broker.content_type == JSON_LD and broker.request.headers.get("link"):
         raise BadRequestData("JSON-LD entities carry their own @context: drop the Link header")
     body = await broker.body()
     if not isinstance(body, list):

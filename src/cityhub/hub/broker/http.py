@@ -55,11 +55,14 @@ class BrokerRequest:
         self.contexts: ContextStore = request.app.state.hub.contexts
         self.accept = _negotiate(request.headers.get("accept"))
 
+    @property
+    def content_type(self) -> str:
+        return (self.request.headers.get("content-type") or "").split(";")[0].strip()
+
     async def context(self, body: Any = None) -> ActiveContext:
         """The @context of the request: the body's for JSON-LD, else the Link header's."""
-        content_type = (self.request.headers.get("content-type") or "").split(";")[0].strip()
         link = parse_link_header(self.request.headers.get("link"))
-        if isinstance(body, dict) and content_type == JSON_LD:
+        if isinstance(body, dict) and self.content_type == JSON_LD:
             if "@context" not in body:
                 raise BadRequestData("an application/ld+json body must carry its @context")
             if link is not None:
@@ -70,9 +73,8 @@ class BrokerRequest:
         return await self.contexts.resolve(link)
 
     async def body(self, *, merge_patch: bool = False) -> Any:
-        content_type = (self.request.headers.get("content-type") or "").split(";")[0].strip()
         allowed = {JSON, JSON_LD} | ({MERGE_PATCH} if merge_patch else set())
-        if content_type not in allowed:
+        if self.content_type not in allowed:
             raise UnsupportedMediaType(f"Content-Type must be one of {', '.join(sorted(allowed))}")
         raw = await self.request.body()
         if not raw:
