@@ -398,3 +398,11 @@ async def test_trailing_slash_and_missing_ids(client: httpx.AsyncClient) -> None
         response = await client.request(method, f"{BASE}{path}", json={"type": "T"})
         assert response.status_code == 400, (method, path)
         assert "entity id is missing" in response.json()["detail"]
+
+
+async def test_delete_paths_without_names(client: httpx.AsyncClient) -> None:
+    await create(client, flow())
+    no_attr = await client.delete(f"{BASE}/entities/urn:ngsi-ld:TrafficFlowObserved:zz-001/attrs/")
+    assert no_attr.status_code == 405
+    no_id = await client.delete(f"{BASE}/entities//attrs/intensity")
+    assert no_id.status_code == 400

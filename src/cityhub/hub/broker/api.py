@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import re
+
+from fastapi import APIRouter, Request, Response
 
 from cityhub.hub.broker import attributes, batch, discovery, entities
-from cityhub.kit.errors import BadRequestData
+from cityhub.kit.errors import BadRequestData, MethodNotAllowed
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["NGSI-LD"])
 router.include_router(batch.router)  # first: DELETE /entities is purge
@@ -16,9 +18,12 @@ router.include_router(discovery.router)
 
 @router.api_route(
     "/entities/{rest:path}",
-    methods=["GET", "PUT", "PATCH", "POST"],
+    methods=["GET", "PUT", "PATCH", "POST", "DELETE"],
     include_in_schema=False,
 )
-async def malformed_entity_path(rest: str) -> Response:
-    """``/entities/`` or ``/entities//attrs``: the id is missing, which is the client's error."""
+async def malformed_entity_path(request: Request, rest: str) -> Response:
+    """``/entities/`` or ``/entities//attrs``: the id is missing, which is the client's error.
+    ``DELETE /entities/{id}/attrs/`` names a collection that cannot be deleted: 405."""
+    if request.method == "DELETE" and re.fullmatch(r"[^/]+/attrs/?", rest):
+        raise MethodNotAllowed("DELETE needs an attribute name: /entities/{id}/attrs/{attrId}")
     raise BadRequestData(f"the entity id is missing in /entities/{rest}")
