@@ -110,6 +110,8 @@ async def test_type_and_attribute_details(client: httpx.AsyncClient) -> None:
     attribute = (await client.get(f"{BASE}/attributes/status")).json()
     assert (attribute["attributeCount"], attribute["typeNames"]) == (2, ["ParkingSpot"])
     assert (await client.get(f"{BASE}/types/Nothing")).status_code == 404
+    listed = await client.get(f"{BASE}/types/")  # a trailing slash lists, it names no type
+    assert listed.json()["typeList"] == ["ParkingSpot"]
 
 
 async def test_upsert_same_id_twice_and_changed_types(client: httpx.AsyncClient) -> None:

@@ -16,6 +16,7 @@ DISCOVERY_PARAMS = frozenset({"details", "local"})
 
 
 @router.get("/types", summary="Entity types")
+@router.get("/types/", include_in_schema=False)
 async def list_types(broker: Broker, details: bool = False) -> Response:
     check_params(broker.request, DISCOVERY_PARAMS)
     await broker.read_tenant()
@@ -41,6 +42,7 @@ async def list_types(broker: Broker, details: bool = False) -> Response:
 
 
 @router.get("/attributes", summary="Attribute names")
+@router.get("/attributes/", include_in_schema=False)
 async def list_attributes(broker: Broker, details: bool = False) -> Response:
     check_params(broker.request, DISCOVERY_PARAMS)
     await broker.read_tenant()
