@@ -406,3 +406,13 @@ async def test_delete_paths_without_names(client: httpx.AsyncClient) -> None:
     assert no_attr.status_code == 405
     no_id = await client.delete(f"{BASE}/entities//attrs/intensity")
     assert no_id.status_code == 400
+
+
+async def test_pick_with_core_members_keeps_every_entity(client: httpx.AsyncClient) -> None:
+    await create(client, flow())
+    await create(client, {"id": "urn:ngsi-ld:TrafficFlowObserved:bare", "type": "TrafficFlowObserved"})
+    params = {"type": "TrafficFlowObserved"}
+    by_name = await client.get(f"{BASE}/entities", params=params | {"pick": "intensity"})
+    assert len(by_name.json()) == 1  # only entities that have a picked attribute
+    with_id = await client.get(f"{BASE}/entities", params=params | {"pick": "id,intensity"})
+    assert [set(e) for e in with_id.json()] == [{"id", "intensity"}, {"id"}]

@@ -132,9 +132,9 @@ class View:
         if self.attrs is not None:
             names = self.attrs
         elif self.pick is not None:
-            names = {self.ctx.expand(n) for n in self.pick if n not in ("id", "type")}
-            if not names:
-                return True
+            if "id" in self.pick or "type" in self.pick:
+                return True  # something of every entity is picked
+            names = {self.ctx.expand(n) for n in self.pick}
         else:
             return True
         return any(name in entity["attrs"] for name in names)
