@@ -15,13 +15,11 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import String, delete
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityhub.bus.events import Event
-from cityhub.kit.db import Base, UTCDateTime
+from cityhub.kit.db import Base, UTCDateTime, upsert_insert
 from cityhub.kit.time import utcnow
 
 
@@ -36,7 +34,7 @@ class InboxReceipt(Base):
 async def first_delivery(session: AsyncSession, consumer: str, event: Event) -> bool:
     """Record that ``consumer`` handles ``event``; False if it already did (a redelivery)."""
     values = {"consumer": consumer, "event_id": event.id, "processed_at": utcnow()}
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = upsert_insert(session)
     statement = insert(InboxReceipt).values(**values).on_conflict_do_nothing()
     result = await session.execute(statement)
     return bool(getattr(result, "rowcount", 0) == 1)

@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, MetaData, String, event, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import (
@@ -187,6 +189,11 @@ async def wait_for_database(
                 on_retry(attempt, delay, error)
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)
+
+
+def upsert_insert(session: AsyncSession) -> Callable[[Any], Any]:
+    """The dialect's ``insert`` (PostgreSQL's or SQLite's), which both offer ON CONFLICT clauses."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def backend_name(engine: AsyncEngine) -> str:

@@ -46,7 +46,7 @@ async def append_attributes(broker: Broker, entity_id: str, options: str | None 
     overwrite = "noOverwrite" not in parse_options(options)
     entity = await service.get_entity(broker.session, entity_id_of(entity_id))
     if "type" in body:
-        entity["type"] = list(dict.fromkeys([*entity["type"], *ngsi.expand_types(body["type"], ctx)]))
+        changes.add_types(entity, ngsi.expand_types(body["type"], ctx))
     result = changes.append(entity, attrs, now(), overwrite=overwrite)
     if "scope" in body:
         scopes = ngsi.expand_scopes(body["scope"])
@@ -67,7 +67,7 @@ async def update_attributes(broker: Broker, entity_id: str) -> Response:
     entity = await service.get_entity(broker.session, entity_id_of(entity_id))
     result = changes.update(entity, attrs, now())
     if "type" in body:
-        entity["type"] = list(dict.fromkeys([*entity["type"], *ngsi.expand_types(body["type"], ctx)]))
+        changes.add_types(entity, ngsi.expand_types(body["type"], ctx))
         result.updated.append("type")
     if "scope" in body:
         if "scope" in entity:

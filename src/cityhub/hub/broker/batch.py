@@ -119,7 +119,7 @@ async def _write_batch(
             continue
         before = set(current["type"])
         if update:
-            current["type"] = list(dict.fromkeys([*current["type"], *entity["type"]]))
+            changes.add_types(current, entity["type"])
             changes.append(current, entity["attrs"], moment)
         else:
             changes.replace(current, entity, moment)
@@ -162,7 +162,7 @@ async def batch_update(broker: Broker, options: str | None = None) -> Response:
     async def update(broker: BrokerRequest, item: Any) -> str:
         entity = await _expand(broker, item)
         stored = await service.get_entity(broker.session, entity["id"])
-        stored["type"] = list(dict.fromkeys([*stored["type"], *entity["type"]]))
+        changes.add_types(stored, entity["type"])
         result = changes.append(stored, entity["attrs"], now(), overwrite=overwrite)
         if result.not_updated:
             names = ", ".join(iri for iri, _ in result.not_updated)

@@ -25,6 +25,11 @@ class UpdateResult:
         return bool(self.updated)
 
 
+def add_types(entity: dict[str, Any], types: list[str]) -> None:
+    """An entity's types only grow by appends, updates and merges; order is kept."""
+    entity["type"] = list(dict.fromkeys([*entity["type"], *types]))
+
+
 def stamp(entity: dict[str, Any], now: str, *, created: bool = False) -> None:
     """Set modifiedAt (and createdAt when new) on the entity and on instances that lack them."""
     if created or "createdAt" not in entity:
@@ -146,7 +151,7 @@ def merge(entity: dict[str, Any], patch: dict[str, Any], now: str) -> UpdateResu
     ``urn:ngsi-ld:null`` deletes the attribute (or the sub-attribute) it stands for."""
     result = UpdateResult()
     if "type" in patch:
-        entity["type"] = list(dict.fromkeys([*entity["type"], *patch["type"]]))
+        add_types(entity, patch["type"])
     if "scope" in patch:
         entity["scope"] = patch["scope"]
     for iri, instances in patch["attrs"].items():

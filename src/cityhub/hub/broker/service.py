@@ -10,15 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
 from cityhub.hub.broker.models import BrokerEntity, BrokerEntityType, BrokerTenant
 from cityhub.hub.broker.ngsi import NGSI_LD
 from cityhub.hub.tenancy.models import Tenant
-from cityhub.kit.db import current_tenant
+from cityhub.kit.db import current_tenant, upsert_insert
 from cityhub.kit.errors import AlreadyExists, NonexistentTenant, NotFound
 from cityhub.kit.geo import Geometry, GeoRel, parse_geometry
 from cityhub.kit.time import parse_datetime
@@ -39,7 +37,7 @@ async def require_tenant(session: AsyncSession, name: str) -> None:
 
 async def ensure_tenant(session: AsyncSession, name: str) -> None:
     """NGSI-LD creates a tenant on the first write that names it."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = upsert_insert(session)
     await session.execute(insert(BrokerTenant).values(name=name).on_conflict_do_nothing())
 
 
@@ -74,15 +72,11 @@ async def get_entity(session: AsyncSession, entity_id: str) -> dict[str, Any]:
 
 
 async def get_entities(session: AsyncSession, entity_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Entities by id (those that exist), for linked-entity joins."""
+    """Copies of the entities that exist among ``entity_ids`` (batches, linked-entity joins)."""
     if not entity_ids:
         return {}
     rows = await session.scalars(select(BrokerEntity).where(BrokerEntity.entity_id.in_(entity_ids)))
     return {row.entity_id: copy.deepcopy(row.data) for row in rows}
-
-
-async def exists(session: AsyncSession, entity_id: str) -> bool:
-    return await _load(session, entity_id) is not None
 
 
 async def create_entity(session: AsyncSession, entity: dict[str, Any]) -> None:
@@ -104,8 +98,7 @@ async def write_many(
     if not entities:
         return
     tenant = _tenant(session)
-    postgres = session.get_bind().dialect.name == "postgresql"
-    insert = pg_insert if postgres else sqlite_insert
+    insert = upsert_insert(session)
     rows = []
     for entity in entities:
         box = _bbox(entity) or (None, None, None, None)
