@@ -145,3 +145,11 @@ async def test_delete_same_id_twice_and_unknown_parameters(client: httpx.AsyncCl
         )
         assert response.status_code == 400, (method, path)
         assert response.json()["type"].endswith("InvalidRequest")
+
+
+async def test_purge_by_scope(client: httpx.AsyncClient) -> None:
+    scoped = spot(1) | {"scope": "/Zhengzhou/Jinshui"}
+    await client.post(f"{BASE}/entityOperations/create", json=[scoped, spot(2)])
+    assert (await client.delete(f"{BASE}/entities", params={"scopeQ": "/Zhengzhou/#"})).status_code == 204
+    assert (await get(client, 1)).status_code == 404
+    assert (await get(client, 2)).status_code == 200

@@ -216,18 +216,17 @@ async def purge_entities(
     id: str | None = None,
     idPattern: str | None = None,
     q: str | None = None,
+    scopeQ: str | None = None,
     keep: str | None = None,
     drop: str | None = None,
     local: bool = False,
 ) -> Response:
     """Delete every matching entity, or with ``keep``/``drop`` only some of their attributes."""
-    check_params(
-        broker.request, frozenset({"type", "id", "idPattern", "q", "keep", "drop", "local", "scopeQ"})
-    )
+    check_params(broker.request, PURGE_PARAMS)
     if keep is not None and drop is not None:
         raise BadRequestData("keep and drop exclude each other")
-    if not any((type, id, idPattern, q, local)):
-        raise BadRequestData("give at least one of type, id, idPattern, q or local=true")
+    if not any((type, id, idPattern, q, scopeQ, local)):
+        raise BadRequestData("give at least one of type, id, idPattern, q, scopeQ or local=true")
     await broker.read_tenant()
     ctx = await broker.context()
     query = entity_query(
@@ -236,7 +235,7 @@ async def purge_entities(
         types=type,
         id_pattern=idPattern,
         q=q,
-        scope_q=None,
+        scope_q=scopeQ,
         geo=(None, None, None, None),
     )
     found, total = await service.query_entities(broker.session, query, limit=1_000_000, offset=0)
