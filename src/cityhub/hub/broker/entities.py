@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from cityhub.hub.broker import changes, ngsi, service, views
 from cityhub.hub.broker.context import ActiveContext
@@ -120,6 +120,52 @@ def _view(
     )
 
 
+class ViewParams:
+    """The query parameters that shape how entities are shown (retrieve and query alike)."""
+
+    def __init__(
+        self,
+        attrs: str | None = None,
+        pick: str | None = None,
+        omit: str | None = None,
+        options: str | None = None,
+        format: str | None = None,  # NGSI-LD names its parameters so
+        lang: str | None = None,
+        datasetId: str | None = None,
+        join: str | None = None,
+        joinLevel: int | None = None,
+        geometryProperty: str | None = None,
+    ) -> None:
+        self.attrs = attrs
+        self.pick = pick
+        self.omit = omit
+        self.options = options
+        self.format = format
+        self.lang = lang
+        self.dataset_id = datasetId
+        self.join = join
+        self.join_level = joinLevel
+        self.geometry_property = geometryProperty
+
+    def view(self, ctx: ActiveContext) -> views.View:
+        return _view(
+            ctx,
+            options=self.options,
+            fmt=self.format,
+            attrs=self.attrs,
+            pick=self.pick,
+            omit=self.omit,
+            lang=self.lang,
+            dataset_id=self.dataset_id,
+            join=self.join,
+            join_level=self.join_level,
+            geometry_property=self.geometry_property,
+        )
+
+
+Shown = Annotated[ViewParams, Depends()]
+
+
 def _fetch(broker: BrokerRequest) -> views.Fetch:
     async def fetch(ids: list[str] | Any) -> dict[str, dict[str, Any]]:
         return await service.get_entities(broker.session, list(ids))
@@ -128,36 +174,11 @@ def _fetch(broker: BrokerRequest) -> views.Fetch:
 
 
 @router.get("/entities/{entity_id}", summary="Retrieve an entity")
-async def retrieve_entity(
-    broker: Broker,
-    entity_id: str,
-    attrs: str | None = None,
-    pick: str | None = None,
-    omit: str | None = None,
-    options: str | None = None,
-    format: str | None = None,  # NGSI-LD names its parameters so
-    lang: str | None = None,
-    datasetId: str | None = None,
-    join: str | None = None,
-    joinLevel: int | None = None,
-    geometryProperty: str | None = None,
-) -> Response:
+async def retrieve_entity(broker: Broker, entity_id: str, shown: Shown) -> Response:
     check_params(broker.request, RETRIEVE_PARAMS)
     await broker.read_tenant()
     ctx = await broker.context()
-    view = _view(
-        ctx,
-        options=options,
-        fmt=format,
-        attrs=attrs,
-        pick=pick,
-        omit=omit,
-        lang=lang,
-        dataset_id=datasetId,
-        join=join,
-        join_level=joinLevel,
-        geometry_property=geometryProperty,
-    )
+    view = shown.view(ctx)
     entity = await service.get_entity(broker.session, entity_id_of(entity_id))
     if not view.matches_attrs(entity):
         raise NotFound(f"entity {entity_id} has none of the attributes asked for")
@@ -195,12 +216,10 @@ async def delete_entity(broker: Broker, entity_id: str) -> Response:
 @router.get("/entities/", include_in_schema=False)
 async def query_entities(
     broker: Broker,
+    shown: Shown,
     id: str | None = None,  # NGSI-LD names its parameters so
     type: str | None = None,
     idPattern: str | None = None,
-    attrs: str | None = None,
-    pick: str | None = None,
-    omit: str | None = None,
     q: str | None = None,
     scopeQ: str | None = None,
     georel: str | None = None,
@@ -210,18 +229,11 @@ async def query_entities(
     limit: Annotated[int | None, Query()] = None,
     offset: Annotated[int, Query()] = 0,
     count: bool = False,
-    options: str | None = None,
-    format: str | None = None,
-    lang: str | None = None,
-    datasetId: str | None = None,
-    join: str | None = None,
-    joinLevel: int | None = None,
-    geometryProperty: str | None = None,
     local: bool = False,
 ) -> Response:
     check_params(broker.request, QUERY_PARAMS)
     ctx = await broker.context()
-    if not any((type, attrs, q, georel, scopeQ, local)):
+    if not any((type, shown.attrs, q, georel, scopeQ, local)):
         raise BadRequestData("give at least one of type, attrs, q, scopeQ or a geo-query")
     query = entity_query(
         ctx,
@@ -232,19 +244,7 @@ async def query_entities(
         scope_q=scopeQ,
         geo=(georel, geometry, coordinates, geoproperty),
     )
-    view = _view(
-        ctx,
-        options=options,
-        fmt=format,
-        attrs=attrs,
-        pick=pick,
-        omit=omit,
-        lang=lang,
-        dataset_id=datasetId,
-        join=join,
-        join_level=joinLevel,
-        geometry_property=geometryProperty,
-    )
+    view = shown.view(ctx)
     return await _answer_query(broker, ctx, query, view, limit=limit, offset=offset, count=count)
 
 
