@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cityhub.bus.base import Bus, BusUnavailable, Handler, Subscription
-from cityhub.bus.events import Event, decode_event, event_class, registered_event_types
+from cityhub.bus.events import Event, decode_event, event_class
 from cityhub.bus.inbox import InboxReceipt, first_delivery
 from cityhub.bus.memory import InProcessBus
 from cityhub.bus.outbox import OutboxMessage, OutboxRelay, enqueue
@@ -23,7 +23,6 @@ __all__ = [
     "enqueue",
     "event_class",
     "first_delivery",
-    "registered_event_types",
 ]
 
 

@@ -62,7 +62,3 @@ def decode_event(event_type: str, payload: bytes | str | dict[str, Any]) -> Even
     cls = event_class(event_type)
     data = payload if isinstance(payload, dict) else orjson.loads(payload)
     return cls.model_validate(data)
-
-
-def registered_event_types() -> dict[str, type[Event]]:
-    return dict(_EVENT_TYPES)

@@ -194,7 +194,3 @@ async def wait_for_database(
 def upsert_insert(session: AsyncSession) -> Callable[[Any], Any]:
     """The dialect's ``insert`` (PostgreSQL's or SQLite's), which both offer ON CONFLICT clauses."""
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
-def backend_name(engine: AsyncEngine) -> str:
-    return engine.dialect.name

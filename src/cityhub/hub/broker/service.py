@@ -41,11 +41,6 @@ async def ensure_tenant(session: AsyncSession, name: str) -> None:
     await session.execute(insert(BrokerTenant).values(name=name).on_conflict_do_nothing())
 
 
-async def list_tenants(session: AsyncSession) -> list[str]:
-    rows = await session.scalars(select(BrokerTenant.name).order_by(BrokerTenant.name))
-    return list(rows)
-
-
 def _tenant(session: AsyncSession) -> str:
     tenant = current_tenant(session)
     assert tenant is not None, "broker sessions are scoped to a tenant"

@@ -4,7 +4,7 @@ selection, linked-entity joins and GeoJSON (ETSI GS CIM 009 v1.8, clauses 4.5, 4
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cityhub.hub.broker.ngsi import NGSI_LD, Context, Format, check_name, compact_entity
@@ -83,7 +83,6 @@ class View:
     join: str | None = None  # inline | flat
     join_level: int = 1
     geometry_property: str = NGSI_LD + "location"
-    _expanded: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.pick is not None and self.omit is not None:
@@ -100,19 +99,8 @@ class View:
             raise BadRequestData(f"joinLevel must be between 1 and {MAX_JOIN_LEVEL}")
 
     def nested(self, pick: Projection | None, omit: Projection | None) -> View:
-        return View(
-            self.ctx,
-            self.fmt,
-            self.sys_attrs,
-            self.languages,
-            pick,
-            omit,
-            None,
-            None,
-            self.join,
-            self.join_level,
-            self.geometry_property,
-        )
+        """The view of a linked entity: the same rendering, its own projection, no filters."""
+        return replace(self, pick=pick, omit=omit, attrs=None, dataset_ids=None)
 
     def wanted(self, entity: dict[str, Any]) -> tuple[set[str] | None, bool, bool]:
         """Attributes to show (expanded; None: all) and whether to show id and type."""
