@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Check the services the integration tests use on 127.0.0.1 (PostgreSQL, NATS) and start the ones
+# Check the services the integration tests use on 127.0.0.1 (PostgreSQL, NATS, Mosquitto) and start the ones
 # that are down. Add a service here when a test starts to need it.
 #   scripts/services.sh ensure
 set -uo pipefail
@@ -27,6 +27,7 @@ case "${1:-ensure}" in
         ensure PostgreSQL 5432 pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql 2>/dev/null | head -n1)" main start || status=1
         ensure NATS 4222 start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
             -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log || status=1
+        ensure Mosquitto 1883 mosquitto -d -c /etc/mosquitto/mosquitto.conf || status=1
         exit "$status"
         ;;
     *) echo "usage: scripts/services.sh ensure" >&2; exit 2 ;;

@@ -21,11 +21,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub import __version__
-from cityhub.bus import create_bus
+from cityhub.bus import Event, create_bus
 from cityhub.bus.outbox import WAKE_KEY, OutboxRelay
 from cityhub.config import Settings, get_settings
 from cityhub.hub.broker import api as broker_api
 from cityhub.hub.broker.context import ContextStore
+from cityhub.hub.broker.events import EntitiesChanged
+from cityhub.hub.broker.notifier import CONSUMER as NOTIFY_CONSUMER
+from cityhub.hub.broker.notifier import Notifier
 from cityhub.hub.ops import api as ops_api
 from cityhub.hub.ops.metrics import HubMetrics, MetricsMiddleware, Sample
 from cityhub.hub.tenancy import api as tenancy_api
@@ -61,6 +64,13 @@ class Hub:
         self.contexts = ContextStore(
             preload=settings.broker_contexts, fetch_timeout=settings.broker_context_timeout
         )
+        self.notifier = Notifier(
+            self.sessions,
+            self.contexts,
+            default_tenant=settings.default_tenant,
+            timeout=settings.broker_notification_timeout,
+            attempts=settings.broker_notification_attempts,
+        )
         self.platform = HubPlatform(self.engine, self.bus, settings.instance_name)
         self.runner = AppRunner(self.registry, self.sessions, self.platform)
         self.metrics = HubMetrics()
@@ -70,10 +80,15 @@ class Hub:
     def _wake_relay(self) -> None:
         self.relay.wake()
 
+    async def _on_changes(self, event: Event) -> None:
+        assert isinstance(event, EntitiesChanged)
+        await self.notifier.on_changes(event)
+
     async def start(self, app: FastAPI) -> None:
         await self._ensure_default_tenant()
         await self.runner.setup(discover(self.settings.apps_disabled))
         self.platform.statuses = self.runner.statuses
+        self.bus.subscribe(NOTIFY_CONSUMER, [EntitiesChanged], self._on_changes)
         for consumer in self.registry.consumers:
             self.bus.subscribe(consumer.name, consumer.event_types, consumer.handler, shared=consumer.shared)
         for entry in self.registry.routers:
@@ -85,6 +100,7 @@ class Hub:
         app.openapi_schema = None
         await self.bus.start()
         await self.relay.start()
+        await self.notifier.start()
         log.info(
             "CityHub %s up: database %s, bus %s, %d app(s)",
             __version__,
@@ -96,6 +112,7 @@ class Hub:
     async def stop(self) -> None:
         # Drain first, while the apps' consumers can still handle what is sent.
         await self.relay.stop()
+        await self.notifier.stop()
         await self.runner.teardown()
         await self.bus.stop()
         await self.contexts.aclose()

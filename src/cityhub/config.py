@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     broker_context_timeout: float = Field(
         5.0, gt=0, description="Seconds to wait for a remote @context before answering 503."
     )
+    broker_notification_timeout: float = Field(
+        5.0, gt=0, description="Seconds a subscriber's endpoint gets to take one notification."
+    )
+    broker_notification_attempts: int = Field(
+        5, ge=1, description="Tries per notification (doubling delay from 1 s) before it is dropped."
+    )
     apps_disabled: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated names of installed apps not to load."
     )

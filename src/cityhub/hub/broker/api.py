@@ -6,7 +6,7 @@ import re
 
 from fastapi import APIRouter, Request, Response
 
-from cityhub.hub.broker import attributes, batch, discovery, entities
+from cityhub.hub.broker import attributes, batch, discovery, entities, subscriptions
 from cityhub.kit.errors import BadRequestData, MethodNotAllowed
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["NGSI-LD"])
@@ -14,6 +14,7 @@ router.include_router(batch.router)  # first: DELETE /entities is purge
 router.include_router(entities.router)
 router.include_router(attributes.router)
 router.include_router(discovery.router)
+router.include_router(subscriptions.router)
 
 
 @router.api_route(

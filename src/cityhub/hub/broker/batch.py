@@ -7,6 +7,7 @@ is 201/204 when every entity succeeded, else 207 with NGSI-LD's BatchOperationRe
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -243,7 +244,7 @@ async def purge_entities(
         raise NotFound("no entity matches")
     keep_names = set(attribute_names(keep, ctx) or []) if keep is not None else None
     drop_names = set(attribute_names(drop, ctx) or []) if drop is not None else None
-    for entity in found:
+    for entity in map(copy.deepcopy, found):  # found are the stored rows' own dicts
         if keep_names is None and drop_names is None:
             await service.delete_entity(broker.session, entity_id_of(entity["id"]))
             continue

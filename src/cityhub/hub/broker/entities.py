@@ -186,23 +186,8 @@ async def retrieve_entity(broker: Broker, entity_id: str, shown: Shown) -> Respo
     if not rendered[0]:
         raise NotFound(f"nothing of entity {entity_id} is left after pick and omit")
     if broker.accept == GEO_JSON:
-        return broker.render(_feature(rendered[0], entity, view), ctx)
+        return broker.render(views.feature(rendered[0], entity, view.geometry_property), ctx)
     return broker.render(rendered if len(rendered) > 1 else rendered[0], ctx)
-
-
-def _feature(rendered: dict[str, Any], entity: dict[str, Any], view: views.View) -> dict[str, Any]:
-    geometry = None
-    for instance in entity["attrs"].get(view.geometry_property, ()):
-        if instance.get("type") == "GeoProperty":
-            geometry = instance.get("value")
-            break
-    properties = {k: v for k, v in rendered.items() if k != "id"}
-    return {
-        "id": rendered.get("id", entity["id"]),
-        "type": "Feature",
-        "geometry": geometry,
-        "properties": properties,
-    }
 
 
 @router.delete("/entities/{entity_id}", status_code=204, summary="Delete an entity")
@@ -317,7 +302,9 @@ async def _answer_query(
     rendered = await views.render_all(found, view, _fetch(broker))
     headers = {"NGSILD-Results-Count": str(total)} if count else {}
     if broker.accept == GEO_JSON:
-        features = [_feature(r, e, view) for r, e in zip(rendered, found, strict=False)]
+        features = [
+            views.feature(r, e, view.geometry_property) for r, e in zip(rendered, found, strict=False)
+        ]
         return broker.render({"type": "FeatureCollection", "features": features}, ctx, headers=headers)
     return broker.render(rendered, ctx, headers=headers)
 

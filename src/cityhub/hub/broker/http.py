@@ -102,8 +102,8 @@ class BrokerRequest:
         elif media == GEO_JSON:
             value = ctx.value if ctx.value is not None else ctx.urls
             payload = payload | {"@context": value if isinstance(value, list) else [value]}
-        else:
-            headers["Link"] = link_header(ctx.urls[0])
+        else:  # the @context link comes first; pagination links may follow it
+            headers["Link"] = ",".join(filter(None, (link_header(ctx.urls[0]), headers.get("Link"))))
         if self.tenant_given:
             headers[TENANT_HEADER] = self.tenant
         return Response(orjson.dumps(payload), status_code=status, media_type=media, headers=headers)

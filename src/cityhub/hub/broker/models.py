@@ -5,13 +5,15 @@ in columns for the geo prefilter. Broker tenants are any NGSILD-Tenant name, cre
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKeyConstraint, Index, PrimaryKeyConstraint, String
+from sqlalchemy import Float, ForeignKeyConstraint, Index, Integer, PrimaryKeyConstraint, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cityhub.kit.db import Base, TenantOwned, UTCDateTime
+from cityhub.kit.db import Base, JSONType, TenantOwned, UTCDateTime
+from cityhub.kit.ids import new_id
 from cityhub.kit.time import utcnow
 
 TENANT_NAME_LENGTH = 64
@@ -59,3 +61,56 @@ class BrokerEntityType(TenantOwned, Base):
     tenant_code: Mapped[str] = mapped_column(String(TENANT_NAME_LENGTH), nullable=False)
     entity_id: Mapped[str] = mapped_column(String(2048), nullable=False)
     type: Mapped[str] = mapped_column(String(1024), nullable=False)
+
+
+class BrokerSubscription(TenantOwned, Base):
+    """An NGSI-LD subscription. ``data`` is the subscription as given (compacted, without its
+    @context, which is ``context``), with entity types and attribute names expanded; the columns
+    are what delivery reads and counts without parsing ``data``."""
+
+    __tablename__ = "broker_subscription"
+    __table_args__ = (
+        PrimaryKeyConstraint("tenant_code", "subscription_id"),
+        Index("ix_broker_subscription_next_run", "next_run_at"),
+    )
+
+    tenant_code: Mapped[str] = mapped_column(String(TENANT_NAME_LENGTH), nullable=False)
+    subscription_id: Mapped[str] = mapped_column(String(2048), nullable=False)
+    data: Mapped[dict[str, Any]] = mapped_column(nullable=False)
+    context: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    active: Mapped[bool] = mapped_column(nullable=False, default=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    throttling: Mapped[float | None] = mapped_column(Float, nullable=True)
+    time_interval: Mapped[float | None] = mapped_column(Float, nullable=True)
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    throttled_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    times_sent: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    times_failed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_notification: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_success: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_failure: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class BrokerNotification(Base):
+    """A notification owed to a subscriber: rendered when the change was matched, kept until the
+    endpoint took it or the attempts ran out. Workers of any hub process claim due rows with a
+    lease, so each is sent by one process at a time, and one left by a dead process is sent after
+    its lease ends."""
+
+    __tablename__ = "broker_notification"
+    __table_args__ = (Index("ix_broker_notification_due", "due_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    tenant_code: Mapped[str] = mapped_column(String(TENANT_NAME_LENGTH), nullable=False)
+    subscription_id: Mapped[str] = mapped_column(String(2048), nullable=False)
+    endpoint: Mapped[dict[str, Any]] = mapped_column(nullable=False)
+    headers: Mapped[dict[str, Any]] = mapped_column(nullable=False)
+    body: Mapped[dict[str, Any]] = mapped_column(nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)

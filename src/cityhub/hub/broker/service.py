@@ -12,7 +12,9 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
+from sqlalchemy.orm.util import identity_key
 
+from cityhub.hub.broker.events import record
 from cityhub.hub.broker.models import BrokerEntity, BrokerEntityType, BrokerTenant
 from cityhub.hub.broker.ngsi import NGSI_LD
 from cityhub.hub.tenancy.models import Tenant
@@ -82,6 +84,7 @@ async def create_entity(session: AsyncSession, entity: dict[str, Any]) -> None:
     session.add(row)
     await session.flush()
     session.add_all(BrokerEntityType(entity_id=entity["id"], type=t) for t in entity["type"])
+    record(session, None, entity)
 
 
 async def write_many(
@@ -89,13 +92,17 @@ async def write_many(
 ) -> None:
     """Store many new or changed entities with two statements (upsert of the entity rows, insert of
     missing type rows); ``retyped`` names entities whose types changed, whose old type rows go.
-    The batch path: one round trip per table instead of several queries per entity."""
+    The batch path: one round trip per table instead of several queries per entity.
+    The entities' earlier state is taken from the session, where :func:`get_entities` left it."""
     if not entities:
         return
     tenant = _tenant(session)
     insert = upsert_insert(session)
+    known = session.sync_session.identity_map
     rows = []
     for entity in entities:
+        loaded = known.get(identity_key(BrokerEntity, (tenant, entity["id"])))
+        record(session, loaded.data if isinstance(loaded, BrokerEntity) else None, entity)
         box = _bbox(entity) or (None, None, None, None)
         rows.append(
             {
@@ -137,6 +144,7 @@ async def save_entity(session: AsyncSession, entity: dict[str, Any]) -> None:
     row = await _load(session, entity["id"])
     if row is None:
         raise NotFound(f"entity {entity['id']} does not exist")
+    record(session, row.data, entity)
     _fill(row, entity)
     row.data = entity
     flag_modified(row, "data")  # JSON is compared by value: say it changed
@@ -160,6 +168,7 @@ async def delete_entity(session: AsyncSession, entity_id: str) -> None:
     if row is None:
         raise NotFound(f"entity {entity_id} does not exist")
     await session.execute(delete(BrokerEntityType).where(BrokerEntityType.entity_id == entity_id))
+    record(session, row.data, None)
     await session.delete(row)
     await session.flush()  # gone now, so a second deletion in the same request finds nothing
 

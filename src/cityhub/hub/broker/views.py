@@ -202,3 +202,21 @@ async def _join(
             out[term] = shown
         elif isinstance(out[term], dict):
             out[term]["entity"] = shown
+
+
+def feature(rendered: dict[str, Any], entity: dict[str, Any], geometry_property: str) -> dict[str, Any]:
+    """An entity as a GeoJSON Feature (clause 4.5.16): its geometry property is the geometry."""
+    geometry = next(
+        (
+            i.get("value")
+            for i in entity["attrs"].get(geometry_property, ())
+            if i.get("type") == "GeoProperty"
+        ),
+        None,
+    )
+    return {
+        "id": rendered.get("id", entity["id"]),
+        "type": "Feature",
+        "geometry": geometry,
+        "properties": {k: v for k, v in rendered.items() if k != "id"},
+    }

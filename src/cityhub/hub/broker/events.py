@@ -1,0 +1,107 @@
+"""What the broker tells the rest of the hub: every committed change of an entity.
+
+The write paths of ``service`` call :func:`record` with the entity before and after the change.
+Changes collect on the session and, just before it commits, go into the outbox as
+:class:`EntitiesChanged` events, in the same transaction as the change itself: a change that
+commits is always announced, one that rolls back never is. Subscriptions (``notifier``) and
+applications (rules, cockpits) consume these events from the bus.
+
+A change carries the entity after it (``entity``, None once deleted) and, of the attributes that
+changed, their instances before it (``previous``), which is what ``showChanges`` and deletion
+notifications need, without shipping whole entities twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from cityhub.bus import Event
+from cityhub.bus.outbox import enqueue
+from cityhub.kit.db import current_tenant
+from cityhub.kit.time import isoformat, utcnow
+
+_PENDING_KEY = "cityhub.broker.changes"
+#: Changes per event: a 1,000-entity batch becomes ten events, each well under NATS's 1 MiB limit.
+CHUNK = 100
+
+#: Called with (session, tenant, changes) just before commit, before the changes are announced;
+#: the temporal store hooks in here to keep its history in the same transaction.
+BeforeCommit = Callable[[Session, str, list[dict[str, Any]]], None]
+_before_commit: list[BeforeCommit] = []
+
+
+class EntitiesChanged(Event):
+    """Entities of one tenant changed in one transaction. ``tenant`` is the NGSI-LD tenant name."""
+
+    event_type = "broker.entities_changed"
+
+    changes: list[dict[str, Any]]
+
+
+def on_before_commit(hook: BeforeCommit) -> BeforeCommit:
+    _before_commit.append(hook)
+    return hook
+
+
+def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
+    """The change from ``before`` to ``after`` (either may be None: created, deleted)."""
+    old = before["attrs"] if before else {}
+    new = after["attrs"] if after else {}
+    created = [name for name in new if name not in old]
+    deleted = [name for name in old if name not in new]
+    updated = [name for name in new if name in old and new[name] != old[name]]
+    subject = after if after is not None else before
+    assert subject is not None
+    if before is None:
+        op = "create"
+    elif after is None:
+        op = "delete"
+    else:
+        op = "update"
+    return {
+        "op": op,
+        "id": subject["id"],
+        "at": after["modifiedAt"] if after is not None else isoformat(utcnow()),
+        "types": list(subject["type"]),
+        "entity": after,
+        "before": _shell(before) if before is not None else None,
+        "created": created,
+        "updated": updated,
+        "deleted": deleted,
+        "previous": {name: old[name] for name in (*updated, *deleted)},
+    }
+
+
+def _shell(entity: dict[str, Any]) -> dict[str, Any]:
+    """The entity without its attributes: its types and scopes before the change."""
+    return {key: value for key, value in entity.items() if key != "attrs"}
+
+
+def record(
+    session: AsyncSession | Session, before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> None:
+    """Note a change of one entity; it is announced when the session commits."""
+    sync = session.sync_session if isinstance(session, AsyncSession) else session
+    tenant = current_tenant(sync)
+    assert tenant is not None, "broker sessions are scoped to a tenant"
+    sync.info.setdefault(_PENDING_KEY, {}).setdefault(tenant, []).append(diff(before, after))
+
+
+@event.listens_for(Session, "before_commit")
+def _announce(session: Session) -> None:
+    pending: dict[str, list[dict[str, Any]]] = session.info.pop(_PENDING_KEY, {})
+    for tenant, changes in pending.items():
+        for hook in _before_commit:
+            hook(session, tenant, changes)
+        for start in range(0, len(changes), CHUNK):
+            enqueue(session, EntitiesChanged(tenant=tenant, changes=changes[start : start + CHUNK]))
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_PENDING_KEY, None)

@@ -1,0 +1,644 @@
+"""Notifications: from entity changes on the bus to HTTP and MQTT subscribers.
+
+Two stages, so that a slow or dead subscriber never slows down a writer or another subscriber:
+
+1. **Matching** (:meth:`Notifier.on_changes`, a shared bus consumer): each :class:`EntitiesChanged`
+   event is matched against the tenant's subscriptions; for every subscription it concerns, one
+   notification is rendered, as of the change, and queued as a ``broker_notification`` row. The
+   event's receipt is written in the same transaction, so a redelivered event queues nothing twice.
+   With NATS the consumer is shared: each event is matched by one hub process.
+2. **Delivery** (:meth:`Notifier.deliver_due`, a loop in every hub process): due rows are claimed
+   with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), sent concurrently with a timeout, then
+   deleted, or retried later with a doubling delay until the attempts run out. A process that dies
+   while sending leaves rows whose lease ends, and another process (or this one after restart)
+   sends them. Subscriptions with ``timeInterval`` are run from the same loop.
+
+A subscription's status counters (timesSent, timesFailed, lastNotification, lastSuccess,
+lastFailure) are updated with each attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+import httpx
+import orjson
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cityhub.bus.inbox import first_delivery
+from cityhub.hub.broker import service, views
+from cityhub.hub.broker.context import ActiveContext, ContextStore, link_header
+from cityhub.hub.broker.events import EntitiesChanged
+from cityhub.hub.broker.http import FORMATS, GEO_JSON, JSON, JSON_LD
+from cityhub.hub.broker.models import BrokerNotification, BrokerSubscription
+from cityhub.hub.broker.q import QExpr, ScopeExpr, TypeSelection, parse_q, parse_scope_q, parse_type_selection
+from cityhub.hub.broker.subscriptions import DEFAULT_TRIGGERS, status
+from cityhub.kit.db import scope_to_tenant
+from cityhub.kit.errors import HubError
+from cityhub.kit.geo import Geometry, GeoRel, geometry_from_query, parse_geometry, parse_georel
+from cityhub.kit.ids import new_id
+from cityhub.kit.time import isoformat, parse_datetime, utcnow
+from cityhub.kit.web import TENANT_HEADER
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "broker-notify"
+NULL = "urn:ngsi-ld:null"
+#: The member holding an attribute's content, by attribute kind; ``previous…`` shows the old one.
+CONTENT_KEY = {
+    "Relationship": "object",
+    "LanguageProperty": "languageMap",
+    "JsonProperty": "json",
+    "VocabProperty": "vocab",
+    "ListProperty": "valueList",
+    "ListRelationship": "objectList",
+}
+
+
+def _content_key(kind: str) -> str:
+    return CONTENT_KEY.get(kind, "value")
+
+
+@dataclass
+class Selector:
+    types: TypeSelection
+    entity_id: str | None
+    pattern: re.Pattern[str] | None
+
+
+@dataclass
+class Compiled:
+    """A subscription ready to match: names expanded, q parsed, the view it renders with."""
+
+    row: BrokerSubscription
+    ctx: ActiveContext
+    selectors: list[Selector]
+    watched: set[str] | None
+    triggers: set[str]
+    q: QExpr | None
+    scope: ScopeExpr | None
+    georel: GeoRel | None
+    geometry: Geometry | None
+    geoproperty: str
+    view: views.View
+    attributes: set[str] | None
+    show_changes: bool
+    accept: str
+    endpoint: dict[str, Any]
+    context_value: Any
+    context_url: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def selects(self, entity_id: str, types: Sequence[str]) -> bool:
+        if not self.selectors:
+            return True
+        present = set(types)
+        for selector in self.selectors:
+            if selector.entity_id is not None and selector.entity_id != entity_id:
+                continue
+            if selector.pattern is not None and not selector.pattern.search(entity_id):
+                continue
+            if selector.types.matches(present, self.ctx.expand):
+                return True
+        return False
+
+    def triggered(self, change: dict[str, Any]) -> bool:
+        op = change["op"]
+        watched = self.watched
+        if op == "create" and "entityCreated" in self.triggers:
+            return True
+        if op == "delete" and "entityDeleted" in self.triggers:
+            return True
+        touched: list[str] = []
+        if "attributeCreated" in self.triggers:
+            touched += change["created"]
+        if "attributeUpdated" in self.triggers:
+            touched += change["updated"]
+        if "attributeDeleted" in self.triggers:
+            touched += change["deleted"]
+        if watched is not None:
+            touched = [name for name in touched if name in watched]
+        if touched:
+            return True
+        if op == "update" and "entityUpdated" in self.triggers:
+            every = [*change["created"], *change["updated"], *change["deleted"]]
+            return watched is None or any(name in watched for name in every)
+        return False
+
+    def matches(self, entity: dict[str, Any]) -> bool:
+        if self.q is not None and not self.q.evaluate(entity, self.ctx.expand):
+            return False
+        if self.scope is not None and not self.scope.evaluate(entity.get("scope", [])):
+            return False
+        if self.georel is not None and self.geometry is not None:
+            return any(
+                instance.get("type") == "GeoProperty"
+                and self.georel.matches(self.geometry, parse_geometry(instance["value"]))
+                for instance in entity["attrs"].get(self.geoproperty, ())
+            )
+        return True
+
+
+async def compile_subscription(row: BrokerSubscription, contexts: ContextStore) -> Compiled:
+    data = row.data
+    ctx = await contexts.resolve(row.context)
+    notification = data["notification"]
+    selectors = []
+    for selector in data.get("entities", []):
+        pattern = selector.get("idPattern")
+        selectors.append(
+            Selector(
+                parse_type_selection(selector["type"]),
+                selector.get("id"),
+                re.compile(pattern) if pattern else None,
+            )
+        )
+    geo = data.get("geoQ")
+    georel = geometry = None
+    geoproperty = service.LOCATION
+    if geo:
+        georel = parse_georel(geo["georel"])
+        coordinates = geo["coordinates"]
+        if isinstance(coordinates, str):
+            geometry = geometry_from_query(str(geo["geometry"]), coordinates)
+        else:
+            geometry = parse_geometry({"type": geo["geometry"], "coordinates": coordinates})
+        if geo.get("geoproperty"):
+            geoproperty = ctx.expand(geo["geoproperty"])
+    attributes = (
+        {ctx.expand(name) for name in notification["attributes"]} if "attributes" in notification else None
+    )
+    # Notifications are compacted with jsonldContext when the subscription names one.
+    shown = await contexts.resolve(data["jsonldContext"]) if "jsonldContext" in data else ctx
+    pick = notification.get("pick")
+    omit = notification.get("omit")
+    view = views.View(
+        shown,
+        fmt=FORMATS[notification.get("format", "normalized")],
+        sys_attrs=bool(notification.get("sysAttrs")),
+        languages=views.parse_languages(data.get("lang") or notification.get("lang")),
+        pick=views.parse_projection(_joined(pick), "pick") if pick else None,
+        omit=views.parse_projection(_joined(omit), "omit") if omit else None,
+        attrs=attributes,
+        join=notification.get("join"),
+        join_level=notification.get("joinLevel", 1),
+    )
+    endpoint = notification["endpoint"]
+    return Compiled(
+        row=row,
+        ctx=ctx,
+        selectors=selectors,
+        watched={ctx.expand(name) for name in data["watchedAttributes"]}
+        if "watchedAttributes" in data
+        else None,
+        triggers=set(data.get("notificationTrigger", DEFAULT_TRIGGERS)),
+        q=parse_q(data["q"]) if "q" in data else None,
+        scope=parse_scope_q(data["scopeQ"]) if "scopeQ" in data else None,
+        georel=georel,
+        geometry=geometry,
+        geoproperty=geoproperty,
+        view=view,
+        attributes=attributes,
+        show_changes=bool(notification.get("showChanges")),
+        accept=endpoint.get("accept", JSON),
+        endpoint=endpoint,
+        context_value=shown.value if shown.value is not None else shown.urls[0],
+        context_url=shown.urls[0],
+        data=data,
+    )
+
+
+def _joined(value: Any) -> str:
+    return ",".join(value) if isinstance(value, list) else str(value)
+
+
+def _null_instance(instance: dict[str, Any], previous: bool, fmt: str) -> Any:
+    if fmt == "keyValues":
+        return NULL
+    kind = instance.get("type", "Property")
+    key = _content_key(kind)
+    shown: dict[str, Any] = {"type": kind}
+    if previous:
+        shown["previous" + key[0].upper() + key[1:]] = instance.get(key)
+    shown[key] = NULL
+    return shown
+
+
+class Notifier:
+    """Matches changes to subscriptions, queues notifications and delivers them."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        contexts: ContextStore,
+        *,
+        default_tenant: str,
+        timeout: float = 5.0,
+        attempts: int = 5,
+        poll_interval: float = 1.0,
+        lease: float = 60.0,
+        batch_size: int = 200,
+        concurrency: int = 32,
+        first_retry: float = 1.0,
+    ) -> None:
+        self.sessions = sessions
+        self.contexts = contexts
+        self.default_tenant = default_tenant
+        self.timeout = timeout
+        self.attempts = attempts
+        self.poll_interval = poll_interval
+        self.lease = timedelta(seconds=lease)
+        self.batch_size = batch_size
+        self.first_retry = first_retry
+        self._limit = asyncio.Semaphore(concurrency)
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._stopping = False
+        self._busy: set[tuple[str, str]] = set()  # subscriptions with a delivery under way here
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._compiled: dict[tuple[str, str], tuple[datetime, Compiled]] = {}
+        self.sent = 0
+        self.failed = 0
+
+    # -- stage 1: matching ---------------------------------------------------------------------
+
+    async def _subscriptions(self, session: AsyncSession, tenant: str) -> list[Compiled]:
+        rows = await session.scalars(
+            select(BrokerSubscription).where(
+                BrokerSubscription.tenant_code == tenant,
+                BrokerSubscription.active.is_(True),
+                BrokerSubscription.time_interval.is_(None),
+            )
+        )
+        found = []
+        for row in rows:
+            if status(row) != "active":
+                continue
+            key = (tenant, row.subscription_id)
+            cached = self._compiled.get(key)
+            if cached is None or cached[0] != row.modified_at:
+                try:
+                    cached = (row.modified_at, await compile_subscription(row, self.contexts))
+                except HubError as error:  # e.g. its @context cannot be fetched now
+                    log.warning("subscription %s cannot be used now: %s", row.subscription_id, error.detail)
+                    continue
+                self._compiled[key] = cached
+            cached[1].row = row
+            found.append(cached[1])
+        return found
+
+    async def on_changes(self, event: EntitiesChanged) -> None:
+        tenant = event.tenant or self.default_tenant
+        queued = False
+        async with self.sessions() as session, session.begin():
+            if not await first_delivery(session, CONSUMER, event):
+                return
+            subscriptions = await self._subscriptions(session, tenant)
+            if not subscriptions:
+                return
+            scope_to_tenant(session, tenant)
+            now = utcnow()
+            for sub in subscriptions:
+                if sub.row.throttled_until is not None and sub.row.throttled_until > now:
+                    continue
+                items = [change for change in event.changes if self._concerns(sub, change)]
+                if not items:
+                    continue
+                data = await self._render(session, sub, items)
+                self._queue(session, sub, tenant, data)
+                queued = True
+                if sub.row.throttling:
+                    sub.row.throttled_until = now + timedelta(seconds=sub.row.throttling)
+        if queued:
+            self.wake()
+
+    def _concerns(self, sub: Compiled, change: dict[str, Any]) -> bool:
+        if parse_datetime(change["at"]) < sub.row.created_at:
+            return False  # made before the subscription, matched after it: not its business
+        if not sub.selects(change["id"], change["types"]):
+            return False
+        if not sub.triggered(change):
+            return False
+        return sub.matches(_subject(change))
+
+    async def _render(self, session: AsyncSession, sub: Compiled, changes: list[dict[str, Any]]) -> list[Any]:
+        async def fetch(ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+            return await service.get_entities(session, list(ids))
+
+        data: list[Any] = []
+        for change in changes:
+            if change["op"] == "delete":
+                data.append(self._deleted(sub, change))
+                continue
+            entity = change["entity"]
+            shown = (await views.render_all([entity], sub.view, fetch))[0]
+            fmt = sub.view.fmt
+            if "attributeDeleted" in sub.triggers:
+                for name in change["deleted"]:
+                    if sub.attributes is None or name in sub.attributes:
+                        instance = change["previous"][name][0]
+                        shown[sub.view.ctx.compact(name)] = _null_instance(instance, sub.show_changes, fmt)
+            if sub.show_changes and fmt != "keyValues":
+                for name in change["updated"]:
+                    term = sub.view.ctx.compact(name)
+                    previous = change["previous"][name]
+                    if isinstance(shown.get(term), dict) and len(previous) == 1:
+                        key = _content_key(previous[0].get("type", "Property"))
+                        if key in previous[0]:
+                            shown[term]["previous" + key[0].upper() + key[1:]] = previous[0][key]
+            if sub.accept == GEO_JSON:
+                shown = views.feature(shown, entity, sub.view.geometry_property)
+            data.append(shown)
+        if sub.accept == GEO_JSON:
+            return [{"type": "FeatureCollection", "features": data}]
+        return data
+
+    def _deleted(self, sub: Compiled, change: dict[str, Any]) -> dict[str, Any]:
+        ctx = sub.view.ctx
+        before = change["before"] or {"type": change["types"]}
+        types = [ctx.compact(t) for t in before["type"]]
+        shown: dict[str, Any] = {"id": change["id"], "type": types[0] if len(types) == 1 else types}
+        shown["deletedAt"] = change["at"]
+        if sub.show_changes or sub.attributes is not None:
+            for name, instances in change["previous"].items():
+                if sub.attributes is None or name in sub.attributes:
+                    shown[ctx.compact(name)] = _null_instance(instances[0], sub.show_changes, sub.view.fmt)
+        return shown
+
+    def _queue(self, session: AsyncSession, sub: Compiled, tenant: str, data: list[Any]) -> None:
+        body: dict[str, Any] = {
+            "id": f"urn:ngsi-ld:Notification:{new_id()}",
+            "type": "Notification",
+            "subscriptionId": sub.row.subscription_id,
+            "notifiedAt": isoformat(utcnow()),
+            "data": data[0] if sub.accept == GEO_JSON else data,
+        }
+        headers = {"Content-Type": sub.accept}
+        if sub.accept == JSON_LD:
+            body["@context"] = sub.context_value
+        else:
+            headers["Link"] = link_header(sub.context_url)
+        if tenant != self.default_tenant:
+            headers[TENANT_HEADER] = tenant
+        for pair in sub.endpoint.get("receiverInfo", []):
+            headers[pair["key"]] = pair["value"]
+        session.sync_session.add(
+            BrokerNotification(
+                tenant_code=tenant,
+                subscription_id=sub.row.subscription_id,
+                endpoint=sub.endpoint,
+                headers=headers,
+                body=body,
+                attempts=0,
+            )
+        )
+
+    # -- stage 2: delivery ---------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        self._client = httpx.AsyncClient(timeout=self.timeout)
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name="broker-notifier")
+
+    async def stop(self) -> None:
+        # Python 3.11's wait_for can swallow a cancel that races a wake-up: the flag ends the loop.
+        self._stopping = True
+        self._wakeup.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await self.run_periodic()
+                while await self.deliver_due() >= self.batch_size:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("notification delivery failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_interval)
+            self._wakeup.clear()
+
+    async def deliver_due(self) -> int:
+        """Claim the notifications that are due and start sending them; returns how many.
+
+        Each subscription's notifications go out in order, one at a time, in a task of their own,
+        so a subscriber that hangs holds up only itself. Its later notifications are not claimed
+        while one of its deliveries is under way in this process."""
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            query = (
+                select(BrokerNotification)
+                .where(
+                    BrokerNotification.due_at <= now,
+                    or_(BrokerNotification.lease_until.is_(None), BrokerNotification.lease_until < now),
+                )
+                .order_by(BrokerNotification.due_at, BrokerNotification.id)
+                .limit(self.batch_size)
+            )
+            busy = {subscription for _, subscription in self._busy}
+            if busy:
+                query = query.where(BrokerNotification.subscription_id.not_in(busy))
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = list(await session.scalars(query))
+            for row in rows:
+                row.lease_until = now + self.lease
+            session.expunge_all()
+        groups: dict[tuple[str, str], list[BrokerNotification]] = {}
+        for row in rows:
+            groups.setdefault((row.tenant_code, row.subscription_id), []).append(row)
+        for key, items in groups.items():
+            self._busy.add(key)
+            task = asyncio.create_task(self._deliver(key, items), name=f"notify {key[1]}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(rows)
+
+    async def _deliver(self, key: tuple[str, str], rows: list[BrokerNotification]) -> None:
+        try:
+            for row in rows:
+                async with self._limit:
+                    error = await self.send(row.endpoint, row.headers, row.body)
+                async with self.sessions() as session, session.begin():
+                    await self._settle(session, row, error)
+        except Exception:
+            log.exception("delivery for subscription %s failed; its rows wait for their lease", key[1])
+        finally:
+            self._busy.discard(key)
+            self.wake()
+
+    async def send(
+        self, endpoint: dict[str, Any], headers: dict[str, str], body: dict[str, Any]
+    ) -> str | None:
+        uri = endpoint["uri"]
+        try:
+            if uri.startswith(("mqtt://", "mqtts://")):
+                await self._send_mqtt(endpoint, headers, body)
+                return None
+            assert self._client is not None, "the notifier is not started"
+            response = await self._client.post(uri, content=orjson.dumps(body), headers=headers)
+        except (httpx.HTTPError, aiomqtt.MqttError, OSError, TimeoutError) as error:
+            return f"{type(error).__name__}: {error}"[:500] or type(error).__name__
+        if response.status_code >= 300:
+            return f"HTTP {response.status_code} from {uri}"
+        return None
+
+    async def _send_mqtt(
+        self, endpoint: dict[str, Any], headers: dict[str, str], body: dict[str, Any]
+    ) -> None:
+        """MQTT notifications carry the HTTP headers as ``metadata`` next to the ``body``."""
+        uri = urlsplit(endpoint["uri"])
+        info = {pair["key"]: pair["value"] for pair in endpoint.get("notifierInfo", [])}
+        qos = int(info.get("MQTT-QoS", "0"))
+        version = (
+            aiomqtt.ProtocolVersion.V5
+            if info.get("MQTT-Version") == "mqtt5.0"
+            else aiomqtt.ProtocolVersion.V311
+        )
+        payload = orjson.dumps({"metadata": headers, "body": body})
+        async with (
+            asyncio.timeout(self.timeout),
+            aiomqtt.Client(
+                uri.hostname or "localhost",
+                port=uri.port or (8883 if uri.scheme == "mqtts" else 1883),
+                username=unquote(uri.username) if uri.username else None,
+                password=unquote(uri.password) if uri.password else None,
+                protocol=version,
+                tls_params=aiomqtt.TLSParameters() if uri.scheme == "mqtts" else None,
+            ) as client,
+        ):
+            await client.publish(uri.path.lstrip("/"), payload, qos=qos)
+
+    async def _settle(self, session: AsyncSession, row: BrokerNotification, error: str | None) -> None:
+        now = utcnow()
+        attempts = row.attempts + 1
+        counters: dict[str, Any] = {
+            "times_sent": BrokerSubscription.times_sent + 1,
+            "last_notification": now,
+        }
+        if error is None:
+            self.sent += 1
+            counters |= {"last_success": now, "last_error": None}
+            await session.execute(delete(BrokerNotification).where(BrokerNotification.id == row.id))
+        else:
+            self.failed += 1
+            counters |= {
+                "times_failed": BrokerSubscription.times_failed + 1,
+                "last_failure": now,
+                "last_error": error,
+            }
+            if attempts >= self.attempts:
+                log.warning(
+                    "notification %s for subscription %s dropped after %d attempts: %s",
+                    row.body.get("id"),
+                    row.subscription_id,
+                    attempts,
+                    error,
+                )
+                await session.execute(delete(BrokerNotification).where(BrokerNotification.id == row.id))
+            else:
+                delay = self.first_retry * 2 ** (attempts - 1)
+                await session.execute(
+                    update(BrokerNotification)
+                    .where(BrokerNotification.id == row.id)
+                    .values(
+                        attempts=attempts,
+                        due_at=now + timedelta(seconds=delay),
+                        lease_until=None,
+                        last_error=error,
+                    )
+                )
+        await session.execute(
+            update(BrokerSubscription)
+            .where(
+                BrokerSubscription.tenant_code == row.tenant_code,
+                BrokerSubscription.subscription_id == row.subscription_id,
+            )
+            .values(**counters)
+        )
+
+    # -- periodic subscriptions ----------------------------------------------------------------
+
+    async def run_periodic(self) -> int:
+        """Queue a notification with the matching entities for each timeInterval subscription due.
+        The run is claimed first (its next run moved on), so two processes never both run it."""
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            query = select(BrokerSubscription).where(
+                BrokerSubscription.next_run_at.is_not(None), BrokerSubscription.next_run_at <= now
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            due = list(await session.scalars(query))
+            for row in due:
+                row.next_run_at = now + timedelta(seconds=row.time_interval or 60)
+            session.expunge_all()
+        queued = 0
+        for row in due:
+            if status(row) != "active":
+                continue
+            try:
+                sub = await compile_subscription(row, self.contexts)
+            except HubError as error:
+                log.warning("subscription %s cannot be used now: %s", row.subscription_id, error.detail)
+                continue
+            async with self.sessions() as session, session.begin():
+                scope_to_tenant(session, row.tenant_code)
+                entities = await self._matching(session, sub)
+                if not entities:
+                    continue
+                changes = [
+                    {"op": "update", "id": e["id"], "entity": e, "updated": [], "deleted": []}
+                    for e in entities
+                ]
+                self._queue(session, sub, row.tenant_code, await self._render(session, sub, changes))
+                queued += 1
+        if queued:
+            self.wake()
+        return queued
+
+    async def _matching(self, session: AsyncSession, sub: Compiled) -> list[dict[str, Any]]:
+        query = service.EntityQuery(matches=sub.matches)
+        names = {name for selector in sub.selectors for name in selector.types.names}
+        if names:
+            query.types = [sub.ctx.expand(name) for name in names]
+        found, _ = await service.query_entities(session, query, limit=10_000, offset=0)
+        return [e for e in found if sub.selects(e["id"], e["type"])]
+
+
+def _subject(change: dict[str, Any]) -> dict[str, Any]:
+    """The entity a change is judged on: as it is now, or as it was when deleted."""
+    if change["entity"] is not None:
+        entity: dict[str, Any] = change["entity"]
+        return entity
+    return {
+        **(change["before"] or {"id": change["id"], "type": change["types"]}),
+        "attrs": change["previous"],
+    }

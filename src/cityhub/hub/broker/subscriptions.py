@@ -1,0 +1,439 @@
+"""Subscriptions (ETSI GS CIM 009 v1.8, clauses 5.8 and 5.2.12): create, retrieve, query, update,
+delete. Delivery is ``notifier``'s.
+
+A subscription is kept as the client wrote it (its names as given) together with the @context it
+was written in, which is the context its names, ``q`` and notifications are read with. An update
+replaces the top-level members it names, so a fragment with a ``notification`` must give the whole
+notification again; the result is validated as a whole.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy import delete, func, select
+
+from cityhub.hub.broker import ngsi, views
+from cityhub.hub.broker.http import (
+    DEFAULT_LIMIT,
+    FORMATS,
+    GEO_JSON,
+    JSON,
+    JSON_LD,
+    MAX_LIMIT,
+    Broker,
+    BrokerRequest,
+    TooManyResults,
+    check_params,
+)
+from cityhub.hub.broker.models import BrokerNotification, BrokerSubscription
+from cityhub.hub.broker.q import parse_q, parse_scope_q, parse_type_selection
+from cityhub.kit.errors import AlreadyExists, BadRequestData, InvalidRequest, MethodNotAllowed, NotFound
+from cityhub.kit.geo import geometry_from_query, parse_geometry, parse_georel
+from cityhub.kit.ids import new_id
+from cityhub.kit.time import isoformat, parse_datetime, utcnow
+from cityhub.kit.web import TENANT_HEADER
+
+router = APIRouter()
+
+TRIGGERS = frozenset(
+    {
+        "entityCreated",
+        "entityUpdated",
+        "entityDeleted",
+        "attributeCreated",
+        "attributeUpdated",
+        "attributeDeleted",
+    }
+)
+DEFAULT_TRIGGERS = ("attributeCreated", "attributeUpdated")
+SCHEMES = frozenset({"http", "https", "mqtt", "mqtts"})
+#: Members the broker keeps itself; a client may not set them.
+READ_ONLY = frozenset(
+    {"status", "createdAt", "modifiedAt", "timesSent", "timesFailed", "lastNotification", "lastFailure"}
+)
+KNOWN = frozenset(
+    {
+        "id",
+        "type",
+        "subscriptionName",
+        "description",
+        "entities",
+        "watchedAttributes",
+        "notificationTrigger",
+        "timeInterval",
+        "q",
+        "geoQ",
+        "csf",
+        "isActive",
+        "notification",
+        "expiresAt",
+        "throttling",
+        "temporalQ",
+        "scopeQ",
+        "lang",
+        "jsonldContext",
+        "datasetId",
+    }
+)
+NOTIFICATION_KEYS = frozenset(
+    {
+        "attributes",
+        "sysAttrs",
+        "format",
+        "endpoint",
+        "showChanges",
+        "pick",
+        "omit",
+        "join",
+        "joinLevel",
+        "lang",
+        "status",
+        "timesSent",
+        "timesFailed",
+        "lastNotification",
+        "lastFailure",
+        "lastSuccess",
+    }
+)
+
+
+def _names(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise BadRequestData(f"{what} must be a non-empty list of names")
+    for name in value:
+        ngsi.check_name(name, what)
+    return value
+
+
+def _number(value: Any, what: str, *, positive: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRequestData(f"{what} must be a number")
+    if value < 0 or (positive and value == 0):
+        raise BadRequestData(f"{what} must be {'greater than' if positive else 'at least'} 0")
+    return float(value)
+
+
+def _selectors(value: Any) -> None:
+    if not isinstance(value, list) or not value:
+        raise BadRequestData("entities must be a non-empty list of entity selectors")
+    for selector in value:
+        if not isinstance(selector, dict) or not isinstance(selector.get("type"), str):
+            raise BadRequestData("each entity selector is an object with a type")
+        selection = parse_type_selection(selector["type"])
+        for name in selection.names:
+            ngsi.check_name(name, "entity type")
+        if "id" in selector:
+            ngsi.require_uri(selector["id"], "entity selector id")
+        if "idPattern" in selector:
+            pattern = selector["idPattern"]
+            try:
+                re.compile(pattern if isinstance(pattern, str) else "(")
+            except re.error:
+                raise BadRequestData(f"idPattern {pattern!r} is not a regular expression") from None
+
+
+def _geo_q(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise BadRequestData("geoQ must be an object")
+    georel, geometry, coordinates = value.get("georel"), value.get("geometry"), value.get("coordinates")
+    if not (georel and geometry and coordinates is not None):
+        raise BadRequestData("geoQ needs georel, geometry and coordinates")
+    parse_georel(georel)
+    if isinstance(coordinates, str):
+        geometry_from_query(str(geometry), coordinates)
+    else:
+        parse_geometry({"type": geometry, "coordinates": coordinates})
+    if "geoproperty" in value:
+        ngsi.check_name(value["geoproperty"], "geoproperty")
+
+
+def _endpoint(value: Any) -> None:
+    if not isinstance(value, dict) or not isinstance(value.get("uri"), str):
+        raise BadRequestData("notification.endpoint must be an object with a uri")
+    uri = urlsplit(value["uri"])
+    if uri.scheme not in SCHEMES or not uri.hostname:
+        raise BadRequestData(
+            f"notification.endpoint.uri must be an http(s) or mqtt(s) URL, not {value['uri']!r}"
+        )
+    accept = value.get("accept", JSON)
+    if accept not in (JSON, JSON_LD, GEO_JSON):
+        raise BadRequestData(f"notification.endpoint.accept must be {JSON}, {JSON_LD} or {GEO_JSON}")
+    for member in ("receiverInfo", "notifierInfo"):
+        pairs = value.get(member, [])
+        if not isinstance(pairs, list) or not all(
+            isinstance(p, dict) and isinstance(p.get("key"), str) and isinstance(p.get("value"), str)
+            for p in pairs
+        ):
+            raise BadRequestData(f"notification.endpoint.{member} must be a list of key/value pairs")
+    qos = {p["key"]: p["value"] for p in value.get("notifierInfo", [])}.get("MQTT-QoS")
+    if qos is not None and qos not in ("0", "1", "2"):
+        raise BadRequestData("MQTT-QoS must be 0, 1 or 2")
+
+
+def _projection(value: Any, what: str) -> views.Projection:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = ",".join(value)
+    if not isinstance(value, str):
+        raise BadRequestData(f"notification.{what} must be a string or a list of names")
+    return views.parse_projection(value, what)
+
+
+def _notification(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise BadRequestData("notification must be an object")
+    unknown = set(value) - NOTIFICATION_KEYS - {"endpoint"}
+    if unknown:
+        raise BadRequestData(f"unknown notification member(s): {', '.join(sorted(unknown))}")
+    _endpoint(value.get("endpoint"))
+    if "attributes" in value:
+        _names(value["attributes"], "notification.attributes")
+    if "format" in value and value["format"] not in FORMATS:
+        raise BadRequestData("notification.format must be normalized, concise or keyValues")
+    for flag in ("sysAttrs", "showChanges"):
+        if flag in value and not isinstance(value[flag], bool):
+            raise BadRequestData(f"notification.{flag} must be true or false")
+    pick = _projection(value["pick"], "pick") if "pick" in value else None
+    omit = _projection(value["omit"], "omit") if "omit" in value else None
+    if (pick is not None or omit is not None) and "attributes" in value:
+        raise BadRequestData("notification.attributes cannot be combined with pick or omit")
+    if pick is not None and omit is not None and set(pick) & set(omit):
+        raise BadRequestData("a member is both picked and omitted")
+    if value.get("join") not in (None, "inline", "flat", "@none"):
+        raise BadRequestData("notification.join must be inline, flat or @none")
+
+
+def validate(body: dict[str, Any]) -> None:
+    """Refuse with a 400 anything that is not a valid subscription (clause 5.2.12)."""
+    if body.get("type") != "Subscription":
+        raise BadRequestData('a subscription must have "type": "Subscription"')
+    given = set(body) - {"@context"}
+    read_only = given & READ_ONLY
+    if read_only:
+        raise BadRequestData(f"{', '.join(sorted(read_only))} cannot be set by a client")
+    unknown = given - KNOWN
+    if unknown:
+        raise BadRequestData(f"unknown subscription member(s): {', '.join(sorted(unknown))}")
+    if "id" in body:
+        ngsi.require_uri(body["id"], "subscription id")
+    if "entities" in body:
+        _selectors(body["entities"])
+    if "watchedAttributes" in body:
+        _names(body["watchedAttributes"], "watchedAttributes")
+    if "entities" not in body and "watchedAttributes" not in body:
+        raise BadRequestData("a subscription needs entities or watchedAttributes")
+    if "notificationTrigger" in body:
+        triggers = body["notificationTrigger"]
+        if not isinstance(triggers, list) or not triggers or not set(triggers) <= TRIGGERS:
+            raise BadRequestData(
+                f"notificationTrigger must be a non-empty list of {', '.join(sorted(TRIGGERS))}"
+            )
+    if "timeInterval" in body:
+        _number(body["timeInterval"], "timeInterval", positive=True)
+        if "watchedAttributes" in body or "throttling" in body:
+            raise BadRequestData("timeInterval excludes watchedAttributes and throttling")
+    if "throttling" in body:
+        _number(body["throttling"], "throttling", positive=False)
+    for member, parse in (("q", parse_q), ("scopeQ", parse_scope_q)):
+        if member in body:
+            if not isinstance(body[member], str):
+                raise BadRequestData(f"{member} must be a string")
+            parse(body[member])
+    if "geoQ" in body:
+        _geo_q(body["geoQ"])
+    if "isActive" in body and not isinstance(body["isActive"], bool):
+        raise BadRequestData("isActive must be true or false")
+    if "expiresAt" in body:
+        expires = _datetime(body["expiresAt"], "expiresAt")
+        if expires <= utcnow():
+            raise BadRequestData("expiresAt must be in the future")
+    if "jsonldContext" in body:
+        ngsi.require_uri(body["jsonldContext"], "jsonldContext")
+    if "notification" not in body:
+        raise BadRequestData("a subscription needs a notification")
+    _notification(body["notification"])
+
+
+def _datetime(value: Any, what: str) -> datetime:
+    try:
+        return parse_datetime(value)
+    except (TypeError, ValueError):
+        raise BadRequestData(f"{what} must be a date-time, not {value!r}") from None
+
+
+def _apply(row: BrokerSubscription, data: dict[str, Any]) -> None:
+    """Fill the columns delivery reads from the subscription's members."""
+    row.data = data
+    row.active = data.get("isActive", True)
+    row.expires_at = _datetime(data["expiresAt"], "expiresAt") if "expiresAt" in data else None
+    row.throttling = float(data["throttling"]) if data.get("throttling") else None
+    interval = data.get("timeInterval")
+    if interval != row.time_interval:
+        row.next_run_at = utcnow() if interval else None
+    row.time_interval = float(interval) if interval else None
+    row.modified_at = utcnow()
+
+
+def status(row: BrokerSubscription) -> str:
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        return "expired"
+    return "active" if row.active else "paused"
+
+
+def show(row: BrokerSubscription, *, sys_attrs: bool = False) -> dict[str, Any]:
+    data = dict(row.data)
+    data.setdefault("notificationTrigger", list(DEFAULT_TRIGGERS))
+    data["status"] = status(row)
+    notification = dict(data["notification"])
+    notification["timesSent"] = row.times_sent
+    notification["timesFailed"] = row.times_failed
+    if row.last_notification is not None:
+        notification["lastNotification"] = isoformat(row.last_notification)
+        notification["status"] = "failed" if row.last_error else "ok"
+    if row.last_success is not None:
+        notification["lastSuccess"] = isoformat(row.last_success)
+    if row.last_failure is not None:
+        notification["lastFailure"] = isoformat(row.last_failure)
+    data["notification"] = notification
+    if sys_attrs:
+        data["createdAt"] = isoformat(row.created_at)
+        data["modifiedAt"] = isoformat(row.modified_at)
+    return data
+
+
+async def _load(broker: BrokerRequest, subscription_id: str) -> BrokerSubscription:
+    ngsi.require_uri(subscription_id, "subscription id")
+    row = await broker.session.get(BrokerSubscription, (broker.tenant, subscription_id))
+    if row is None:
+        raise NotFound(f"subscription {subscription_id} does not exist")
+    return row
+
+
+async def _context_of(broker: BrokerRequest, body: dict[str, Any]) -> Any:
+    """The @context the subscription is read with: the body's or the Link header's (None: core)."""
+    ctx = await broker.context(body)
+    return (
+        ctx.value if ctx.value is not None else (ctx.urls[0] if broker.request.headers.get("link") else None)
+    )
+
+
+@router.post("/subscriptions", status_code=201, summary="Create a subscription")
+@router.post("/subscriptions/", status_code=201, include_in_schema=False)
+async def create_subscription(broker: Broker) -> Response:
+    body = await broker.body()
+    if not isinstance(body, dict):
+        raise InvalidRequest("a subscription must be a JSON object")
+    context = await _context_of(broker, body)
+    validate(body)
+    data = {key: value for key, value in body.items() if key != "@context"}
+    data.setdefault("id", f"urn:ngsi-ld:Subscription:{new_id()}")
+    await broker.write_tenant()
+    if await broker.session.get(BrokerSubscription, (broker.tenant, data["id"])) is not None:
+        raise AlreadyExists(f"subscription {data['id']} already exists")
+    row = BrokerSubscription(subscription_id=data["id"], context=context, times_sent=0, times_failed=0)
+    _apply(row, data)
+    broker.session.add(row)
+    headers = {"Location": f"/ngsi-ld/v1/subscriptions/{data['id']}"}
+    if broker.tenant_given:
+        headers[TENANT_HEADER] = broker.tenant
+    return Response(status_code=201, headers=headers)
+
+
+@router.get("/subscriptions/{subscription_id}", summary="Retrieve a subscription")
+async def retrieve_subscription(broker: Broker, subscription_id: str, options: str | None = None) -> Response:
+    await broker.read_tenant()
+    row = await _load(broker, subscription_id)
+    ctx = await broker.context()
+    return broker.render(show(row, sys_attrs="sysAttrs" in (options or "")), ctx)
+
+
+@router.get("/subscriptions", summary="Query subscriptions")
+@router.get("/subscriptions/", include_in_schema=False)
+async def query_subscriptions(
+    broker: Broker,
+    limit: Annotated[int | None, Query()] = None,
+    offset: Annotated[int, Query()] = 0,
+    count: bool = False,
+    options: str | None = None,
+) -> Response:
+    check_params(broker.request, frozenset({"limit", "offset", "count", "options"}))
+    page = DEFAULT_LIMIT if limit is None else limit
+    if page < 0 or offset < 0:
+        raise BadRequestData("limit and offset must not be negative")
+    if page == 0 and not count:
+        raise BadRequestData("limit=0 is only allowed with count=true")
+    if page > MAX_LIMIT:
+        raise TooManyResults(f"limit may be at most {MAX_LIMIT}")
+    ctx = await broker.context()
+    total = int(await broker.session.scalar(select(func.count()).select_from(BrokerSubscription)) or 0)
+    rows = await broker.session.scalars(
+        select(BrokerSubscription)
+        .order_by(BrokerSubscription.created_at, BrokerSubscription.subscription_id)
+        .offset(offset)
+        .limit(page)
+    )
+    shown = [show(row, sys_attrs="sysAttrs" in (options or "")) for row in rows]
+    headers = {"NGSILD-Results-Count": str(total)} if count else {}
+    links = pagination_links(str(broker.request.url.path), page, offset, total)
+    if links:
+        headers["Link"] = links
+    return broker.render(shown, ctx, headers=headers)
+
+
+def pagination_links(path: str, limit: int, offset: int, total: int) -> str:
+    """``Link`` relations to the previous and next pages (clause 6.3.10)."""
+    links = []
+    if offset > 0 and limit > 0:
+        links.append(f'<{path}?limit={limit}&offset={max(offset - limit, 0)}>;rel="prev";type="{JSON_LD}"')
+    if limit > 0 and offset + limit < total:
+        links.append(f'<{path}?limit={limit}&offset={offset + limit}>;rel="next";type="{JSON_LD}"')
+    return ",".join(links)
+
+
+@router.patch("/subscriptions/{subscription_id}", status_code=204, summary="Update a subscription")
+async def update_subscription(broker: Broker, subscription_id: str) -> Response:
+    await broker.read_tenant()
+    body = await broker.body()
+    if not isinstance(body, dict) or not (set(body) - {"@context"}):
+        raise BadRequestData("a subscription fragment must be a non-empty JSON object")
+    row = await _load(broker, subscription_id)
+    if body.get("id", row.subscription_id) != row.subscription_id:
+        raise BadRequestData("the id in the fragment differs from the id in the path")
+    context = await _context_of(broker, body)
+    data = dict(row.data)
+    for key, value in body.items():
+        if key == "@context":
+            continue
+        if value is None or (key == "notification" and ngsi.is_null(value)):
+            data.pop(key, None)
+        else:
+            data[key] = value
+    data.setdefault("type", "Subscription")
+    validate(data)
+    if context is not None:
+        row.context = context
+    _apply(row, data)
+    return Response(status_code=204)
+
+
+@router.delete("/subscriptions/{subscription_id}", status_code=204, summary="Delete a subscription")
+async def delete_subscription(broker: Broker, subscription_id: str) -> Response:
+    await broker.read_tenant()
+    row = await _load(broker, subscription_id)
+    await broker.session.execute(
+        delete(BrokerNotification).where(
+            BrokerNotification.tenant_code == broker.tenant,
+            BrokerNotification.subscription_id == row.subscription_id,
+        )
+    )
+    await broker.session.delete(row)
+    return Response(status_code=204)
+
+
+@router.api_route("/subscriptions/", methods=["PATCH", "DELETE"], include_in_schema=False)
+async def missing_subscription_id() -> Response:
+    raise MethodNotAllowed("PATCH and DELETE need a subscription id: /subscriptions/{subscriptionId}")
