@@ -6,7 +6,7 @@ import re
 
 from fastapi import APIRouter, Request, Response
 
-from cityhub.hub.broker import attributes, batch, discovery, entities, subscriptions
+from cityhub.hub.broker import attributes, batch, discovery, entities, subscriptions, temporal
 from cityhub.kit.errors import BadRequestData, MethodNotAllowed
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["NGSI-LD"])
@@ -15,6 +15,7 @@ router.include_router(entities.router)
 router.include_router(attributes.router)
 router.include_router(discovery.router)
 router.include_router(subscriptions.router)
+router.include_router(temporal.router)
 
 
 @router.api_route(

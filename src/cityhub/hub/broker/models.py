@@ -114,3 +114,24 @@ class BrokerNotification(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class BrokerAttributeInstance(TenantOwned, Base):
+    """One instance in an attribute's history (the temporal API). Every change of an entity adds
+    the instances it wrote; ``data`` is the instance as stored in the entity. ``observed_at`` is the
+    instance's observedAt, ``recorded_at`` when the broker stored it (its modifiedAt)."""
+
+    __tablename__ = "broker_attribute_instance"
+    __table_args__ = (
+        Index("ix_broker_instance_observed", "tenant_code", "entity_id", "attribute", "observed_at"),
+        Index("ix_broker_instance_recorded", "tenant_code", "entity_id", "attribute", "recorded_at"),
+    )
+
+    instance_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    tenant_code: Mapped[str] = mapped_column(String(TENANT_NAME_LENGTH), nullable=False)
+    entity_id: Mapped[str] = mapped_column(String(2048), nullable=False)
+    attribute: Mapped[str] = mapped_column(String(1024), nullable=False)
+    dataset_id: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    observed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    data: Mapped[dict[str, Any]] = mapped_column(nullable=False)

@@ -1,0 +1,655 @@
+"""The temporal API (ETSI GS CIM 009 v1.8, clauses 5.6.11–5.6.19, 5.7.3–5.7.4): attribute history.
+
+**Keeping history.** Every committed change of an entity adds the attribute instances it wrote to
+``broker_attribute_instance``, in the same transaction (a hook on ``events``); the temporal write
+endpoints add instances directly, with their own observedAt. History is kept per entity id and
+outlives nothing: deleting an entity through the temporal API deletes its history.
+
+**Reading history.** An entity's temporal representation has, per attribute, its instances in time
+order (``observedAt`` by default, or ``createdAt``/``modifiedAt`` with ``timeproperty``), narrowed
+by ``timerel`` (before/after/between) and ``lastN``; ``options=temporalValues`` gives
+``[value, time]`` pairs and ``options=aggregatedValues`` the ``aggrMethods`` per
+``aggrPeriodDuration`` as ``[value, start, end]``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from cityhub.hub.broker import changes, ngsi, service
+from cityhub.hub.broker.context import ActiveContext
+from cityhub.hub.broker.entities import entity_query
+from cityhub.hub.broker.events import on_before_commit
+from cityhub.hub.broker.http import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    Broker,
+    BrokerRequest,
+    TooManyResults,
+    attribute_names,
+    entity_id_of,
+    now,
+    parse_options,
+)
+from cityhub.hub.broker.models import BrokerAttributeInstance
+from cityhub.kit.db import current_tenant
+from cityhub.kit.errors import BadRequestData, InvalidRequest, NotFound
+from cityhub.kit.time import isoformat, parse_datetime
+from cityhub.kit.web import TENANT_HEADER
+
+router = APIRouter(prefix="/temporal")
+
+#: Set on a session whose writes add their own history (the temporal write endpoints).
+OWN_HISTORY = "cityhub.broker.own_history"
+INSTANCE_PREFIX = "urn:ngsi-ld:Instance:"
+AGGREGATES = ("totalCount", "distinctCount", "sum", "avg", "min", "max", "stddev", "sumsq")
+TIMEPROPERTIES = {"observedAt": "observed_at", "createdAt": "recorded_at", "modifiedAt": "recorded_at"}
+#: The member holding the content of each attribute kind, and its name in temporalValues.
+VALUES = {
+    "Relationship": ("object", "objects"),
+    "LanguageProperty": ("languageMap", "languageMaps"),
+    "JsonProperty": ("json", "jsons"),
+    "VocabProperty": ("vocab", "vocabs"),
+    "ListProperty": ("valueList", "valueLists"),
+    "ListRelationship": ("objectList", "objectLists"),
+}
+
+
+# -- keeping history --------------------------------------------------------------------------------
+
+
+def _row(tenant: str, entity_id: str, attribute: str, instance: dict[str, Any], at: str) -> dict[str, Any]:
+    observed = instance.get("observedAt")
+    return {
+        "instance_id": uuid.uuid4(),
+        "tenant_code": tenant,
+        "entity_id": entity_id,
+        "attribute": attribute,
+        "dataset_id": instance.get("datasetId"),
+        "observed_at": parse_datetime(observed) if observed else None,
+        "recorded_at": parse_datetime(instance.get("modifiedAt") or at),
+        "data": instance,
+    }
+
+
+@on_before_commit
+def keep_history(session: Session, tenant: str, entity_changes: list[dict[str, Any]]) -> None:
+    """Add the instances each change wrote (new or different from before) to the history."""
+    if session.info.get(OWN_HISTORY):
+        return
+    rows = []
+    for change in entity_changes:
+        entity = change["entity"]
+        if entity is None:
+            continue
+        for name in (*change["created"], *change["updated"]):
+            before = change["previous"].get(name, ())
+            for instance in entity["attrs"].get(name, ()):
+                if instance not in before and instance.get("value") != ngsi.NULL:
+                    rows.append(_row(tenant, entity["id"], name, instance, entity["modifiedAt"]))
+    if rows:
+        session.execute(insert(BrokerAttributeInstance), rows)
+
+
+# -- reading history --------------------------------------------------------------------------------
+
+
+@dataclass
+class TimeQuery:
+    timerel: str | None = None
+    time_at: datetime | None = None
+    end_time_at: datetime | None = None
+    timeproperty: str = "observedAt"
+    last_n: int | None = None
+
+
+def _when(value: Any, what: str) -> datetime:
+    try:
+        return parse_datetime(value)
+    except (TypeError, ValueError):
+        raise BadRequestData(f"{what} must be a date-time, not {value!r}") from None
+
+
+def parse_time_query(
+    timerel: str | None,
+    time_at: str | None,
+    end_time_at: str | None,
+    timeproperty: str | None,
+    last_n: Any,
+) -> TimeQuery:
+    query = TimeQuery(timeproperty=timeproperty or "observedAt")
+    if query.timeproperty not in TIMEPROPERTIES:
+        raise BadRequestData("timeproperty must be observedAt, createdAt or modifiedAt")
+    if timerel is not None:
+        if timerel not in ("before", "after", "between"):
+            raise BadRequestData(f"timerel must be before, after or between, not {timerel!r}")
+        if time_at is None:
+            raise BadRequestData("timerel needs timeAt")
+        query.timerel = timerel
+        query.time_at = _when(time_at, "timeAt")
+        if timerel == "between":
+            if end_time_at is None:
+                raise BadRequestData("timerel=between needs endTimeAt")
+            query.end_time_at = _when(end_time_at, "endTimeAt")
+            if query.end_time_at <= query.time_at:
+                raise BadRequestData("endTimeAt must be after timeAt")
+    elif time_at is not None or end_time_at is not None:
+        raise BadRequestData("timeAt and endTimeAt need timerel")
+    if last_n is not None:
+        try:
+            query.last_n = int(last_n)
+        except (TypeError, ValueError):
+            raise BadRequestData(f"lastN must be a positive integer, not {last_n!r}") from None
+        if query.last_n < 1:
+            raise BadRequestData("lastN must be a positive integer")
+    return query
+
+
+async def history(
+    session: AsyncSession, entity_ids: Sequence[str], attrs: set[str] | None, query: TimeQuery
+) -> dict[str, dict[str, list[BrokerAttributeInstance]]]:
+    """entity id → attribute → its instances in time order, as the time query narrows them."""
+    if not entity_ids:
+        return {}
+    column = getattr(BrokerAttributeInstance, TIMEPROPERTIES[query.timeproperty])
+    statement = select(BrokerAttributeInstance).where(BrokerAttributeInstance.entity_id.in_(entity_ids))
+    if attrs is not None:
+        statement = statement.where(BrokerAttributeInstance.attribute.in_(attrs))
+    if query.timerel == "before":
+        statement = statement.where(column < query.time_at)
+    elif query.timerel == "after":
+        statement = statement.where(column >= query.time_at)
+    elif query.timerel == "between":
+        statement = statement.where(column >= query.time_at, column < query.end_time_at)
+    if query.timeproperty == "observedAt":
+        statement = statement.where(column.is_not(None))
+    statement = statement.order_by(column, BrokerAttributeInstance.instance_id)
+    found: dict[str, dict[str, list[BrokerAttributeInstance]]] = {}
+    for row in await session.scalars(statement):
+        found.setdefault(row.entity_id, {}).setdefault(row.attribute, []).append(row)
+    if query.last_n is not None:
+        for attributes in found.values():
+            for name, rows in attributes.items():
+                attributes[name] = rows[-query.last_n :]
+    return found
+
+
+_DURATION = re.compile(
+    r"P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?"
+)
+
+
+def parse_duration(text: str) -> timedelta:
+    """An ISO 8601 duration; a month counts 30 days and a year 365 (periods are fixed lengths)."""
+    match = _DURATION.fullmatch(text)
+    if not match or text in ("P", "PT") or text.endswith("T"):
+        raise BadRequestData(f"aggrPeriodDuration {text!r} is not an ISO 8601 duration such as PT1H")
+    parts = {key: float(value) for key, value in match.groupdict().items() if value}
+    return timedelta(
+        days=parts.get("years", 0) * 365
+        + parts.get("months", 0) * 30
+        + parts.get("weeks", 0) * 7
+        + parts.get("days", 0),
+        hours=parts.get("hours", 0),
+        minutes=parts.get("minutes", 0),
+        seconds=parts.get("seconds", 0),
+    )
+
+
+@dataclass
+class Aggregation:
+    methods: list[str]
+    period: timedelta  # zero: one period over the whole time range
+
+
+def parse_aggregation(methods: str | None, period: str | None) -> Aggregation:
+    if not methods:
+        raise BadRequestData("options=aggregatedValues needs aggrMethods")
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    unknown = [m for m in names if m not in AGGREGATES]
+    if unknown or not names:
+        raise BadRequestData(f"unknown aggrMethods {', '.join(unknown)}; use {', '.join(AGGREGATES)}")
+    return Aggregation(names, parse_duration(period) if period else timedelta(0))
+
+
+def aggregate(method: str, values: list[Any]) -> Any:
+    if method == "totalCount":
+        return len(values)
+    if method == "distinctCount":
+        return len({repr(v) for v in values})
+    numbers = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if not numbers:
+        return None
+    if method == "sum":
+        return sum(numbers)
+    if method == "avg":
+        return sum(numbers) / len(numbers)
+    if method == "min":
+        return min(numbers)
+    if method == "max":
+        return max(numbers)
+    if method == "sumsq":
+        return sum(n * n for n in numbers)
+    mean = sum(numbers) / len(numbers)
+    return math.sqrt(sum((n - mean) ** 2 for n in numbers) / len(numbers))  # stddev
+
+
+def _time_of(row: BrokerAttributeInstance, query: TimeQuery) -> datetime:
+    if query.timeproperty == "observedAt" and row.observed_at is not None:
+        return row.observed_at
+    return row.recorded_at
+
+
+def _aggregated(
+    kind: str, rows: list[BrokerAttributeInstance], query: TimeQuery, aggregation: Aggregation
+) -> dict[str, Any]:
+    key = VALUES.get(kind, ("value", "values"))[0]
+    times = [_time_of(row, query) for row in rows]
+    start = query.time_at if query.timerel in ("after", "between") and query.time_at else min(times)
+    end = query.end_time_at if query.end_time_at else max(times) + timedelta(microseconds=1)
+    period = aggregation.period if aggregation.period > timedelta(0) else end - start
+    buckets: dict[int, list[Any]] = {}
+    for row, moment in zip(rows, times, strict=True):
+        buckets.setdefault(int((moment - start) / period), []).append(row.data.get(key))
+    shown: dict[str, Any] = {"type": kind}
+    for method in aggregation.methods:
+        shown[method] = [
+            [
+                aggregate(method, values),
+                isoformat(start + period * index),
+                isoformat(start + period * (index + 1)),
+            ]
+            for index, values in sorted(buckets.items())
+        ]
+    return shown
+
+
+def render(
+    entity: dict[str, Any],
+    instances: dict[str, list[BrokerAttributeInstance]],
+    ctx: ActiveContext,
+    *,
+    options: set[str],
+    query: TimeQuery,
+    aggregation: Aggregation | None = None,
+) -> dict[str, Any]:
+    """An entity's temporal representation, compacted with ``ctx``."""
+    sys_attrs = "sysAttrs" in options
+    shell = {"id": entity["id"], "type": entity["type"], "attrs": {}} | (
+        {"scope": entity["scope"]} if entity.get("scope") else {}
+    )
+    out = ngsi.compact_entity(shell, ctx, sys_attrs=False)
+    if sys_attrs:
+        out["createdAt"], out["modifiedAt"] = entity["createdAt"], entity["modifiedAt"]
+    for name, rows in instances.items():
+        kind = rows[0].data.get("type", "Property")
+        term = ctx.compact(name)
+        if aggregation is not None:
+            out[term] = _aggregated(kind, rows, query, aggregation)
+        elif "temporalValues" in options:
+            key, plural = VALUES.get(kind, ("value", "values"))
+            pairs = [[row.data.get(key), isoformat(_time_of(row, query))] for row in rows]
+            out[term] = {"type": kind, plural: pairs}
+        else:
+            rendered = ngsi.compact_entity(
+                {"id": "", "type": [], "attrs": {name: [row.data for row in rows]}}, ctx, sys_attrs=sys_attrs
+            )[term]
+            listed = rendered if isinstance(rendered, list) else [rendered]
+            for shown, row in zip(listed, rows, strict=True):
+                shown["instanceId"] = f"{INSTANCE_PREFIX}{row.instance_id}"
+            out[term] = listed
+    return out
+
+
+class TemporalParams:
+    """The query parameters every temporal read shares."""
+
+    def __init__(
+        self,
+        attrs: str | None = None,
+        options: str | None = None,
+        timerel: str | None = None,
+        timeAt: str | None = None,  # NGSI-LD names its parameters so
+        endTimeAt: str | None = None,
+        timeproperty: str | None = None,
+        lastN: str | None = None,
+        aggrMethods: str | None = None,
+        aggrPeriodDuration: str | None = None,
+    ) -> None:
+        self.options = parse_options_temporal(options)
+        self.attrs = attrs
+        self.time = parse_time_query(timerel, timeAt, endTimeAt, timeproperty, lastN)
+        self.aggregation = (
+            parse_aggregation(aggrMethods, aggrPeriodDuration) if "aggregatedValues" in self.options else None
+        )
+
+
+def parse_options_temporal(text: str | None) -> set[str]:
+    given = {item.strip() for item in (text or "").split(",") if item.strip()}
+    temporal = given & {"temporalValues", "aggregatedValues"}
+    if len(temporal) > 1:
+        raise BadRequestData("temporalValues and aggregatedValues exclude each other")
+    return temporal | parse_options(",".join(given - temporal))
+
+
+async def _answer(
+    broker: BrokerRequest, entities: list[dict[str, Any]], params: TemporalParams, ctx: ActiveContext
+) -> list[dict[str, Any]]:
+    attrs = set(attribute_names(params.attrs, ctx) or []) if params.attrs else None
+    found = await history(broker.session, [e["id"] for e in entities], attrs, params.time)
+    return [
+        render(
+            entity,
+            found.get(entity["id"], {}),
+            ctx,
+            options=params.options,
+            query=params.time,
+            aggregation=params.aggregation,
+        )
+        for entity in entities
+    ]
+
+
+@router.get("/entities/{entity_id}", summary="Retrieve the temporal evolution of an entity")
+async def retrieve_temporal(
+    broker: Broker, entity_id: str, params: Annotated[TemporalParams, Depends()]
+) -> Response:
+    await broker.read_tenant()
+    ctx = await broker.context()
+    entity = await service.get_entity(broker.session, entity_id_of(entity_id))
+    return broker.render((await _answer(broker, [entity], params, ctx))[0], ctx)
+
+
+@router.get("/entities", summary="Query the temporal evolution of entities")
+async def query_temporal(
+    broker: Broker,
+    params: Annotated[TemporalParams, Depends()],
+    id: str | None = None,
+    type: str | None = None,
+    idPattern: str | None = None,
+    q: str | None = None,
+    scopeQ: str | None = None,
+    georel: str | None = None,
+    geometry: str | None = None,
+    coordinates: str | None = None,
+    geoproperty: str | None = None,
+    limit: Annotated[int | None, Query()] = None,
+    offset: Annotated[int, Query()] = 0,
+    count: bool = False,
+) -> Response:
+    ctx = await broker.context()
+    if not any((type, params.attrs, q, georel, scopeQ, id, idPattern)):
+        raise BadRequestData("give at least one of type, attrs, q, scopeQ, id or a geo-query")
+    query = entity_query(
+        ctx,
+        ids=id.split(",") if id else None,
+        types=type,
+        id_pattern=idPattern,
+        q=q,
+        scope_q=scopeQ,
+        geo=(georel, geometry, coordinates, geoproperty),
+    )
+    return await _page(broker, ctx, query, params, limit=limit, offset=offset, count=count)
+
+
+async def _page(
+    broker: BrokerRequest,
+    ctx: ActiveContext,
+    query: service.EntityQuery,
+    params: TemporalParams,
+    *,
+    limit: int | None,
+    offset: int,
+    count: bool,
+) -> Response:
+    page = DEFAULT_LIMIT if limit is None else limit
+    if page < 0 or offset < 0:
+        raise BadRequestData("limit and offset must not be negative")
+    if page > MAX_LIMIT:
+        raise TooManyResults(f"limit may be at most {MAX_LIMIT}")
+    if params.attrs:
+        wanted = set(attribute_names(params.attrs, ctx) or [])
+        query.keep = lambda entity: any(name in entity["attrs"] for name in wanted)
+    if not broker.tenant_given or await service.tenant_exists(broker.session, broker.tenant):
+        found, total = await service.query_entities(broker.session, query, limit=page, offset=offset)
+    else:
+        found, total = [], 0
+    headers = {"NGSILD-Results-Count": str(total)} if count else {}
+    return broker.render(await _answer(broker, found, params, ctx), ctx, headers=headers)
+
+
+@router.post("/entityOperations/query", summary="Query temporal evolution with a Query object")
+async def query_temporal_post(
+    broker: Broker,
+    limit: Annotated[int | None, Query()] = None,
+    offset: Annotated[int, Query()] = 0,
+    count: bool = False,
+    options: str | None = None,
+    aggrMethods: str | None = None,
+    aggrPeriodDuration: str | None = None,
+) -> Response:
+    body = await broker.body()
+    ctx = await broker.context(body)
+    if not isinstance(body, dict) or body.get("type") != "Query":
+        raise BadRequestData('the body must be a Query object ("type": "Query")')
+    temporal = body.get("temporalQ") or {}
+    if not isinstance(temporal, dict):
+        raise BadRequestData("temporalQ must be an object")
+    selectors = body.get("entities") or []
+    if not isinstance(selectors, list) or not all(isinstance(e, dict) for e in selectors):
+        raise BadRequestData("entities must be a list of entity selectors")
+    attrs = body.get("attrs")
+    if attrs is not None and not (isinstance(attrs, list) and all(isinstance(a, str) for a in attrs)):
+        raise BadRequestData("attrs must be a list of attribute names")
+    params = TemporalParams(
+        attrs=",".join(attrs) if attrs else None,
+        options=options,
+        timerel=temporal.get("timerel"),
+        timeAt=temporal.get("timeAt"),
+        endTimeAt=temporal.get("endTimeAt"),
+        timeproperty=temporal.get("timeproperty"),
+        lastN=temporal.get("lastN"),
+        aggrMethods=aggrMethods,
+        aggrPeriodDuration=aggrPeriodDuration,
+    )
+    geo_q = body.get("geoQ") or {}
+    patterns = [e["idPattern"] for e in selectors if "idPattern" in e]
+    query = entity_query(
+        ctx,
+        ids=[e["id"] for e in selectors if "id" in e] or None,
+        types=[e["type"] for e in selectors if "type" in e] or None,
+        id_pattern="|".join(f"(?:{p})" for p in patterns) if patterns else None,
+        q=body.get("q"),
+        scope_q=body.get("scopeQ"),
+        geo=(geo_q.get("georel"), geo_q.get("geometry"), geo_q.get("coordinates"), geo_q.get("geoproperty")),
+    )
+    return await _page(broker, ctx, query, params, limit=limit, offset=offset, count=count)
+
+
+# -- writing history --------------------------------------------------------------------------------
+
+
+def _instances(body: dict[str, Any], ctx: ActiveContext) -> dict[str, list[dict[str, Any]]]:
+    """A temporal payload's attributes: each a list of instances, any number per datasetId."""
+    attrs: dict[str, list[dict[str, Any]]] = {}
+    for name, raw in body.items():
+        if name in ngsi.ENTITY_KEYS:
+            continue
+        iri = ctx.expand(ngsi.check_name(name, "attribute name"))
+        items = raw if isinstance(raw, list) and raw and all(isinstance(i, dict) for i in raw) else [raw]
+        attrs[iri] = [ngsi.expand_instance(iri, item, ctx) for item in items]
+    return attrs
+
+
+def _latest(instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The current instance per datasetId: the one observed last (or given last)."""
+    latest: dict[str | None, dict[str, Any]] = {}
+    for instance in sorted(instances, key=lambda i: i.get("observedAt") or ""):
+        latest[instance.get("datasetId")] = instance
+    return [copy.deepcopy(i) for i in latest.values()]
+
+
+def _add_history(
+    broker: BrokerRequest, entity_id: str, attrs: dict[str, list[dict[str, Any]]], at: str
+) -> None:
+    tenant = current_tenant(broker.session)
+    assert tenant is not None
+    rows = []
+    for name, instances in attrs.items():
+        for instance in instances:
+            stamped = {"createdAt": at, "modifiedAt": at} | instance
+            rows.append(_row(tenant, entity_id, name, stamped, at))
+    broker.session.add_all(BrokerAttributeInstance(**row) for row in rows)
+
+
+@router.post("/entities", summary="Create or add to the temporal representation of an entity")
+async def create_temporal(broker: Broker) -> Response:
+    body = await broker.body()
+    if not isinstance(body, dict):
+        raise InvalidRequest("a temporal entity must be a JSON object")
+    ctx = await broker.context(body)
+    if "id" not in body or "type" not in body:
+        raise BadRequestData("a temporal entity needs an id and a type")
+    entity_id = entity_id_of(body["id"])
+    types = ngsi.expand_types(body["type"], ctx)
+    attrs = _instances(body, ctx)
+    await broker.write_tenant()
+    broker.session.sync_session.info[OWN_HISTORY] = True
+    moment = now()
+    stored = (await service.get_entities(broker.session, [entity_id])).get(entity_id)
+    if stored is None:
+        entity = {"id": entity_id, "type": types, "attrs": {n: _latest(i) for n, i in attrs.items()}}
+        if "scope" in body:
+            entity["scope"] = ngsi.expand_scopes(body["scope"])
+        changes.stamp(entity, moment, created=True)
+        await service.create_entity(broker.session, entity)
+        status = 201
+    else:
+        changes.add_types(stored, types)
+        for name, instances in attrs.items():
+            stored["attrs"].setdefault(name, _latest(instances))
+        changes.stamp(stored, moment)
+        await service.save_entity(broker.session, stored)
+        status = 204
+    _add_history(broker, entity_id, attrs, moment)
+    headers = {"Location": f"/ngsi-ld/v1/temporal/entities/{entity_id}"} if status == 201 else {}
+    if broker.tenant_given:
+        headers[TENANT_HEADER] = broker.tenant
+    return Response(status_code=status, headers=headers)
+
+
+@router.post("/entities/{entity_id}/attrs", status_code=204, summary="Add attribute instances")
+async def add_instances(broker: Broker, entity_id: str) -> Response:
+    await broker.read_tenant()
+    body = await broker.body()
+    if not isinstance(body, dict):
+        raise InvalidRequest("the attributes must be a JSON object")
+    ctx = await broker.context(body)
+    attrs = _instances(body, ctx)
+    if not attrs:
+        raise BadRequestData("no attributes were given")
+    broker.session.sync_session.info[OWN_HISTORY] = True
+    stored = await service.get_entity(broker.session, entity_id_of(entity_id))
+    for name, instances in attrs.items():
+        stored["attrs"].setdefault(name, _latest(instances))
+    moment = now()
+    changes.stamp(stored, moment)
+    await service.save_entity(broker.session, stored)
+    _add_history(broker, stored["id"], attrs, moment)
+    return Response(status_code=204)
+
+
+@router.delete("/entities/{entity_id}", status_code=204, summary="Delete an entity and its history")
+async def delete_temporal(broker: Broker, entity_id: str) -> Response:
+    await broker.read_tenant()
+    entity_id = entity_id_of(entity_id)
+    await service.delete_entity(broker.session, entity_id)
+    await broker.session.execute(
+        delete(BrokerAttributeInstance).where(BrokerAttributeInstance.entity_id == entity_id)
+    )
+    return Response(status_code=204)
+
+
+@router.delete("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Delete an attribute's history")
+async def delete_attribute_history(
+    broker: Broker, entity_id: str, attr: str, datasetId: str | None = None, deleteAll: bool = False
+) -> Response:
+    await broker.read_tenant()
+    ctx = await broker.context()
+    entity_id = entity_id_of(entity_id)
+    iri = ctx.expand(ngsi.check_name(attr, "attribute name"))
+    await service.get_entity(broker.session, entity_id)
+    statement = delete(BrokerAttributeInstance).where(
+        BrokerAttributeInstance.entity_id == entity_id, BrokerAttributeInstance.attribute == iri
+    )
+    if not deleteAll:
+        if datasetId is None:
+            statement = statement.where(BrokerAttributeInstance.dataset_id.is_(None))
+        else:
+            statement = statement.where(
+                BrokerAttributeInstance.dataset_id == ngsi.require_uri(datasetId, "datasetId")
+            )
+    result = await broker.session.execute(statement)
+    if not getattr(result, "rowcount", 0):
+        raise NotFound(f"entity {entity_id} has no history of {attr}")
+    return Response(status_code=204)
+
+
+async def _instance(
+    broker: BrokerRequest, entity_id: str, attr: str, instance_id: str
+) -> BrokerAttributeInstance:
+    ctx = await broker.context()
+    entity_id = entity_id_of(entity_id)
+    iri = ctx.expand(ngsi.check_name(attr, "attribute name"))
+    ngsi.require_uri(instance_id, "instanceId")
+    try:
+        key = uuid.UUID(instance_id.removeprefix(INSTANCE_PREFIX))
+    except ValueError:
+        raise NotFound(f"no instance {instance_id}") from None
+    row = await broker.session.get(BrokerAttributeInstance, key)
+    if row is None or row.entity_id != entity_id or row.attribute != iri:
+        raise NotFound(f"entity {entity_id} has no instance {instance_id} of {attr}")
+    return row
+
+
+@router.patch(
+    "/entities/{entity_id}/attrs/{attr}/{instance_id}", status_code=204, summary="Modify an instance"
+)
+async def modify_instance(broker: Broker, entity_id: str, attr: str, instance_id: str) -> Response:
+    await broker.read_tenant()
+    body = await broker.body()
+    if not isinstance(body, dict):
+        raise InvalidRequest("the instance must be a JSON object")
+    ctx = await broker.context(body)
+    row = await _instance(broker, entity_id, attr, instance_id)
+    fragment = {k: v for k, v in body.items() if k != "@context"}
+    raw = fragment.get(attr, fragment.get(row.attribute, fragment))
+    instance = ngsi.expand_instance(row.attribute, raw, ctx)
+    updated = row.data | instance | {"modifiedAt": now()}
+    row.data = updated
+    observed = updated.get("observedAt")
+    row.observed_at = parse_datetime(observed) if observed else None
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/entities/{entity_id}/attrs/{attr}/{instance_id}", status_code=204, summary="Delete an instance"
+)
+async def delete_instance(broker: Broker, entity_id: str, attr: str, instance_id: str) -> Response:
+    await broker.read_tenant()
+    row = await _instance(broker, entity_id, attr, instance_id)
+    await broker.session.delete(row)
+    return Response(status_code=204)
