@@ -91,7 +91,7 @@ async def test_create_retrieve_and_defaults(client: httpx.AsyncClient, receiver:
     assert got["q"] == "pm25>75"
     assert got["notificationTrigger"] == ["attributeCreated", "attributeUpdated"]
     assert got["notification"]["endpoint"] == body["notification"]["endpoint"]
-    assert got["notification"]["timesSent"] == 0
+    assert "timesSent" not in got["notification"]  # shown once something was sent
     again = await client.post(f"{BASE}/subscriptions", json=body)
     assert again.status_code == 409
 
@@ -217,7 +217,7 @@ async def test_creation_and_update_notify(client: httpx.AsyncClient, receiver: R
     assert second.body["data"][0]["pm25"]["value"] == 80
     got = (await client.get(f"{BASE}/subscriptions/{sub_id}")).json()["notification"]
     for _ in range(50):  # the counters are written just after the receiver answered
-        if got["timesSent"] == 2:
+        if got.get("timesSent") == 2:
             break
         await asyncio.sleep(0.05)
         got = (await client.get(f"{BASE}/subscriptions/{sub_id}")).json()["notification"]

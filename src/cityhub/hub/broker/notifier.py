@@ -41,6 +41,7 @@ from cityhub.hub.broker.context import ActiveContext, ContextStore, link_header
 from cityhub.hub.broker.events import EntitiesChanged
 from cityhub.hub.broker.http import FORMATS, GEO_JSON, JSON, JSON_LD
 from cityhub.hub.broker.models import BrokerNotification, BrokerSubscription
+from cityhub.hub.broker.ngsi import Context
 from cityhub.hub.broker.q import QExpr, ScopeExpr, TypeSelection, parse_q, parse_scope_q, parse_type_selection
 from cityhub.hub.broker.subscriptions import DEFAULT_TRIGGERS, status
 from cityhub.kit.db import scope_to_tenant
@@ -222,16 +223,28 @@ def _joined(value: Any) -> str:
     return ",".join(value) if isinstance(value, list) else str(value)
 
 
-def _null_instance(instance: dict[str, Any], previous: bool, fmt: str) -> Any:
+def _null_instance(instance: dict[str, Any], previous: bool, fmt: str, ctx: Context) -> Any:
     if fmt == "keyValues":
         return NULL
     kind = instance.get("type", "Property")
     key = _content_key(kind)
     shown: dict[str, Any] = {"type": kind}
     if previous:
-        shown["previous" + key[0].upper() + key[1:]] = instance.get(key)
-    shown[key] = NULL
+        shown[_previous(key)] = _content(instance, key, ctx)
+    shown[key] = {"@none": NULL} if kind == "LanguageProperty" else NULL
     return shown
+
+
+def _previous(key: str) -> str:
+    return "previous" + key[0].upper() + key[1:]
+
+
+def _content(instance: dict[str, Any], key: str, ctx: Context) -> Any:
+    """An instance's content as shown: vocab values are IRIs, compacted like names."""
+    value = instance.get(key)
+    if key == "vocab":
+        return [ctx.compact(v) for v in value] if isinstance(value, list) else ctx.compact(str(value))
+    return value
 
 
 class Notifier:
@@ -348,7 +361,9 @@ class Notifier:
                 for name in change["deleted"]:
                     if sub.attributes is None or name in sub.attributes:
                         instance = change["previous"][name][0]
-                        shown[sub.view.ctx.compact(name)] = _null_instance(instance, sub.show_changes, fmt)
+                        shown[sub.view.ctx.compact(name)] = _null_instance(
+                            instance, sub.show_changes, fmt, sub.view.ctx
+                        )
             if sub.show_changes and fmt != "keyValues":
                 for name in change["updated"]:
                     term = sub.view.ctx.compact(name)
@@ -356,7 +371,7 @@ class Notifier:
                     if isinstance(shown.get(term), dict) and len(previous) == 1:
                         key = _content_key(previous[0].get("type", "Property"))
                         if key in previous[0]:
-                            shown[term]["previous" + key[0].upper() + key[1:]] = previous[0][key]
+                            shown[term][_previous(key)] = _content(previous[0], key, sub.view.ctx)
             if sub.accept == GEO_JSON:
                 shown = views.feature(shown, entity, sub.view.geometry_property)
             data.append(shown)
@@ -373,7 +388,9 @@ class Notifier:
         if sub.show_changes or sub.attributes is not None:
             for name, instances in change["previous"].items():
                 if sub.attributes is None or name in sub.attributes:
-                    shown[ctx.compact(name)] = _null_instance(instances[0], sub.show_changes, sub.view.fmt)
+                    shown[ctx.compact(name)] = _null_instance(
+                        instances[0], sub.show_changes, sub.view.fmt, ctx
+                    )
         return shown
 
     def _queue(self, session: AsyncSession, sub: Compiled, tenant: str, data: list[Any]) -> None:
@@ -484,6 +501,8 @@ class Notifier:
     async def _deliver(self, key: tuple[str, str], rows: list[BrokerNotification]) -> None:
         try:
             for row in rows:
+                if row.attempts and not await self._still_owed(row):
+                    continue  # its subscription was deleted (or changed) while it waited
                 async with self._limit:
                     error = await self.send(row.endpoint, row.headers, row.body)
                 async with self.sessions() as session, session.begin():
@@ -493,6 +512,10 @@ class Notifier:
         finally:
             self._busy.discard(key)
             self.wake()
+
+    async def _still_owed(self, row: BrokerNotification) -> bool:
+        async with self.sessions() as session:
+            return await session.get(BrokerNotification, row.id) is not None
 
     async def send(
         self, endpoint: dict[str, Any], headers: dict[str, str], body: dict[str, Any]

@@ -289,8 +289,10 @@ def show(row: BrokerSubscription, *, sys_attrs: bool = False) -> dict[str, Any]:
     data.setdefault("notificationTrigger", list(DEFAULT_TRIGGERS))
     data["status"] = status(row)
     notification = dict(data["notification"])
-    notification["timesSent"] = row.times_sent
-    notification["timesFailed"] = row.times_failed
+    if row.times_sent:
+        notification["timesSent"] = row.times_sent
+    if row.times_failed:
+        notification["timesFailed"] = row.times_failed
     if row.last_notification is not None:
         notification["lastNotification"] = isoformat(row.last_notification)
         notification["status"] = "failed" if row.last_error else "ok"
@@ -321,6 +323,12 @@ async def _context_of(broker: BrokerRequest, body: dict[str, Any]) -> Any:
     )
 
 
+async def _check_context(broker: BrokerRequest, data: dict[str, Any]) -> None:
+    """A jsonldContext that cannot be fetched now is refused (503) rather than failing later."""
+    if "jsonldContext" in data:
+        await broker.contexts.resolve(data["jsonldContext"])
+
+
 @router.post("/subscriptions", status_code=201, summary="Create a subscription")
 @router.post("/subscriptions/", status_code=201, include_in_schema=False)
 async def create_subscription(broker: Broker) -> Response:
@@ -329,6 +337,7 @@ async def create_subscription(broker: Broker) -> Response:
         raise InvalidRequest("a subscription must be a JSON object")
     context = await _context_of(broker, body)
     validate(body)
+    await _check_context(broker, body)
     data = {key: value for key, value in body.items() if key != "@context"}
     data.setdefault("id", f"urn:ngsi-ld:Subscription:{new_id()}")
     await broker.write_tenant()
@@ -378,7 +387,7 @@ async def query_subscriptions(
     )
     shown = [show(row, sys_attrs="sysAttrs" in (options or "")) for row in rows]
     headers = {"NGSILD-Results-Count": str(total)} if count else {}
-    links = pagination_links(str(broker.request.url.path), page, offset, total)
+    links = pagination_links(str(broker.request.url.path).rstrip("/"), page, offset, total)
     if links:
         headers["Link"] = links
     return broker.render(shown, ctx, headers=headers)
@@ -414,6 +423,7 @@ async def update_subscription(broker: Broker, subscription_id: str) -> Response:
             data[key] = value
     data.setdefault("type", "Subscription")
     validate(data)
+    await _check_context(broker, data)
     if context is not None:
         row.context = context
     _apply(row, data)
