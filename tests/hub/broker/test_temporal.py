@@ -164,8 +164,32 @@ async def test_unknown_and_malformed(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"{BASE}/temporal/entities/urn:ngsi-ld:Vehicle:none")).status_code == 404
     assert (await client.get(f"{BASE}/temporal/entities/not-a-uri")).status_code == 400
     assert (await client.get(f"{BASE}/temporal/entities")).status_code == 400
+    assert (await client.get(f"{BASE}/temporal/entities//attrs")).status_code == 400
     bad = await client.post(
         f"{BASE}/temporal/entities", content=b"[1,", headers={"content-type": "application/json"}
     )
     assert bad.status_code == 400
     assert (await client.post(f"{BASE}/temporal/entities", json={"type": "Vehicle"})).status_code == 400
+
+
+async def test_deletions_are_history_too(client: httpx.AsyncClient) -> None:
+    await create(client)
+    assert (await client.delete(f"{BASE}/entities/{VEHICLE}/attrs/fuelLevel")).status_code == 204
+    deleted = await retrieve(client, timeproperty="deletedAt")
+    assert [i["value"] for i in deleted["fuelLevel"]] == ["urn:ngsi-ld:null"]
+    assert "deletedAt" in deleted["fuelLevel"][0]
+    assert "speed" not in deleted
+    assert values((await retrieve(client))["fuelLevel"]) == [67, 53, 40]  # observations stay
+
+
+async def test_pick_and_omit(client: httpx.AsyncClient) -> None:
+    await create(client)
+    picked = await retrieve(client, pick="id,speed")
+    assert set(picked) == {"id", "speed"}
+    omitted = await retrieve(client, omit="type,speed")
+    assert set(omitted) == {"id", "fuelLevel"}
+    assert (
+        await client.get(f"{BASE}/temporal/entities/{VEHICLE}", params={"pick": "nothing"})
+    ).status_code == 404
+    both = await client.get(f"{BASE}/temporal/entities/{VEHICLE}", params={"pick": "speed", "omit": "speed"})
+    assert both.status_code == 400

@@ -119,7 +119,8 @@ class BrokerNotification(Base):
 class BrokerAttributeInstance(TenantOwned, Base):
     """One instance in an attribute's history (the temporal API). Every change of an entity adds
     the instances it wrote; ``data`` is the instance as stored in the entity. ``observed_at`` is the
-    instance's observedAt, ``recorded_at`` when the broker stored it (its modifiedAt)."""
+    instance's observedAt, ``recorded_at`` when the broker stored it (its modifiedAt). Deleting an
+    attribute adds an instance with ``deleted_at`` set, which ``timeproperty=deletedAt`` reads."""
 
     __tablename__ = "broker_attribute_instance"
     __table_args__ = (
@@ -134,4 +135,5 @@ class BrokerAttributeInstance(TenantOwned, Base):
     dataset_id: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     observed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(nullable=False)

@@ -28,7 +28,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from cityhub.hub.broker import changes, ngsi, service
+from cityhub.hub.broker import changes, ngsi, service, views
 from cityhub.hub.broker.context import ActiveContext
 from cityhub.hub.broker.entities import entity_query
 from cityhub.hub.broker.events import on_before_commit
@@ -55,7 +55,12 @@ router = APIRouter(prefix="/temporal")
 OWN_HISTORY = "cityhub.broker.own_history"
 INSTANCE_PREFIX = "urn:ngsi-ld:Instance:"
 AGGREGATES = ("totalCount", "distinctCount", "sum", "avg", "min", "max", "stddev", "sumsq")
-TIMEPROPERTIES = {"observedAt": "observed_at", "createdAt": "recorded_at", "modifiedAt": "recorded_at"}
+TIMEPROPERTIES = {
+    "observedAt": "observed_at",
+    "createdAt": "recorded_at",
+    "modifiedAt": "recorded_at",
+    "deletedAt": "deleted_at",
+}
 #: The member holding the content of each attribute kind, and its name in temporalValues.
 VALUES = {
     "Relationship": ("object", "objects"),
@@ -80,7 +85,22 @@ def _row(tenant: str, entity_id: str, attribute: str, instance: dict[str, Any], 
         "dataset_id": instance.get("datasetId"),
         "observed_at": parse_datetime(observed) if observed else None,
         "recorded_at": parse_datetime(instance.get("modifiedAt") or at),
+        "deleted_at": None,
         "data": instance,
+    }
+
+
+def _deletion(
+    tenant: str, entity_id: str, attribute: str, instance: dict[str, Any], at: str
+) -> dict[str, Any]:
+    """The mark an attribute instance's deletion leaves in the history."""
+    key = VALUES.get(instance.get("type", "Property"), ("value", ""))[0]
+    mark = {"type": instance.get("type", "Property"), key: ngsi.NULL, "deletedAt": at}
+    if "datasetId" in instance:
+        mark["datasetId"] = instance["datasetId"]
+    return _row(tenant, entity_id, attribute, mark, at) | {
+        "observed_at": None,
+        "deleted_at": parse_datetime(at),
     }
 
 
@@ -94,6 +114,9 @@ def keep_history(session: Session, tenant: str, entity_changes: list[dict[str, A
         entity = change["entity"]
         if entity is None:
             continue
+        for name in change["deleted"]:
+            for instance in change["previous"][name]:
+                rows.append(_deletion(tenant, entity["id"], name, instance, entity["modifiedAt"]))
         for name in (*change["created"], *change["updated"]):
             before = change["previous"].get(name, ())
             for instance in entity["attrs"].get(name, ()):
@@ -131,7 +154,7 @@ def parse_time_query(
 ) -> TimeQuery:
     query = TimeQuery(timeproperty=timeproperty or "observedAt")
     if query.timeproperty not in TIMEPROPERTIES:
-        raise BadRequestData("timeproperty must be observedAt, createdAt or modifiedAt")
+        raise BadRequestData("timeproperty must be observedAt, createdAt, modifiedAt or deletedAt")
     if timerel is not None:
         if timerel not in ("before", "after", "between"):
             raise BadRequestData(f"timerel must be before, after or between, not {timerel!r}")
@@ -173,8 +196,10 @@ async def history(
         statement = statement.where(column >= query.time_at)
     elif query.timerel == "between":
         statement = statement.where(column >= query.time_at, column < query.end_time_at)
-    if query.timeproperty == "observedAt":
+    if query.timeproperty in ("observedAt", "deletedAt"):
         statement = statement.where(column.is_not(None))
+    else:
+        statement = statement.where(BrokerAttributeInstance.deleted_at.is_(None))
     statement = statement.order_by(column, BrokerAttributeInstance.instance_id)
     found: dict[str, dict[str, list[BrokerAttributeInstance]]] = {}
     for row in await session.scalars(statement):
@@ -250,6 +275,8 @@ def aggregate(method: str, values: list[Any]) -> Any:
 def _time_of(row: BrokerAttributeInstance, query: TimeQuery) -> datetime:
     if query.timeproperty == "observedAt" and row.observed_at is not None:
         return row.observed_at
+    if query.timeproperty == "deletedAt" and row.deleted_at is not None:
+        return row.deleted_at
     return row.recorded_at
 
 
@@ -310,6 +337,8 @@ def render(
             listed = rendered if isinstance(rendered, list) else [rendered]
             for shown, row in zip(listed, rows, strict=True):
                 shown["instanceId"] = f"{INSTANCE_PREFIX}{row.instance_id}"
+                if row.deleted_at is not None:
+                    shown["deletedAt"] = isoformat(row.deleted_at)
             out[term] = listed
     return out
 
@@ -328,9 +357,18 @@ class TemporalParams:
         lastN: str | None = None,
         aggrMethods: str | None = None,
         aggrPeriodDuration: str | None = None,
+        pick: str | None = None,
+        omit: str | None = None,
     ) -> None:
         self.options = parse_options_temporal(options)
         self.attrs = attrs
+        self.pick = views.parse_projection(pick, "pick") if pick is not None else None
+        self.omit = views.parse_projection(omit, "omit") if omit is not None else None
+        if attrs is not None and (pick is not None or omit is not None):
+            raise BadRequestData("attrs cannot be combined with pick or omit; use pick")
+        both = set(self.pick or ()) & set(self.omit or ())
+        if both:
+            raise BadRequestData(f"{', '.join(sorted(both))} is both picked and omitted")
         self.time = parse_time_query(timerel, timeAt, endTimeAt, timeproperty, lastN)
         self.aggregation = (
             parse_aggregation(aggrMethods, aggrPeriodDuration) if "aggregatedValues" in self.options else None
@@ -349,8 +387,13 @@ async def _answer(
     broker: BrokerRequest, entities: list[dict[str, Any]], params: TemporalParams, ctx: ActiveContext
 ) -> list[dict[str, Any]]:
     attrs = set(attribute_names(params.attrs, ctx) or []) if params.attrs else None
+    if params.pick is not None:
+        attrs = {ctx.expand(name) for name in params.pick if name not in ("id", "type")}
     found = await history(broker.session, [e["id"] for e in entities], attrs, params.time)
-    return [
+    if params.omit is not None:
+        dropped = {ctx.expand(name) for name in params.omit}
+        found = {key: {n: r for n, r in named.items() if n not in dropped} for key, named in found.items()}
+    shown = [
         render(
             entity,
             found.get(entity["id"], {}),
@@ -361,6 +404,11 @@ async def _answer(
         )
         for entity in entities
     ]
+    for item in shown:
+        for member in ("id", "type"):
+            if (params.pick is not None and member not in params.pick) or member in (params.omit or ()):
+                item.pop(member, None)
+    return shown
 
 
 @router.get("/entities/{entity_id}", summary="Retrieve the temporal evolution of an entity")
@@ -370,10 +418,15 @@ async def retrieve_temporal(
     await broker.read_tenant()
     ctx = await broker.context()
     entity = await service.get_entity(broker.session, entity_id_of(entity_id))
-    return broker.render((await _answer(broker, [entity], params, ctx))[0], ctx)
+    shown = (await _answer(broker, [entity], params, ctx))[0]
+    asked = params.attrs is not None or params.pick is not None
+    if asked and not set(shown) - {"id", "type", "scope", "createdAt", "modifiedAt"}:
+        raise NotFound(f"entity {entity_id} has no history of the attributes asked for")
+    return broker.render(shown, ctx)
 
 
 @router.get("/entities", summary="Query the temporal evolution of entities")
+@router.get("/entities/", include_in_schema=False)
 async def query_temporal(
     broker: Broker,
     params: Annotated[TemporalParams, Depends()],
@@ -389,10 +442,11 @@ async def query_temporal(
     limit: Annotated[int | None, Query()] = None,
     offset: Annotated[int, Query()] = 0,
     count: bool = False,
+    local: bool = False,
 ) -> Response:
     ctx = await broker.context()
-    if not any((type, params.attrs, q, georel, scopeQ, id, idPattern)):
-        raise BadRequestData("give at least one of type, attrs, q, scopeQ, id or a geo-query")
+    if not any((type, params.attrs, q, georel, scopeQ, local)):
+        raise BadRequestData("give at least one of type, attrs, q, scopeQ, a geo-query or local=true")
     query = entity_query(
         ctx,
         ids=id.split(",") if id else None,
@@ -516,6 +570,7 @@ def _add_history(
 
 
 @router.post("/entities", summary="Create or add to the temporal representation of an entity")
+@router.post("/entities/", include_in_schema=False)
 async def create_temporal(broker: Broker) -> Response:
     body = await broker.body()
     if not isinstance(body, dict):
@@ -653,3 +708,11 @@ async def delete_instance(broker: Broker, entity_id: str, attr: str, instance_id
     row = await _instance(broker, entity_id, attr, instance_id)
     await broker.session.delete(row)
     return Response(status_code=204)
+
+
+@router.api_route(
+    "/entities/{rest:path}", methods=["GET", "POST", "PATCH", "DELETE"], include_in_schema=False
+)
+async def malformed_temporal_path(rest: str) -> Response:
+    """``/temporal/entities//attrs`` and the like: the entity id is missing."""
+    raise BadRequestData(f"the entity id is missing in /temporal/entities/{rest}")

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("dataset_id", sa.String(length=2048), nullable=True),
         sa.Column("observed_at", cityhub.kit.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("recorded_at", cityhub.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("deleted_at", cityhub.kit.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("data", cityhub.kit.db.JSONType, nullable=False),
         sa.PrimaryKeyConstraint("instance_id", name=op.f("pk_broker_attribute_instance")),
     )
