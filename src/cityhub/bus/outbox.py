@@ -131,9 +131,14 @@ class OutboxRelay:
         self._stopping = True
         self._wakeup.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Let a drain under way finish: cancelling it inside a database call can leave SQLite's
+            # write lock held until the connection is reclaimed, which stalls the last drain.
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=flush_timeout)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.drain(), timeout=flush_timeout)

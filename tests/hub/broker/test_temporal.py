@@ -193,3 +193,10 @@ async def test_pick_and_omit(client: httpx.AsyncClient) -> None:
     ).status_code == 404
     both = await client.get(f"{BASE}/temporal/entities/{VEHICLE}", params={"pick": "speed", "omit": "speed"})
     assert both.status_code == 400
+
+
+async def test_sys_attrs_show_when_instances_were_stored(client: httpx.AsyncClient) -> None:
+    await create(client)
+    got = await retrieve(client, options="sysAttrs")
+    assert {"createdAt", "modifiedAt", "instanceId"} <= set(got["speed"][0])
+    assert "createdAt" in got

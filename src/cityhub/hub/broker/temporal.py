@@ -332,7 +332,15 @@ def render(
             out[term] = {"type": kind, plural: pairs}
         else:
             rendered = ngsi.compact_entity(
-                {"id": "", "type": [], "attrs": {name: [row.data for row in rows]}}, ctx, sys_attrs=sys_attrs
+                {
+                    "id": "",
+                    "type": [],
+                    "createdAt": "",
+                    "modifiedAt": "",
+                    "attrs": {name: [r.data for r in rows]},
+                },
+                ctx,
+                sys_attrs=sys_attrs,
             )[term]
             listed = rendered if isinstance(rendered, list) else [rendered]
             for shown, row in zip(listed, rows, strict=True):
