@@ -355,6 +355,15 @@ async def test_time_interval_sends_the_matching_entities(
     assert second.body["subscriptionId"] == first.body["subscriptionId"]
 
 
+async def test_time_interval_is_kept(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    """A run is claimed before it is made, so it comes once per interval, not once per sweep."""
+    await client.post(f"{BASE}/entities", json=station(1))
+    await subscribe(client, subscription(receiver.url, timeInterval=2))
+    await receiver.next()
+    await asyncio.sleep(3)  # the notifier sweeps every second
+    assert receiver.received.qsize() <= 1
+
+
 async def test_owed_notifications_survive_a_restart(settings: Settings) -> None:
     """A notification queued while its endpoint is down is sent by the next hub process."""
     async with Receiver() as probe:

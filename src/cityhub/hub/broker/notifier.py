@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,7 +33,7 @@ from urllib.parse import unquote, urlsplit
 import aiomqtt
 import httpx
 import orjson
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cityhub.bus.inbox import first_delivery
@@ -44,7 +45,7 @@ from cityhub.hub.broker.models import BrokerNotification, BrokerSubscription
 from cityhub.hub.broker.ngsi import Context
 from cityhub.hub.broker.q import QExpr, ScopeExpr, TypeSelection, parse_q, parse_scope_q, parse_type_selection
 from cityhub.hub.broker.subscriptions import DEFAULT_TRIGGERS, status
-from cityhub.kit.db import scope_to_tenant
+from cityhub.kit.db import UTCDateTime, scope_to_tenant
 from cityhub.kit.errors import HubError
 from cityhub.kit.geo import Geometry, GeoRel, geometry_from_query, parse_geometry, parse_georel
 from cityhub.kit.ids import new_id
@@ -64,6 +65,42 @@ CONTENT_KEY = {
     "ListProperty": "valueList",
     "ListRelationship": "objectList",
 }
+
+
+_SUBSCRIPTIONS: Table = BrokerSubscription.__table__  # type: ignore[assignment]
+#: One statement, executed for many subscriptions at once, that adds a batch's outcomes.
+_COUNT = (
+    _SUBSCRIPTIONS.update()
+    .where(
+        _SUBSCRIPTIONS.c.tenant_code == bindparam("b_tenant"),
+        _SUBSCRIPTIONS.c.subscription_id == bindparam("b_subscription"),
+    )
+    .values(
+        times_sent=_SUBSCRIPTIONS.c.times_sent + bindparam("b_sent"),
+        times_failed=_SUBSCRIPTIONS.c.times_failed + bindparam("b_failed"),
+        last_notification=bindparam("b_now"),
+        last_success=func.coalesce(
+            bindparam("b_success", type_=UTCDateTime()), _SUBSCRIPTIONS.c.last_success
+        ),
+        last_failure=func.coalesce(
+            bindparam("b_failure", type_=UTCDateTime()), _SUBSCRIPTIONS.c.last_failure
+        ),
+        last_error=bindparam("b_error"),
+    )
+)
+
+
+def _counts(key: tuple[str, str], count: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "b_tenant": key[0],
+        "b_subscription": key[1],
+        "b_sent": count["sent"],
+        "b_failed": count["failed"],
+        "b_now": now,
+        "b_success": now if count["sent"] > count["failed"] else None,
+        "b_failure": now if count["failed"] else None,
+        "b_error": count["error"],
+    }
 
 
 def _content_key(kind: str) -> str:
@@ -261,7 +298,7 @@ class Notifier:
         poll_interval: float = 1.0,
         lease: float = 60.0,
         batch_size: int = 200,
-        concurrency: int = 32,
+        concurrency: int = 8,
         first_retry: float = 1.0,
     ) -> None:
         self.sessions = sessions
@@ -280,6 +317,8 @@ class Notifier:
         self._stopping = False
         self._busy: set[tuple[str, str]] = set()  # subscriptions with a delivery under way here
         self._tasks: set[asyncio.Task[None]] = set()
+        self._outcomes: list[tuple[BrokerNotification, str | None]] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._compiled: dict[tuple[str, str], tuple[datetime, Compiled]] = {}
         self.sent = 0
         self.failed = 0
@@ -427,7 +466,9 @@ class Notifier:
         self._wakeup.set()
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(timeout=self.timeout)
+        self._client = httpx.AsyncClient(
+            timeout=self.timeout, limits=httpx.Limits(max_connections=None, max_keepalive_connections=64)
+        )
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="broker-notifier")
 
@@ -444,6 +485,9 @@ class Notifier:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._flusher is not None:
+            await self._flusher
+        await self._flush()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -485,9 +529,15 @@ class Notifier:
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = list(await session.scalars(query))
-            for row in rows:
-                row.lease_until = now + self.lease
             session.expunge_all()
+            if rows:
+                lease = now + self.lease
+                await session.execute(
+                    update(BrokerNotification)
+                    .where(BrokerNotification.id.in_([row.id for row in rows]))
+                    .values(lease_until=lease),
+                    execution_options={"synchronize_session": False},
+                )
         groups: dict[tuple[str, str], list[BrokerNotification]] = {}
         for row in rows:
             groups.setdefault((row.tenant_code, row.subscription_id), []).append(row)
@@ -505,8 +555,7 @@ class Notifier:
                     continue  # its subscription was deleted (or changed) while it waited
                 async with self._limit:
                     error = await self.send(row.endpoint, row.headers, row.body)
-                async with self.sessions() as session, session.begin():
-                    await self._settle(session, row, error)
+                await self._settle(row, error)
         except Exception:
             log.exception("delivery for subscription %s failed; its rows wait for their lease", key[1])
         finally:
@@ -559,24 +608,42 @@ class Notifier:
         ):
             await client.publish(uri.path.lstrip("/"), payload, qos=qos)
 
-    async def _settle(self, session: AsyncSession, row: BrokerNotification, error: str | None) -> None:
+    async def _settle(self, row: BrokerNotification, error: str | None) -> None:
+        """Record an outcome without waiting for it to be written: one flusher writes all the
+        outcomes that came in meanwhile in one transaction. Until then the row keeps its lease,
+        so nobody sends it again; should the process die first, it is sent again after the lease
+        (delivery is at least once)."""
+        self._outcomes.append((row, error))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="notification-outcomes")
+
+    async def _flush(self) -> None:
+        while self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            try:
+                async with self.sessions() as session, session.begin():
+                    await self._write_outcomes(session, batch)
+            except Exception:
+                log.exception("could not record %d notification outcome(s); they are sent again", len(batch))
+
+    async def _write_outcomes(
+        self, session: AsyncSession, batch: list[tuple[BrokerNotification, str | None]]
+    ) -> None:
         now = utcnow()
-        attempts = row.attempts + 1
-        counters: dict[str, Any] = {
-            "times_sent": BrokerSubscription.times_sent + 1,
-            "last_notification": now,
-        }
-        if error is None:
-            self.sent += 1
-            counters |= {"last_success": now, "last_error": None}
-            await session.execute(delete(BrokerNotification).where(BrokerNotification.id == row.id))
-        else:
+        done: list[uuid.UUID] = []
+        counters: dict[tuple[str, str], dict[str, Any]] = {}
+        for row, error in batch:
+            key = (row.tenant_code, row.subscription_id)
+            count = counters.setdefault(key, {"sent": 0, "failed": 0, "error": None})
+            count["sent"] += 1
+            count["error"] = error
+            if error is None:
+                self.sent += 1
+                done.append(row.id)
+                continue
             self.failed += 1
-            counters |= {
-                "times_failed": BrokerSubscription.times_failed + 1,
-                "last_failure": now,
-                "last_error": error,
-            }
+            count["failed"] += 1
+            attempts = row.attempts + 1
             if attempts >= self.attempts:
                 log.warning(
                     "notification %s for subscription %s dropped after %d attempts: %s",
@@ -585,27 +652,23 @@ class Notifier:
                     attempts,
                     error,
                 )
-                await session.execute(delete(BrokerNotification).where(BrokerNotification.id == row.id))
-            else:
-                delay = self.first_retry * 2 ** (attempts - 1)
-                await session.execute(
-                    update(BrokerNotification)
-                    .where(BrokerNotification.id == row.id)
-                    .values(
-                        attempts=attempts,
-                        due_at=now + timedelta(seconds=delay),
-                        lease_until=None,
-                        last_error=error,
-                    )
+                done.append(row.id)
+                continue
+            delay = self.first_retry * 2 ** (attempts - 1)
+            await session.execute(
+                update(BrokerNotification)
+                .where(BrokerNotification.id == row.id)
+                .values(
+                    attempts=attempts,
+                    due_at=now + timedelta(seconds=delay),
+                    lease_until=None,
+                    last_error=error,
                 )
-        await session.execute(
-            update(BrokerSubscription)
-            .where(
-                BrokerSubscription.tenant_code == row.tenant_code,
-                BrokerSubscription.subscription_id == row.subscription_id,
             )
-            .values(**counters)
-        )
+        if done:
+            await session.execute(delete(BrokerNotification).where(BrokerNotification.id.in_(done)))
+        if counters:
+            await session.execute(_COUNT, [_counts(key, count, now) for key, count in counters.items()])
 
     # -- periodic subscriptions ----------------------------------------------------------------
 
@@ -622,6 +685,7 @@ class Notifier:
             due = list(await session.scalars(query))
             for row in due:
                 row.next_run_at = now + timedelta(seconds=row.time_interval or 60)
+            await session.flush()  # the lease (or next run) is written; the rows stay usable after
             session.expunge_all()
         queued = 0
         for row in due:
