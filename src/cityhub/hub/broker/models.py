@@ -124,8 +124,8 @@ class BrokerAttributeInstance(TenantOwned, Base):
 
     __tablename__ = "broker_attribute_instance"
     __table_args__ = (
+        # createdAt/modifiedAt queries use the same prefix; one index keeps history writes cheap
         Index("ix_broker_instance_observed", "tenant_code", "entity_id", "attribute", "observed_at"),
-        Index("ix_broker_instance_recorded", "tenant_code", "entity_id", "attribute", "recorded_at"),
     )
 
     instance_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

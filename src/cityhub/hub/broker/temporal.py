@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -46,6 +46,7 @@ from cityhub.hub.broker.http import (
 from cityhub.hub.broker.models import BrokerAttributeInstance
 from cityhub.kit.db import current_tenant
 from cityhub.kit.errors import BadRequestData, InvalidRequest, NotFound
+from cityhub.kit.ids import new_id
 from cityhub.kit.time import isoformat, parse_datetime
 from cityhub.kit.web import TENANT_HEADER
 
@@ -72,13 +73,16 @@ VALUES = {
 }
 
 
+_INSTANCES: Table = BrokerAttributeInstance.__table__  # type: ignore[assignment]
+
+
 # -- keeping history --------------------------------------------------------------------------------
 
 
 def _row(tenant: str, entity_id: str, attribute: str, instance: dict[str, Any], at: str) -> dict[str, Any]:
     observed = instance.get("observedAt")
     return {
-        "instance_id": uuid.uuid4(),
+        "instance_id": new_id(),
         "tenant_code": tenant,
         "entity_id": entity_id,
         "attribute": attribute,
@@ -123,7 +127,7 @@ def keep_history(session: Session, tenant: str, entity_changes: list[dict[str, A
                 if instance not in before and instance.get("value") != ngsi.NULL:
                     rows.append(_row(tenant, entity["id"], name, instance, entity["modifiedAt"]))
     if rows:
-        session.execute(insert(BrokerAttributeInstance), rows)
+        session.execute(_INSTANCES.insert(), rows)  # Core: no ORM bookkeeping for history rows
 
 
 # -- reading history --------------------------------------------------------------------------------

@@ -38,16 +38,10 @@ def upgrade() -> None:
             ["tenant_code", "entity_id", "attribute", "observed_at"],
             unique=False,
         )
-        batch_op.create_index(
-            "ix_broker_instance_recorded",
-            ["tenant_code", "entity_id", "attribute", "recorded_at"],
-            unique=False,
-        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("broker_attribute_instance", schema=None) as batch_op:
-        batch_op.drop_index("ix_broker_instance_recorded")
         batch_op.drop_index("ix_broker_instance_observed")
 
     op.drop_table("broker_attribute_instance")
