@@ -10,16 +10,14 @@ from fastapi import APIRouter, Depends, Query, Response
 from cityhub.hub.broker import changes, ngsi, service, views
 from cityhub.hub.broker.context import ActiveContext
 from cityhub.hub.broker.http import (
-    DEFAULT_LIMIT,
     GEO_JSON,
-    MAX_LIMIT,
     Broker,
     BrokerRequest,
-    TooManyResults,
     attribute_names,
     check_params,
     entity_id_of,
     now,
+    page_size,
     parse_options,
     pick_format,
 )
@@ -287,13 +285,7 @@ async def _answer_query(
     offset: int,
     count: bool,
 ) -> Response:
-    page = DEFAULT_LIMIT if limit is None else limit
-    if page < 0 or offset < 0:
-        raise BadRequestData("limit and offset must not be negative")
-    if page == 0 and not count:
-        raise BadRequestData("limit=0 is only allowed with count=true")
-    if page > MAX_LIMIT:
-        raise TooManyResults(f"limit may be at most {MAX_LIMIT}")
+    page = page_size(limit, offset, count)
     query.keep = view.matches_attrs
     if not broker.tenant_given or await service.tenant_exists(broker.session, broker.tenant):
         found, total = await service.query_entities(broker.session, query, limit=page, offset=offset)

@@ -183,6 +183,19 @@ def attribute_names(text: str | None, ctx: ActiveContext) -> list[str] | None:
     return [ctx.expand(ngsi.check_name(name, "attribute name")) for name in names]
 
 
+def page_size(limit: int | None, offset: int, count: bool) -> int:
+    """The page a query asks for (clause 5.5.9): ``limit`` defaults to 20, may be 0 only to
+    count, and above the maximum is 403 TooManyResults."""
+    page = DEFAULT_LIMIT if limit is None else limit
+    if page < 0 or offset < 0:
+        raise BadRequestData("limit and offset must not be negative")
+    if page == 0 and not count:
+        raise BadRequestData("limit=0 is only allowed with count=true")
+    if page > MAX_LIMIT:
+        raise TooManyResults(f"limit may be at most {MAX_LIMIT}")
+    return page
+
+
 def check_params(request: Request, known: frozenset[str]) -> None:
     unknown = sorted(set(request.query_params) - known)
     if unknown:

@@ -255,18 +255,26 @@ def _core_value(key: str, value: Any, iri: str, ctx: Context) -> Any:
     return value
 
 
+#: The member that holds an instance's content, by attribute kind.
+CONTENT_KEYS = {
+    "Property": "value",
+    "GeoProperty": "value",
+    "Relationship": "object",
+    "LanguageProperty": "languageMap",
+    "JsonProperty": "json",
+    "VocabProperty": "vocab",
+    "ListProperty": "valueList",
+    "ListRelationship": "objectList",
+}
+
+
+def content_key(kind: str) -> str:
+    return CONTENT_KEYS.get(kind, "value")
+
+
 def _check_shape(kind: str, instance: Instance, iri: str, ctx: Context, allow_null: bool) -> None:
     name = ctx.compact(iri)
-    required = {
-        "Property": "value",
-        "GeoProperty": "value",
-        "Relationship": "object",
-        "LanguageProperty": "languageMap",
-        "JsonProperty": "json",
-        "VocabProperty": "vocab",
-        "ListProperty": "valueList",
-        "ListRelationship": "objectList",
-    }[kind]
+    required = CONTENT_KEYS[kind]
     if required not in instance:
         raise BadRequestData(f"{kind} {name!r} needs a {required!r} member")
     value = instance[required]

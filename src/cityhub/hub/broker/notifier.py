@@ -37,7 +37,7 @@ from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cityhub.bus.inbox import first_delivery
-from cityhub.hub.broker import service, views
+from cityhub.hub.broker import ngsi, service, views
 from cityhub.hub.broker.context import ActiveContext, ContextStore, link_header
 from cityhub.hub.broker.events import EntitiesChanged
 from cityhub.hub.broker.http import FORMATS, GEO_JSON, JSON, JSON_LD
@@ -56,15 +56,6 @@ log = logging.getLogger(__name__)
 
 CONSUMER = "broker-notify"
 NULL = "urn:ngsi-ld:null"
-#: The member holding an attribute's content, by attribute kind; ``previous…`` shows the old one.
-CONTENT_KEY = {
-    "Relationship": "object",
-    "LanguageProperty": "languageMap",
-    "JsonProperty": "json",
-    "VocabProperty": "vocab",
-    "ListProperty": "valueList",
-    "ListRelationship": "objectList",
-}
 
 
 _SUBSCRIPTIONS: Table = BrokerSubscription.__table__  # type: ignore[assignment]
@@ -101,10 +92,6 @@ def _counts(key: tuple[str, str], count: dict[str, Any], now: datetime) -> dict[
         "b_failure": now if count["failed"] else None,
         "b_error": count["error"],
     }
-
-
-def _content_key(kind: str) -> str:
-    return CONTENT_KEY.get(kind, "value")
 
 
 @dataclass
@@ -264,7 +251,7 @@ def _null_instance(instance: dict[str, Any], previous: bool, fmt: str, ctx: Cont
     if fmt == "keyValues":
         return NULL
     kind = instance.get("type", "Property")
-    key = _content_key(kind)
+    key = ngsi.content_key(kind)
     shown: dict[str, Any] = {"type": kind}
     if previous:
         shown[_previous(key)] = _content(instance, key, ctx)
@@ -408,7 +395,7 @@ class Notifier:
                     term = sub.view.ctx.compact(name)
                     previous = change["previous"][name]
                     if isinstance(shown.get(term), dict) and len(previous) == 1:
-                        key = _content_key(previous[0].get("type", "Property"))
+                        key = ngsi.content_key(previous[0].get("type", "Property"))
                         if key in previous[0]:
                             shown[term][_previous(key)] = _content(previous[0], key, sub.view.ctx)
             if sub.accept == GEO_JSON:

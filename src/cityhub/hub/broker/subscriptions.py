@@ -19,16 +19,14 @@ from sqlalchemy import delete, func, select
 
 from cityhub.hub.broker import ngsi, views
 from cityhub.hub.broker.http import (
-    DEFAULT_LIMIT,
     FORMATS,
     GEO_JSON,
     JSON,
     JSON_LD,
-    MAX_LIMIT,
     Broker,
     BrokerRequest,
-    TooManyResults,
     check_params,
+    page_size,
 )
 from cityhub.hub.broker.models import BrokerNotification, BrokerSubscription
 from cityhub.hub.broker.q import parse_q, parse_scope_q, parse_type_selection
@@ -370,13 +368,7 @@ async def query_subscriptions(
     options: str | None = None,
 ) -> Response:
     check_params(broker.request, frozenset({"limit", "offset", "count", "options"}))
-    page = DEFAULT_LIMIT if limit is None else limit
-    if page < 0 or offset < 0:
-        raise BadRequestData("limit and offset must not be negative")
-    if page == 0 and not count:
-        raise BadRequestData("limit=0 is only allowed with count=true")
-    if page > MAX_LIMIT:
-        raise TooManyResults(f"limit may be at most {MAX_LIMIT}")
+    page = page_size(limit, offset, count)
     ctx = await broker.context()
     total = int(await broker.session.scalar(select(func.count()).select_from(BrokerSubscription)) or 0)
     rows = await broker.session.scalars(

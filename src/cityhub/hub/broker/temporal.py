@@ -33,14 +33,12 @@ from cityhub.hub.broker.context import ActiveContext
 from cityhub.hub.broker.entities import entity_query
 from cityhub.hub.broker.events import on_before_commit
 from cityhub.hub.broker.http import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
     Broker,
     BrokerRequest,
-    TooManyResults,
     attribute_names,
     entity_id_of,
     now,
+    page_size,
     parse_options,
 )
 from cityhub.hub.broker.models import BrokerAttributeInstance
@@ -62,14 +60,15 @@ TIMEPROPERTIES = {
     "modifiedAt": "recorded_at",
     "deletedAt": "deleted_at",
 }
-#: The member holding the content of each attribute kind, and its name in temporalValues.
-VALUES = {
-    "Relationship": ("object", "objects"),
-    "LanguageProperty": ("languageMap", "languageMaps"),
-    "JsonProperty": ("json", "jsons"),
-    "VocabProperty": ("vocab", "vocabs"),
-    "ListProperty": ("valueList", "valueLists"),
-    "ListRelationship": ("objectList", "objectLists"),
+#: The name of each attribute kind's content in temporalValues.
+PLURALS = {
+    "value": "values",
+    "object": "objects",
+    "languageMap": "languageMaps",
+    "json": "jsons",
+    "vocab": "vocabs",
+    "valueList": "valueLists",
+    "objectList": "objectLists",
 }
 
 
@@ -98,7 +97,7 @@ def _deletion(
     tenant: str, entity_id: str, attribute: str, instance: dict[str, Any], at: str
 ) -> dict[str, Any]:
     """The mark an attribute instance's deletion leaves in the history."""
-    key = VALUES.get(instance.get("type", "Property"), ("value", ""))[0]
+    key = ngsi.content_key(instance.get("type", "Property"))
     mark = {"type": instance.get("type", "Property"), key: ngsi.NULL, "deletedAt": at}
     if "datasetId" in instance:
         mark["datasetId"] = instance["datasetId"]
@@ -287,7 +286,7 @@ def _time_of(row: BrokerAttributeInstance, query: TimeQuery) -> datetime:
 def _aggregated(
     kind: str, rows: list[BrokerAttributeInstance], query: TimeQuery, aggregation: Aggregation
 ) -> dict[str, Any]:
-    key = VALUES.get(kind, ("value", "values"))[0]
+    key = ngsi.content_key(kind)
     times = [_time_of(row, query) for row in rows]
     start = query.time_at if query.timerel in ("after", "between") and query.time_at else min(times)
     end = query.end_time_at if query.end_time_at else max(times) + timedelta(microseconds=1)
@@ -331,7 +330,8 @@ def render(
         if aggregation is not None:
             out[term] = _aggregated(kind, rows, query, aggregation)
         elif "temporalValues" in options:
-            key, plural = VALUES.get(kind, ("value", "values"))
+            key = ngsi.content_key(kind)
+            plural = PLURALS[key]
             pairs = [[row.data.get(key), isoformat(_time_of(row, query))] for row in rows]
             out[term] = {"type": kind, plural: pairs}
         else:
@@ -481,11 +481,7 @@ async def _page(
     offset: int,
     count: bool,
 ) -> Response:
-    page = DEFAULT_LIMIT if limit is None else limit
-    if page < 0 or offset < 0:
-        raise BadRequestData("limit and offset must not be negative")
-    if page > MAX_LIMIT:
-        raise TooManyResults(f"limit may be at most {MAX_LIMIT}")
+    page = page_size(limit, offset, count)
     if params.attrs:
         wanted = set(attribute_names(params.attrs, ctx) or [])
         query.keep = lambda entity: any(name in entity["attrs"] for name in wanted)
