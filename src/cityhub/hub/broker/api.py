@@ -6,7 +6,7 @@ import re
 
 from fastapi import APIRouter, Request, Response
 
-from cityhub.hub.broker import attributes, batch, discovery, entities, subscriptions, temporal
+from cityhub.hub.broker import attributes, batch, discovery, entities, jsonld, subscriptions, temporal
 from cityhub.kit.errors import BadRequestData, MethodNotAllowed
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["NGSI-LD"])
@@ -16,6 +16,7 @@ router.include_router(attributes.router)
 router.include_router(discovery.router)
 router.include_router(subscriptions.router)
 router.include_router(temporal.router)
+router.include_router(jsonld.router)
 
 
 @router.api_route(
