@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, Response
 
 from cityhub.hub.broker.context import ContextKind, ContextStore
 from cityhub.hub.broker.http import JSON, check_params
-from cityhub.kit.errors import BadRequestData, InvalidRequest
+from cityhub.kit.errors import BadRequestData
 from cityhub.kit.ids import new_id
 
 router = APIRouter(prefix="/jsonldContexts")
@@ -48,7 +48,7 @@ async def add_context(request: Request) -> Response:
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        raise InvalidRequest(f"the request body is not valid JSON: {error}") from None
+        raise BadRequestData(f"the request body is not valid JSON: {error}") from None
     local_id = new_id().hex
     path = f"/ngsi-ld/v1/jsonldContexts/{local_id}"
     url = str(request.base_url).rstrip("/") + path
@@ -72,7 +72,7 @@ async def serve_context(request: Request, context_id: str, details: str | None =
     entry = _store(request).get(unquote(context_id))
     if _flag(details, "details"):
         return _json(entry.details())
-    return Response(orjson.dumps(entry.document), media_type="application/ld+json")
+    return _json(entry.document)
 
 
 @router.delete("/{context_id:path}", status_code=204, summary="Delete or reload an @context")
