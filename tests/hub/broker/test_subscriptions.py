@@ -415,3 +415,25 @@ async def test_nothing_is_queued_without_subscriptions(app: FastAPI, client: htt
     await app.state.hub.relay.drain()
     async with app.state.hub.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(BrokerNotification)) == 0
+
+
+async def test_entity_deletion_with_sys_attrs_and_changes(
+    client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    named = station(name={"type": "LanguageProperty", "languageMap": {"zh": "金水", "en": "Jinshui"}})
+    await client.post(f"{BASE}/entities", json=named)
+    body = subscription(
+        receiver.url,
+        notificationTrigger=["entityDeleted"],
+        notification={"sysAttrs": True, "showChanges": True},
+    )
+    await subscribe(client, body)
+    await client.delete(f"{BASE}/entities/{named['id']}")
+    gone = (await receiver.next()).body["data"][0]
+    assert {"id", "type", "createdAt", "modifiedAt", "deletedAt"} <= set(gone)
+    assert gone["name"] == {
+        "type": "LanguageProperty",
+        "previousLanguageMap": {"zh": "金水", "en": "Jinshui"},
+        "languageMap": "urn:ngsi-ld:null",
+    }
+    assert gone["pm25"]["previousValue"] == 35.0

@@ -247,7 +247,11 @@ def _joined(value: Any) -> str:
     return ",".join(value) if isinstance(value, list) else str(value)
 
 
-def _null_instance(instance: dict[str, Any], previous: bool, fmt: str, ctx: Context) -> Any:
+def _null_instance(
+    instance: dict[str, Any], previous: bool, fmt: str, ctx: Context, *, entity_gone: bool = False
+) -> Any:
+    """A deleted attribute as notified: its content is ``urn:ngsi-ld:null`` (a LanguageProperty's
+    ``{"@none": …}`` when only the attribute went), with the old content when ``previous``."""
     if fmt == "keyValues":
         return NULL
     kind = instance.get("type", "Property")
@@ -255,7 +259,7 @@ def _null_instance(instance: dict[str, Any], previous: bool, fmt: str, ctx: Cont
     shown: dict[str, Any] = {"type": kind}
     if previous:
         shown[_previous(key)] = _content(instance, key, ctx)
-    shown[key] = {"@none": NULL} if kind == "LanguageProperty" else NULL
+    shown[key] = {"@none": NULL} if kind == "LanguageProperty" and not entity_gone else NULL
     return shown
 
 
@@ -410,12 +414,15 @@ class Notifier:
         before = change["before"] or {"type": change["types"]}
         types = [ctx.compact(t) for t in before["type"]]
         shown: dict[str, Any] = {"id": change["id"], "type": types[0] if len(types) == 1 else types}
+        if sub.view.sys_attrs:
+            shown["createdAt"] = before.get("createdAt")
+            shown["modifiedAt"] = before.get("modifiedAt")
         shown["deletedAt"] = change["at"]
         if sub.show_changes or sub.attributes is not None:
             for name, instances in change["previous"].items():
                 if sub.attributes is None or name in sub.attributes:
                     shown[ctx.compact(name)] = _null_instance(
-                        instances[0], sub.show_changes, sub.view.fmt, ctx
+                        instances[0], sub.show_changes, sub.view.fmt, ctx, entity_gone=True
                     )
         return shown
 
