@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, Response
 
 from cityhub.hub.broker.context import ContextKind, ContextStore
 from cityhub.hub.broker.http import JSON, check_params
-from cityhub.kit.errors import BadRequestData
+from cityhub.kit.errors import BadRequestData, InvalidRequest
 from cityhub.kit.ids import new_id
 
 router = APIRouter(prefix="/jsonldContexts")
@@ -48,7 +48,9 @@ async def add_context(request: Request) -> Response:
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        raise BadRequestData(f"the request body is not valid JSON: {error}") from None
+        raise InvalidRequest(f"the request body is not valid JSON: {error}") from None
+    if not isinstance(document, dict) or "@context" not in document:
+        raise InvalidRequest("a JSON-LD context document is a JSON object with an @context member")
     local_id = new_id().hex
     path = f"/ngsi-ld/v1/jsonldContexts/{local_id}"
     url = str(request.base_url).rstrip("/") + path
