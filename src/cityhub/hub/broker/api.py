@@ -6,7 +6,16 @@ import re
 
 from fastapi import APIRouter, Request, Response
 
-from cityhub.hub.broker import attributes, batch, discovery, entities, jsonld, subscriptions, temporal
+from cityhub.hub.broker import (
+    attributes,
+    batch,
+    discovery,
+    entities,
+    jsonld,
+    registrations,
+    subscriptions,
+    temporal,
+)
 from cityhub.kit.errors import BadRequestData, MethodNotAllowed
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["NGSI-LD"])
@@ -17,6 +26,7 @@ router.include_router(discovery.router)
 router.include_router(subscriptions.router)
 router.include_router(temporal.router)
 router.include_router(jsonld.router)
+router.include_router(registrations.router)
 
 
 @router.api_route(

@@ -196,6 +196,24 @@ def page_size(limit: int | None, offset: int, count: bool) -> int:
     return page
 
 
+def pagination_links(path: str, limit: int, offset: int, total: int) -> str:
+    """``Link`` relations to the previous and next pages (clause 6.3.10)."""
+    links = []
+    if offset > 0 and limit > 0:
+        links.append(f'<{path}?limit={limit}&offset={max(offset - limit, 0)}>;rel="prev";type="{JSON_LD}"')
+    if limit > 0 and offset + limit < total:
+        links.append(f'<{path}?limit={limit}&offset={offset + limit}>;rel="next";type="{JSON_LD}"')
+    return ",".join(links)
+
+
+async def context_as_given(broker: BrokerRequest, body: dict[str, Any]) -> Any:
+    """The @context the subscription is read with: the body's or the Link header's (None: core)."""
+    ctx = await broker.context(body)
+    return (
+        ctx.value if ctx.value is not None else (ctx.urls[0] if broker.request.headers.get("link") else None)
+    )
+
+
 def check_params(request: Request, known: frozenset[str]) -> None:
     unknown = sorted(set(request.query_params) - known)
     if unknown:

@@ -137,3 +137,19 @@ class BrokerAttributeInstance(TenantOwned, Base):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(nullable=False)
+
+
+class BrokerRegistration(TenantOwned, Base):
+    """A context source registration: kept as the client wrote it (without its @context, which is
+    ``context``), so it is shown back as given; queries read names with ``context``."""
+
+    __tablename__ = "broker_registration"
+    __table_args__ = (PrimaryKeyConstraint("tenant_code", "registration_id"),)
+
+    tenant_code: Mapped[str] = mapped_column(String(TENANT_NAME_LENGTH), nullable=False)
+    registration_id: Mapped[str] = mapped_column(String(2048), nullable=False)
+    data: Mapped[dict[str, Any]] = mapped_column(nullable=False)
+    context: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)

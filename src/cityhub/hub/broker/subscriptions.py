@@ -26,7 +26,9 @@ from cityhub.hub.broker.http import (
     Broker,
     BrokerRequest,
     check_params,
+    context_as_given,
     page_size,
+    pagination_links,
 )
 from cityhub.hub.broker.models import BrokerNotification, BrokerSubscription
 from cityhub.hub.broker.q import parse_q, parse_scope_q, parse_type_selection
@@ -313,14 +315,6 @@ async def _load(broker: BrokerRequest, subscription_id: str) -> BrokerSubscripti
     return row
 
 
-async def _context_of(broker: BrokerRequest, body: dict[str, Any]) -> Any:
-    """The @context the subscription is read with: the body's or the Link header's (None: core)."""
-    ctx = await broker.context(body)
-    return (
-        ctx.value if ctx.value is not None else (ctx.urls[0] if broker.request.headers.get("link") else None)
-    )
-
-
 async def _check_context(broker: BrokerRequest, data: dict[str, Any]) -> None:
     """A jsonldContext that cannot be fetched now is refused (503) rather than failing later."""
     if "jsonldContext" in data:
@@ -333,7 +327,7 @@ async def create_subscription(broker: Broker) -> Response:
     body = await broker.body()
     if not isinstance(body, dict):
         raise InvalidRequest("a subscription must be a JSON object")
-    context = await _context_of(broker, body)
+    context = await context_as_given(broker, body)
     validate(body)
     await _check_context(broker, body)
     data = {key: value for key, value in body.items() if key != "@context"}
@@ -385,16 +379,6 @@ async def query_subscriptions(
     return broker.render(shown, ctx, headers=headers)
 
 
-def pagination_links(path: str, limit: int, offset: int, total: int) -> str:
-    """``Link`` relations to the previous and next pages (clause 6.3.10)."""
-    links = []
-    if offset > 0 and limit > 0:
-        links.append(f'<{path}?limit={limit}&offset={max(offset - limit, 0)}>;rel="prev";type="{JSON_LD}"')
-    if limit > 0 and offset + limit < total:
-        links.append(f'<{path}?limit={limit}&offset={offset + limit}>;rel="next";type="{JSON_LD}"')
-    return ",".join(links)
-
-
 @router.patch("/subscriptions/{subscription_id}", status_code=204, summary="Update a subscription")
 async def update_subscription(broker: Broker, subscription_id: str) -> Response:
     await broker.read_tenant()
@@ -404,7 +388,7 @@ async def update_subscription(broker: Broker, subscription_id: str) -> Response:
     row = await _load(broker, subscription_id)
     if body.get("id", row.subscription_id) != row.subscription_id:
         raise BadRequestData("the id in the fragment differs from the id in the path")
-    context = await _context_of(broker, body)
+    context = await context_as_given(broker, body)
     data = dict(row.data)
     for key, value in body.items():
         if key == "@context":
