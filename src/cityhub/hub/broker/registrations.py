@@ -137,8 +137,8 @@ def validate(body: dict[str, Any]) -> None:
 def show(row: BrokerRegistration) -> dict[str, Any]:
     data = dict(row.data)
     data.setdefault("mode", "inclusive")
-    expired = row.expires_at is not None and row.expires_at <= utcnow()
-    data["status"] = "expired" if expired else "ok"
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        data["status"] = "expired"
     return data
 
 
@@ -283,8 +283,8 @@ async def query_registrations(
     count: bool = False,
 ) -> Response:
     check_params(broker.request, QUERY_PARAMS)
-    if not (type or attrs):
-        raise BadRequestData("give type or attrs to discover context sources")
+    if not any((type, attrs, id, idPattern, q, georel)):
+        raise BadRequestData("give at least one of type, attrs, id, idPattern, q or a geo-query")
     page = page_size(limit, offset, count)
     ctx = await broker.context()
     if id:
