@@ -214,6 +214,29 @@ async def context_as_given(broker: BrokerRequest, body: dict[str, Any]) -> Any:
     )
 
 
+def replace_members(data: dict[str, Any], fragment: dict[str, Any]) -> dict[str, Any]:
+    """A subscription or registration after an update: each member given replaces the stored one,
+    and ``null`` (or ``urn:ngsi-ld:null``) removes it."""
+    merged = dict(data)
+    for key, value in fragment.items():
+        if key == "@context":
+            continue
+        if value is None or ngsi.is_null(value):
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def page_headers(request: Request, page: int, offset: int, total: int, count: bool) -> dict[str, str]:
+    """``NGSILD-Results-Count`` when asked for, and the prev/next ``Link`` relations."""
+    headers = {"NGSILD-Results-Count": str(total)} if count else {}
+    links = pagination_links(str(request.url.path).rstrip("/"), page, offset, total)
+    if links:
+        headers["Link"] = links
+    return headers
+
+
 def check_params(request: Request, known: frozenset[str]) -> None:
     unknown = sorted(set(request.query_params) - known)
     if unknown:

@@ -20,8 +20,9 @@ from cityhub.hub.broker.http import (
     BrokerRequest,
     check_params,
     context_as_given,
+    page_headers,
     page_size,
-    pagination_links,
+    replace_members,
 )
 from cityhub.hub.broker.models import BrokerRegistration
 from cityhub.hub.broker.q import parse_q, parse_type_selection
@@ -195,14 +196,7 @@ async def update_registration(broker: Broker, registration_id: str) -> Response:
     if body.get("id", row.registration_id) != row.registration_id:
         raise BadRequestData("the id in the fragment differs from the id in the path")
     context = await context_as_given(broker, body)
-    data = dict(row.data)
-    for key, value in body.items():
-        if key == "@context":
-            continue
-        if value is None:
-            data.pop(key, None)
-        else:
-            data[key] = value
+    data = replace_members(row.data, body)
     validate(data)
     if context is not None:
         row.context = context
@@ -325,8 +319,5 @@ async def query_registrations(
             own = await broker.contexts.resolve(row.context)
             if discovery.matches(row.data, own.expand):
                 found.append(show(row))
-    headers = {"NGSILD-Results-Count": str(len(found))} if count else {}
-    links = pagination_links(str(broker.request.url.path).rstrip("/"), page, offset, len(found))
-    if links:
-        headers["Link"] = links
+    headers = page_headers(broker.request, page, offset, len(found), count)
     return broker.render(found[offset : offset + page], ctx, headers=headers)

@@ -27,8 +27,9 @@ from cityhub.hub.broker.http import (
     BrokerRequest,
     check_params,
     context_as_given,
+    page_headers,
     page_size,
-    pagination_links,
+    replace_members,
 )
 from cityhub.hub.broker.models import BrokerNotification, BrokerSubscription
 from cityhub.hub.broker.q import parse_q, parse_scope_q, parse_type_selection
@@ -372,11 +373,7 @@ async def query_subscriptions(
         .limit(page)
     )
     shown = [show(row, sys_attrs="sysAttrs" in (options or "")) for row in rows]
-    headers = {"NGSILD-Results-Count": str(total)} if count else {}
-    links = pagination_links(str(broker.request.url.path).rstrip("/"), page, offset, total)
-    if links:
-        headers["Link"] = links
-    return broker.render(shown, ctx, headers=headers)
+    return broker.render(shown, ctx, headers=page_headers(broker.request, page, offset, total, count))
 
 
 @router.patch("/subscriptions/{subscription_id}", status_code=204, summary="Update a subscription")
@@ -389,14 +386,7 @@ async def update_subscription(broker: Broker, subscription_id: str) -> Response:
     if body.get("id", row.subscription_id) != row.subscription_id:
         raise BadRequestData("the id in the fragment differs from the id in the path")
     context = await context_as_given(broker, body)
-    data = dict(row.data)
-    for key, value in body.items():
-        if key == "@context":
-            continue
-        if value is None or (key == "notification" and ngsi.is_null(value)):
-            data.pop(key, None)
-        else:
-            data[key] = value
+    data = replace_members(row.data, body)
     data.setdefault("type", "Subscription")
     validate(data)
     await _check_context(broker, data)
