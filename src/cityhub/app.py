@@ -168,6 +168,13 @@ class Hub:
                 {"outcome": name},
                 float(value),
             )
+        for name, value in (("sent", self.notifier.sent), ("failed", self.notifier.failed)):
+            yield (
+                "cityhub_notifications",
+                "Notifications this process tried to deliver since start, by outcome.",
+                {"outcome": name},
+                float(value),
+            )
         for status in self.runner.statuses:
             yield (
                 "cityhub_app_up",

@@ -89,6 +89,7 @@ async def test_metrics_in_prometheus_format(client: httpx.AsyncClient) -> None:
     assert "cityhub_http_request_duration_seconds_bucket" in text
     assert 'cityhub_app_up{app="system"} 1.0' in text
     assert "cityhub_outbox_pending " in text
+    assert 'cityhub_notifications{outcome="sent"}' in text
     assert 'cityhub_info{bus="memory"' in text
 
 
