@@ -200,3 +200,27 @@ async def test_sys_attrs_show_when_instances_were_stored(client: httpx.AsyncClie
     got = await retrieve(client, options="sysAttrs")
     assert {"createdAt", "modifiedAt", "instanceId"} <= set(got["speed"][0])
     assert "createdAt" in got
+
+
+async def test_temporal_values_of_other_kinds(client: httpx.AsyncClient) -> None:
+    entity = {
+        "id": VEHICLE,
+        "type": "Vehicle",
+        "name": [
+            {
+                "type": "LanguageProperty",
+                "languageMap": {"zh": "豫A", "en": "Henan A"},
+                "observedAt": "2026-08-01T12:00:00Z",
+            }
+        ],
+        "config": [{"type": "JsonProperty", "json": {"lanes": 3}, "observedAt": "2026-08-01T12:00:00Z"}],
+    }
+    assert (await client.post(f"{BASE}/temporal/entities", json=entity)).status_code == 201
+    got = await retrieve(client, options="temporalValues")
+    assert got["name"]["languageMaps"] == [
+        [{"languageMap": {"zh": "豫A", "en": "Henan A"}}, "2026-08-01T12:00:00Z"]
+    ]
+    assert got["config"]["jsons"] == [[{"json": {"lanes": 3}}, "2026-08-01T12:00:00Z"]]
+    assert (await client.delete(f"{BASE}/entities/{VEHICLE}/attrs/name")).status_code == 204
+    deleted = await retrieve(client, timeproperty="deletedAt")
+    assert deleted["name"][0]["languageMap"] == {"@none": "urn:ngsi-ld:null"}

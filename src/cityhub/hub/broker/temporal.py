@@ -98,7 +98,12 @@ def _deletion(
 ) -> dict[str, Any]:
     """The mark an attribute instance's deletion leaves in the history."""
     key = ngsi.content_key(instance.get("type", "Property"))
-    mark = {"type": instance.get("type", "Property"), key: ngsi.NULL, "deletedAt": at}
+    kind = instance.get("type", "Property")
+    mark = {
+        "type": kind,
+        key: {"@none": ngsi.NULL} if kind == "LanguageProperty" else ngsi.NULL,
+        "deletedAt": at,
+    }
     if "datasetId" in instance:
         mark["datasetId"] = instance["datasetId"]
     return _row(tenant, entity_id, attribute, mark, at) | {
@@ -307,6 +312,19 @@ def _aggregated(
     return shown
 
 
+def _simple(instance: dict[str, Any], key: str, ctx: ActiveContext) -> Any:
+    """An instance's content in temporalValues: values and objects bare; language maps, JSON and
+    vocab values wrapped in their member (``{"json": …}``), vocab IRIs compacted."""
+    content = instance.get(key)
+    if key in ("value", "object", "valueList", "objectList"):
+        return content
+    if key == "vocab":
+        content = (
+            [ctx.compact(v) for v in content] if isinstance(content, list) else ctx.compact(str(content))
+        )
+    return {key: content}
+
+
 def render(
     entity: dict[str, Any],
     instances: dict[str, list[BrokerAttributeInstance]],
@@ -332,7 +350,7 @@ def render(
         elif "temporalValues" in options:
             key = ngsi.content_key(kind)
             plural = PLURALS[key]
-            pairs = [[row.data.get(key), isoformat(_time_of(row, query))] for row in rows]
+            pairs = [[_simple(row.data, key, ctx), isoformat(_time_of(row, query))] for row in rows]
             out[term] = {"type": kind, plural: pairs}
         else:
             rendered = ngsi.compact_entity(
