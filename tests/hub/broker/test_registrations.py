@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 BASE = "/ngsi-ld/v1/csourceRegistrations"
@@ -95,3 +96,16 @@ async def test_bad_queries(client: httpx.AsyncClient) -> None:
     assert (await client.get(BASE, params={"type": "A", "id": "not a uri"})).status_code == 400
     assert (await client.get(BASE, params={"type": "A", "timerel": "after"})).status_code == 400
     assert (await client.get(f"{BASE}/not-a-uri")).status_code == 400
+
+
+async def test_names_are_shown_in_the_readers_context(client: httpx.AsyncClient) -> None:
+    body = registration() | {
+        "@context": {"AirQualityObserved": "https://smartdatamodels.org/AirQualityObserved"}
+    }
+    created = await client.post(
+        BASE, content=orjson.dumps(body), headers={"content-type": "application/ld+json"}
+    )
+    assert created.status_code == 201, created.text
+    plain = (await client.get(created.headers["location"])).json()  # read with the core context
+    assert plain["information"][0]["entities"][0]["type"] == "https://smartdatamodels.org/AirQualityObserved"
+    assert plain["information"][0]["propertyNames"] == ["pm25", "no2"]

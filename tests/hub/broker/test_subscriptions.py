@@ -437,3 +437,15 @@ async def test_entity_deletion_with_sys_attrs_and_changes(
         "languageMap": "urn:ngsi-ld:null",
     }
     assert gone["pm25"]["previousValue"] == 35.0
+
+
+async def test_names_are_shown_in_the_readers_context(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    body = subscription(receiver.url, watchedAttributes=["pm25"])
+    body["@context"] = {"pm25": "https://smartdatamodels.org/pm25"}
+    response = await client.post(
+        f"{BASE}/subscriptions", content=orjson.dumps(body), headers={"content-type": "application/ld+json"}
+    )
+    assert response.status_code == 201, response.text
+    plain = (await client.get(f"{BASE}/subscriptions/{body['id']}")).json()
+    assert plain["watchedAttributes"] == ["https://smartdatamodels.org/pm25"]
+    assert plain["entities"] == [{"type": "AirQualityObserved"}]  # the core context's @vocab both ways

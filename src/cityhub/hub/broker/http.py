@@ -214,6 +214,28 @@ async def context_as_given(broker: BrokerRequest, body: dict[str, Any]) -> Any:
     )
 
 
+_EXPRESSION = frozenset(",;|()")
+
+
+def reworded(names: Any, written: ActiveContext, shown: ActiveContext) -> Any:
+    """Names (a name, a list of them, or a type expression, left as is) written in one @context,
+    as a client using another sees them."""
+    if isinstance(names, list):
+        return [reworded(name, written, shown) for name in names]
+    if not isinstance(names, str) or _EXPRESSION & set(names):
+        return names
+    return shown.compact(written.expand(names))
+
+
+def reworded_selectors(selectors: Any, written: ActiveContext, shown: ActiveContext) -> Any:
+    if not isinstance(selectors, list):
+        return selectors
+    return [
+        s | {"type": reworded(s["type"], written, shown)} if isinstance(s, dict) and "type" in s else s
+        for s in selectors
+    ]
+
+
 def replace_members(data: dict[str, Any], fragment: dict[str, Any]) -> dict[str, Any]:
     """A subscription or registration after an update: each member given replaces the stored one,
     and ``null`` (or ``urn:ngsi-ld:null``) removes it."""

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from cityhub.hub.broker import ngsi, service
+from cityhub.hub.broker.context import ActiveContext
 from cityhub.hub.broker.http import (
     Broker,
     BrokerRequest,
@@ -23,6 +24,8 @@ from cityhub.hub.broker.http import (
     page_headers,
     page_size,
     replace_members,
+    reworded,
+    reworded_selectors,
 )
 from cityhub.hub.broker.models import BrokerRegistration
 from cityhub.hub.broker.q import parse_q, parse_type_selection
@@ -135,8 +138,18 @@ def validate(body: dict[str, Any]) -> None:
         raise BadRequestData("operations must be a list of operation names")
 
 
-def show(row: BrokerRegistration) -> dict[str, Any]:
+def show(row: BrokerRegistration, written: ActiveContext, shown: ActiveContext) -> dict[str, Any]:
+    """The registration as given, its names as a client using ``shown`` reads them."""
     data = dict(row.data)
+    data["information"] = [
+        info
+        | {
+            key: (reworded_selectors if key == "entities" else reworded)(value, written, shown)
+            for key, value in info.items()
+            if key in ("entities", "propertyNames", "relationshipNames")
+        }
+        for info in data["information"]
+    ]
     data.setdefault("mode", "inclusive")
     if row.expires_at is not None and row.expires_at <= utcnow():
         data["status"] = "expired"
@@ -183,7 +196,8 @@ async def create_registration(broker: Broker) -> Response:
 async def retrieve_registration(broker: Broker, registration_id: str) -> Response:
     await broker.read_tenant()
     row = await _load(broker, registration_id)
-    return broker.render(show(row), await broker.context())
+    ctx = await broker.context()
+    return broker.render(show(row, await broker.contexts.resolve(row.context), ctx), ctx)
 
 
 @router.patch("/{registration_id}", status_code=204, summary="Update a context source registration")
@@ -318,6 +332,6 @@ async def query_registrations(
         for row in rows:
             own = await broker.contexts.resolve(row.context)
             if discovery.matches(row.data, own.expand):
-                found.append(show(row))
+                found.append(show(row, own, ctx))
     headers = page_headers(broker.request, page, offset, len(found), count)
     return broker.render(found[offset : offset + page], ctx, headers=headers)

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import delete, func, select
 
 from cityhub.hub.broker import ngsi, views
+from cityhub.hub.broker.context import ActiveContext
 from cityhub.hub.broker.http import (
     FORMATS,
     GEO_JSON,
@@ -30,6 +31,8 @@ from cityhub.hub.broker.http import (
     page_headers,
     page_size,
     replace_members,
+    reworded,
+    reworded_selectors,
 )
 from cityhub.hub.broker.models import BrokerNotification, BrokerSubscription
 from cityhub.hub.broker.q import parse_q, parse_scope_q, parse_type_selection
@@ -285,11 +288,20 @@ def status(row: BrokerSubscription) -> str:
     return "active" if row.active else "paused"
 
 
-def show(row: BrokerSubscription, *, sys_attrs: bool = False) -> dict[str, Any]:
+def show(
+    row: BrokerSubscription, written: ActiveContext, shown: ActiveContext, *, sys_attrs: bool = False
+) -> dict[str, Any]:
+    """The subscription as given, with its status, its names as a client using ``shown`` reads them."""
     data = dict(row.data)
+    if "entities" in data:
+        data["entities"] = reworded_selectors(data["entities"], written, shown)
+    if "watchedAttributes" in data:
+        data["watchedAttributes"] = reworded(data["watchedAttributes"], written, shown)
     data.setdefault("notificationTrigger", list(DEFAULT_TRIGGERS))
     data["status"] = status(row)
     notification = dict(data["notification"])
+    if "attributes" in notification:
+        notification["attributes"] = reworded(notification["attributes"], written, shown)
     if row.times_sent:
         notification["timesSent"] = row.times_sent
     if row.times_failed:
@@ -350,7 +362,8 @@ async def retrieve_subscription(broker: Broker, subscription_id: str, options: s
     await broker.read_tenant()
     row = await _load(broker, subscription_id)
     ctx = await broker.context()
-    return broker.render(show(row, sys_attrs="sysAttrs" in (options or "")), ctx)
+    written = await broker.contexts.resolve(row.context)
+    return broker.render(show(row, written, ctx, sys_attrs="sysAttrs" in (options or "")), ctx)
 
 
 @router.get("/subscriptions", summary="Query subscriptions")
@@ -372,7 +385,10 @@ async def query_subscriptions(
         .offset(offset)
         .limit(page)
     )
-    shown = [show(row, sys_attrs="sysAttrs" in (options or "")) for row in rows]
+    shown = [
+        show(row, await broker.contexts.resolve(row.context), ctx, sys_attrs="sysAttrs" in (options or ""))
+        for row in rows
+    ]
     return broker.render(shown, ctx, headers=page_headers(broker.request, page, offset, total, count))
 
 
