@@ -27,10 +27,16 @@ tenants_app = typer.Typer(help="Tenants: the administrative divisions on this hu
 app.add_typer(db_app, name="db")
 app.add_typer(apps_app, name="apps")
 app.add_typer(tenants_app, name="tenants")
+history_app = typer.Typer(help="Attribute history kept by the context broker.", no_args_is_help=True)
+app.add_typer(history_app, name="history")
 
 console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
+
+
+#: The NGSI-LD core context's @vocab: where names that no @context defines expand to.
+DEFAULT_VOCAB = "https://uri.etsi.org/ngsi-ld/default-context/"
 
 
 def _settings() -> Settings:
@@ -289,6 +295,56 @@ def tenants_add(
     except ValueError as error:
         err.print(f"[bold red]invalid input:[/] {error}")
         raise typer.Exit(1) from None
+
+
+@history_app.command("downsample")
+def history_downsample(
+    older_than_days: Annotated[
+        int, typer.Option(min=1, help="Downsample history observed before this many days ago.")
+    ],
+    period: Annotated[str, typer.Option(help="ISO 8601 period each kept instance stands for.")] = "PT1H",
+    tenant: Annotated[str | None, typer.Option(help="NGSILD-Tenant name (default: every tenant).")] = None,
+    entity_type: Annotated[
+        str | None, typer.Option("--type", help="Entity type: a full IRI, or a name in the default @vocab.")
+    ] = None,
+) -> None:
+    """Shrink old history to one instance per attribute and period (numbers averaged)."""
+    from datetime import timedelta
+
+    from rich.progress import Progress
+
+    from cityhub.hub.broker import temporal
+    from cityhub.kit.db import scope_to_tenant
+    from cityhub.kit.time import utcnow
+
+    settings = _settings()
+    try:
+        length = temporal.parse_duration(period)
+    except HubError as error:
+        err.print(f"[bold red]invalid period:[/] {error.detail}")
+        raise typer.Exit(2) from None
+    iri = entity_type if entity_type is None or ":" in entity_type else DEFAULT_VOCAB + entity_type
+    before = utcnow() - timedelta(days=older_than_days)
+
+    async def run(engine: AsyncEngine) -> temporal.Downsampled:
+        await _require_schema(engine)
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task("downsampling", total=None)
+            async with session_factory(engine)() as session, session.begin():
+                scope_to_tenant(session, tenant)
+                return await temporal.downsample(
+                    session,
+                    before=before,
+                    period=length,
+                    entity_type=iri,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+
+    outcome = _run(run, settings)
+    console.print(
+        f"{outcome.entities} entities: {outcome.read} instances before {before:%Y-%m-%d %H:%M} UTC, "
+        f"{outcome.kept} kept"
+    )
 
 
 def main() -> None:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from typer.testing import CliRunner
+
+from cityhub import cli
+from cityhub.hub.broker import temporal
+from cityhub.kit.time import isoformat, utcnow
 
 BASE = "/ngsi-ld/v1"
 VEHICLE = "urn:ngsi-ld:Vehicle:zz-temporal"
@@ -224,3 +231,46 @@ async def test_temporal_values_of_other_kinds(client: httpx.AsyncClient) -> None
     assert (await client.delete(f"{BASE}/entities/{VEHICLE}/attrs/name")).status_code == 204
     deleted = await retrieve(client, timeproperty="deletedAt")
     assert deleted["name"][0]["languageMap"] == {"@none": "urn:ngsi-ld:null"}
+
+
+async def test_downsampling_keeps_one_instance_per_period(app: FastAPI, client: httpx.AsyncClient) -> None:
+    minutes = [reading(v, f"2026-08-01T12:{m:02d}:00Z") for m, v in ((0, 10), (15, 20), (30, 30), (45, 40))]
+    recent = reading(99, isoformat(utcnow()))
+    entity = {
+        "id": VEHICLE,
+        "type": "Vehicle",
+        "speed": [*minutes, reading(50, "2026-08-01T13:10:00Z"), recent],
+        "status": [
+            {"type": "Property", "value": "moving", "observedAt": "2026-08-01T12:01:00Z"},
+            {"type": "Property", "value": "parked", "observedAt": "2026-08-01T12:50:00Z"},
+        ],
+    }
+    assert (await client.post(f"{BASE}/temporal/entities", json=entity)).status_code == 201
+    async with app.state.hub.sessions() as session, session.begin():
+        outcome = await temporal.downsample(
+            session, before=utcnow() - timedelta(days=1), period=timedelta(hours=1)
+        )
+    assert (outcome.entities, outcome.read, outcome.kept) == (1, 7, 3)
+    got = await retrieve(client)
+    assert [(i["value"], i["observedAt"]) for i in got["speed"]] == [
+        (25.0, "2026-08-01T12:00:00Z"),
+        (50, "2026-08-01T13:10:00Z"),  # alone in its hour: kept as it was
+        (99, recent["observedAt"]),  # newer than the cut: untouched
+    ]
+    assert [i["value"] for i in got["status"]] == ["parked"]  # not numbers: the last one stays
+
+
+def test_downsample_command(database_url: str) -> None:
+    result = CliRunner().invoke(
+        cli.app,
+        ["history", "downsample", "--older-than-days", "30", "--period", "PT1H", "--type", "Vehicle"],
+        env={"CITYHUB_DATABASE_URL": database_url},
+    )
+    assert result.exit_code == 0, result.output
+    assert "0 entities" in result.stdout
+    refused = CliRunner().invoke(
+        cli.app,
+        ["history", "downsample", "--older-than-days", "30", "--period", "hourly"],
+        env={"CITYHUB_DATABASE_URL": database_url},
+    )
+    assert refused.exit_code == 2
