@@ -8,7 +8,8 @@ applications (rules, cockpits) consume these events from the bus.
 
 A change carries the entity after it (``entity``, None once deleted) and, of the attributes that
 changed, their instances before it (``previous``), which is what ``showChanges`` and deletion
-notifications need, without shipping whole entities twice.
+notifications need, without shipping whole entities twice; a deletion also carries the deleted
+entity's types, scopes and timestamps (``before``).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[st
         "at": after["modifiedAt"] if after is not None else isoformat(utcnow()),
         "types": list(subject["type"]),
         "entity": after,
-        "before": _shell(before) if before is not None else None,
+        "before": _shell(before) if op == "delete" and before is not None else None,
         "created": created,
         "updated": updated,
         "deleted": deleted,

@@ -352,10 +352,11 @@ class Notifier:
                 return
             scope_to_tenant(session, tenant)
             now = utcnow()
+            changes = [(parse_datetime(change["at"]), change) for change in event.changes]
             for sub in subscriptions:
                 if sub.row.throttled_until is not None and sub.row.throttled_until > now:
                     continue
-                items = [change for change in event.changes if self._concerns(sub, change)]
+                items = [change for at, change in changes if self._concerns(sub, at, change)]
                 if not items:
                     continue
                 data = await self._render(session, sub, items)
@@ -366,8 +367,8 @@ class Notifier:
         if queued:
             self.wake()
 
-    def _concerns(self, sub: Compiled, change: dict[str, Any]) -> bool:
-        if parse_datetime(change["at"]) < sub.row.created_at:
+    def _concerns(self, sub: Compiled, at: datetime, change: dict[str, Any]) -> bool:
+        if at < sub.row.created_at:
             return False  # made before the subscription, matched after it: not its business
         if not sub.selects(change["id"], change["types"]):
             return False
