@@ -274,3 +274,9 @@ def test_downsample_command(database_url: str) -> None:
         env={"CITYHUB_DATABASE_URL": database_url},
     )
     assert refused.exit_code == 2
+
+
+async def test_a_temporal_entity_may_start_without_attributes(client: httpx.AsyncClient) -> None:
+    created = await client.post(f"{BASE}/temporal/entities", json={"id": VEHICLE, "type": "Vehicle"})
+    assert created.status_code == 201, created.text
+    assert await retrieve(client) == {"id": VEHICLE, "type": "Vehicle"}

@@ -318,31 +318,7 @@ async def query_entities_post(
 ) -> Response:
     body = await broker.body()
     ctx = await broker.context(body)
-    if not isinstance(body, dict) or body.get("type") != "Query":
-        raise BadRequestData('the body must be a Query object ("type": "Query")')
-    selectors = body.get("entities") or []
-    if not isinstance(selectors, list) or not all(isinstance(e, dict) for e in selectors):
-        raise BadRequestData("entities must be a list of entity selectors")
-    types = [e["type"] for e in selectors if "type" in e]
-    ids = [e["id"] for e in selectors if "id" in e]
-    patterns = [e["idPattern"] for e in selectors if "idPattern" in e]
-    geo_q = body.get("geoQ") or {}
-    if not isinstance(geo_q, dict):
-        raise BadRequestData("geoQ must be an object")
-    attrs = body.get("attrs")
-    if attrs is not None and not (isinstance(attrs, list) and all(isinstance(a, str) for a in attrs)):
-        raise BadRequestData("attrs must be a list of attribute names")
-    if not any((types, attrs, body.get("q"), geo_q, body.get("scopeQ"))):
-        raise BadRequestData("give at least one of entities with a type, attrs, q, scopeQ or geoQ")
-    query = entity_query(
-        ctx,
-        ids=ids or None,
-        types=types or None,
-        id_pattern="|".join(f"(?:{p})" for p in patterns) if patterns else None,
-        q=body.get("q"),
-        scope_q=body.get("scopeQ"),
-        geo=(geo_q.get("georel"), geo_q.get("geometry"), geo_q.get("coordinates"), geo_q.get("geoproperty")),
-    )
+    query, attrs = query_object(body, ctx, selective=True)
     view = _view(
         ctx,
         options=options,
@@ -356,6 +332,39 @@ async def query_entities_post(
         join_level=body.get("joinLevel", joinLevel),
     )
     return await _answer_query(broker, ctx, query, view, limit=limit, offset=offset, count=count)
+
+
+def query_object(
+    body: Any, ctx: ActiveContext, *, selective: bool
+) -> tuple[service.EntityQuery, list[str] | None]:
+    """The entity query and the ``attrs`` of a Query object (clause 5.2.23), as POST
+    /entityOperations/query and its temporal twin take it. ``selective``: the query must name
+    at least one of entities with a type, attrs, q, scopeQ or geoQ."""
+    if not isinstance(body, dict) or body.get("type") != "Query":
+        raise BadRequestData('the body must be a Query object ("type": "Query")')
+    selectors = body.get("entities") or []
+    if not isinstance(selectors, list) or not all(isinstance(e, dict) for e in selectors):
+        raise BadRequestData("entities must be a list of entity selectors")
+    types = [e["type"] for e in selectors if "type" in e]
+    patterns = [e["idPattern"] for e in selectors if "idPattern" in e]
+    geo_q = body.get("geoQ") or {}
+    if not isinstance(geo_q, dict):
+        raise BadRequestData("geoQ must be an object")
+    attrs = body.get("attrs")
+    if attrs is not None and not (isinstance(attrs, list) and all(isinstance(a, str) for a in attrs)):
+        raise BadRequestData("attrs must be a list of attribute names")
+    if selective and not any((types, attrs, body.get("q"), geo_q, body.get("scopeQ"))):
+        raise BadRequestData("give at least one of entities with a type, attrs, q, scopeQ or geoQ")
+    query = entity_query(
+        ctx,
+        ids=[e["id"] for e in selectors if "id" in e] or None,
+        types=types or None,
+        id_pattern="|".join(f"(?:{p})" for p in patterns) if patterns else None,
+        q=body.get("q"),
+        scope_q=body.get("scopeQ"),
+        geo=(geo_q.get("georel"), geo_q.get("geometry"), geo_q.get("coordinates"), geo_q.get("geoproperty")),
+    )
+    return query, attrs
 
 
 def _joined(value: Any) -> str | None:

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from cityhub.hub.broker import changes, ngsi, service, views
 from cityhub.hub.broker.context import ActiveContext
-from cityhub.hub.broker.entities import entity_query
+from cityhub.hub.broker.entities import entity_query, query_object
 from cityhub.hub.broker.events import on_before_commit
 from cityhub.hub.broker.http import (
     Broker,
@@ -523,17 +523,10 @@ async def query_temporal_post(
 ) -> Response:
     body = await broker.body()
     ctx = await broker.context(body)
-    if not isinstance(body, dict) or body.get("type") != "Query":
-        raise BadRequestData('the body must be a Query object ("type": "Query")')
+    query, attrs = query_object(body, ctx, selective=False)
     temporal = body.get("temporalQ") or {}
     if not isinstance(temporal, dict):
         raise BadRequestData("temporalQ must be an object")
-    selectors = body.get("entities") or []
-    if not isinstance(selectors, list) or not all(isinstance(e, dict) for e in selectors):
-        raise BadRequestData("entities must be a list of entity selectors")
-    attrs = body.get("attrs")
-    if attrs is not None and not (isinstance(attrs, list) and all(isinstance(a, str) for a in attrs)):
-        raise BadRequestData("attrs must be a list of attribute names")
     params = TemporalParams(
         attrs=",".join(attrs) if attrs else None,
         options=options,
@@ -544,17 +537,6 @@ async def query_temporal_post(
         lastN=temporal.get("lastN"),
         aggrMethods=aggrMethods,
         aggrPeriodDuration=aggrPeriodDuration,
-    )
-    geo_q = body.get("geoQ") or {}
-    patterns = [e["idPattern"] for e in selectors if "idPattern" in e]
-    query = entity_query(
-        ctx,
-        ids=[e["id"] for e in selectors if "id" in e] or None,
-        types=[e["type"] for e in selectors if "type" in e] or None,
-        id_pattern="|".join(f"(?:{p})" for p in patterns) if patterns else None,
-        q=body.get("q"),
-        scope_q=body.get("scopeQ"),
-        geo=(geo_q.get("georel"), geo_q.get("geometry"), geo_q.get("coordinates"), geo_q.get("geoproperty")),
     )
     return await _page(broker, ctx, query, params, limit=limit, offset=offset, count=count)
 
@@ -582,17 +564,19 @@ def _latest(instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [copy.deepcopy(i) for i in latest.values()]
 
 
-def _add_history(
+async def _add_history(
     broker: BrokerRequest, entity_id: str, attrs: dict[str, list[dict[str, Any]]], at: str
 ) -> None:
+    """Write the instances a temporal request gives, the way ``keep_history`` writes changes."""
     tenant = current_tenant(broker.session)
     assert tenant is not None
-    rows = []
-    for name, instances in attrs.items():
-        for instance in instances:
-            stamped = {"createdAt": at, "modifiedAt": at} | instance
-            rows.append(_row(tenant, entity_id, name, stamped, at))
-    broker.session.add_all(BrokerAttributeInstance(**row) for row in rows)
+    rows = [
+        _row(tenant, entity_id, name, {"createdAt": at, "modifiedAt": at} | instance, at)
+        for name, instances in attrs.items()
+        for instance in instances
+    ]
+    if rows:  # an empty parameter list would be one insert of no values
+        await broker.session.execute(_INSTANCES.insert(), rows)
 
 
 @router.post("/entities", summary="Create or add to the temporal representation of an entity")
@@ -625,7 +609,7 @@ async def create_temporal(broker: Broker) -> Response:
         changes.stamp(stored, moment)
         await service.save_entity(broker.session, stored)
         status = 204
-    _add_history(broker, entity_id, attrs, moment)
+    await _add_history(broker, entity_id, attrs, moment)
     headers = {"Location": f"/ngsi-ld/v1/temporal/entities/{entity_id}"} if status == 201 else {}
     if broker.tenant_given:
         headers[TENANT_HEADER] = broker.tenant
@@ -649,7 +633,7 @@ async def add_instances(broker: Broker, entity_id: str) -> Response:
     moment = now()
     changes.stamp(stored, moment)
     await service.save_entity(broker.session, stored)
-    _add_history(broker, stored["id"], attrs, moment)
+    await _add_history(broker, stored["id"], attrs, moment)
     return Response(status_code=204)
 
 
