@@ -21,6 +21,7 @@ from cityhub.kit.db import (
     JSONType,
     TenantOwned,
     UTCDateTime,
+    bulk_insert,
     create_engine,
     current_tenant,
     ping,
@@ -145,3 +146,33 @@ async def test_new_rows_are_stamped_and_cross_tenant_writes_refused(engine: Asyn
     with pytest.raises(CrossTenantWrite, match="needs a tenant"):
         async with session_factory(engine)() as session, session.begin():
             session.add(Sensor(id="eq-3"))
+
+
+async def test_bulk_insert_in_the_sessions_transaction(engine: AsyncEngine) -> None:
+    """COPY on PostgreSQL, executemany on SQLite: the same rows come back, and a rollback takes
+    them away with the rest of the transaction."""
+    sessions = session_factory(engine)
+    seen = datetime(2026, 5, 1, 8, tzinfo=UTC)
+    rows = [
+        {"id": f"b{i}", "tenant_code": "410102", "seen_at": seen, "reading": {"pm25": i, "名": "站"}}
+        for i in range(50)
+    ]
+    table = Sensor.__table__
+    async with sessions() as session, session.begin():
+        session.add(Sensor(id="first", tenant_code="410102"))
+        await session.flush()  # the transaction is under way, as in the broker's commit hook
+        await session.run_sync(bulk_insert, table, rows)
+    async with sessions() as session:
+        found = {row.id: row for row in await session.scalars(select(Sensor).where(Sensor.id.like("b%")))}
+        assert len(found) == 50
+        assert found["b7"].reading == {"pm25": 7, "名": "站"}
+        assert found["b7"].seen_at == seen
+    with pytest.raises(RuntimeError):
+        async with sessions() as session, session.begin():
+            session.add(Sensor(id="second", tenant_code="410102"))
+            await session.flush()
+            await session.run_sync(bulk_insert, table, [rows[0] | {"id": "gone"}])
+            raise RuntimeError("roll back")
+    async with sessions() as session:
+        assert await session.get(Sensor, "gone") is None
+        await session.run_sync(bulk_insert, table, [])  # nothing to do: no statement at all

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cityhub.kit.ids import new_id
+from cityhub.kit.ids import new_id, new_ids
+from cityhub.kit.jsondata import json_copy
 from cityhub.kit.time import ensure_utc, isoformat, parse_datetime, utcnow
 
 
@@ -38,3 +40,25 @@ def test_ids_are_time_ordered_uuid7() -> None:
     assert all(i.version == 7 for i in ids)
     assert len(set(ids)) == 200
     assert [i.bytes[:6] for i in ids] == sorted(i.bytes[:6] for i in ids)
+
+
+def test_ids_in_bulk_are_uuid7_of_this_millisecond() -> None:
+    before = new_id()
+    ids = new_ids(5000)
+    after = new_id()
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    assert len(set(ids)) == 5000
+    assert before.bytes[:6] <= ids[0].bytes[:6] == ids[-1].bytes[:6] <= after.bytes[:6]
+    assert new_ids(0) == []
+
+
+def test_json_copy_is_deep_and_keeps_what_orjson_cannot_encode() -> None:
+    data = {"attrs": {"speed": [{"type": "Property", "value": 40.5, "tags": ["a"]}]}, "名": None}
+    copied = json_copy(data)
+    assert copied == data
+    copied["attrs"]["speed"][0]["tags"].append("b")
+    assert data["attrs"]["speed"][0]["tags"] == ["a"]
+    huge = {"value": 2**70, "list": [1]}
+    copied_huge = json_copy(huge)
+    assert copied_huge == huge
+    assert copied_huge["list"] is not huge["list"]

@@ -30,6 +30,10 @@ class Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     event_type: ClassVar[str] = ""
+    #: Fields whose values are plain JSON already (dicts, lists, strings, numbers): they go into the
+    #: payload as they are. Pydantic's JSON-mode dump walks every nested value of an ``Any`` field,
+    #: which for a broker change event (100 entities) costs more than the write it announces.
+    plain_json_fields: ClassVar[frozenset[str]] = frozenset()
 
     id: uuid.UUID = Field(default_factory=new_id)
     occurred_at: datetime = Field(default_factory=utcnow)
@@ -47,8 +51,15 @@ class Event(BaseModel):
             raise ValueError(f"event_type {cls.event_type!r} already used by {existing.__qualname__}")
         _EVENT_TYPES[cls.event_type] = cls
 
+    def to_payload(self) -> dict[str, Any]:
+        """The event as JSON-compatible data (what the outbox stores and the bus carries)."""
+        payload = self.model_dump(mode="json", exclude=set(self.plain_json_fields))
+        for name in self.plain_json_fields:
+            payload[name] = getattr(self, name)
+        return payload
+
     def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
+        return orjson.dumps(self.to_payload())
 
 
 def event_class(event_type: str) -> type[Event]:

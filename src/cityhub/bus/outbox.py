@@ -71,7 +71,7 @@ def enqueue(session: AsyncSession | Session, *events: Event) -> None:
                 seq=seq,
                 event_type=item.event_type,
                 tenant_code=item.tenant,
-                payload=item.model_dump(mode="json"),
+                payload=item.to_payload(),
                 created_at=item.occurred_at,
             )
         )

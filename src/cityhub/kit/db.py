@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
-from sqlalchemy import JSON, DateTime, MetaData, String, event, text
+from sqlalchemy import JSON, DateTime, MetaData, String, Table, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -30,6 +30,7 @@ from sqlalchemy.orm import (
     with_loader_criteria,
 )
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import await_only
 
 from cityhub.kit.time import ensure_utc, utcnow
 
@@ -162,6 +163,24 @@ def _dumps(value: Any) -> str:
 #: JSON columns are (de)serialized with orjson: several times faster than the standard library on
 #: the broker's entity, history and outbox payloads.
 _JSON: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": orjson.loads}
+
+
+def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows into ``table`` in the session's transaction, from synchronous code (a
+    flush or commit hook). On PostgreSQL through asyncpg this is one ``COPY``, several times faster
+    than ``INSERT … VALUES`` for thousands of rows since no statement is compiled or bound per row;
+    elsewhere (or outside a transaction, where COPY would commit on its own) an executemany."""
+    if not rows:
+        return
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    if connection.dialect.driver != "asyncpg" or not driver.is_in_transaction():
+        session.execute(table.insert(), rows)
+        return
+    columns = [column.name for column in table.columns]
+    as_json = {column.name for column in table.columns if isinstance(column.type, JSON)}
+    records = [tuple(_dumps(row[name]) if name in as_json else row[name] for name in columns) for row in rows]
+    await_only(driver.copy_records_to_table(table.name, records=records, columns=columns))
 
 
 def session_factory(engine: AsyncEngine, **info: Any) -> async_sessionmaker[AsyncSession]:

@@ -7,12 +7,12 @@ Instances of one attribute are matched by ``datasetId`` (no datasetId: the defau
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 from cityhub.hub.broker.ngsi import NULL, SYSTEM_KEYS, Attributes, Instance, is_null
 from cityhub.kit.errors import BadRequestData
+from cityhub.kit.jsondata import json_copy
 
 
 @dataclass
@@ -53,7 +53,7 @@ def _find(instances: list[Instance], dataset_id: str | None) -> int | None:
 
 
 def _replace_instance(old: Instance, new: Instance, now: str) -> Instance:
-    replacement = copy.deepcopy(new)
+    replacement = json_copy(new)
     replacement["createdAt"] = old.get("createdAt", now)
     replacement["modifiedAt"] = now
     return replacement
@@ -68,7 +68,7 @@ def append(entity: dict[str, Any], attrs: Attributes, now: str, *, overwrite: bo
         for instance in instances:
             index = _find(current, instance.get("datasetId"))
             if index is None:
-                new = copy.deepcopy(instance)
+                new = json_copy(instance)
                 _stamp_instance(new, now)
                 current.append(new)
             elif overwrite:
@@ -121,7 +121,7 @@ def partial_update(entity: dict[str, Any], iri: str, fragment: Instance, now: st
     for key, value in fragment.items():
         if key in SYSTEM_KEYS:
             continue
-        target[key] = copy.deepcopy(value)
+        target[key] = json_copy(value)
     target["modifiedAt"] = now
     entity["modifiedAt"] = now
     return True
@@ -163,7 +163,7 @@ def merge(entity: dict[str, Any], patch: dict[str, Any], now: str) -> UpdateResu
             current = entity["attrs"].setdefault(iri, [])
             index = _find(current, instance.get("datasetId"))
             if index is None:
-                new = _strip_nulls(copy.deepcopy(instance))
+                new = _strip_nulls(json_copy(instance))
                 _stamp_instance(new, now)
                 current.append(new)
             else:
@@ -179,7 +179,7 @@ def _is_null(instance: Instance) -> bool:
 
 
 def _merge_instance(old: Instance, new: Instance, now: str) -> Instance:
-    merged = copy.deepcopy(old)
+    merged = json_copy(old)
     for key, value in new.items():
         if key in SYSTEM_KEYS:
             continue
@@ -188,7 +188,7 @@ def _merge_instance(old: Instance, new: Instance, now: str) -> Instance:
         elif key == "value" and isinstance(value, dict) and isinstance(merged.get("value"), dict):
             merged["value"] = _merge_json(merged["value"], value)
         else:
-            merged[key] = copy.deepcopy(value)
+            merged[key] = json_copy(value)
     merged["modifiedAt"] = now
     return merged
 
@@ -213,7 +213,7 @@ def replace(entity: dict[str, Any], new: dict[str, Any], now: str) -> None:
     """PUT /entities/{id}: everything but the id and createdAt is replaced."""
     created = entity["createdAt"]
     entity.clear()
-    entity.update(copy.deepcopy(new))
+    entity.update(json_copy(new))
     entity["attrs"] = {iri: [dict(i) for i in instances] for iri, instances in entity["attrs"].items()}
     stamp(entity, now)
     entity["createdAt"] = created

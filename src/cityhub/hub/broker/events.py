@@ -40,6 +40,7 @@ class EntitiesChanged(Event):
     """Entities of one tenant changed in one transaction. ``tenant`` is the NGSI-LD tenant name."""
 
     event_type = "broker.entities_changed"
+    plain_json_fields = frozenset({"changes"})  # entities as stored: JSON through and through
 
     changes: list[dict[str, Any]]
 

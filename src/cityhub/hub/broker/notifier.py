@@ -345,10 +345,11 @@ class Notifier:
         tenant = event.tenant or self.default_tenant
         queued = False
         async with self.sessions() as session, session.begin():
-            if not await first_delivery(session, CONSUMER, event):
-                return
+            # Subscriptions first: a tenant without any (the common case for bulk writes) costs
+            # one read, no receipt. A change is never matched by a subscription made after it,
+            # so a redelivery that finds subscriptions now has nothing to send either.
             subscriptions = await self._subscriptions(session, tenant)
-            if not subscriptions:
+            if not subscriptions or not await first_delivery(session, CONSUMER, event):
                 return
             scope_to_tenant(session, tenant)
             now = utcnow()

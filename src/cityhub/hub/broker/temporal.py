@@ -15,6 +15,7 @@ by ``timerel`` (before/after/between) and ``lastN``; ``options=temporalValues`` 
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import re
 import uuid
@@ -42,9 +43,9 @@ from cityhub.hub.broker.http import (
     parse_options,
 )
 from cityhub.hub.broker.models import BrokerAttributeInstance, BrokerEntityType
-from cityhub.kit.db import current_tenant
+from cityhub.kit.db import bulk_insert, current_tenant
 from cityhub.kit.errors import BadRequestData, InvalidRequest, NotFound
-from cityhub.kit.ids import new_id
+from cityhub.kit.ids import new_ids
 from cityhub.kit.time import isoformat, parse_datetime
 from cityhub.kit.web import TENANT_HEADER
 
@@ -78,16 +79,21 @@ _INSTANCES: Table = BrokerAttributeInstance.__table__  # type: ignore[assignment
 # -- keeping history --------------------------------------------------------------------------------
 
 
+#: Instances of one change share their timestamps: parse each string once.
+_parse_time = functools.lru_cache(maxsize=4096)(parse_datetime)
+
+
 def _row(tenant: str, entity_id: str, attribute: str, instance: dict[str, Any], at: str) -> dict[str, Any]:
+    """A history row; :func:`_store` gives it its id."""
     observed = instance.get("observedAt")
     return {
-        "instance_id": new_id(),
+        "instance_id": None,
         "tenant_code": tenant,
         "entity_id": entity_id,
         "attribute": attribute,
         "dataset_id": instance.get("datasetId"),
-        "observed_at": parse_datetime(observed) if observed else None,
-        "recorded_at": parse_datetime(instance.get("modifiedAt") or at),
+        "observed_at": _parse_time(observed) if observed else None,
+        "recorded_at": _parse_time(instance.get("modifiedAt") or at),
         "deleted_at": None,
         "data": instance,
     }
@@ -108,8 +114,14 @@ def _deletion(
         mark["datasetId"] = instance["datasetId"]
     return _row(tenant, entity_id, attribute, mark, at) | {
         "observed_at": None,
-        "deleted_at": parse_datetime(at),
+        "deleted_at": _parse_time(at),
     }
+
+
+def _store(session: Session, rows: list[dict[str, Any]]) -> None:
+    for row, instance_id in zip(rows, new_ids(len(rows)), strict=True):
+        row["instance_id"] = instance_id
+    bulk_insert(session, _INSTANCES, rows)  # Core (COPY on PostgreSQL): no ORM bookkeeping
 
 
 @on_before_commit
@@ -130,8 +142,7 @@ def keep_history(session: Session, tenant: str, entity_changes: list[dict[str, A
             for instance in entity["attrs"].get(name, ()):
                 if instance not in before and instance.get("value") != ngsi.NULL:
                     rows.append(_row(tenant, entity["id"], name, instance, entity["modifiedAt"]))
-    if rows:
-        session.execute(_INSTANCES.insert(), rows)  # Core: no ORM bookkeeping for history rows
+    _store(session, rows)
 
 
 # -- reading history --------------------------------------------------------------------------------
@@ -575,8 +586,7 @@ async def _add_history(
         for name, instances in attrs.items()
         for instance in instances
     ]
-    if rows:  # an empty parameter list would be one insert of no values
-        await broker.session.execute(_INSTANCES.insert(), rows)
+    await broker.session.run_sync(_store, rows)
 
 
 @router.post("/entities", summary="Create or add to the temporal representation of an entity")
