@@ -1,19 +1,27 @@
-"""Context broker throughput: batch upsert of TrafficFlowObserved entities, and GET by id latency.
+"""Context broker: batch upsert throughput with history on, GET by id and type+q+geo query latency.
 
-    .venv/bin/python bench/broker.py [--entities 20000] [--batch 1000] [--postgres DSN]
+    .venv/bin/python bench/broker.py [--entities 100000] [--batch 1000] [--million]
+                                     [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
 
-Measured: ``POST /ngsi-ld/v1/entityOperations/upsert`` through the hub's ASGI app in this process
-(no socket), batches of ``--batch`` entities with 6 attributes each, creating then updating every
-entity; then ``GET /entities/{id}`` for random ids. Baseline, in the same run: the raw driver
-(sqlite3 / asyncpg ``executemany``) inserting the same rows into the same tables. Figures: entities/s,
-attribute updates/s, the ratio to the baseline, and GET p50/p99.
+1. ``POST /ngsi-ld/v1/entityOperations/upsert`` through the hub's ASGI app in this process (no
+   socket), batches of ``--batch`` TrafficFlowObserved entities (6 attributes), creating every
+   entity, then updating every entity. History is on, change events go through the outbox to the
+   subscription matcher, as in production. Only the requests are timed: the client builds and
+   encodes each body before its clock starts.
+2. Baseline, same run, same machine: the raw driver writing the rows the broker writes for each
+   batch, in one transaction per batch: the entity rows (``INSERT … ON CONFLICT DO UPDATE``), their
+   type rows, six history rows per entity (``COPY`` on PostgreSQL, ``executemany`` on SQLite) and one
+   outbox row per 100 entities carrying the changed entities. The ratio divides the broker's update
+   rate by the driver's.
+3. ``GET /entities/{id}`` p50/p99 at ``--entities``; with ``--million``, rows are added with the raw
+   driver up to 1,000,000 entities and GET is timed again, then
+   ``GET /entities?type=…&q=averageVehicleSpeed<30&georel=near;maxDistance==500&geometry=Point…``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import platform
 import random
 import sqlite3
@@ -21,36 +29,288 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 
 from cityhub import migrate
 from cityhub.app import create_app
 from cityhub.config import Settings
 from cityhub.kit.db import create_engine
+from cityhub.kit.ids import new_ids
 
 DEFAULT = "https://uri.etsi.org/ngsi-ld/default-context/"
+LOCATION = "https://uri.etsi.org/ngsi-ld/location"
+TYPE = DEFAULT + "TrafficFlowObserved"
 ATTRIBUTES = 6
+MILLION = 1_000_000
+TENANT = "urn:ngsi-ld:default"  # filled in from the broker's own rows before the raw load
+
+
+def position(index: int) -> tuple[float, float]:
+    """A 1,000 × 1,000 grid of points 0.0005° apart (about 50 m) over Zhengzhou."""
+    return 113.4 + (index % 1000) * 0.0005, 34.5 + (index // 1000 % 1000) * 0.0005
 
 
 def flow(index: int, step: int) -> dict[str, Any]:
-    lon, lat = 113.55 + (index % 300) * 0.001, 34.70 + (index // 300 % 300) * 0.001
+    lon, lat = position(index)
     return {
         "id": f"urn:ngsi-ld:TrafficFlowObserved:bench-{index}",
         "type": "TrafficFlowObserved",
         "intensity": {"type": "Property", "value": 100 + step, "observedAt": "2026-11-21T08:00:00Z"},
         "occupancy": {"type": "Property", "value": 0.3},
-        "averageVehicleSpeed": {"type": "Property", "value": 40.0 + step},
+        "averageVehicleSpeed": {"type": "Property", "value": 20.0 + (index + step) % 40},
         "congested": {"type": "Property", "value": False},
         "refRoadSegment": {"type": "Relationship", "object": f"urn:ngsi-ld:RoadSegment:{index}"},
         "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [lon, lat]}},
     }
 
 
-async def through_broker(database_url: str, entities: int, batch: int) -> tuple[float, float, list[float]]:
+def stored(index: int, step: int, now: str) -> dict[str, Any]:
+    """The entity as the broker stores it (expanded names, timestamps on every instance)."""
+    body = flow(index, step)
+    attrs: dict[str, Any] = {}
+    for name, instance in body.items():
+        if name in ("id", "type"):
+            continue
+        iri = LOCATION if name == "location" else DEFAULT + name
+        attrs[iri] = [instance | {"createdAt": now, "modifiedAt": now}]
+    return {"id": body["id"], "type": [TYPE], "createdAt": now, "modifiedAt": now, "attrs": attrs}
+
+
+def quantiles(latencies: list[float]) -> str:
+    cuts = statistics.quantiles(latencies, n=100)
+    return f"p50 {cuts[49]:.2f} ms  p99 {cuts[98]:.2f} ms"
+
+
+# -- through the broker -----------------------------------------------------------------------------
+
+
+async def upserts(http: httpx.AsyncClient, entities: int, batch: int) -> tuple[float, float]:
+    rates = []
+    for step in (0, 1):  # create, then update every entity
+        elapsed = 0.0
+        for first in range(0, entities, batch):
+            body = orjson.dumps([flow(i, step) for i in range(first, min(first + batch, entities))])
+            started = time.perf_counter()
+            response = await http.post(
+                "/ngsi-ld/v1/entityOperations/upsert",
+                content=body,
+                headers={"content-type": "application/json"},
+            )
+            elapsed += time.perf_counter() - started
+            assert response.status_code in (201, 204), response.text[:500]
+        rates.append(entities / elapsed)
+    return rates[0], rates[1]
+
+
+async def timed(samples: int, call: Callable[[], Awaitable[httpx.Response]]) -> list[float]:
+    latencies = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        response = await call()
+        latencies.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.text[:300]
+    return latencies
+
+
+async def gets(http: httpx.AsyncClient, entities: int) -> list[float]:
+    async def one() -> httpx.Response:
+        index = random.randrange(entities)
+        return await http.get(f"/ngsi-ld/v1/entities/urn:ngsi-ld:TrafficFlowObserved:bench-{index}")
+
+    return await timed(1000, one)
+
+
+async def near_queries(http: httpx.AsyncClient) -> tuple[list[float], float]:
+    found: list[int] = []
+
+    async def one() -> httpx.Response:
+        lon, lat = position(random.randrange(MILLION))
+        response = await http.get(
+            "/ngsi-ld/v1/entities",
+            params={
+                "type": "TrafficFlowObserved",
+                "q": "averageVehicleSpeed<30",
+                "georel": "near;maxDistance==500",
+                "geometry": "Point",
+                "coordinates": f"[{lon},{lat}]",
+                "count": "true",
+                "limit": "100",
+            },
+        )
+        found.append(int(response.headers.get("NGSILD-Results-Count", 0)))
+        return response
+
+    return await timed(100, one), statistics.mean(found)
+
+
+# -- the raw driver -----------------------------------------------------------------------------------
+
+
+def _batches(entities: int, batch: int) -> Iterator[range]:
+    for first in range(0, entities, batch):
+        yield range(first, min(first + batch, entities))
+
+
+def _raw_rows(indexes: range, step: int) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+    """Entity, type, history and outbox rows for one batch, as the broker writes them."""
+    now_text = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    now = datetime.now(UTC)
+    entities, types, history, events = [], [], [], []
+    ids = iter(new_ids(len(indexes) * ATTRIBUTES))
+    for index in indexes:
+        entity = stored(index, step, now_text)
+        lon, lat = position(index)
+        entities.append((TENANT, entity["id"], now, now, orjson.dumps(entity).decode(), lon, lat, lon, lat))
+        types.append((TENANT, entity["id"], TYPE))
+        for name, instances in entity["attrs"].items():
+            data = orjson.dumps(instances[0]).decode()
+            history.append((next(ids), TENANT, entity["id"], name, None, now, now, None, data))
+    for start in range(0, len(indexes), 100):
+        changes = [
+            {"id": f"bench-{i}", "entity": stored(i, step, now_text)} for i in indexes[start : start + 100]
+        ]
+        payload = orjson.dumps({"tenant": TENANT, "changes": changes}).decode()
+        events.append((uuid.uuid4(), 0, "broker.entities_changed", TENANT, payload, now, None, 0, None))
+    return entities, types, history, events
+
+
+UPSERT = (
+    "INSERT INTO broker_entity VALUES ({}) ON CONFLICT (tenant_code, entity_id) DO UPDATE SET "
+    "modified_at = excluded.modified_at, data = excluded.data, min_lon = excluded.min_lon, "
+    "min_lat = excluded.min_lat, max_lon = excluded.max_lon, max_lat = excluded.max_lat"
+)
+
+
+def _sqlite_rows(rows: list[Any]) -> list[Any]:
+    """SQLite stores UUIDs as 32 hex digits and times as naive UTC text."""
+    return [
+        tuple(
+            v.hex if isinstance(v, uuid.UUID) else v.replace(tzinfo=None) if isinstance(v, datetime) else v
+            for v in row
+        )
+        for row in rows
+    ]
+
+
+async def raw_sqlite(path: str, entities: int, batch: int) -> float:
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    elapsed = 0.0
+    for step in (0, 1):
+        elapsed = 0.0
+        for indexes in _batches(entities, batch):
+            rows = [_sqlite_rows(part) for part in _raw_rows(indexes, step)]
+            started = time.perf_counter()
+            with connection:
+                connection.executemany(UPSERT.format(",".join("?" * 9)), rows[0])
+                connection.executemany("INSERT OR IGNORE INTO broker_entity_type VALUES (?,?,?)", rows[1])
+                connection.executemany(
+                    f"INSERT INTO broker_attribute_instance VALUES ({','.join('?' * 9)})", rows[2]
+                )
+                connection.executemany(f"INSERT INTO outbox VALUES ({','.join('?' * 9)})", rows[3])
+            elapsed += time.perf_counter() - started
+    connection.close()
+    return entities / elapsed  # the update pass, as the broker's ratio uses
+
+
+def _jsonb(text: str) -> bytes:
+    return b"\x01" + text.encode()  # JSONB's binary format: a version byte, then the text
+
+
+async def raw_postgres(dsn: str, entities: int, batch: int) -> float:
+    connection = await asyncpg.connect(dsn)
+    await connection.set_type_codec(
+        "jsonb",
+        encoder=_jsonb,
+        decoder=lambda data: orjson.loads(data[1:]),
+        schema="pg_catalog",
+        format="binary",
+    )
+    elapsed = 0.0
+    for step in (0, 1):
+        elapsed = 0.0
+        for indexes in _batches(entities, batch):
+            rows = _raw_rows(indexes, step)
+            started = time.perf_counter()
+            async with connection.transaction():
+                await connection.executemany(UPSERT.format(",".join(f"${i}" for i in range(1, 10))), rows[0])
+                await connection.executemany(
+                    "INSERT INTO broker_entity_type VALUES ($1,$2,$3) ON CONFLICT DO NOTHING", rows[1]
+                )
+                await connection.copy_records_to_table("broker_attribute_instance", records=rows[2])
+                await connection.executemany(
+                    f"INSERT INTO outbox VALUES ({','.join(f'${i}' for i in range(1, 10))})", rows[3]
+                )
+            elapsed += time.perf_counter() - started
+    await connection.close()
+    return entities / elapsed
+
+
+def _entity_rows(start: int, end: int) -> Iterator[tuple[list[Any], list[Any]]]:
+    now_text = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    now = datetime.now(UTC)
+    for first in range(start, end, 10_000):
+        entities, types = [], []
+        for index in range(first, min(first + 10_000, end)):
+            entity = stored(index, 0, now_text)
+            lon, lat = position(index)
+            entities.append(
+                (TENANT, entity["id"], now, now, orjson.dumps(entity).decode(), lon, lat, lon, lat)
+            )
+            types.append((TENANT, entity["id"], TYPE))
+        yield entities, types
+
+
+def fill_sqlite(path: str, start: int, end: int) -> None:
+    connection = sqlite3.connect(path)
+    with connection:
+        for entities, types in _entity_rows(start, end):
+            connection.executemany(
+                "INSERT INTO broker_entity VALUES (?,?,?,?,?,?,?,?,?)", _sqlite_rows(entities)
+            )
+            connection.executemany("INSERT INTO broker_entity_type VALUES (?,?,?)", types)
+    connection.execute("ANALYZE")
+    connection.close()
+
+
+async def fill_postgres(dsn: str, start: int, end: int) -> None:
+    connection = await asyncpg.connect(dsn)
+    await connection.set_type_codec(
+        "jsonb",
+        encoder=_jsonb,
+        decoder=lambda data: orjson.loads(data[1:]),
+        schema="pg_catalog",
+        format="binary",
+    )
+    for entities, types in _entity_rows(start, end):
+        await connection.copy_records_to_table("broker_entity", records=entities)
+        await connection.copy_records_to_table("broker_entity_type", records=types)
+    await connection.execute("ANALYZE")
+    await connection.close()
+
+
+# -- one database ------------------------------------------------------------------------------------
+
+
+async def run(
+    label: str,
+    database_url: str,
+    baseline: Callable[[], Awaitable[float]],
+    fill: Callable[[int, int], Awaitable[None]],
+    args: argparse.Namespace,
+) -> None:
+    global TENANT
+
+    def say(text: str) -> None:
+        print(f"{label:9} {text}", flush=True)
+
     engine = create_engine(database_url)
     await migrate.upgrade(engine)
     await engine.dispose()
@@ -58,65 +318,74 @@ async def through_broker(database_url: str, entities: int, batch: int) -> tuple[
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://hub", timeout=600) as http:
-            timings = []
-            for step in (0, 1):  # create, then update every entity
+            created, updated = await upserts(http, args.entities, args.batch)
+            for phase, rate in (("create", created), ("update", updated)):
+                say(f"upsert {phase} {rate:8.0f} entities/s {rate * ATTRIBUTES:9.0f} attribute updates/s")
+            say(f"GET by id at {args.entities:,} entities: {quantiles(await gets(http, args.entities))}")
+            if args.million:
+                engine = create_engine(database_url)
+                async with engine.connect() as connection:
+                    row = await connection.exec_driver_sql("SELECT tenant_code FROM broker_entity LIMIT 1")
+                    TENANT = row.scalar_one()
+                await engine.dispose()
                 started = time.perf_counter()
-                for first in range(0, entities, batch):
-                    body = [flow(i, step) for i in range(first, min(first + batch, entities))]
-                    response = await http.post("/ngsi-ld/v1/entityOperations/upsert", json=body)
-                    assert response.status_code in (201, 204), response.text[:500]
-                timings.append(time.perf_counter() - started)
-            latencies = []
-            for _ in range(500):
-                index = random.randrange(entities)
-                started = time.perf_counter()
-                response = await http.get(
-                    f"/ngsi-ld/v1/entities/urn:ngsi-ld:TrafficFlowObserved:bench-{index}"
+                await fill(args.entities, MILLION)
+                say(f"raw load up to {MILLION:,} entities: {time.perf_counter() - started:.0f} s")
+                say(f"GET by id at {MILLION:,} entities: {quantiles(await gets(http, MILLION))}")
+                latencies, found = await near_queries(http)
+                say(
+                    f"type+q+near(500 m) at {MILLION:,}: {quantiles(latencies)}, {found:.0f} found on average"
                 )
-                latencies.append((time.perf_counter() - started) * 1000)
-                assert response.status_code == 200
-    return entities / timings[0], entities / timings[1], latencies
+    raw = await baseline()
+    say(f"baseline raw driver, same rows: {raw:8.0f} entities/s   ratio {updated / raw:.3f}")
 
 
-def _rows(entities: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    now = datetime.now(UTC)
-    rows, types = [], []
-    for index in range(entities):
-        entity = flow(index, 0)
-        rows.append(("410100", entity["id"], now, now, json.dumps(entity), 113.6, 34.7, 113.6, 34.7))
-        types.append(("410100", entity["id"], DEFAULT + "TrafficFlowObserved"))
-    return rows, types
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entities", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument(
+        "--million", action="store_true", help="also time GET and a geo query at 1,000,000 entities"
+    )
+    parser.add_argument("--postgres", help="admin DSN, e.g. postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    args = parser.parse_args()
+    machine = f"{platform.node()} · {platform.machine()}"
+    print(f"machine: {machine} · {args.entities} entities, batches of {args.batch}")
+    if not args.skip_sqlite:
+        with tempfile.TemporaryDirectory() as folder:
+            raw_path = f"{folder}/raw.db"
+            raw_engine = create_engine(f"sqlite+aiosqlite:///{raw_path}")
+            await migrate.upgrade(raw_engine)
+            await raw_engine.dispose()
 
+            async def fill(start: int, end: int) -> None:
+                await asyncio.to_thread(fill_sqlite, f"{folder}/broker.db", start, end)
 
-async def raw_sqlite(path: str, entities: int) -> float:
-    engine = create_engine(f"sqlite+aiosqlite:///{path}")
-    await migrate.upgrade(engine)
-    await engine.dispose()
-    rows, types = _rows(entities)
-    connection = sqlite3.connect(path)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    started = time.perf_counter()
-    connection.executemany("INSERT INTO broker_entity VALUES (?,?,?,?,?,?,?,?,?)", rows)
-    connection.executemany("INSERT INTO broker_entity_type VALUES (?,?,?)", types)
-    connection.commit()
-    elapsed = time.perf_counter() - started
-    connection.close()
-    return entities / elapsed
-
-
-async def raw_postgres(dsn: str, entities: int) -> float:
-    rows, types = _rows(entities)
-    connection = await asyncpg.connect(dsn)
-    started = time.perf_counter()
-    async with connection.transaction():
-        await connection.executemany(
-            "INSERT INTO broker_entity VALUES ($1,$2,$3,$4,$5::jsonb,$6,$7,$8,$9)", rows
-        )
-        await connection.executemany("INSERT INTO broker_entity_type VALUES ($1,$2,$3)", types)
-    elapsed = time.perf_counter() - started
-    await connection.close()
-    return entities / elapsed
+            await run(
+                "sqlite",
+                f"sqlite+aiosqlite:///{folder}/broker.db",
+                lambda: raw_sqlite(raw_path, args.entities, args.batch),
+                fill,
+                args,
+            )
+    if args.postgres:
+        name, url, dsn = await _pg_database(args.postgres)
+        raw_name, _, raw_dsn = await _pg_database(args.postgres)
+        try:
+            raw_engine = create_engine(raw_dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
+            await migrate.upgrade(raw_engine)
+            await raw_engine.dispose()
+            await run(
+                "postgres",
+                url,
+                lambda: raw_postgres(raw_dsn, args.entities, args.batch),
+                lambda start, end: fill_postgres(dsn, start, end),
+                args,
+            )
+        finally:
+            await _pg_drop(args.postgres, name)
+            await _pg_drop(args.postgres, raw_name)
 
 
 async def _pg_database(admin: str) -> tuple[str, str, str]:
@@ -132,47 +401,6 @@ async def _pg_drop(admin: str, name: str) -> None:
     connection = await asyncpg.connect(admin)
     await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await connection.close()
-
-
-def report(label: str, created: float, updated: float, baseline: float, latencies: list[float]) -> None:
-    cuts = statistics.quantiles(latencies, n=100)
-    print(
-        f"{label:9} upsert create {created:8.0f} entities/s {created * ATTRIBUTES:9.0f} attribute updates/s"
-    )
-    print(
-        f"{label:9} upsert update {updated:8.0f} entities/s {updated * ATTRIBUTES:9.0f} attribute updates/s"
-    )
-    print(f"{label:9} baseline raw driver insert {baseline:8.0f} entities/s   ratio {updated / baseline:.3f}")
-    print(f"{label:9} GET by id p50 {cuts[49]:.2f} ms  p99 {cuts[98]:.2f} ms")
-
-
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--entities", type=int, default=20_000)
-    parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--postgres", help="admin DSN, e.g. postgresql://postgres@127.0.0.1:5432/postgres")
-    args = parser.parse_args()
-    machine = f"{platform.node()} · {platform.machine()}"
-    print(f"machine: {machine} · {args.entities} entities, batches of {args.batch}")
-    with tempfile.TemporaryDirectory() as folder:
-        created, updated, latencies = await through_broker(
-            f"sqlite+aiosqlite:///{folder}/broker.db", args.entities, args.batch
-        )
-        baseline = await raw_sqlite(f"{folder}/raw.db", args.entities)
-    report("sqlite", created, updated, baseline, latencies)
-    if args.postgres:
-        name, url, _ = await _pg_database(args.postgres)
-        raw_name, _, raw_dsn = await _pg_database(args.postgres)
-        try:
-            created, updated, latencies = await through_broker(url, args.entities, args.batch)
-            raw_engine = create_engine(raw_dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
-            await migrate.upgrade(raw_engine)
-            await raw_engine.dispose()
-            baseline = await raw_postgres(raw_dsn, args.entities)
-        finally:
-            await _pg_drop(args.postgres, name)
-            await _pg_drop(args.postgres, raw_name)
-        report("postgres", created, updated, baseline, latencies)
 
 
 if __name__ == "__main__":
