@@ -175,12 +175,20 @@ async def test_append_update_partial_and_delete_attributes(client: httpx.AsyncCl
     )
     assert kept.status_code == 207
     assert kept.json()["notUpdated"][0]["attributeName"] == "occupancy"
+    # PATCH …/attrs updates what exists and adds what does not (the conformance suite's 011_01_03);
+    # a null for a missing attribute has nothing to delete and is reported
     updated = await client.patch(
         f"{url}/attrs",
-        json={"intensity": {"type": "Property", "value": 1500}, "ghost": {"type": "Property", "value": 1}},
+        json={
+            "intensity": {"type": "Property", "value": 1500},
+            "laneCount": {"type": "Property", "value": 3},
+            "ghost": {"type": "Property", "value": "urn:ngsi-ld:null"},
+        },
     )
     assert updated.status_code == 207
-    assert updated.json()["updated"] == ["intensity"]
+    assert updated.json()["updated"] == ["intensity", "laneCount"]
+    assert [item["attributeName"] for item in updated.json()["notUpdated"]] == ["ghost"]
+    assert (await client.get(url)).json()["laneCount"] == {"type": "Property", "value": 3}
     partial = await client.patch(f"{url}/attrs/averageVehicleSpeed", json={"value": 41.0})
     assert partial.status_code == 204
     entity = (await client.get(url)).json()

@@ -185,6 +185,22 @@ async def test_update_replaces_members_and_is_validated(
     assert (
         await client.patch(f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:x", json={"q": "a>1"})
     ).status_code == 404
+    merge_patch = await client.patch(
+        url, content=b'{"q": "no2>20"}', headers={"content-type": "application/merge-patch+json"}
+    )
+    assert merge_patch.status_code == 204
+    assert (await client.get(url)).json()["q"] == "no2>20"
+
+
+async def test_only_entities_are_answered_in_geojson(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    """406 before anything is looked up: the answer does not depend on whether the id exists."""
+    sub_id = await subscribe(client, subscription(receiver.url))
+    geo = {"accept": "application/geo+json"}
+    for path in (f"subscriptions/{sub_id}", "subscriptions/urn:ngsi-ld:Subscription:x", "temporal/entities"):
+        refused = await client.get(f"{BASE}/{path}", headers=geo, params={"type": "AirQualityObserved"})
+        assert refused.status_code == 406, path
+        assert refused.json()["type"].endswith("/NotAcceptable")
+    assert (await client.get(f"{BASE}/entities", headers=geo, params={"type": "X"})).status_code == 200
 
 
 async def test_delete_and_tenants_are_isolated(client: httpx.AsyncClient, receiver: Receiver) -> None:

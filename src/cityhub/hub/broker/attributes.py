@@ -65,7 +65,7 @@ async def update_attributes(broker: Broker, entity_id: str) -> Response:
         raise InvalidRequest("attributes must be given as a JSON object")
     attrs = ngsi.expand_attributes(body, ctx, allow_null=True)
     entity = await service.get_entity(broker.session, entity_id_of(entity_id))
-    result = changes.update(entity, attrs, now())
+    result = changes.update(entity, attrs, now(), add_missing=True)
     if "type" in body:
         changes.add_types(entity, ngsi.expand_types(body["type"], ctx))
         result.updated.append("type")

@@ -83,15 +83,25 @@ def append(entity: dict[str, Any], attrs: Attributes, now: str, *, overwrite: bo
     return result
 
 
-def update(entity: dict[str, Any], attrs: Attributes, now: str) -> UpdateResult:
-    """PATCH /entities/{id}/attrs: replace instances that exist; others are reported, not added."""
+def update(entity: dict[str, Any], attrs: Attributes, now: str, *, add_missing: bool = False) -> UpdateResult:
+    """Replace instances that exist. The others are reported as not updated or, with
+    ``add_missing`` (PATCH /entities/{id}/attrs, as the ETSI conformance suite reads clause 5.6.2
+    since v1.8.1), added; a null for a missing instance has nothing to delete and is reported."""
     result = UpdateResult()
     for iri, instances in attrs.items():
         current = entity["attrs"].get(iri)
         for instance in instances:
             index = None if current is None else _find(current, instance.get("datasetId"))
             if current is None or index is None:
-                result.not_updated.append((iri, "attribute (with this datasetId) does not exist"))
+                if not add_missing or _is_null(instance):
+                    result.not_updated.append((iri, "attribute (with this datasetId) does not exist"))
+                    continue
+                new = json_copy(instance)
+                _stamp_instance(new, now)
+                current = entity["attrs"].setdefault(iri, [])
+                current.append(new)
+                if iri not in result.updated:
+                    result.updated.append(iri)
                 continue
             if _is_null(instance):  # NGSI-LD: updating to urn:ngsi-ld:null deletes
                 delete_attribute(entity, iri, dataset_id=instance.get("datasetId"))

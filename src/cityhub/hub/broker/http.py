@@ -22,6 +22,8 @@ from cityhub.kit.web import TENANT_HEADER, DbSession
 JSON = "application/json"
 JSON_LD = "application/ld+json"
 GEO_JSON = "application/geo+json"
+#: The only operations with a GeoJSON representation: retrieve and query entities (route names).
+GEO_ROUTES = frozenset({"retrieve_entity", "query_entities"})
 MERGE_PATCH = "application/merge-patch+json"
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
@@ -54,6 +56,9 @@ class BrokerRequest:
         scope_to_tenant(session, self.tenant)
         self.contexts: ContextStore = request.app.state.hub.contexts
         self.accept = _negotiate(request.headers.get("accept"))
+        route = getattr(request.scope.get("route"), "name", None)
+        if self.accept == GEO_JSON and request.method == "GET" and route not in GEO_ROUTES:
+            raise NotAcceptable(f"only entities can be answered in {GEO_JSON}; ask for {JSON} or {JSON_LD}")
 
     @property
     def content_type(self) -> str:

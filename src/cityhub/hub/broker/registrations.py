@@ -203,7 +203,7 @@ async def retrieve_registration(broker: Broker, registration_id: str) -> Respons
 @router.patch("/{registration_id}", status_code=204, summary="Update a context source registration")
 async def update_registration(broker: Broker, registration_id: str) -> Response:
     await broker.read_tenant()
-    body = await broker.body()
+    body = await broker.body(merge_patch=True)
     if not isinstance(body, dict) or not (set(body) - {"@context"}):
         raise BadRequestData("a registration fragment must be a non-empty JSON object")
     row = await _load(broker, registration_id)

@@ -395,7 +395,7 @@ async def query_subscriptions(
 @router.patch("/subscriptions/{subscription_id}", status_code=204, summary="Update a subscription")
 async def update_subscription(broker: Broker, subscription_id: str) -> Response:
     await broker.read_tenant()
-    body = await broker.body()
+    body = await broker.body(merge_patch=True)
     if not isinstance(body, dict) or not (set(body) - {"@context"}):
         raise BadRequestData("a subscription fragment must be a non-empty JSON object")
     row = await _load(broker, subscription_id)
