@@ -173,8 +173,8 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     if not rows:
         return
     connection = session.connection()
-    driver = connection.connection.driver_connection
-    if connection.dialect.driver != "asyncpg" or not driver.is_in_transaction():
+    driver: Any = connection.connection.driver_connection
+    if connection.dialect.driver != "asyncpg" or driver is None or not driver.is_in_transaction():
         session.execute(table.insert(), rows)
         return
     columns = [column.name for column in table.columns]

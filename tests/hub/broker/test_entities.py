@@ -424,3 +424,31 @@ async def test_pick_with_core_members_keeps_every_entity(client: httpx.AsyncClie
     assert len(by_name.json()) == 1  # only entities that have a picked attribute
     with_id = await client.get(f"{BASE}/entities", params=params | {"pick": "id,intensity"})
     assert [set(e) for e in with_id.json()] == [{"id", "intensity"}, {"id"}]
+
+
+async def test_order_by_members_directions_and_several_keys(client: httpx.AsyncClient) -> None:
+    """orderBy (NGSI-LD 1.9): id, type, timestamps, attributes and their sub-attributes, each
+    ascending or descending; entities lacking the member come last either way."""
+    rows = [("c", "A", 3), ("a", "B", 1), ("b", "A", None)]
+    for suffix, name, rank in rows:
+        body: dict = {"id": f"urn:ngsi-ld:Building:{suffix}", "type": "Building"}
+        body["name"] = {"type": "Property", "value": name}
+        if rank is not None:
+            body["name"]["rank"] = {"type": "Property", "value": rank}
+        assert (await create(client, body)).status_code == 201
+
+    async def order(by: str) -> list[str]:
+        response = await client.get(f"{BASE}/entities", params={"type": "Building", "orderBy": by})
+        assert response.status_code == 200, response.text
+        return [e["id"].rsplit(":", 1)[1] for e in response.json()]
+
+    assert await order("id") == ["a", "b", "c"]
+    assert await order("id;desc") == ["c", "b", "a"]
+    assert await order("createdAt") == ["c", "a", "b"]
+    assert await order("name.rank") == ["a", "c", "b"]
+    assert await order("name.rank;desc") == ["c", "a", "b"]
+    assert await order("name;asc,id;desc") == ["c", "b", "a"]
+    paged = await client.get(f"{BASE}/entities", params={"type": "Building", "orderBy": "id", "offset": 1})
+    assert [e["id"][-1] for e in paged.json()] == ["b", "c"]
+    refused = await client.get(f"{BASE}/entities", params={"type": "Building", "orderBy": "id;up"})
+    assert refused.status_code == 400

@@ -58,8 +58,8 @@ QUERY_PARAMS = RETRIEVE_PARAMS | {
     "limit",
     "offset",
     "count",
-    "csf",
     "orderBy",
+    "csf",
     "expandValues",
     "collect",
 }
@@ -213,6 +213,7 @@ async def query_entities(
     offset: Annotated[int, Query()] = 0,
     count: bool = False,
     local: bool = False,
+    orderBy: str | None = None,
 ) -> Response:
     check_params(broker.request, QUERY_PARAMS)
     ctx = await broker.context()
@@ -227,8 +228,32 @@ async def query_entities(
         scope_q=scopeQ,
         geo=(georel, geometry, coordinates, geoproperty),
     )
+    query.order = parse_order_by(orderBy, ctx)
     view = shown.view(ctx)
     return await _answer_query(broker, ctx, query, view, limit=limit, offset=offset, count=count)
+
+
+#: Members of an attribute that orderBy may name after it (``name.createdAt``), not expanded.
+_INSTANCE_MEMBERS = frozenset({"createdAt", "modifiedAt", "observedAt", "unitCode", "datasetId"})
+
+
+def parse_order_by(text: str | None, ctx: ActiveContext) -> list[service.OrderKey]:
+    """``orderBy=type;asc,name.subProperty;desc,name`` (NGSI-LD 1.9): paths with directions."""
+    if not text:
+        return []
+    keys = []
+    for part in text.split(","):
+        path, _, direction = part.strip().partition(";")
+        if direction not in ("", "asc", "desc"):
+            raise BadRequestData(f"orderBy direction must be asc or desc, got {direction!r}")
+        names = path.split(".")
+        if not all(names):
+            raise BadRequestData(f"orderBy member {path!r} is not a valid path")
+        head = names[0]
+        expanded = [head if head in ("id", "type", "createdAt", "modifiedAt") else ctx.expand(head)]
+        expanded += [n if n in _INSTANCE_MEMBERS else ctx.expand(n) for n in names[1:]]
+        keys.append(service.OrderKey(tuple(expanded), descending=direction == "desc"))
+    return keys
 
 
 def entity_query(
