@@ -70,3 +70,46 @@ async def test_bad_requests(client: httpx.AsyncClient) -> None:
     location = await add(client)
     # only cached contexts can be reloaded
     assert (await client.delete(location, params={"reload": "true"})).status_code == 400
+
+
+async def test_an_array_context_is_implicitly_created(client: httpx.AsyncClient) -> None:
+    """A subscription written with an array @context names an ImplicitlyCreated context as its
+    jsonldContext; that context is listed, served, usable in requests, and can be deleted but not
+    reloaded. The same array always gets the same URL."""
+    location = await add(client)
+    subscription = {
+        "id": "urn:ngsi-ld:Subscription:implicit",
+        "type": "Subscription",
+        "entities": [{"type": "AirQualityObserved"}],
+        "watchedAttributes": ["pm25"],
+        "notification": {"endpoint": {"uri": "http://127.0.0.1:9/unused"}},
+        "@context": [
+            f"http://hub{location}",
+            {"no2": "https://smartdatamodels.org/dataModel.Environment/no2"},
+        ],
+    }
+    created = await client.post(
+        "/ngsi-ld/v1/subscriptions",
+        content=__import__("orjson").dumps(subscription),
+        headers={"content-type": "application/ld+json"},
+    )
+    assert created.status_code == 201, created.text
+    shown = (await client.get("/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:implicit")).json()
+    implicit = shown["jsonldContext"]
+    assert "/jsonldContexts/implicit-" in implicit
+    listed = (await client.get(BASE, params={"kind": "ImplicitlyCreated", "details": "true"})).json()
+    assert [entry["URL"] for entry in listed] == [implicit]
+    assert listed[0]["kind"] == "ImplicitlyCreated"
+    local = f"{BASE}/{implicit.rsplit('/', 1)[1]}"
+    assert (await client.get(local)).json() == {"@context": subscription["@context"]}
+    # usable as a Link: both of its parts are in force
+    entity = {"id": "urn:ngsi-ld:AirQualityObserved:1", "type": "AirQualityObserved", "pm25": 30, "no2": 40}
+    link = f'<{implicit}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+    assert (await client.post("/ngsi-ld/v1/entities", json=entity, headers={"link": link})).status_code == 201
+    stored = (await client.get(f"/ngsi-ld/v1/entities/{entity['id']}")).json()
+    assert "https://smartdatamodels.org/dataModel.Environment/no2" in stored
+    reload = await client.delete(local, params={"reload": "true"})
+    assert reload.status_code == 400
+    assert (await client.delete(local)).status_code == 204
+    again = (await client.get("/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:implicit")).json()
+    assert again["jsonldContext"] == implicit  # made again, under the same name

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import functools
+import hashlib
 import logging
 import re
 import time
@@ -341,6 +342,22 @@ class ContextStore:
             raise AlreadyExists(f"@context {url} is already held")
         self._active.clear()
         return self._register(StoredContext(url, local_id, kind, document))
+
+    def implicit(self, value: Any, base_url: str) -> StoredContext | None:
+        """The ``ImplicitlyCreated`` context standing for an @context that is not one URL (an
+        array, an object), made on first use. Its id is a digest of the value, so every hub process,
+        before and after a restart, names the same value with the same URL. None for a single URL
+        (or no @context), which needs no stand-in."""
+        if value is None or isinstance(value, str):
+            return None
+        digest = hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+        local_id = f"implicit-{digest}"
+        entry = self._by_id.get(local_id)
+        if entry is None:
+            url = f"{base_url.rstrip('/')}/ngsi-ld/v1/jsonldContexts/{local_id}"
+            entry = self._register(StoredContext(url, local_id, "ImplicitlyCreated", {"@context": value}))
+            entry.hits, entry.last_usage = 1, utcnow()  # the request that brought it used it
+        return entry
 
     def get(self, key: str) -> StoredContext:
         """The context with URL or local id ``key``."""

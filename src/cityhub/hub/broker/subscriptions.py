@@ -351,10 +351,25 @@ async def create_subscription(broker: Broker) -> Response:
     row = BrokerSubscription(subscription_id=data["id"], context=context, times_sent=0, times_failed=0)
     _apply(row, data)
     broker.session.add(row)
+    broker.contexts.implicit(context, str(broker.request.base_url))
     headers = {"Location": f"/ngsi-ld/v1/subscriptions/{data['id']}"}
     if broker.tenant_given:
         headers[TENANT_HEADER] = broker.tenant
     return Response(status_code=201, headers=headers)
+
+
+async def _shown(
+    broker: BrokerRequest, row: BrokerSubscription, ctx: ActiveContext, options: str | None
+) -> dict[str, Any]:
+    """A subscription as shown to a reader. One written with an array or object @context names
+    it as ``jsonldContext``: the ImplicitlyCreated context that stands for it."""
+    shown = show(
+        row, await broker.contexts.resolve(row.context), ctx, sys_attrs="sysAttrs" in (options or "")
+    )
+    implicit = broker.contexts.implicit(row.context, str(broker.request.base_url))
+    if implicit is not None:
+        shown.setdefault("jsonldContext", implicit.url)
+    return shown
 
 
 @router.get("/subscriptions/{subscription_id}", summary="Retrieve a subscription")
@@ -362,8 +377,7 @@ async def retrieve_subscription(broker: Broker, subscription_id: str, options: s
     await broker.read_tenant()
     row = await _load(broker, subscription_id)
     ctx = await broker.context()
-    written = await broker.contexts.resolve(row.context)
-    return broker.render(show(row, written, ctx, sys_attrs="sysAttrs" in (options or "")), ctx)
+    return broker.render(await _shown(broker, row, ctx, options), ctx)
 
 
 @router.get("/subscriptions", summary="Query subscriptions")
@@ -385,10 +399,7 @@ async def query_subscriptions(
         .offset(offset)
         .limit(page)
     )
-    shown = [
-        show(row, await broker.contexts.resolve(row.context), ctx, sys_attrs="sysAttrs" in (options or ""))
-        for row in rows
-    ]
+    shown = [await _shown(broker, row, ctx, options) for row in rows]
     return broker.render(shown, ctx, headers=page_headers(broker.request, page, offset, total, count))
 
 
