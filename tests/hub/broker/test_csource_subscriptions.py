@@ -184,6 +184,10 @@ async def test_invalid_updates_and_ids_are_refused(client: httpx.AsyncClient) ->
         f"{SUBS}/{sub_id}", content=b'{"isActive": false,,}', headers={"Content-Type": "application/json"}
     )
     assert (broken.status_code, broken.json()["type"]) == (400, INVALID_REQUEST)
+    # without a Content-Type the body is examined: not JSON is a bad request, JSON still needs the type
+    undeclared = await client.patch(f"{SUBS}/{sub_id}", content=b'{"isActive": false,,}')
+    assert (undeclared.status_code, undeclared.json()["type"]) == (400, INVALID_REQUEST)
+    assert (await client.patch(f"{SUBS}/{sub_id}", content=b'{"isActive": false}')).status_code == 415
     for method in ("GET", "PATCH", "DELETE"):
         response = await client.request(method, f"{SUBS}/invalidUri", json={"isActive": False})
         assert (response.status_code, response.json()["type"]) == (400, BAD_REQUEST)
@@ -210,7 +214,7 @@ async def test_registration_changes_notify_with_their_reason(
     assert created.headers["content-type"] == "application/json"
     assert "ngsi-ld-core-context" in created.headers["link"]
     body = created.body
-    assert body["type"] == "Notification"
+    assert body["type"] == "ContextSourceNotification"
     assert body["id"].startswith("urn:ngsi-ld:Notification:")
     assert body["subscriptionId"] == sub_id
     assert "notifiedAt" in body

@@ -466,9 +466,10 @@ class Notifier:
         *,
         trigger_reason: str | None = None,
     ) -> None:
+        """Queue one notification; with ``trigger_reason`` a csourceNotification (clause 5.3.2)."""
         body: dict[str, Any] = {
             "id": f"urn:ngsi-ld:Notification:{new_id()}",
-            "type": "Notification",
+            "type": "Notification" if trigger_reason is None else "ContextSourceNotification",
             "subscriptionId": sub.row.subscription_id,
             "notifiedAt": isoformat(utcnow()),
             "data": data[0] if sub.accept == GEO_JSON else data,
