@@ -26,7 +26,7 @@ from cityhub.bus.outbox import WAKE_KEY, OutboxRelay
 from cityhub.config import Settings, get_settings
 from cityhub.hub.broker import api as broker_api
 from cityhub.hub.broker.context import ContextStore
-from cityhub.hub.broker.events import EntitiesChanged
+from cityhub.hub.broker.events import EntitiesChanged, RegistrationsChanged
 from cityhub.hub.broker.notifier import CONSUMER as NOTIFY_CONSUMER
 from cityhub.hub.broker.notifier import Notifier
 from cityhub.hub.ops import api as ops_api
@@ -81,6 +81,9 @@ class Hub:
         self.relay.wake()
 
     async def _on_changes(self, event: Event) -> None:
+        if isinstance(event, RegistrationsChanged):
+            await self.notifier.on_registrations(event)
+            return
         assert isinstance(event, EntitiesChanged)
         await self.notifier.on_changes(event)
 
@@ -88,7 +91,7 @@ class Hub:
         await self._ensure_default_tenant()
         await self.runner.setup(discover(self.settings.apps_disabled))
         self.platform.statuses = self.runner.statuses
-        self.bus.subscribe(NOTIFY_CONSUMER, [EntitiesChanged], self._on_changes)
+        self.bus.subscribe(NOTIFY_CONSUMER, [EntitiesChanged, RegistrationsChanged], self._on_changes)
         for consumer in self.registry.consumers:
             self.bus.subscribe(consumer.name, consumer.event_types, consumer.handler, shared=consumer.shared)
         for entry in self.registry.routers:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from cityhub.hub.broker import (
     attributes,
     batch,
+    csource_subscriptions,
     discovery,
     entities,
     jsonld,
@@ -27,6 +28,7 @@ router.include_router(subscriptions.router)
 router.include_router(temporal.router)
 router.include_router(jsonld.router)
 router.include_router(registrations.router)
+router.include_router(csource_subscriptions.router)
 
 
 @router.api_route(

@@ -10,6 +10,11 @@ A change carries the entity after it (``entity``, None once deleted) and, of the
 changed, their instances before it (``previous``), which is what ``showChanges`` and deletion
 notifications need, without shipping whole entities twice; a deletion also carries the deleted
 entity's types, scopes and timestamps (``before``).
+
+Context source registrations are announced the same way, as :class:`RegistrationsChanged`: each
+change carries the registration before and after it (as stored: its members and the @context they
+were written in), which is what csource subscriptions need to tell a newly matching registration
+from an updated one or one that no longer matches.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from cityhub.kit.db import current_tenant
 from cityhub.kit.time import isoformat, utcnow
 
 _PENDING_KEY = "cityhub.broker.changes"
+_PENDING_REGISTRATIONS_KEY = "cityhub.broker.registration_changes"
 #: Changes per event: a 1,000-entity batch becomes ten events, each well under NATS's 1 MiB limit.
 CHUNK = 100
 
@@ -41,6 +47,16 @@ class EntitiesChanged(Event):
 
     event_type = "broker.entities_changed"
     plain_json_fields = frozenset({"changes"})  # entities as stored: JSON through and through
+
+    changes: list[dict[str, Any]]
+
+
+class RegistrationsChanged(Event):
+    """Context source registrations of one tenant changed in one transaction. Each change is
+    ``{"op", "id", "at", "before", "after"}``; ``before`` and ``after`` (None when created, deleted)
+    are ``{"data", "context"}``: the registration's members as stored and its @context."""
+
+    event_type = "broker.registrations_changed"
 
     changes: list[dict[str, Any]]
 
@@ -94,6 +110,22 @@ def record(
     sync.info.setdefault(_PENDING_KEY, {}).setdefault(tenant, []).append(diff(before, after))
 
 
+def record_registration(
+    session: AsyncSession | Session,
+    registration_id: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    """Note a change of one context source registration (``before``/``after``: ``{"data",
+    "context"}``, None when created or deleted); it is announced when the session commits."""
+    sync = session.sync_session if isinstance(session, AsyncSession) else session
+    tenant = current_tenant(sync)
+    assert tenant is not None, "broker sessions are scoped to a tenant"
+    op = "create" if before is None else "delete" if after is None else "update"
+    change = {"op": op, "id": registration_id, "at": isoformat(utcnow()), "before": before, "after": after}
+    sync.info.setdefault(_PENDING_REGISTRATIONS_KEY, {}).setdefault(tenant, []).append(change)
+
+
 @event.listens_for(Session, "before_commit")
 def _announce(session: Session) -> None:
     pending: dict[str, list[dict[str, Any]]] = session.info.pop(_PENDING_KEY, {})
@@ -102,8 +134,13 @@ def _announce(session: Session) -> None:
             hook(session, tenant, changes)
         for start in range(0, len(changes), CHUNK):
             enqueue(session, EntitiesChanged(tenant=tenant, changes=changes[start : start + CHUNK]))
+    registrations: dict[str, list[dict[str, Any]]] = session.info.pop(_PENDING_REGISTRATIONS_KEY, {})
+    for tenant, changes in registrations.items():
+        for start in range(0, len(changes), CHUNK):
+            enqueue(session, RegistrationsChanged(tenant=tenant, changes=changes[start : start + CHUNK]))
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     session.info.pop(_PENDING_KEY, None)
+    session.info.pop(_PENDING_REGISTRATIONS_KEY, None)

@@ -79,15 +79,20 @@ class BrokerRequest:
 
     async def body(self, *, merge_patch: bool = False) -> Any:
         allowed = {JSON, JSON_LD} | ({MERGE_PATCH} if merge_patch else set())
-        if self.content_type not in allowed:
+        declared = self.content_type
+        if declared and declared not in allowed:
             raise UnsupportedMediaType(f"Content-Type must be one of {', '.join(sorted(allowed))}")
         raw = await self.request.body()
         if not raw:
             raise InvalidRequest("the request body is empty")
         try:
-            return orjson.loads(raw)
+            body = orjson.loads(raw)
         except orjson.JSONDecodeError as error:
+            # Without a Content-Type the body is examined: what is not JSON is the client's error.
             raise InvalidRequest(f"the request body is not valid JSON: {error}") from None
+        if not declared:
+            raise UnsupportedMediaType(f"Content-Type must be one of {', '.join(sorted(allowed))}")
+        return body
 
     async def read_tenant(self) -> None:
         if self.tenant_given:

@@ -17,6 +17,9 @@ from cityhub.kit.ids import new_id
 from cityhub.kit.time import utcnow
 
 TENANT_NAME_LENGTH = 64
+#: The kinds of subscription (``BrokerSubscription.kind``).
+ENTITIES = "entities"
+REGISTRATIONS = "registrations"
 
 
 class BrokerTenant(Base):
@@ -66,7 +69,9 @@ class BrokerEntityType(TenantOwned, Base):
 class BrokerSubscription(TenantOwned, Base):
     """An NGSI-LD subscription. ``data`` is the subscription as given (compacted, without its
     @context, which is ``context``), with entity types and attribute names expanded; the columns
-    are what delivery reads and counts without parsing ``data``."""
+    are what delivery reads and counts without parsing ``data``. ``kind`` tells subscriptions to
+    entities (``/subscriptions``) from those to context source registrations
+    (``/csourceSubscriptions``); each API sees only its own kind."""
 
     __tablename__ = "broker_subscription"
     __table_args__ = (
@@ -76,6 +81,7 @@ class BrokerSubscription(TenantOwned, Base):
 
     tenant_code: Mapped[str] = mapped_column(String(TENANT_NAME_LENGTH), nullable=False)
     subscription_id: Mapped[str] = mapped_column(String(2048), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False, default=ENTITIES, server_default=ENTITIES)
     data: Mapped[dict[str, Any]] = mapped_column(nullable=False)
     context: Mapped[Any] = mapped_column(JSONType, nullable=True)
     active: Mapped[bool] = mapped_column(nullable=False, default=True)

@@ -15,6 +15,11 @@ Two stages, so that a slow or dead subscriber never slows down a writer or anoth
 
 A subscription's status counters (timesSent, timesFailed, lastNotification, lastSuccess,
 lastFailure) are updated with each attempt.
+
+Subscriptions to context source registrations (``csource_notify``) go the same way: each
+:class:`RegistrationsChanged` event is matched against them (:meth:`Notifier.on_registrations`)
+and their notifications are queued, delivered and counted like the others. The answer to a new or
+changed csource subscription (the registrations that match it then) is a run of the periodic loop.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
@@ -39,9 +44,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cityhub.bus.inbox import first_delivery
 from cityhub.hub.broker import ngsi, service, views
 from cityhub.hub.broker.context import ActiveContext, ContextStore, link_header
-from cityhub.hub.broker.events import EntitiesChanged
+from cityhub.hub.broker.csource_notify import (
+    NEWLY_MATCHING,
+    NO_LONGER_MATCHING,
+    UPDATED,
+    CsourceCompiled,
+    compile_csource_subscription,
+)
+from cityhub.hub.broker.events import EntitiesChanged, RegistrationsChanged
 from cityhub.hub.broker.http import FORMATS, GEO_JSON, JSON, JSON_LD
-from cityhub.hub.broker.models import BrokerNotification, BrokerSubscription
+from cityhub.hub.broker.models import (
+    ENTITIES,
+    REGISTRATIONS,
+    BrokerNotification,
+    BrokerRegistration,
+    BrokerSubscription,
+)
 from cityhub.hub.broker.ngsi import Context
 from cityhub.hub.broker.q import QExpr, ScopeExpr, TypeSelection, parse_q, parse_scope_q, parse_type_selection
 from cityhub.hub.broker.subscriptions import DEFAULT_TRIGGERS, status
@@ -92,6 +110,16 @@ def _counts(key: tuple[str, str], count: dict[str, Any], now: datetime) -> dict[
         "b_failure": now if count["failed"] else None,
         "b_error": count["error"],
     }
+
+
+class Target(Protocol):
+    """What queueing a notification needs of a compiled subscription of either kind."""
+
+    row: BrokerSubscription
+    accept: str
+    endpoint: dict[str, Any]
+    context_value: Any
+    context_url: str
 
 
 @dataclass
@@ -311,6 +339,7 @@ class Notifier:
         self._outcomes: list[tuple[BrokerNotification, str | None]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._compiled: dict[tuple[str, str], tuple[datetime, Compiled]] = {}
+        self._compiled_csource: dict[tuple[str, str], tuple[datetime, CsourceCompiled]] = {}
         self.sent = 0
         self.failed = 0
 
@@ -320,6 +349,7 @@ class Notifier:
         rows = await session.scalars(
             select(BrokerSubscription).where(
                 BrokerSubscription.tenant_code == tenant,
+                BrokerSubscription.kind == ENTITIES,
                 BrokerSubscription.active.is_(True),
                 BrokerSubscription.time_interval.is_(None),
             )
@@ -428,14 +458,25 @@ class Notifier:
                     )
         return shown
 
-    def _queue(self, session: AsyncSession, sub: Compiled, tenant: str, data: list[Any]) -> None:
+    def _queue(
+        self,
+        session: AsyncSession,
+        sub: Target,
+        tenant: str,
+        data: list[Any],
+        *,
+        trigger_reason: str | None = None,
+    ) -> None:
+        """Queue one notification; with ``trigger_reason`` a csourceNotification (clause 5.3.2)."""
         body: dict[str, Any] = {
             "id": f"urn:ngsi-ld:Notification:{new_id()}",
-            "type": "Notification",
+            "type": "Notification" if trigger_reason is None else "ContextSourceNotification",
             "subscriptionId": sub.row.subscription_id,
             "notifiedAt": isoformat(utcnow()),
             "data": data[0] if sub.accept == GEO_JSON else data,
         }
+        if trigger_reason is not None:
+            body["triggerReason"] = trigger_reason
         headers = {"Content-Type": sub.accept}
         if sub.accept == JSON_LD:
             body["@context"] = sub.context_value
@@ -455,6 +496,118 @@ class Notifier:
                 attempts=0,
             )
         )
+
+    # -- csource subscriptions -----------------------------------------------------------------
+
+    async def _csource_subscriptions(self, session: AsyncSession, tenant: str) -> list[CsourceCompiled]:
+        rows = await session.scalars(
+            select(BrokerSubscription).where(
+                BrokerSubscription.tenant_code == tenant,
+                BrokerSubscription.kind == REGISTRATIONS,
+                BrokerSubscription.active.is_(True),
+                BrokerSubscription.time_interval.is_(None),
+            )
+        )
+        found = []
+        for row in rows:
+            if status(row) != "active":
+                continue
+            key = (tenant, row.subscription_id)
+            cached = self._compiled_csource.get(key)
+            if cached is None or cached[0] != row.modified_at:
+                try:
+                    cached = (row.modified_at, await compile_csource_subscription(row, self.contexts))
+                except HubError as error:
+                    log.warning("subscription %s cannot be used now: %s", row.subscription_id, error.detail)
+                    continue
+                self._compiled_csource[key] = cached
+            cached[1].row = row
+            found.append(cached[1])
+        return found
+
+    async def on_registrations(self, event: RegistrationsChanged) -> None:
+        """Queue a notification per csource subscription and trigger reason for the registrations
+        of ``event`` that match it now, matched it before, or both."""
+        tenant = event.tenant or self.default_tenant
+        queued = False
+        async with self.sessions() as session, session.begin():
+            if not await first_delivery(session, CONSUMER, event):
+                return
+            subscriptions = await self._csource_subscriptions(session, tenant)
+            if not subscriptions:
+                return
+            now = utcnow()
+            changes = []
+            for change in event.changes:
+                states = {}
+                for side in ("before", "after"):
+                    state = change[side]
+                    if state is not None:
+                        states[side] = (state["data"], await self.contexts.resolve(state["context"]))
+                changes.append((parse_datetime(change["at"]), states))
+            for sub in subscriptions:
+                if sub.row.throttled_until is not None and sub.row.throttled_until > now:
+                    continue
+                by_reason: dict[str, list[Any]] = {}
+                for at, states in changes:
+                    if at < sub.row.created_at:
+                        continue  # made before the subscription: its first answer had it
+                    reason, shown = self._csource_change(sub, states)
+                    if reason is not None:
+                        by_reason.setdefault(reason, []).append(shown)
+                for reason, data in by_reason.items():
+                    self._queue(session, sub, tenant, data, trigger_reason=reason)
+                    queued = True
+                if by_reason and sub.row.throttling:
+                    sub.row.throttled_until = now + timedelta(seconds=sub.row.throttling)
+        if queued:
+            self.wake()
+
+    @staticmethod
+    def _csource_change(
+        sub: CsourceCompiled, states: dict[str, tuple[dict[str, Any], ActiveContext]]
+    ) -> tuple[str | None, Any]:
+        """Why a change of one registration concerns ``sub`` (None: it does not), and the
+        registration as notified: as it is now, or as it was when it was deleted."""
+        before = sub.relevant(*states["before"]) if "before" in states else None
+        if "after" in states:
+            after = sub.relevant(*states["after"])
+            if after is not None:
+                reason = UPDATED if before is not None else NEWLY_MATCHING
+                return reason, sub.render(*states["after"], after)
+            if before is not None:
+                return NO_LONGER_MATCHING, sub.render(*states["after"], None)
+            return None, None
+        if before is not None:
+            return NO_LONGER_MATCHING, sub.render(*states["before"], before)
+        return None, None
+
+    async def _run_csource(self, row: BrokerSubscription) -> bool:
+        """Queue the registrations that match a csource subscription now: its answer when it was
+        made or changed (the registrations written since come with their own notifications), or
+        a timeInterval run (all of them). True if something was queued."""
+        try:
+            sub = await compile_csource_subscription(row, self.contexts)
+        except HubError as error:
+            log.warning("subscription %s cannot be used now: %s", row.subscription_id, error.detail)
+            return False
+        async with self.sessions() as session, session.begin():
+            scope_to_tenant(session, row.tenant_code)
+            query = select(BrokerRegistration).order_by(
+                BrokerRegistration.created_at, BrokerRegistration.registration_id
+            )
+            if not row.time_interval:
+                query = query.where(BrokerRegistration.modified_at <= row.modified_at)
+            data = []
+            for registration in await session.scalars(query):
+                written = await self.contexts.resolve(registration.context)
+                infos = sub.relevant(registration.data, written)
+                if infos is not None:
+                    data.append(sub.render(registration.data, written, infos))
+            if not data:
+                return False
+            self._queue(session, sub, row.tenant_code, data, trigger_reason=NEWLY_MATCHING)
+        return True
 
     # -- stage 2: delivery ---------------------------------------------------------------------
 
@@ -669,8 +822,10 @@ class Notifier:
     # -- periodic subscriptions ----------------------------------------------------------------
 
     async def run_periodic(self) -> int:
-        """Queue a notification with the matching entities for each timeInterval subscription due.
-        The run is claimed first (its next run moved on), so two processes never both run it."""
+        """Queue a notification with the matching entities for each timeInterval subscription due,
+        and with the matching registrations for each csource subscription due (timeInterval, or
+        just made or changed). The run is claimed first (its next run moved on), so two processes
+        never both run it."""
         now = utcnow()
         async with self.sessions() as session, session.begin():
             query = select(BrokerSubscription).where(
@@ -680,12 +835,16 @@ class Notifier:
                 query = query.with_for_update(skip_locked=True)
             due = list(await session.scalars(query))
             for row in due:
-                row.next_run_at = now + timedelta(seconds=row.time_interval or 60)
+                # A csource subscription without timeInterval runs once, to answer its creation.
+                row.next_run_at = now + timedelta(seconds=row.time_interval) if row.time_interval else None
             await session.flush()  # the lease (or next run) is written; the rows stay usable after
             session.expunge_all()
         queued = 0
         for row in due:
             if status(row) != "active":
+                continue
+            if row.kind == REGISTRATIONS:
+                queued += int(await self._run_csource(row))
                 continue
             try:
                 sub = await compile_subscription(row, self.contexts)

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
-from cityhub.hub.broker import ngsi, service
+from cityhub.hub.broker import events, ngsi, service
 from cityhub.hub.broker.context import ActiveContext
 from cityhub.hub.broker.http import (
     Broker,
@@ -140,7 +140,13 @@ def validate(body: dict[str, Any]) -> None:
 
 def show(row: BrokerRegistration, written: ActiveContext, shown: ActiveContext) -> dict[str, Any]:
     """The registration as given, its names as a client using ``shown`` reads them."""
-    data = dict(row.data)
+    return present(row.data, written, shown)
+
+
+def present(data: dict[str, Any], written: ActiveContext, shown: ActiveContext) -> dict[str, Any]:
+    """A registration's members (as stored, written in ``written``) as a client using ``shown``
+    reads them, with its mode and, once it is past its expiresAt, its status."""
+    data = dict(data)
     data["information"] = [
         info
         | {
@@ -151,7 +157,7 @@ def show(row: BrokerRegistration, written: ActiveContext, shown: ActiveContext) 
         for info in data["information"]
     ]
     data.setdefault("mode", "inclusive")
-    if row.expires_at is not None and row.expires_at <= utcnow():
+    if "expiresAt" in data and parse_datetime(data["expiresAt"]) <= utcnow():
         data["status"] = "expired"
     return data
 
@@ -162,6 +168,11 @@ async def _load(broker: BrokerRequest, registration_id: str) -> BrokerRegistrati
     if row is None:
         raise NotFound(f"context source registration {registration_id} does not exist")
     return row
+
+
+def snapshot(row: BrokerRegistration) -> dict[str, Any]:
+    """The registration as a change event carries it: its members and its @context."""
+    return {"data": row.data, "context": row.context}
 
 
 def _fill(row: BrokerRegistration, data: dict[str, Any]) -> None:
@@ -186,6 +197,7 @@ async def create_registration(broker: Broker) -> Response:
     row = BrokerRegistration(registration_id=data["id"], context=context)
     _fill(row, data)
     broker.session.add(row)
+    events.record_registration(broker.session, row.registration_id, None, snapshot(row))
     headers = {"Location": f"/ngsi-ld/v1/csourceRegistrations/{data['id']}"}
     if broker.tenant_given:
         headers[TENANT_HEADER] = broker.tenant
@@ -212,16 +224,20 @@ async def update_registration(broker: Broker, registration_id: str) -> Response:
     context = await context_as_given(broker, body)
     data = replace_members(row.data, body)
     validate(data)
+    before = snapshot(row)
     if context is not None:
         row.context = context
     _fill(row, data)
+    events.record_registration(broker.session, row.registration_id, before, snapshot(row))
     return Response(status_code=204)
 
 
 @router.delete("/{registration_id}", status_code=204, summary="Delete a context source registration")
 async def delete_registration(broker: Broker, registration_id: str) -> Response:
     await broker.read_tenant()
-    await broker.session.delete(await _load(broker, registration_id))
+    row = await _load(broker, registration_id)
+    await broker.session.delete(row)
+    events.record_registration(broker.session, row.registration_id, snapshot(row), None)
     return Response(status_code=204)
 
 

@@ -1,6 +1,10 @@
 """Subscriptions (ETSI GS CIM 009 v1.8, clauses 5.8 and 5.2.12): create, retrieve, query, update,
 delete. Delivery is ``notifier``'s.
 
+Subscriptions to context source registrations (clause 5.11, ``csource_subscriptions``) are the same
+resource of another kind, kept in the same table: the handlers here take the kind, and each API
+finds only subscriptions of its own kind.
+
 A subscription is kept as the client wrote it (its names as given) together with the @context it
 was written in, which is the context its names, ``q`` and notifications are read with. An update
 replaces the top-level members it names, so a fragment with a ``notification`` must give the whole
@@ -34,8 +38,9 @@ from cityhub.hub.broker.http import (
     reworded,
     reworded_selectors,
 )
-from cityhub.hub.broker.models import BrokerNotification, BrokerSubscription
+from cityhub.hub.broker.models import ENTITIES, REGISTRATIONS, BrokerNotification, BrokerSubscription
 from cityhub.hub.broker.q import parse_q, parse_scope_q, parse_type_selection
+from cityhub.hub.broker.temporal import parse_time_query
 from cityhub.kit.errors import AlreadyExists, BadRequestData, InvalidRequest, MethodNotAllowed, NotFound
 from cityhub.kit.geo import geometry_from_query, parse_geometry, parse_georel
 from cityhub.kit.ids import new_id
@@ -84,6 +89,11 @@ KNOWN = frozenset(
         "datasetId",
     }
 )
+#: What a subscription to context source registrations may hold (clause 5.2.12 as 5.11 reads it):
+#: no notificationTrigger, scopeQ, lang, datasetId or csf, which concern entities.
+CSOURCE_KNOWN = KNOWN - {"notificationTrigger", "scopeQ", "lang", "datasetId", "csf"}
+#: Paths of the two kinds, for Location headers.
+PATHS = {ENTITIES: "subscriptions", REGISTRATIONS: "csourceSubscriptions"}
 NOTIFICATION_KEYS = frozenset(
     {
         "attributes",
@@ -187,13 +197,35 @@ def _projection(value: Any, what: str) -> views.Projection:
     return views.parse_projection(value, what)
 
 
-def _notification(value: Any) -> None:
+#: The NotificationParams of a csource subscription: registrations are notified whole, so the
+#: members that pick attributes or shape entities (attributes, sysAttrs, pick, omit, ...) do not apply.
+CSOURCE_NOTIFICATION_KEYS = frozenset(
+    {
+        "endpoint",
+        "format",
+        "status",
+        "timesSent",
+        "timesFailed",
+        "lastNotification",
+        "lastFailure",
+        "lastSuccess",
+    }
+)
+
+
+def _notification(value: Any, kind: str) -> None:
     if not isinstance(value, dict):
         raise BadRequestData("notification must be an object")
-    unknown = set(value) - NOTIFICATION_KEYS - {"endpoint"}
+    allowed = NOTIFICATION_KEYS if kind == ENTITIES else CSOURCE_NOTIFICATION_KEYS
+    unknown = set(value) - allowed - {"endpoint"}
     if unknown:
-        raise BadRequestData(f"unknown notification member(s): {', '.join(sorted(unknown))}")
+        raise BadRequestData(
+            f"unknown notification member(s){'' if kind == ENTITIES else ' for a csource subscription'}: "
+            f"{', '.join(sorted(unknown))}"
+        )
     _endpoint(value.get("endpoint"))
+    if kind == REGISTRATIONS and value["endpoint"].get("accept", JSON) == GEO_JSON:
+        raise BadRequestData(f"csource notifications are {JSON} or {JSON_LD}, not {GEO_JSON}")
     if "attributes" in value:
         _names(value["attributes"], "notification.attributes")
     if "format" in value and value["format"] not in FORMATS:
@@ -211,17 +243,31 @@ def _notification(value: Any) -> None:
         raise BadRequestData("notification.join must be inline, flat or @none")
 
 
-def validate(body: dict[str, Any]) -> None:
-    """Refuse with a 400 anything that is not a valid subscription (clause 5.2.12)."""
+def _temporal_q(value: Any) -> None:
+    if not isinstance(value, dict) or not isinstance(value.get("timerel"), str):
+        raise BadRequestData("temporalQ must be an object with timerel and timeAt")
+    unknown = set(value) - {"timerel", "timeAt", "endTimeAt", "timeproperty"}
+    if unknown:
+        raise BadRequestData(f"unknown temporalQ member(s): {', '.join(sorted(unknown))}")
+    query = parse_time_query(
+        value["timerel"], value.get("timeAt"), value.get("endTimeAt"), value.get("timeproperty"), None
+    )
+    if query.timeproperty == "deletedAt":
+        raise BadRequestData("temporalQ.timeproperty must be observedAt, createdAt or modifiedAt")
+
+
+def validate(body: dict[str, Any], kind: str = ENTITIES) -> None:
+    """Refuse with a 400 anything that is not a valid subscription (clause 5.2.12) of ``kind``."""
     if body.get("type") != "Subscription":
         raise BadRequestData('a subscription must have "type": "Subscription"')
     given = set(body) - {"@context"}
     read_only = given & READ_ONLY
     if read_only:
         raise BadRequestData(f"{', '.join(sorted(read_only))} cannot be set by a client")
-    unknown = given - KNOWN
+    unknown = given - (KNOWN if kind == ENTITIES else CSOURCE_KNOWN)
     if unknown:
-        raise BadRequestData(f"unknown subscription member(s): {', '.join(sorted(unknown))}")
+        what = "subscription" if kind == ENTITIES else "csource subscription"
+        raise BadRequestData(f"unknown {what} member(s): {', '.join(sorted(unknown))}")
     if "id" in body:
         ngsi.require_uri(body["id"], "subscription id")
     if "entities" in body:
@@ -249,6 +295,8 @@ def validate(body: dict[str, Any]) -> None:
             parse(body[member])
     if "geoQ" in body:
         _geo_q(body["geoQ"])
+    if kind == REGISTRATIONS and "temporalQ" in body:
+        _temporal_q(body["temporalQ"])
     if "isActive" in body and not isinstance(body["isActive"], bool):
         raise BadRequestData("isActive must be true or false")
     if "expiresAt" in body:
@@ -259,7 +307,7 @@ def validate(body: dict[str, Any]) -> None:
         ngsi.require_uri(body["jsonldContext"], "jsonldContext")
     if "notification" not in body:
         raise BadRequestData("a subscription needs a notification")
-    _notification(body["notification"])
+    _notification(body["notification"], kind)
 
 
 def _datetime(value: Any, what: str) -> datetime:
@@ -280,6 +328,10 @@ def _apply(row: BrokerSubscription, data: dict[str, Any]) -> None:
         row.next_run_at = utcnow() if interval else None
     row.time_interval = float(interval) if interval else None
     row.modified_at = utcnow()
+    if row.kind == REGISTRATIONS:
+        # Every create and update is answered with the registrations that match now (clause
+        # 5.11.7): the notifier's next run sends them.
+        row.next_run_at = row.modified_at
 
 
 def status(row: BrokerSubscription) -> str:
@@ -297,7 +349,8 @@ def show(
         data["entities"] = reworded_selectors(data["entities"], written, shown)
     if "watchedAttributes" in data:
         data["watchedAttributes"] = reworded(data["watchedAttributes"], written, shown)
-    data.setdefault("notificationTrigger", list(DEFAULT_TRIGGERS))
+    if row.kind == ENTITIES:
+        data.setdefault("notificationTrigger", list(DEFAULT_TRIGGERS))
     data["status"] = status(row)
     notification = dict(data["notification"])
     if "attributes" in notification:
@@ -320,11 +373,12 @@ def show(
     return data
 
 
-async def _load(broker: BrokerRequest, subscription_id: str) -> BrokerSubscription:
+async def _load(broker: BrokerRequest, subscription_id: str, kind: str) -> BrokerSubscription:
     ngsi.require_uri(subscription_id, "subscription id")
     row = await broker.session.get(BrokerSubscription, (broker.tenant, subscription_id))
-    if row is None:
-        raise NotFound(f"subscription {subscription_id} does not exist")
+    if row is None or row.kind != kind:
+        what = "subscription" if kind == ENTITIES else "csource subscription"
+        raise NotFound(f"{what} {subscription_id} does not exist")
     return row
 
 
@@ -334,25 +388,25 @@ async def _check_context(broker: BrokerRequest, data: dict[str, Any]) -> None:
         await broker.contexts.resolve(data["jsonldContext"])
 
 
-@router.post("/subscriptions", status_code=201, summary="Create a subscription")
-@router.post("/subscriptions/", status_code=201, include_in_schema=False)
-async def create_subscription(broker: Broker) -> Response:
+async def create(broker: BrokerRequest, kind: str) -> Response:
     body = await broker.body()
     if not isinstance(body, dict):
         raise InvalidRequest("a subscription must be a JSON object")
     context = await context_as_given(broker, body)
-    validate(body)
+    validate(body, kind)
     await _check_context(broker, body)
     data = {key: value for key, value in body.items() if key != "@context"}
     data.setdefault("id", f"urn:ngsi-ld:Subscription:{new_id()}")
     await broker.write_tenant()
     if await broker.session.get(BrokerSubscription, (broker.tenant, data["id"])) is not None:
         raise AlreadyExists(f"subscription {data['id']} already exists")
-    row = BrokerSubscription(subscription_id=data["id"], context=context, times_sent=0, times_failed=0)
+    row = BrokerSubscription(
+        subscription_id=data["id"], kind=kind, context=context, times_sent=0, times_failed=0
+    )
     _apply(row, data)
     broker.session.add(row)
     broker.contexts.implicit(context, str(broker.request.base_url))
-    headers = {"Location": f"/ngsi-ld/v1/subscriptions/{data['id']}"}
+    headers = {"Location": f"/ngsi-ld/v1/{PATHS[kind]}/{data['id']}"}
     if broker.tenant_given:
         headers[TENANT_HEADER] = broker.tenant
     return Response(status_code=201, headers=headers)
@@ -372,12 +426,77 @@ async def _shown(
     return shown
 
 
-@router.get("/subscriptions/{subscription_id}", summary="Retrieve a subscription")
-async def retrieve_subscription(broker: Broker, subscription_id: str, options: str | None = None) -> Response:
+async def retrieve(broker: BrokerRequest, subscription_id: str, options: str | None, kind: str) -> Response:
     await broker.read_tenant()
-    row = await _load(broker, subscription_id)
+    row = await _load(broker, subscription_id, kind)
     ctx = await broker.context()
     return broker.render(await _shown(broker, row, ctx, options), ctx)
+
+
+async def query(
+    broker: BrokerRequest, limit: int | None, offset: int, count: bool, options: str | None, kind: str
+) -> Response:
+    check_params(broker.request, frozenset({"limit", "offset", "count", "options"}))
+    page = page_size(limit, offset, count)
+    ctx = await broker.context()
+    of_kind = BrokerSubscription.kind == kind
+    total = int(
+        await broker.session.scalar(select(func.count()).select_from(BrokerSubscription).where(of_kind)) or 0
+    )
+    rows = await broker.session.scalars(
+        select(BrokerSubscription)
+        .where(of_kind)
+        .order_by(BrokerSubscription.created_at, BrokerSubscription.subscription_id)
+        .offset(offset)
+        .limit(page)
+    )
+    shown = [await _shown(broker, row, ctx, options) for row in rows]
+    return broker.render(shown, ctx, headers=page_headers(broker.request, page, offset, total, count))
+
+
+async def update(broker: BrokerRequest, subscription_id: str, kind: str) -> Response:
+    await broker.read_tenant()
+    body = await broker.body(merge_patch=True)
+    if not isinstance(body, dict) or not (set(body) - {"@context"}):
+        raise BadRequestData("a subscription fragment must be a non-empty JSON object")
+    row = await _load(broker, subscription_id, kind)
+    if body.get("id", row.subscription_id) != row.subscription_id:
+        raise BadRequestData("the id in the fragment differs from the id in the path")
+    if "type" in body and body["type"] != "Subscription":
+        raise BadRequestData('a subscription fragment may only give "type": "Subscription"')
+    context = await context_as_given(broker, body)
+    data = replace_members(row.data, body)
+    data.setdefault("type", "Subscription")
+    validate(data, kind)
+    await _check_context(broker, data)
+    if context is not None:
+        row.context = context
+    _apply(row, data)
+    return Response(status_code=204)
+
+
+async def remove(broker: BrokerRequest, subscription_id: str, kind: str) -> Response:
+    await broker.read_tenant()
+    row = await _load(broker, subscription_id, kind)
+    await broker.session.execute(
+        delete(BrokerNotification).where(
+            BrokerNotification.tenant_code == broker.tenant,
+            BrokerNotification.subscription_id == row.subscription_id,
+        )
+    )
+    await broker.session.delete(row)
+    return Response(status_code=204)
+
+
+@router.post("/subscriptions", status_code=201, summary="Create a subscription")
+@router.post("/subscriptions/", status_code=201, include_in_schema=False)
+async def create_subscription(broker: Broker) -> Response:
+    return await create(broker, ENTITIES)
+
+
+@router.get("/subscriptions/{subscription_id}", summary="Retrieve a subscription")
+async def retrieve_subscription(broker: Broker, subscription_id: str, options: str | None = None) -> Response:
+    return await retrieve(broker, subscription_id, options, ENTITIES)
 
 
 @router.get("/subscriptions", summary="Query subscriptions")
@@ -389,52 +508,17 @@ async def query_subscriptions(
     count: bool = False,
     options: str | None = None,
 ) -> Response:
-    check_params(broker.request, frozenset({"limit", "offset", "count", "options"}))
-    page = page_size(limit, offset, count)
-    ctx = await broker.context()
-    total = int(await broker.session.scalar(select(func.count()).select_from(BrokerSubscription)) or 0)
-    rows = await broker.session.scalars(
-        select(BrokerSubscription)
-        .order_by(BrokerSubscription.created_at, BrokerSubscription.subscription_id)
-        .offset(offset)
-        .limit(page)
-    )
-    shown = [await _shown(broker, row, ctx, options) for row in rows]
-    return broker.render(shown, ctx, headers=page_headers(broker.request, page, offset, total, count))
+    return await query(broker, limit, offset, count, options, ENTITIES)
 
 
 @router.patch("/subscriptions/{subscription_id}", status_code=204, summary="Update a subscription")
 async def update_subscription(broker: Broker, subscription_id: str) -> Response:
-    await broker.read_tenant()
-    body = await broker.body(merge_patch=True)
-    if not isinstance(body, dict) or not (set(body) - {"@context"}):
-        raise BadRequestData("a subscription fragment must be a non-empty JSON object")
-    row = await _load(broker, subscription_id)
-    if body.get("id", row.subscription_id) != row.subscription_id:
-        raise BadRequestData("the id in the fragment differs from the id in the path")
-    context = await context_as_given(broker, body)
-    data = replace_members(row.data, body)
-    data.setdefault("type", "Subscription")
-    validate(data)
-    await _check_context(broker, data)
-    if context is not None:
-        row.context = context
-    _apply(row, data)
-    return Response(status_code=204)
+    return await update(broker, subscription_id, ENTITIES)
 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=204, summary="Delete a subscription")
 async def delete_subscription(broker: Broker, subscription_id: str) -> Response:
-    await broker.read_tenant()
-    row = await _load(broker, subscription_id)
-    await broker.session.execute(
-        delete(BrokerNotification).where(
-            BrokerNotification.tenant_code == broker.tenant,
-            BrokerNotification.subscription_id == row.subscription_id,
-        )
-    )
-    await broker.session.delete(row)
-    return Response(status_code=204)
+    return await remove(broker, subscription_id, ENTITIES)
 
 
 @router.api_route("/subscriptions/", methods=["PATCH", "DELETE"], include_in_schema=False)

@@ -4,8 +4,8 @@ A GiST index on the built-in ``box`` of each entity's bounding box, so a geo-que
 an index search on both axes at once; it needs no extension (PostGIS is not required). SQLite keeps
 the B-tree on (tenant, min_lon, min_lat).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-21 16:30:00
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
