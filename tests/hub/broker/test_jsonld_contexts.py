@@ -67,6 +67,11 @@ async def test_bad_requests(client: httpx.AsyncClient) -> None:
     bad = await client.post(BASE, content=b"{", headers={"content-type": "application/json"})
     assert bad.status_code == 400
     assert (await client.get(f"{BASE}/nothing-here")).status_code == 404
+    assert (await client.delete(f"{BASE}/nothing-here")).status_code == 404
+    # reloading names a context to fetch again: an unknown one is the request's fault
+    unknown = await client.delete(f"{BASE}/nothing-here", params={"reload": "true"})
+    assert unknown.status_code == 400
+    assert unknown.json()["type"].endswith("/BadRequestData")
     location = await add(client)
     # only cached contexts can be reloaded
     assert (await client.delete(location, params={"reload": "true"})).status_code == 400

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, Response
 
 from cityhub.hub.broker.context import ContextKind, ContextStore
 from cityhub.hub.broker.http import JSON, check_params
-from cityhub.kit.errors import BadRequestData, InvalidRequest
+from cityhub.kit.errors import BadRequestData, InvalidRequest, NotFound
 from cityhub.kit.ids import new_id
 
 router = APIRouter(prefix="/jsonldContexts")
@@ -81,7 +81,10 @@ async def serve_context(request: Request, context_id: str, details: str | None =
 async def delete_context(request: Request, context_id: str, reload: str | None = None) -> Response:
     store = _store(request)
     if _flag(reload, "reload"):
-        await store.reload(unquote(context_id))
+        try:
+            await store.reload(unquote(context_id))
+        except NotFound:  # reload names a context to fetch again: an unknown one is a bad request
+            raise BadRequestData(f"no @context {unquote(context_id)} is held to reload") from None
     else:
         store.remove(unquote(context_id))
     return Response(status_code=204)
