@@ -98,11 +98,6 @@ def _view(
     geometry_property: str | None = None,
 ) -> views.View:
     opts = parse_options(options)
-    datasets: set[str | None] | None = None
-    if dataset_id is not None:
-        datasets = set()
-        for item in dataset_id.split(","):
-            datasets.add(None if item == views.NONE_DATASET else ngsi.require_uri(item, "datasetId"))
     return views.View(
         ctx,
         fmt=pick_format(opts, fmt),
@@ -111,7 +106,7 @@ def _view(
         pick=views.parse_projection(pick, "pick") if pick is not None else None,
         omit=views.parse_projection(omit, "omit") if omit is not None else None,
         attrs=set(attribute_names(attrs, ctx) or []) if attrs is not None else None,
-        dataset_ids=datasets,
+        dataset_ids=views.parse_dataset_ids(dataset_id),
         join=join,
         join_level=join_level or 1,
         geometry_property=ctx.expand(geometry_property) if geometry_property else service.LOCATION,

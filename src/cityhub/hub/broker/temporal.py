@@ -5,20 +5,15 @@
 endpoints add instances directly, with their own observedAt. History is kept per entity id and
 outlives nothing: deleting an entity through the temporal API deletes its history.
 
-**Reading history.** An entity's temporal representation has, per attribute, its instances in time
-order (``observedAt`` by default, or ``createdAt``/``modifiedAt`` with ``timeproperty``), narrowed
-by ``timerel`` (before/after/between) and ``lastN``; ``options=temporalValues`` gives
-``[value, time]`` pairs and ``options=aggregatedValues`` the ``aggrMethods`` per
-``aggrPeriodDuration`` as ``[value, start, end]``.
+**Reading history** (time queries, temporal pagination, aggregation, the representations) is
+``history``; the endpoints here parse the request and answer 206 Partial Content with a
+Content-Range when the server's limit on instances cut the answer.
 """
 
 from __future__ import annotations
 
 import copy
-import math
-import re
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -28,7 +23,7 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from cityhub.hub.broker import changes, ngsi, service, views
+from cityhub.hub.broker import changes, history, ngsi, service, views
 from cityhub.hub.broker.context import ActiveContext
 from cityhub.hub.broker.entities import entity_query, query_object
 from cityhub.hub.broker.events import on_before_commit
@@ -52,24 +47,9 @@ router = APIRouter(prefix="/temporal")
 
 #: Set on a session whose writes add their own history (the temporal write endpoints).
 OWN_HISTORY = "cityhub.broker.own_history"
-INSTANCE_PREFIX = "urn:ngsi-ld:Instance:"
-AGGREGATES = ("totalCount", "distinctCount", "sum", "avg", "min", "max", "stddev", "sumsq")
-TIMEPROPERTIES = {
-    "observedAt": "observed_at",
-    "createdAt": "recorded_at",
-    "modifiedAt": "recorded_at",
-    "deletedAt": "deleted_at",
-}
-#: The name of each attribute kind's content in temporalValues.
-PLURALS = {
-    "value": "values",
-    "object": "objects",
-    "languageMap": "languageMaps",
-    "json": "jsons",
-    "vocab": "vocabs",
-    "valueList": "valueLists",
-    "objectList": "objectLists",
-}
+INSTANCE_PREFIX = history.INSTANCE_PREFIX
+#: The representations the ``format`` parameter of temporal reads names.
+TEMPORAL_FORMATS = ("normalized", "temporalValues", "aggregatedValues")
 
 
 _INSTANCES: Table = BrokerAttributeInstance.__table__  # type: ignore[assignment]
@@ -134,245 +114,6 @@ def keep_history(session: Session, tenant: str, entity_changes: list[dict[str, A
         session.execute(_INSTANCES.insert(), rows)  # Core: no ORM bookkeeping for history rows
 
 
-# -- reading history --------------------------------------------------------------------------------
-
-
-@dataclass
-class TimeQuery:
-    timerel: str | None = None
-    time_at: datetime | None = None
-    end_time_at: datetime | None = None
-    timeproperty: str = "observedAt"
-    last_n: int | None = None
-
-
-def _when(value: Any, what: str) -> datetime:
-    try:
-        return parse_datetime(value)
-    except (TypeError, ValueError):
-        raise BadRequestData(f"{what} must be a date-time, not {value!r}") from None
-
-
-def parse_time_query(
-    timerel: str | None,
-    time_at: str | None,
-    end_time_at: str | None,
-    timeproperty: str | None,
-    last_n: Any,
-) -> TimeQuery:
-    query = TimeQuery(timeproperty=timeproperty or "observedAt")
-    if query.timeproperty not in TIMEPROPERTIES:
-        raise BadRequestData("timeproperty must be observedAt, createdAt, modifiedAt or deletedAt")
-    if timerel is not None:
-        if timerel not in ("before", "after", "between"):
-            raise BadRequestData(f"timerel must be before, after or between, not {timerel!r}")
-        if time_at is None:
-            raise BadRequestData("timerel needs timeAt")
-        query.timerel = timerel
-        query.time_at = _when(time_at, "timeAt")
-        if timerel == "between":
-            if end_time_at is None:
-                raise BadRequestData("timerel=between needs endTimeAt")
-            query.end_time_at = _when(end_time_at, "endTimeAt")
-            if query.end_time_at <= query.time_at:
-                raise BadRequestData("endTimeAt must be after timeAt")
-    elif time_at is not None or end_time_at is not None:
-        raise BadRequestData("timeAt and endTimeAt need timerel")
-    if last_n is not None:
-        try:
-            query.last_n = int(last_n)
-        except (TypeError, ValueError):
-            raise BadRequestData(f"lastN must be a positive integer, not {last_n!r}") from None
-        if query.last_n < 1:
-            raise BadRequestData("lastN must be a positive integer")
-    return query
-
-
-async def history(
-    session: AsyncSession, entity_ids: Sequence[str], attrs: set[str] | None, query: TimeQuery
-) -> dict[str, dict[str, list[BrokerAttributeInstance]]]:
-    """entity id → attribute → its instances in time order, as the time query narrows them."""
-    if not entity_ids:
-        return {}
-    column = getattr(BrokerAttributeInstance, TIMEPROPERTIES[query.timeproperty])
-    statement = select(BrokerAttributeInstance).where(BrokerAttributeInstance.entity_id.in_(entity_ids))
-    if attrs is not None:
-        statement = statement.where(BrokerAttributeInstance.attribute.in_(attrs))
-    if query.timerel == "before":
-        statement = statement.where(column < query.time_at)
-    elif query.timerel == "after":
-        statement = statement.where(column >= query.time_at)
-    elif query.timerel == "between":
-        statement = statement.where(column >= query.time_at, column < query.end_time_at)
-    if query.timeproperty in ("observedAt", "deletedAt"):
-        statement = statement.where(column.is_not(None))
-    else:
-        statement = statement.where(BrokerAttributeInstance.deleted_at.is_(None))
-    statement = statement.order_by(column, BrokerAttributeInstance.instance_id)
-    found: dict[str, dict[str, list[BrokerAttributeInstance]]] = {}
-    for row in await session.scalars(statement):
-        found.setdefault(row.entity_id, {}).setdefault(row.attribute, []).append(row)
-    if query.last_n is not None:
-        for attributes in found.values():
-            for name, rows in attributes.items():
-                attributes[name] = rows[-query.last_n :]
-    return found
-
-
-_DURATION = re.compile(
-    r"P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?"
-)
-
-
-def parse_duration(text: str) -> timedelta:
-    """An ISO 8601 duration; a month counts 30 days and a year 365 (periods are fixed lengths)."""
-    match = _DURATION.fullmatch(text)
-    if not match or text in ("P", "PT") or text.endswith("T"):
-        raise BadRequestData(f"aggrPeriodDuration {text!r} is not an ISO 8601 duration such as PT1H")
-    parts = {key: float(value) for key, value in match.groupdict().items() if value}
-    return timedelta(
-        days=parts.get("years", 0) * 365
-        + parts.get("months", 0) * 30
-        + parts.get("weeks", 0) * 7
-        + parts.get("days", 0),
-        hours=parts.get("hours", 0),
-        minutes=parts.get("minutes", 0),
-        seconds=parts.get("seconds", 0),
-    )
-
-
-@dataclass
-class Aggregation:
-    methods: list[str]
-    period: timedelta  # zero: one period over the whole time range
-
-
-def parse_aggregation(methods: str | None, period: str | None) -> Aggregation:
-    if not methods:
-        raise BadRequestData("options=aggregatedValues needs aggrMethods")
-    names = [m.strip() for m in methods.split(",") if m.strip()]
-    unknown = [m for m in names if m not in AGGREGATES]
-    if unknown or not names:
-        raise BadRequestData(f"unknown aggrMethods {', '.join(unknown)}; use {', '.join(AGGREGATES)}")
-    return Aggregation(names, parse_duration(period) if period else timedelta(0))
-
-
-def aggregate(method: str, values: list[Any]) -> Any:
-    if method == "totalCount":
-        return len(values)
-    if method == "distinctCount":
-        return len({repr(v) for v in values})
-    numbers = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-    if not numbers:
-        return None
-    if method == "sum":
-        return sum(numbers)
-    if method == "avg":
-        return sum(numbers) / len(numbers)
-    if method == "min":
-        return min(numbers)
-    if method == "max":
-        return max(numbers)
-    if method == "sumsq":
-        return sum(n * n for n in numbers)
-    mean = sum(numbers) / len(numbers)
-    return math.sqrt(sum((n - mean) ** 2 for n in numbers) / len(numbers))  # stddev
-
-
-def _time_of(row: BrokerAttributeInstance, query: TimeQuery) -> datetime:
-    if query.timeproperty == "observedAt" and row.observed_at is not None:
-        return row.observed_at
-    if query.timeproperty == "deletedAt" and row.deleted_at is not None:
-        return row.deleted_at
-    return row.recorded_at
-
-
-def _aggregated(
-    kind: str, rows: list[BrokerAttributeInstance], query: TimeQuery, aggregation: Aggregation
-) -> dict[str, Any]:
-    key = ngsi.content_key(kind)
-    times = [_time_of(row, query) for row in rows]
-    start = query.time_at if query.timerel in ("after", "between") and query.time_at else min(times)
-    end = query.end_time_at if query.end_time_at else max(times) + timedelta(microseconds=1)
-    period = aggregation.period if aggregation.period > timedelta(0) else end - start
-    buckets: dict[int, list[Any]] = {}
-    for row, moment in zip(rows, times, strict=True):
-        buckets.setdefault(int((moment - start) / period), []).append(row.data.get(key))
-    shown: dict[str, Any] = {"type": kind}
-    for method in aggregation.methods:
-        shown[method] = [
-            [
-                aggregate(method, values),
-                isoformat(start + period * index),
-                isoformat(start + period * (index + 1)),
-            ]
-            for index, values in sorted(buckets.items())
-        ]
-    return shown
-
-
-def _simple(instance: dict[str, Any], key: str, ctx: ActiveContext) -> Any:
-    """An instance's content in temporalValues: values and objects bare; language maps, JSON and
-    vocab values wrapped in their member (``{"json": …}``), vocab IRIs compacted."""
-    content = instance.get(key)
-    if key in ("value", "object", "valueList", "objectList"):
-        return content
-    if key == "vocab":
-        content = (
-            [ctx.compact(v) for v in content] if isinstance(content, list) else ctx.compact(str(content))
-        )
-    return {key: content}
-
-
-def render(
-    entity: dict[str, Any],
-    instances: dict[str, list[BrokerAttributeInstance]],
-    ctx: ActiveContext,
-    *,
-    options: set[str],
-    query: TimeQuery,
-    aggregation: Aggregation | None = None,
-) -> dict[str, Any]:
-    """An entity's temporal representation, compacted with ``ctx``."""
-    sys_attrs = "sysAttrs" in options
-    shell = {"id": entity["id"], "type": entity["type"], "attrs": {}} | (
-        {"scope": entity["scope"]} if entity.get("scope") else {}
-    )
-    out = ngsi.compact_entity(shell, ctx, sys_attrs=False)
-    if sys_attrs:
-        out["createdAt"], out["modifiedAt"] = entity["createdAt"], entity["modifiedAt"]
-    for name, rows in instances.items():
-        kind = rows[0].data.get("type", "Property")
-        term = ctx.compact(name)
-        if aggregation is not None:
-            out[term] = _aggregated(kind, rows, query, aggregation)
-        elif "temporalValues" in options:
-            key = ngsi.content_key(kind)
-            plural = PLURALS[key]
-            pairs = [[_simple(row.data, key, ctx), isoformat(_time_of(row, query))] for row in rows]
-            out[term] = {"type": kind, plural: pairs}
-        else:
-            rendered = ngsi.compact_entity(
-                {
-                    "id": "",
-                    "type": [],
-                    "createdAt": "",
-                    "modifiedAt": "",
-                    "attrs": {name: [r.data for r in rows]},
-                },
-                ctx,
-                sys_attrs=sys_attrs,
-            )[term]
-            listed = rendered if isinstance(rendered, list) else [rendered]
-            for shown, row in zip(listed, rows, strict=True):
-                shown["instanceId"] = f"{INSTANCE_PREFIX}{row.instance_id}"
-                if row.deleted_at is not None:
-                    shown["deletedAt"] = isoformat(row.deleted_at)
-            out[term] = listed
-    return out
-
-
 class TemporalParams:
     """The query parameters every temporal read shares."""
 
@@ -389,8 +130,15 @@ class TemporalParams:
         aggrPeriodDuration: str | None = None,
         pick: str | None = None,
         omit: str | None = None,
+        datasetId: str | None = None,
+        format: str | None = None,
     ) -> None:
         self.options = parse_options_temporal(options)
+        if format is not None:  # format wins over options (clause 6.3.12)
+            if format not in TEMPORAL_FORMATS:
+                raise InvalidRequest(f"format must be {', '.join(TEMPORAL_FORMATS)}, not {format!r}")
+            self.options = (self.options - set(TEMPORAL_FORMATS)) | ({format} - {"normalized"})
+        self.dataset_ids = views.parse_dataset_ids(datasetId)
         self.attrs = attrs
         self.pick = views.parse_projection(pick, "pick") if pick is not None else None
         self.omit = views.parse_projection(omit, "omit") if omit is not None else None
@@ -399,9 +147,11 @@ class TemporalParams:
         both = set(self.pick or ()) & set(self.omit or ())
         if both:
             raise BadRequestData(f"{', '.join(sorted(both))} is both picked and omitted")
-        self.time = parse_time_query(timerel, timeAt, endTimeAt, timeproperty, lastN)
+        self.time = history.parse_time_query(timerel, timeAt, endTimeAt, timeproperty, lastN)
         self.aggregation = (
-            parse_aggregation(aggrMethods, aggrPeriodDuration) if "aggregatedValues" in self.options else None
+            history.parse_aggregation(aggrMethods, aggrPeriodDuration)
+            if "aggregatedValues" in self.options
+            else None
         )
 
 
@@ -413,20 +163,31 @@ def parse_options_temporal(text: str | None) -> set[str]:
     return temporal | parse_options(",".join(given - temporal))
 
 
-async def _answer(
-    broker: BrokerRequest, entities: list[dict[str, Any]], params: TemporalParams, ctx: ActiveContext
-) -> list[dict[str, Any]]:
+def _selection(params: TemporalParams, ctx: ActiveContext) -> history.Selection:
+    """The attributes and datasets asked for, names expanded."""
     attrs = set(attribute_names(params.attrs, ctx) or []) if params.attrs else None
     if params.pick is not None:
         attrs = {ctx.expand(name) for name in params.pick if name not in ("id", "type")}
-    found = await history(broker.session, [e["id"] for e in entities], attrs, params.time)
-    if params.omit is not None:
-        dropped = {ctx.expand(name) for name in params.omit}
-        found = {key: {n: r for n, r in named.items() if n not in dropped} for key, named in found.items()}
+    omit = {ctx.expand(name) for name in params.omit or ()}
+    return history.Selection(attrs, omit, params.dataset_ids)
+
+
+async def _answer(
+    broker: BrokerRequest, entities: list[dict[str, Any]], params: TemporalParams, ctx: ActiveContext
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The temporal representations of ``entities`` and the headers of a cut answer (206)."""
+    settings = broker.request.app.state.hub.settings
+    found = await history.read(
+        broker.session,
+        [e["id"] for e in entities],
+        _selection(params, ctx),
+        params.time,
+        limit=None if params.aggregation is not None else settings.broker_temporal_limit,
+    )
     shown = [
-        render(
+        history.render(
             entity,
-            found.get(entity["id"], {}),
+            found.entities.get(entity["id"], {}),
             ctx,
             options=params.options,
             query=params.time,
@@ -438,7 +199,8 @@ async def _answer(
         for member in ("id", "type"):
             if (params.pick is not None and member not in params.pick) or member in (params.omit or ()):
                 item.pop(member, None)
-    return shown
+    partial = {"Content-Range": found.content_range} if found.content_range else {}
+    return shown, partial
 
 
 @router.get("/entities/{entity_id}", summary="Retrieve the temporal evolution of an entity")
@@ -448,11 +210,12 @@ async def retrieve_temporal(
     await broker.read_tenant()
     ctx = await broker.context()
     entity = await service.get_entity(broker.session, entity_id_of(entity_id))
-    shown = (await _answer(broker, [entity], params, ctx))[0]
+    answer, partial = await _answer(broker, [entity], params, ctx)
+    shown = answer[0]
     asked = params.attrs is not None or params.pick is not None
     if asked and not set(shown) - {"id", "type", "scope", "createdAt", "modifiedAt"}:
         raise NotFound(f"entity {entity_id} has no history of the attributes asked for")
-    return broker.render(shown, ctx)
+    return broker.render(shown, ctx, status=206 if partial else 200, headers=partial)
 
 
 @router.get("/entities", summary="Query the temporal evolution of entities")
@@ -500,15 +263,14 @@ async def _page(
     count: bool,
 ) -> Response:
     page = page_size(limit, offset, count)
-    if params.attrs:
-        wanted = set(attribute_names(params.attrs, ctx) or [])
-        query.keep = lambda entity: any(name in entity["attrs"] for name in wanted)
+    query.among = history.entities_with_history(_selection(params, ctx), params.time)
     if not broker.tenant_given or await service.tenant_exists(broker.session, broker.tenant):
         found, total = await service.query_entities(broker.session, query, limit=page, offset=offset)
     else:
         found, total = [], 0
-    headers = {"NGSILD-Results-Count": str(total)} if count else {}
-    return broker.render(await _answer(broker, found, params, ctx), ctx, headers=headers)
+    answer, partial = await _answer(broker, found, params, ctx)
+    headers = partial | ({"NGSILD-Results-Count": str(total)} if count else {})
+    return broker.render(answer, ctx, status=206 if partial else 200, headers=headers)
 
 
 @router.post("/entityOperations/query", summary="Query temporal evolution with a Query object")
@@ -520,6 +282,8 @@ async def query_temporal_post(
     options: str | None = None,
     aggrMethods: str | None = None,
     aggrPeriodDuration: str | None = None,
+    format: str | None = None,
+    datasetId: str | None = None,
 ) -> Response:
     body = await broker.body()
     ctx = await broker.context(body)
@@ -527,6 +291,11 @@ async def query_temporal_post(
     temporal = body.get("temporalQ") or {}
     if not isinstance(temporal, dict):
         raise BadRequestData("temporalQ must be an object")
+    datasets = body.get("datasetId", datasetId)
+    if isinstance(datasets, list) and all(isinstance(d, str) for d in datasets):
+        datasets = ",".join(datasets)
+    elif datasets is not None and not isinstance(datasets, str):
+        raise BadRequestData("datasetId must be a string or a list of strings")
     params = TemporalParams(
         attrs=",".join(attrs) if attrs else None,
         options=options,
@@ -537,6 +306,8 @@ async def query_temporal_post(
         lastN=temporal.get("lastN"),
         aggrMethods=aggrMethods,
         aggrPeriodDuration=aggrPeriodDuration,
+        datasetId=datasets,
+        format=format,
     )
     return await _page(broker, ctx, query, params, limit=limit, offset=offset, count=count)
 
