@@ -494,3 +494,42 @@ async def test_format_wins_over_options(client: httpx.AsyncClient) -> None:
     bad = await client.get(f"{BASE}/temporal/entities/{VEHICLE}", params={"format": "pretty"})
     assert bad.status_code == 400
     assert bad.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/InvalidRequest"
+
+
+async def test_empty_path_segments(client: httpx.AsyncClient) -> None:
+    await create(client)
+    instance = (await retrieve(client))["speed"][0]["instanceId"]
+    fragment = {"speed": reading(1, "2026-08-01T12:03:00Z")}
+    for method, path in (
+        ("DELETE", "/temporal/entities/"),
+        ("PATCH", f"/temporal/entities/{VEHICLE}/attrs/speed/"),
+        ("PATCH", f"/temporal/entities/{VEHICLE}/attrs//{instance}"),
+    ):
+        response = await client.request(method, f"{BASE}{path}", json=fragment)
+        assert response.status_code == 405, (method, path, response.text)
+    assert (await client.get(f"{BASE}/temporal/entities//attrs")).status_code == 400
+
+
+async def test_omitting_everything_is_not_found(client: httpx.AsyncClient) -> None:
+    await create(client)
+    response = await client.get(
+        f"{BASE}/temporal/entities/{VEHICLE}", params={"omit": "id,type,speed,fuelLevel"}
+    )
+    assert response.status_code == 404
+    assert response.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound"
+
+
+async def test_an_update_replaces_instances_observed_at_the_same_time(client: httpx.AsyncClient) -> None:
+    await create(client)
+    update = {
+        "id": VEHICLE,
+        "type": "Vehicle",
+        "speed": [reading(121, "2026-08-01T12:03:00Z"), reading(100, "2026-08-01T12:07:00Z")],
+    }
+    assert (await client.post(f"{BASE}/temporal/entities", json=update)).status_code == 204
+    assert values((await retrieve(client))["speed"]) == [121, 80, 100]
+    added = {"speed": [reading(122, "2026-08-01T12:03:00Z", datasetId="urn:ngsi-ld:Dataset:gps")]}
+    assert (await client.post(f"{BASE}/temporal/entities/{VEHICLE}/attrs", json=added)).status_code == 204
+    speeds = values((await retrieve(client))["speed"])
+    assert sorted(speeds[:2]) == [121, 122]  # another dataset at the same time: kept
+    assert speeds[2:] == [80, 100]

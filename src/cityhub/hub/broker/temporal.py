@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -38,7 +38,7 @@ from cityhub.hub.broker.http import (
 )
 from cityhub.hub.broker.models import BrokerAttributeInstance, BrokerEntityType
 from cityhub.kit.db import current_tenant
-from cityhub.kit.errors import BadRequestData, InvalidRequest, NotFound
+from cityhub.kit.errors import BadRequestData, InvalidRequest, MethodNotAllowed, NotFound
 from cityhub.kit.ids import new_id
 from cityhub.kit.time import isoformat, parse_datetime
 from cityhub.kit.web import TENANT_HEADER
@@ -215,6 +215,8 @@ async def retrieve_temporal(
     asked = params.attrs is not None or params.pick is not None
     if asked and not set(shown) - {"id", "type", "scope", "createdAt", "modifiedAt"}:
         raise NotFound(f"entity {entity_id} has no history of the attributes asked for")
+    if not shown:
+        raise NotFound(f"pick and omit leave nothing of entity {entity_id}")
     return broker.render(shown, ctx, status=206 if partial else 200, headers=partial)
 
 
@@ -336,11 +338,20 @@ def _latest(instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def _add_history(
-    broker: BrokerRequest, entity_id: str, attrs: dict[str, list[dict[str, Any]]], at: str
+    broker: BrokerRequest,
+    entity_id: str,
+    attrs: dict[str, list[dict[str, Any]]],
+    at: str,
+    *,
+    replace: bool = True,
 ) -> None:
-    """Write the instances a temporal request gives, the way ``keep_history`` writes changes."""
+    """Write the instances a temporal request gives, the way ``keep_history`` writes changes. An
+    instance of the same attribute, datasetId and observedAt as one stored replaces it (``replace``;
+    False for a new entity, which has none)."""
     tenant = current_tenant(broker.session)
     assert tenant is not None
+    if replace:
+        await _drop_replaced(broker.session, entity_id, attrs)
     rows = [
         _row(tenant, entity_id, name, {"createdAt": at, "modifiedAt": at} | instance, at)
         for name, instances in attrs.items()
@@ -348,6 +359,28 @@ async def _add_history(
     ]
     if rows:  # an empty parameter list would be one insert of no values
         await broker.session.execute(_INSTANCES.insert(), rows)
+
+
+async def _drop_replaced(
+    session: AsyncSession, entity_id: str, attrs: dict[str, list[dict[str, Any]]]
+) -> None:
+    for name, instances in attrs.items():
+        moments: dict[str | None, set[datetime]] = {}
+        for instance in instances:
+            if instance.get("observedAt"):
+                moment = parse_datetime(instance["observedAt"])
+                moments.setdefault(instance.get("datasetId"), set()).add(moment)
+        for dataset, observed in moments.items():
+            column = BrokerAttributeInstance.dataset_id
+            await session.execute(
+                delete(BrokerAttributeInstance).where(
+                    BrokerAttributeInstance.entity_id == entity_id,
+                    BrokerAttributeInstance.attribute == name,
+                    column.is_(None) if dataset is None else column == dataset,
+                    BrokerAttributeInstance.observed_at.in_(observed),
+                    BrokerAttributeInstance.deleted_at.is_(None),
+                )
+            )
 
 
 @router.post("/entities", summary="Create or add to the temporal representation of an entity")
@@ -380,7 +413,7 @@ async def create_temporal(broker: Broker) -> Response:
         changes.stamp(stored, moment)
         await service.save_entity(broker.session, stored)
         status = 204
-    await _add_history(broker, entity_id, attrs, moment)
+    await _add_history(broker, entity_id, attrs, moment, replace=status == 204)
     headers = {"Location": f"/ngsi-ld/v1/temporal/entities/{entity_id}"} if status == 201 else {}
     if broker.tenant_given:
         headers[TENANT_HEADER] = broker.tenant
@@ -494,9 +527,26 @@ async def delete_instance(broker: Broker, entity_id: str, attr: str, instance_id
 @router.api_route(
     "/entities/{rest:path}", methods=["GET", "POST", "PATCH", "DELETE"], include_in_schema=False
 )
-async def malformed_temporal_path(rest: str) -> Response:
-    """``/temporal/entities//attrs`` and the like: the entity id is missing."""
-    raise BadRequestData(f"the entity id is missing in /temporal/entities/{rest}")
+async def malformed_temporal_path(request: Request, rest: str) -> Response:
+    """A path with an empty segment (``/temporal/entities//attrs``, ``…/attrs/speed/``): 405 when
+    the resource it names, empty segments left out, does not take the method; else 400."""
+    segments = ["entities", *(part for part in rest.split("/") if part)]
+    allowed = _TEMPORAL_METHODS.get(len(segments) if segments[2:3] in ([], ["attrs"]) else 0, ())
+    if allowed and request.method not in allowed:
+        raise MethodNotAllowed(
+            f"{request.method} is not allowed on /temporal/{'/'.join(segments)}; use {', '.join(allowed)}"
+        )
+    raise BadRequestData(f"a part of the path /temporal/entities/{rest} is missing")
+
+
+#: The methods of each temporal resource, by its number of path segments after /temporal.
+_TEMPORAL_METHODS = {
+    1: ("GET", "POST"),  # /entities
+    2: ("GET", "DELETE"),  # /entities/{id}
+    3: ("POST",),  # /entities/{id}/attrs
+    4: ("DELETE",),  # /entities/{id}/attrs/{attr}
+    5: ("PATCH", "DELETE"),  # /entities/{id}/attrs/{attr}/{instanceId}
+}
 
 
 # -- retention: downsampling old history ------------------------------------------------------------
