@@ -533,3 +533,16 @@ async def test_an_update_replaces_instances_observed_at_the_same_time(client: ht
     speeds = values((await retrieve(client))["speed"])
     assert sorted(speeds[:2]) == [121, 122]  # another dataset at the same time: kept
     assert speeds[2:] == [80, 100]
+
+
+async def test_deleting_the_scope_is_history_too(client: httpx.AsyncClient) -> None:
+    entity = temporal_vehicle() | {"scope": ["/Zhengzhou/Jinshui"]}
+    assert (await client.post(f"{BASE}/temporal/entities", json=entity)).status_code == 201
+    assert (await retrieve(client))["scope"] == "/Zhengzhou/Jinshui"
+    assert (await client.delete(f"{BASE}/entities/{VEHICLE}/attrs/scope")).status_code == 204
+    deleted = await retrieve(client, timeproperty="deletedAt")
+    assert [(i["type"], i["value"]) for i in deleted["scope"]] == [("Property", [])]
+    assert "deletedAt" in deleted["scope"][0]
+    simple = await retrieve(client, timeproperty="deletedAt", options="temporalValues")
+    assert simple["scope"]["values"][0][0] == []
+    assert "scope" not in await retrieve(client)

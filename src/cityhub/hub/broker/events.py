@@ -9,7 +9,7 @@ applications (rules, cockpits) consume these events from the bus.
 A change carries the entity after it (``entity``, None once deleted) and, of the attributes that
 changed, their instances before it (``previous``), which is what ``showChanges`` and deletion
 notifications need, without shipping whole entities twice; a deletion also carries the deleted
-entity's types, scopes and timestamps (``before``).
+entity's types, scopes and timestamps (``before``), and ``unscoped`` says an update deleted the scope.
 """
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[st
         "updated": updated,
         "deleted": deleted,
         "previous": {name: old[name] for name in (*updated, *deleted)},
+        # the scope was deleted (the history keeps a deletion mark, as for an attribute)
+        "unscoped": bool(before and after and before.get("scope") and not after.get("scope")),
     }
 
 

@@ -48,6 +48,8 @@ router = APIRouter(prefix="/temporal")
 #: Set on a session whose writes add their own history (the temporal write endpoints).
 OWN_HISTORY = "cityhub.broker.own_history"
 INSTANCE_PREFIX = history.INSTANCE_PREFIX
+#: The scope's deletion is kept in the history as an attribute's is, its value an empty list.
+SCOPE = ngsi.NGSI_LD + "scope"
 #: The representations the ``format`` parameter of temporal reads names.
 TEMPORAL_FORMATS = ("normalized", "temporalValues", "aggregatedValues")
 
@@ -81,7 +83,7 @@ def _deletion(
     kind = instance.get("type", "Property")
     mark = {
         "type": kind,
-        key: {"@none": ngsi.NULL} if kind == "LanguageProperty" else ngsi.NULL,
+        key: {"@none": ngsi.NULL} if kind == "LanguageProperty" else [] if attribute == SCOPE else ngsi.NULL,
         "deletedAt": at,
     }
     if "datasetId" in instance:
@@ -105,6 +107,8 @@ def keep_history(session: Session, tenant: str, entity_changes: list[dict[str, A
         for name in change["deleted"]:
             for instance in change["previous"][name]:
                 rows.append(_deletion(tenant, entity["id"], name, instance, entity["modifiedAt"]))
+        if change.get("unscoped"):
+            rows.append(_deletion(tenant, entity["id"], SCOPE, {"type": "Property"}, entity["modifiedAt"]))
         for name in (*change["created"], *change["updated"]):
             before = change["previous"].get(name, ())
             for instance in entity["attrs"].get(name, ()):
