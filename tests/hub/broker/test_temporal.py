@@ -535,6 +535,33 @@ async def test_an_update_replaces_instances_observed_at_the_same_time(client: ht
     assert speeds[2:] == [80, 100]
 
 
+async def test_order_by(client: httpx.AsyncClient) -> None:
+    for number, (name, rank) in zip((2, 1, 3), (("B", 2), ("A", 1), ("C", 3)), strict=True):
+        building = {
+            "id": f"urn:ngsi-ld:Building:zz-{number}",
+            "type": "Building",
+            "name": {"type": "Property", "value": name, "rank": {"type": "Property", "value": rank}},
+        }
+        assert (await client.post(f"{BASE}/entities", json=building)).status_code == 201
+
+    async def order(order_by: str | None) -> list[str]:
+        params = {"type": "Building", "timeproperty": "createdAt"} | (
+            {"orderBy": order_by} if order_by else {}
+        )
+        response = await client.get(f"{BASE}/temporal/entities", params=params)
+        assert response.status_code == 200, response.text
+        return [entity["id"].rsplit("-", 1)[1] for entity in response.json()]
+
+    assert await order(None) == ["2", "1", "3"]  # creation order
+    assert await order("name") == ["1", "2", "3"]
+    assert await order("id;desc") == ["3", "2", "1"]
+    assert await order("type;asc,name.rank;desc,name") == ["3", "2", "1"]
+    assert await order("createdAt") == ["2", "1", "3"]
+    assert await order("speed,name;desc") == ["3", "2", "1"]  # nobody has speed: the next key decides
+    bad = await client.get(f"{BASE}/temporal/entities", params={"type": "Building", "orderBy": "name;up"})
+    assert bad.status_code == 400
+
+
 async def test_deleting_the_scope_is_history_too(client: httpx.AsyncClient) -> None:
     entity = temporal_vehicle() | {"scope": ["/Zhengzhou/Jinshui"]}
     assert (await client.post(f"{BASE}/temporal/entities", json=entity)).status_code == 201

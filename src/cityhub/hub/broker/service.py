@@ -183,6 +183,7 @@ class EntityQuery:
     matches: Callable[[dict[str, Any]], bool] | None = None  # q and scopeQ, compiled by the API
     keep: Callable[[dict[str, Any]], bool] | None = None  # attrs / datasetId presence
     among: Any = None  # a SELECT of the entity ids the answer is limited to (temporal queries)
+    order: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None  # orderBy
     georel: GeoRel | None = None
     geometry: Geometry | None = None
     geoproperty: str = LOCATION
@@ -224,6 +225,8 @@ async def query_entities(
         if query.georel is not None and query.geometry is not None and not _geo_match(entity, query):
             continue
         found.append(entity)
+    if query.order is not None:
+        found = query.order(found)
     return found[offset : offset + limit], len(found)
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from cityhub.hub.broker import changes, history, ngsi, service, views
+from cityhub.hub.broker import changes, history, ngsi, order, service, views
 from cityhub.hub.broker.context import ActiveContext
 from cityhub.hub.broker.entities import entity_query, query_object
 from cityhub.hub.broker.events import on_before_commit
@@ -242,6 +242,7 @@ async def query_temporal(
     offset: Annotated[int, Query()] = 0,
     count: bool = False,
     local: bool = False,
+    orderBy: str | None = None,
 ) -> Response:
     ctx = await broker.context()
     if not any((type, params.attrs, q, georel, scopeQ, local)):
@@ -255,6 +256,8 @@ async def query_temporal(
         scope_q=scopeQ,
         geo=(georel, geometry, coordinates, geoproperty),
     )
+    if orderBy is not None:
+        query.order = order.ordering(order.parse_order_by(orderBy), ctx.expand)
     return await _page(broker, ctx, query, params, limit=limit, offset=offset, count=count)
 
 
