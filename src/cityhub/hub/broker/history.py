@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from cityhub.hub.broker import ngsi
 from cityhub.hub.broker.context import ActiveContext
-from cityhub.hub.broker.models import BrokerAttributeInstance
+from cityhub.hub.broker.models import BrokerAttributeInstance, BrokerEntity
 from cityhub.kit.errors import BadRequestData
 from cityhub.kit.time import isoformat, parse_datetime
 
@@ -165,10 +165,13 @@ def _selection(chosen: Selection, query: TimeQuery) -> list[Any]:
     return where
 
 
-def entities_with_history(chosen: Selection, query: TimeQuery) -> Select[Any]:
-    """The ids of the entities that have instances the time query selects: a temporal query
-    answers for those only (an entity with no history in the time range is no result)."""
-    return select(BrokerAttributeInstance.entity_id).where(*_selection(chosen, query)).distinct()
+def has_history(chosen: Selection, query: TimeQuery) -> ColumnElement[bool]:
+    """A condition on entity rows: the entity has instances that the selection and the time query
+    choose. A temporal query answers for those only (an entity with no history in the time range
+    is no result). Correlated, so that the instance index by entity serves it."""
+    return exists().where(
+        BrokerAttributeInstance.entity_id == BrokerEntity.entity_id, *_selection(chosen, query)
+    )
 
 
 async def read(

@@ -182,7 +182,7 @@ class EntityQuery:
     id_pattern: str | None = None
     matches: Callable[[dict[str, Any]], bool] | None = None  # q and scopeQ, compiled by the API
     keep: Callable[[dict[str, Any]], bool] | None = None  # attrs / datasetId presence
-    among: Any = None  # a SELECT of the entity ids the answer is limited to (temporal queries)
+    where: Any = None  # an SQL condition on BrokerEntity rows (temporal queries: history in range)
     order: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None  # orderBy
     georel: GeoRel | None = None
     geometry: Geometry | None = None
@@ -199,8 +199,8 @@ async def query_entities(
         statement = statement.where(BrokerEntity.entity_id.in_(typed))
     if query.ids:
         statement = statement.where(BrokerEntity.entity_id.in_(query.ids))
-    if query.among is not None:
-        statement = statement.where(BrokerEntity.entity_id.in_(query.among))
+    if query.where is not None:
+        statement = statement.where(query.where)
     if query.georel is not None and query.geometry is not None and query.geoproperty == LOCATION:
         box = query.georel.search_bbox(query.geometry)
         if box is not None:

@@ -272,7 +272,7 @@ async def _page(
     count: bool,
 ) -> Response:
     page = page_size(limit, offset, count)
-    query.among = history.entities_with_history(_selection(params, ctx), params.time)
+    query.where = history.has_history(_selection(params, ctx), params.time)
     if not broker.tenant_given or await service.tenant_exists(broker.session, broker.tenant):
         found, total = await service.query_entities(broker.session, query, limit=page, offset=offset)
     else:
