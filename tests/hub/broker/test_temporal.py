@@ -442,6 +442,8 @@ async def test_a_query_answers_for_entities_with_history_in_the_time_range(clien
     # attrs narrow it too: only the entity with fuelLevel history
     fuel = await client.get(f"{BASE}/temporal/entities", params={"attrs": "fuelLevel"})
     assert [e["id"] for e in fuel.json()] == [VEHICLE]
+    ids = await client.get(f"{BASE}/temporal/entities", params={"type": "Vehicle", "pick": "id"})
+    assert ids.json() == [{"id": VEHICLE}, {"id": other["id"]}]
 
 
 async def test_dataset_ids_select_and_group_instances(client: httpx.AsyncClient) -> None:
@@ -508,6 +510,10 @@ async def test_empty_path_segments(client: httpx.AsyncClient) -> None:
         response = await client.request(method, f"{BASE}{path}", json=fragment)
         assert response.status_code == 405, (method, path, response.text)
     assert (await client.get(f"{BASE}/temporal/entities//attrs")).status_code == 400
+    missing_id = await client.post(f"{BASE}/temporal/entities//attrs", json=fragment)
+    assert missing_id.status_code == 400  # the entity id, not the method, is what is wrong
+    missing_id = await client.post(f"{BASE}/temporal/entities//attrs", json=fragment)
+    assert missing_id.status_code == 400  # the entity id, not the method, is what is wrong
 
 
 async def test_omitting_everything_is_not_found(client: httpx.AsyncClient) -> None:

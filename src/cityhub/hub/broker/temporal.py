@@ -13,6 +13,7 @@ Content-Range when the server's limit on instances cut the answer.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -272,7 +273,10 @@ async def _page(
     count: bool,
 ) -> Response:
     page = page_size(limit, offset, count)
-    query.where = history.has_history(_selection(params, ctx), params.time)
+    chosen = _selection(params, ctx)
+    if chosen.attrs is not None and not chosen.attrs:  # pick of id/type alone: history of any attribute
+        chosen = dataclasses.replace(chosen, attrs=None)
+    query.where = history.has_history(chosen, params.time)
     if not broker.tenant_given or await service.tenant_exists(broker.session, broker.tenant):
         found, total = await service.query_entities(broker.session, query, limit=page, offset=offset)
     else:
@@ -535,8 +539,11 @@ async def delete_instance(broker: Broker, entity_id: str, attr: str, instance_id
     "/entities/{rest:path}", methods=["GET", "POST", "PATCH", "DELETE"], include_in_schema=False
 )
 async def malformed_temporal_path(request: Request, rest: str) -> Response:
-    """A path with an empty segment (``/temporal/entities//attrs``, ``…/attrs/speed/``): 405 when
-    the resource it names, empty segments left out, does not take the method; else 400."""
+    """A path with an empty segment: 400 when it is the entity id (``/temporal/entities//attrs``);
+    otherwise (``/temporal/entities/``, ``…/attrs/speed/``, ``…/attrs//{instanceId}``) 405 when the
+    resource it names, empty segments left out, does not take the method, else 400."""
+    if rest.startswith("/"):
+        raise BadRequestData(f"the entity id is missing in /temporal/entities/{rest}")
     segments = ["entities", *(part for part in rest.split("/") if part)]
     allowed = _TEMPORAL_METHODS.get(len(segments) if segments[2:3] in ([], ["attrs"]) else 0, ())
     if allowed and request.method not in allowed:
