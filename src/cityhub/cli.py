@@ -313,13 +313,13 @@ def history_downsample(
 
     from rich.progress import Progress
 
-    from cityhub.hub.broker import temporal
+    from cityhub.hub.broker import history, temporal
     from cityhub.kit.db import scope_to_tenant
     from cityhub.kit.time import utcnow
 
     settings = _settings()
     try:
-        length = temporal.parse_duration(period)
+        length = history.parse_duration(period)
     except HubError as error:
         err.print(f"[bold red]invalid period:[/] {error.detail}")
         raise typer.Exit(2) from None

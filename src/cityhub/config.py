@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     broker_notification_attempts: int = Field(
         5, ge=1, description="Tries per notification (doubling delay from 1 s) before it is dropped."
     )
+    broker_temporal_limit: int = Field(
+        1000,
+        ge=1,
+        description="Most instances of one attribute a temporal read returns; more answer 206.",
+    )
     apps_disabled: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated names of installed apps not to load."
     )

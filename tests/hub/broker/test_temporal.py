@@ -280,3 +280,302 @@ async def test_a_temporal_entity_may_start_without_attributes(client: httpx.Asyn
     created = await client.post(f"{BASE}/temporal/entities", json={"id": VEHICLE, "type": "Vehicle"})
     assert created.status_code == 201, created.text
     assert await retrieve(client) == {"id": VEHICLE, "type": "Vehicle"}
+
+
+# -- temporal pagination: the server's limit on instances (CITYHUB_BROKER_TEMPORAL_LIMIT) ---------
+
+
+def minute(m: int) -> str:
+    return f"2026-08-01T12:{m:02d}:00Z"
+
+
+def paged_vehicle(entity_id: str = VEHICLE, first: int = 1) -> dict[str, Any]:
+    """speed at minutes first…first+4, fuelLevel two minutes later (first+2…first+6)."""
+    return {
+        "id": entity_id,
+        "type": "Vehicle",
+        "speed": [reading(10 * m, minute(m)) for m in range(first, first + 5)],
+        "fuelLevel": [reading(100 - m, minute(m)) for m in range(first + 2, first + 7)],
+    }
+
+
+@pytest.fixture
+async def limited(app: FastAPI, client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """A hub whose temporal reads return at most 3 instances per attribute, with the paged vehicle."""
+    app.state.hub.settings.broker_temporal_limit = 3
+    response = await client.post(f"{BASE}/temporal/entities", json=paged_vehicle())
+    assert response.status_code == 201, response.text
+    return client
+
+
+def times(instances: list[dict[str, Any]]) -> list[str]:
+    return [i["observedAt"] for i in instances]
+
+
+async def partial(
+    client: httpx.AsyncClient, url: str = f"/temporal/entities/{VEHICLE}", **params: Any
+) -> Any:
+    response = await client.get(f"{BASE}{url}", params=params)
+    assert response.status_code == 206, response.text
+    return response.headers["content-range"], response.json()
+
+
+async def test_pagination_cuts_where_the_first_attribute_is_cut(limited: httpx.AsyncClient) -> None:
+    content_range, got = await partial(limited)
+    assert content_range == f"date-time {minute(1)}-{minute(3)}/*"
+    assert times(got["speed"]) == [minute(1), minute(2), minute(3)]
+    assert times(got["fuelLevel"]) == [minute(3)]  # later ones wait for the next page
+    # the next page starts at the range's end: nothing is lost
+    content_range, rest = await partial(limited, timerel="after", timeAt=minute(3))
+    assert content_range == f"date-time {minute(3)}-{minute(5)}/*"
+    assert times(rest["speed"]) == [minute(3), minute(4), minute(5)]
+    assert times(rest["fuelLevel"]) == [minute(3), minute(4), minute(5)]
+    last = await limited.get(
+        f"{BASE}/temporal/entities/{VEHICLE}", params={"timerel": "after", "timeAt": minute(6)}
+    )
+    assert last.status_code == 200
+    assert "content-range" not in last.headers
+    assert times(last.json()["fuelLevel"]) == [minute(6), minute(7)]
+    assert "speed" not in last.json()
+
+
+async def test_pagination_with_last_n_goes_back_from_the_newest(limited: httpx.AsyncClient) -> None:
+    content_range, got = await partial(limited, lastN=4)
+    assert content_range == f"date-time {minute(7)}-{minute(5)}/4"
+    assert times(got["speed"]) == [minute(5)]
+    assert times(got["fuelLevel"]) == [minute(5), minute(6), minute(7)]
+    # lastN within the limit is the client's choice, not pagination
+    within = await limited.get(f"{BASE}/temporal/entities/{VEHICLE}", params={"lastN": 3})
+    assert within.status_code == 200
+    assert "content-range" not in within.headers
+    assert times(within.json()["speed"]) == [minute(3), minute(4), minute(5)]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"timerel": "before", "timeAt": minute(7)}, f"date-time {minute(1)}-{minute(3)}/*"),
+        ({"timerel": "after", "timeAt": minute(0)}, f"date-time {minute(0)}-{minute(3)}/*"),
+        (
+            {"timerel": "between", "timeAt": minute(0), "endTimeAt": minute(30)},
+            f"date-time {minute(0)}-{minute(3)}/*",
+        ),
+        ({"timerel": "before", "timeAt": minute(30), "lastN": 10}, f"date-time {minute(30)}-{minute(5)}/10"),
+        ({"timerel": "after", "timeAt": minute(0), "lastN": 10}, f"date-time {minute(7)}-{minute(5)}/10"),
+        (
+            {"timerel": "between", "timeAt": minute(0), "endTimeAt": minute(30), "lastN": 10},
+            f"date-time {minute(30)}-{minute(5)}/10",
+        ),
+    ],
+)
+async def test_content_range_follows_timerel(
+    limited: httpx.AsyncClient, params: dict[str, Any], expected: str
+) -> None:
+    content_range, _ = await partial(limited, **params)
+    assert content_range == expected
+
+
+async def test_pagination_spans_every_entity_of_a_query(limited: httpx.AsyncClient) -> None:
+    later = paged_vehicle("urn:ngsi-ld:Vehicle:zz-later", first=20)
+    assert (await limited.post(f"{BASE}/temporal/entities", json=later)).status_code == 201
+    content_range, got = await partial(
+        limited, "/temporal/entities", type="Vehicle", options="temporalValues"
+    )
+    assert content_range == f"date-time {minute(1)}-{minute(3)}/*"
+    shown = {entity["id"]: entity for entity in got}
+    assert [pair[1] for pair in shown[VEHICLE]["speed"]["values"]] == [minute(1), minute(2), minute(3)]
+    # the later vehicle is past the range: its attributes show, empty
+    assert shown[later["id"]]["speed"] == {"type": "Property", "values": []}
+    assert shown[later["id"]]["fuelLevel"] == {"type": "Property", "values": []}
+    posted = await limited.post(
+        f"{BASE}/temporal/entityOperations/query",
+        json={"type": "Query", "entities": [{"type": "Vehicle"}], "temporalQ": {"lastN": 5}},
+    )
+    assert posted.status_code == 206
+    assert posted.headers["content-range"] == f"date-time {minute(26)}-{minute(24)}/5"
+    newest = {entity["id"]: entity for entity in posted.json()}
+    assert newest[VEHICLE]["speed"] == []
+    assert times(newest[later["id"]]["fuelLevel"]) == [minute(24), minute(25), minute(26)]
+
+
+async def test_under_the_limit_and_aggregations_are_not_paged(limited: httpx.AsyncClient) -> None:
+    small = await limited.get(f"{BASE}/temporal/entities/{VEHICLE}", params={"attrs": "speed", "lastN": 2})
+    assert small.status_code == 200
+    whole = await limited.get(
+        f"{BASE}/temporal/entities/{VEHICLE}",
+        params={"options": "aggregatedValues", "aggrMethods": "totalCount", "attrs": "speed"},
+    )
+    assert whole.status_code == 200
+    assert "content-range" not in whole.headers
+    assert whole.json()["speed"]["totalCount"][0][0] == 5
+
+
+async def test_omitted_attributes_do_not_cut_the_answer(limited: httpx.AsyncClient) -> None:
+    content_range, got = await partial(limited, omit="speed")  # speed alone would cut at minute 3
+    assert content_range == f"date-time {minute(3)}-{minute(5)}/*"
+    assert set(got) == {"id", "type", "fuelLevel"}
+    assert times(got["fuelLevel"]) == [minute(3), minute(4), minute(5)]
+
+
+# -- queries, datasets, formats, paths ---------------------------------------------------------------
+
+
+async def test_a_query_answers_for_entities_with_history_in_the_time_range(client: httpx.AsyncClient) -> None:
+    await create(client)  # instances on 2026-08-01
+    other = {
+        "id": "urn:ngsi-ld:Vehicle:zz-older",
+        "type": "Vehicle",
+        "speed": [reading(5, "2026-07-01T00:00:00Z")],
+    }
+    assert (await client.post(f"{BASE}/temporal/entities", json=other)).status_code == 201
+    after = await client.get(
+        f"{BASE}/temporal/entities",
+        params={"type": "Vehicle", "timerel": "after", "timeAt": "2026-07-15T00:00:00Z", "count": "true"},
+    )
+    assert [e["id"] for e in after.json()] == [VEHICLE]
+    assert after.headers["ngsild-results-count"] == "1"
+    before = await client.get(
+        f"{BASE}/temporal/entities",
+        params={"type": "Vehicle", "timerel": "before", "timeAt": "2026-07-15T00:00:00Z"},
+    )
+    assert [e["id"] for e in before.json()] == [other["id"]]
+    # attrs narrow it too: only the entity with fuelLevel history
+    fuel = await client.get(f"{BASE}/temporal/entities", params={"attrs": "fuelLevel"})
+    assert [e["id"] for e in fuel.json()] == [VEHICLE]
+    ids = await client.get(f"{BASE}/temporal/entities", params={"type": "Vehicle", "pick": "id"})
+    assert ids.json() == [{"id": VEHICLE}, {"id": other["id"]}]
+
+
+async def test_dataset_ids_select_and_group_instances(client: httpx.AsyncClient) -> None:
+    entity = {
+        "id": VEHICLE,
+        "type": "Vehicle",
+        "speed": [
+            reading(120, minute(3)),
+            reading(80, minute(5), datasetId="urn:ngsi-ld:Dataset:gps"),
+            reading(90, minute(7), datasetId="urn:ngsi-ld:Dataset:gps"),
+        ],
+    }
+    assert (await client.post(f"{BASE}/temporal/entities", json=entity)).status_code == 201
+    grouped = await retrieve(client, options="temporalValues")
+    assert grouped["speed"] == [
+        {"type": "Property", "values": [[120, minute(3)]]},
+        {
+            "type": "Property",
+            "datasetId": "urn:ngsi-ld:Dataset:gps",
+            "values": [[80, minute(5)], [90, minute(7)]],
+        },
+    ]
+    gps = await retrieve(client, options="temporalValues", datasetId="urn:ngsi-ld:Dataset:gps")
+    assert gps["speed"] == {
+        "type": "Property",
+        "datasetId": "urn:ngsi-ld:Dataset:gps",
+        "values": [[80, minute(5)], [90, minute(7)]],
+    }
+    default = await retrieve(client, datasetId="@none")
+    assert values(default["speed"]) == [120]
+    summed = await retrieve(client, options="aggregatedValues", aggrMethods="sum")
+    assert [(group.get("datasetId"), group["sum"][0][0]) for group in summed["speed"]] == [
+        (None, 120.0),
+        ("urn:ngsi-ld:Dataset:gps", 170.0),
+    ]
+    none = await client.get(
+        f"{BASE}/temporal/entities", params={"type": "Vehicle", "datasetId": "urn:ngsi-ld:Dataset:other"}
+    )
+    assert none.json() == []
+    bad = await client.get(f"{BASE}/temporal/entities/{VEHICLE}", params={"datasetId": "not a uri"})
+    assert bad.status_code == 400
+
+
+async def test_format_wins_over_options(client: httpx.AsyncClient) -> None:
+    await create(client)
+    got = await retrieve(client, format="temporalValues", options="aggregatedValues", aggrMethods="sum")
+    assert got["speed"]["values"] == [[120, "2026-08-01T12:03:00Z"], [80, "2026-08-01T12:05:00Z"]]
+    normalized = await retrieve(client, format="normalized", options="temporalValues")
+    assert values(normalized["speed"]) == [120, 80]
+    bad = await client.get(f"{BASE}/temporal/entities/{VEHICLE}", params={"format": "pretty"})
+    assert bad.status_code == 400
+    assert bad.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/InvalidRequest"
+
+
+async def test_empty_path_segments(client: httpx.AsyncClient) -> None:
+    await create(client)
+    instance = (await retrieve(client))["speed"][0]["instanceId"]
+    fragment = {"speed": reading(1, "2026-08-01T12:03:00Z")}
+    for method, path in (
+        ("DELETE", "/temporal/entities/"),
+        ("PATCH", f"/temporal/entities/{VEHICLE}/attrs/speed/"),
+        ("PATCH", f"/temporal/entities/{VEHICLE}/attrs//{instance}"),
+    ):
+        response = await client.request(method, f"{BASE}{path}", json=fragment)
+        assert response.status_code == 405, (method, path, response.text)
+    assert (await client.get(f"{BASE}/temporal/entities//attrs")).status_code == 400
+    missing_id = await client.post(f"{BASE}/temporal/entities//attrs", json=fragment)
+    assert missing_id.status_code == 400  # the entity id, not the method, is what is wrong
+    missing_id = await client.post(f"{BASE}/temporal/entities//attrs", json=fragment)
+    assert missing_id.status_code == 400  # the entity id, not the method, is what is wrong
+
+
+async def test_omitting_everything_is_not_found(client: httpx.AsyncClient) -> None:
+    await create(client)
+    response = await client.get(
+        f"{BASE}/temporal/entities/{VEHICLE}", params={"omit": "id,type,speed,fuelLevel"}
+    )
+    assert response.status_code == 404
+    assert response.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound"
+
+
+async def test_an_update_replaces_instances_observed_at_the_same_time(client: httpx.AsyncClient) -> None:
+    await create(client)
+    update = {
+        "id": VEHICLE,
+        "type": "Vehicle",
+        "speed": [reading(121, "2026-08-01T12:03:00Z"), reading(100, "2026-08-01T12:07:00Z")],
+    }
+    assert (await client.post(f"{BASE}/temporal/entities", json=update)).status_code == 204
+    assert values((await retrieve(client))["speed"]) == [121, 80, 100]
+    added = {"speed": [reading(122, "2026-08-01T12:03:00Z", datasetId="urn:ngsi-ld:Dataset:gps")]}
+    assert (await client.post(f"{BASE}/temporal/entities/{VEHICLE}/attrs", json=added)).status_code == 204
+    speeds = values((await retrieve(client))["speed"])
+    assert sorted(speeds[:2]) == [121, 122]  # another dataset at the same time: kept
+    assert speeds[2:] == [80, 100]
+
+
+async def test_order_by(client: httpx.AsyncClient) -> None:
+    for number, (name, rank) in zip((2, 1, 3), (("B", 2), ("A", 1), ("C", 3)), strict=True):
+        building = {
+            "id": f"urn:ngsi-ld:Building:zz-{number}",
+            "type": "Building",
+            "name": {"type": "Property", "value": name, "rank": {"type": "Property", "value": rank}},
+        }
+        assert (await client.post(f"{BASE}/entities", json=building)).status_code == 201
+
+    async def order(order_by: str | None) -> list[str]:
+        params = {"type": "Building", "timeproperty": "createdAt"} | (
+            {"orderBy": order_by} if order_by else {}
+        )
+        response = await client.get(f"{BASE}/temporal/entities", params=params)
+        assert response.status_code == 200, response.text
+        return [entity["id"].rsplit("-", 1)[1] for entity in response.json()]
+
+    assert await order(None) == ["2", "1", "3"]  # creation order
+    assert await order("name") == ["1", "2", "3"]
+    assert await order("id;desc") == ["3", "2", "1"]
+    assert await order("type;asc,name.rank;desc,name") == ["3", "2", "1"]
+    assert await order("createdAt") == ["2", "1", "3"]
+    assert await order("speed,name;desc") == ["3", "2", "1"]  # nobody has speed: the next key decides
+    bad = await client.get(f"{BASE}/temporal/entities", params={"type": "Building", "orderBy": "name;up"})
+    assert bad.status_code == 400
+
+
+async def test_deleting_the_scope_is_history_too(client: httpx.AsyncClient) -> None:
+    entity = temporal_vehicle() | {"scope": ["/Zhengzhou/Jinshui"]}
+    assert (await client.post(f"{BASE}/temporal/entities", json=entity)).status_code == 201
+    assert (await retrieve(client))["scope"] == "/Zhengzhou/Jinshui"
+    assert (await client.delete(f"{BASE}/entities/{VEHICLE}/attrs/scope")).status_code == 204
+    deleted = await retrieve(client, timeproperty="deletedAt")
+    assert [(i["type"], i["value"]) for i in deleted["scope"]] == [("Property", [])]
+    assert "deletedAt" in deleted["scope"][0]
+    simple = await retrieve(client, timeproperty="deletedAt", options="temporalValues")
+    assert simple["scope"]["values"][0][0] == []
+    assert "scope" not in await retrieve(client)

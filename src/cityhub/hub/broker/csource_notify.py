@@ -24,11 +24,11 @@ from datetime import datetime
 from typing import Any
 
 from cityhub.hub.broker.context import ActiveContext, ContextStore
+from cityhub.hub.broker.history import TimeQuery, parse_time_query
 from cityhub.hub.broker.http import JSON
 from cityhub.hub.broker.models import BrokerSubscription
 from cityhub.hub.broker.q import QExpr, TypeSelection, parse_q, parse_type_selection
 from cityhub.hub.broker.registrations import present
-from cityhub.hub.broker.temporal import TimeQuery, parse_time_query
 from cityhub.kit.geo import Geometry, GeoRel, geometry_from_query, parse_geometry, parse_georel
 from cityhub.kit.time import parse_datetime
 

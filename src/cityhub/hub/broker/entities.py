@@ -21,6 +21,7 @@ from cityhub.hub.broker.http import (
     parse_options,
     pick_format,
 )
+from cityhub.hub.broker.order import ordering, parse_order_by
 from cityhub.hub.broker.q import parse_q, parse_scope_q, parse_type_selection
 from cityhub.kit.errors import BadRequestData, InvalidRequest, NotFound
 from cityhub.kit.geo import geometry_from_query, parse_geometry, parse_georel
@@ -98,11 +99,6 @@ def _view(
     geometry_property: str | None = None,
 ) -> views.View:
     opts = parse_options(options)
-    datasets: set[str | None] | None = None
-    if dataset_id is not None:
-        datasets = set()
-        for item in dataset_id.split(","):
-            datasets.add(None if item == views.NONE_DATASET else ngsi.require_uri(item, "datasetId"))
     return views.View(
         ctx,
         fmt=pick_format(opts, fmt),
@@ -111,7 +107,7 @@ def _view(
         pick=views.parse_projection(pick, "pick") if pick is not None else None,
         omit=views.parse_projection(omit, "omit") if omit is not None else None,
         attrs=set(attribute_names(attrs, ctx) or []) if attrs is not None else None,
-        dataset_ids=datasets,
+        dataset_ids=views.parse_dataset_ids(dataset_id),
         join=join,
         join_level=join_level or 1,
         geometry_property=ctx.expand(geometry_property) if geometry_property else service.LOCATION,
@@ -228,32 +224,10 @@ async def query_entities(
         scope_q=scopeQ,
         geo=(georel, geometry, coordinates, geoproperty),
     )
-    query.order = parse_order_by(orderBy, ctx)
+    if orderBy:
+        query.order = ordering(parse_order_by(orderBy), ctx.expand)
     view = shown.view(ctx)
     return await _answer_query(broker, ctx, query, view, limit=limit, offset=offset, count=count)
-
-
-#: Members of an attribute that orderBy may name after it (``name.createdAt``), not expanded.
-_INSTANCE_MEMBERS = frozenset({"createdAt", "modifiedAt", "observedAt", "unitCode", "datasetId"})
-
-
-def parse_order_by(text: str | None, ctx: ActiveContext) -> list[service.OrderKey]:
-    """``orderBy=type;asc,name.subProperty;desc,name`` (NGSI-LD 1.9): paths with directions."""
-    if not text:
-        return []
-    keys = []
-    for part in text.split(","):
-        path, _, direction = part.strip().partition(";")
-        if direction not in ("", "asc", "desc"):
-            raise BadRequestData(f"orderBy direction must be asc or desc, got {direction!r}")
-        names = path.split(".")
-        if not all(names):
-            raise BadRequestData(f"orderBy member {path!r} is not a valid path")
-        head = names[0]
-        expanded = [head if head in ("id", "type", "createdAt", "modifiedAt") else ctx.expand(head)]
-        expanded += [n if n in _INSTANCE_MEMBERS else ctx.expand(n) for n in names[1:]]
-        keys.append(service.OrderKey(tuple(expanded), descending=direction == "desc"))
-    return keys
 
 
 def entity_query(

@@ -9,12 +9,15 @@ applications (rules, cockpits) consume these events from the bus.
 A change carries the entity after it (``entity``, None once deleted) and, of the attributes that
 changed, their instances before it (``previous``), which is what ``showChanges`` and deletion
 notifications need, without shipping whole entities twice; a deletion also carries the deleted
-entity's types, scopes and timestamps (``before``).
+entity's types, scopes and timestamps (``before``), and ``unscoped`` says an update deleted the scope.
 
 Context source registrations are announced the same way, as :class:`RegistrationsChanged`: each
 change carries the registration before and after it (as stored: its members and the @context they
 were written in), which is what csource subscriptions need to tell a newly matching registration
 from an updated one or one that no longer matches.
+=======
+entity's types, scopes and timestamps (``before``), and ``unscoped`` says an update deleted the scope.
+>>>>>>> temporal-pagination
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[st
         "updated": updated,
         "deleted": deleted,
         "previous": {name: old[name] for name in (*updated, *deleted)},
+        # the scope was deleted (the history keeps a deletion mark, as for an attribute)
+        "unscoped": bool(before and after and before.get("scope") and not after.get("scope")),
     }
 
 

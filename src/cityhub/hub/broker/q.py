@@ -324,6 +324,20 @@ def parse_scope_q(text: str) -> ScopeExpr:
     )
 
 
+def parse_attr_path(text: str, what: str) -> AttrPath:
+    """One attribute path as q writes it (``name``, ``name.sub``, ``name[key]``), alone."""
+    cur = _Cursor(text, what)
+    path = _attr_path(cur)
+    if cur.pos != len(text):
+        raise cur.fail("the end of the attribute path")
+    return path
+
+
+def attr_values(entity: Mapping[str, Any], attr: AttrPath, expand: Expand) -> list[Any]:
+    """The values ``attr`` reaches in ``entity``, one per attribute instance that has it."""
+    return [target.value for target in _targets(entity, attr, expand)]
+
+
 def _q_term(cur: _Cursor) -> QExpr:
     attr = _attr_path(cur)
     op = next((o for o in _OPERATORS if cur.take(o)), None)

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from cityhub.hub.broker import events, ngsi, service
 from cityhub.hub.broker.context import ActiveContext
+from cityhub.hub.broker.history import parse_time_query
 from cityhub.hub.broker.http import (
     Broker,
     BrokerRequest,
@@ -29,7 +30,6 @@ from cityhub.hub.broker.http import (
 )
 from cityhub.hub.broker.models import BrokerRegistration
 from cityhub.hub.broker.q import parse_q, parse_type_selection
-from cityhub.hub.broker.temporal import parse_time_query
 from cityhub.kit.errors import AlreadyExists, BadRequestData, InvalidRequest, NotFound
 from cityhub.kit.geo import Geometry, GeoRel, geometry_from_query, parse_geometry, parse_georel
 from cityhub.kit.ids import new_id

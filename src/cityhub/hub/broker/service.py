@@ -8,13 +8,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.util import identity_key
 
-from cityhub.hub.broker import ngsi
 from cityhub.hub.broker.events import record
 from cityhub.hub.broker.models import BrokerEntity, BrokerEntityType, BrokerTenant
 from cityhub.hub.broker.ngsi import NGSI_LD
@@ -186,53 +184,11 @@ class EntityQuery:
     id_pattern: str | None = None
     matches: Callable[[dict[str, Any]], bool] | None = None  # q and scopeQ, compiled by the API
     keep: Callable[[dict[str, Any]], bool] | None = None  # attrs / datasetId presence
+    where: Any = None  # an SQL condition on BrokerEntity rows (temporal queries: history in range)
+    order: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None  # orderBy
     georel: GeoRel | None = None
     geometry: Geometry | None = None
     geoproperty: str = LOCATION
-    order: Sequence[OrderKey] = ()  # orderBy, expanded; creation order when empty
-
-
-@dataclass(frozen=True)
-class OrderKey:
-    """One member of ``orderBy``: a path (``id``, ``type``, ``createdAt``, an attribute, an
-    attribute's sub-attribute or timestamp) and its direction."""
-
-    path: tuple[str, ...]
-    descending: bool = False
-
-    def value(self, entity: dict[str, Any]) -> Any:
-        head, *rest = self.path
-        if head in ("id", "createdAt", "modifiedAt"):
-            return entity.get(head)
-        if head == "type":
-            return min(entity["type"])
-        instances = entity["attrs"].get(head)
-        if not instances:
-            return None
-        instance = next((i for i in instances if "datasetId" not in i), instances[0])
-        for step in rest:
-            member = instance.get(step)
-            if isinstance(member, dict) and "type" in member:  # a sub-attribute
-                instance = member
-                continue
-            return member
-        return instance.get(ngsi.content_key(instance.get("type", "Property")))
-
-    def sort(self, entities: list[dict[str, Any]]) -> None:
-        """Sort in place, stably; entities without the member come last in either direction."""
-
-        def key(entity: dict[str, Any]) -> tuple[int, int, Any]:
-            value = self.value(entity)
-            present = 1 if self.descending else 0
-            if value is None:
-                return (1 - present, 0, 0)
-            if isinstance(value, bool | int | float):
-                return (present, 0, float(value))
-            if isinstance(value, str):
-                return (present, 1, value)
-            return (present, 2, orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
-
-        entities.sort(key=key, reverse=self.descending)
 
 
 async def query_entities(
@@ -251,6 +207,8 @@ async def query_entities(
         statement = statement.where(typed.exists())
     if query.ids:
         statement = statement.where(BrokerEntity.entity_id.in_(query.ids))
+    if query.where is not None:
+        statement = statement.where(query.where)
     if query.georel is not None and query.geometry is not None and query.geoproperty == LOCATION:
         box = query.georel.search_bbox(query.geometry)
         if box is not None:
@@ -282,8 +240,8 @@ async def query_entities(
         if query.georel is not None and query.geometry is not None and not _geo_match(entity, query):
             continue
         found.append(entity)
-    for order in reversed(query.order):  # stable sorts, last key first
-        order.sort(found)
+    if query.order is not None:
+        found = query.order(found)
     return found[offset : offset + limit], len(found)
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, select
 
 from cityhub.hub.broker import ngsi, views
 from cityhub.hub.broker.context import ActiveContext
+from cityhub.hub.broker.history import parse_time_query
 from cityhub.hub.broker.http import (
     FORMATS,
     GEO_JSON,
@@ -40,7 +41,6 @@ from cityhub.hub.broker.http import (
 )
 from cityhub.hub.broker.models import ENTITIES, REGISTRATIONS, BrokerNotification, BrokerSubscription
 from cityhub.hub.broker.q import parse_q, parse_scope_q, parse_type_selection
-from cityhub.hub.broker.temporal import parse_time_query
 from cityhub.kit.errors import AlreadyExists, BadRequestData, InvalidRequest, MethodNotAllowed, NotFound
 from cityhub.kit.geo import geometry_from_query, parse_geometry, parse_georel
 from cityhub.kit.ids import new_id

@@ -5,31 +5,27 @@
 endpoints add instances directly, with their own observedAt. History is kept per entity id and
 outlives nothing: deleting an entity through the temporal API deletes its history.
 
-**Reading history.** An entity's temporal representation has, per attribute, its instances in time
-order (``observedAt`` by default, or ``createdAt``/``modifiedAt`` with ``timeproperty``), narrowed
-by ``timerel`` (before/after/between) and ``lastN``; ``options=temporalValues`` gives
-``[value, time]`` pairs and ``options=aggregatedValues`` the ``aggrMethods`` per
-``aggrPeriodDuration`` as ``[value, start, end]``.
+**Reading history** (time queries, temporal pagination, aggregation, the representations) is
+``history``; the endpoints here parse the request and answer 206 Partial Content with a
+Content-Range when the server's limit on instances cut the answer.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
-import math
-import re
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from cityhub.hub.broker import changes, ngsi, service, views
+from cityhub.hub.broker import changes, history, ngsi, order, service, views
 from cityhub.hub.broker.context import ActiveContext
 from cityhub.hub.broker.entities import entity_query, query_object
 from cityhub.hub.broker.events import on_before_commit
@@ -44,7 +40,7 @@ from cityhub.hub.broker.http import (
 )
 from cityhub.hub.broker.models import BrokerAttributeInstance, BrokerEntityType
 from cityhub.kit.db import bulk_insert, current_tenant
-from cityhub.kit.errors import BadRequestData, InvalidRequest, NotFound
+from cityhub.kit.errors import BadRequestData, InvalidRequest, MethodNotAllowed, NotFound
 from cityhub.kit.ids import new_ids
 from cityhub.kit.time import isoformat, parse_datetime
 from cityhub.kit.web import TENANT_HEADER
@@ -53,24 +49,11 @@ router = APIRouter(prefix="/temporal")
 
 #: Set on a session whose writes add their own history (the temporal write endpoints).
 OWN_HISTORY = "cityhub.broker.own_history"
-INSTANCE_PREFIX = "urn:ngsi-ld:Instance:"
-AGGREGATES = ("totalCount", "distinctCount", "sum", "avg", "min", "max", "stddev", "sumsq")
-TIMEPROPERTIES = {
-    "observedAt": "observed_at",
-    "createdAt": "recorded_at",
-    "modifiedAt": "recorded_at",
-    "deletedAt": "deleted_at",
-}
-#: The name of each attribute kind's content in temporalValues.
-PLURALS = {
-    "value": "values",
-    "object": "objects",
-    "languageMap": "languageMaps",
-    "json": "jsons",
-    "vocab": "vocabs",
-    "valueList": "valueLists",
-    "objectList": "objectLists",
-}
+INSTANCE_PREFIX = history.INSTANCE_PREFIX
+#: The scope's deletion is kept in the history as an attribute's is, its value an empty list.
+SCOPE = ngsi.NGSI_LD + "scope"
+#: The representations the ``format`` parameter of temporal reads names.
+TEMPORAL_FORMATS = ("normalized", "temporalValues", "aggregatedValues")
 
 
 _INSTANCES: Table = BrokerAttributeInstance.__table__  # type: ignore[assignment]
@@ -107,7 +90,7 @@ def _deletion(
     kind = instance.get("type", "Property")
     mark = {
         "type": kind,
-        key: {"@none": ngsi.NULL} if kind == "LanguageProperty" else ngsi.NULL,
+        key: {"@none": ngsi.NULL} if kind == "LanguageProperty" else [] if attribute == SCOPE else ngsi.NULL,
         "deletedAt": at,
     }
     if "datasetId" in instance:
@@ -137,251 +120,14 @@ def keep_history(session: Session, tenant: str, entity_changes: list[dict[str, A
         for name in change["deleted"]:
             for instance in change["previous"][name]:
                 rows.append(_deletion(tenant, entity["id"], name, instance, entity["modifiedAt"]))
+        if change.get("unscoped"):
+            rows.append(_deletion(tenant, entity["id"], SCOPE, {"type": "Property"}, entity["modifiedAt"]))
         for name in (*change["created"], *change["updated"]):
             before = change["previous"].get(name, ())
             for instance in entity["attrs"].get(name, ()):
                 if instance not in before and instance.get("value") != ngsi.NULL:
                     rows.append(_row(tenant, entity["id"], name, instance, entity["modifiedAt"]))
     _store(session, rows)
-
-
-# -- reading history --------------------------------------------------------------------------------
-
-
-@dataclass
-class TimeQuery:
-    timerel: str | None = None
-    time_at: datetime | None = None
-    end_time_at: datetime | None = None
-    timeproperty: str = "observedAt"
-    last_n: int | None = None
-
-
-def _when(value: Any, what: str) -> datetime:
-    try:
-        return parse_datetime(value)
-    except (TypeError, ValueError):
-        raise BadRequestData(f"{what} must be a date-time, not {value!r}") from None
-
-
-def parse_time_query(
-    timerel: str | None,
-    time_at: str | None,
-    end_time_at: str | None,
-    timeproperty: str | None,
-    last_n: Any,
-) -> TimeQuery:
-    query = TimeQuery(timeproperty=timeproperty or "observedAt")
-    if query.timeproperty not in TIMEPROPERTIES:
-        raise BadRequestData("timeproperty must be observedAt, createdAt, modifiedAt or deletedAt")
-    if timerel is not None:
-        if timerel not in ("before", "after", "between"):
-            raise BadRequestData(f"timerel must be before, after or between, not {timerel!r}")
-        if time_at is None:
-            raise BadRequestData("timerel needs timeAt")
-        query.timerel = timerel
-        query.time_at = _when(time_at, "timeAt")
-        if timerel == "between":
-            if end_time_at is None:
-                raise BadRequestData("timerel=between needs endTimeAt")
-            query.end_time_at = _when(end_time_at, "endTimeAt")
-            if query.end_time_at <= query.time_at:
-                raise BadRequestData("endTimeAt must be after timeAt")
-    elif time_at is not None or end_time_at is not None:
-        raise BadRequestData("timeAt and endTimeAt need timerel")
-    if last_n is not None:
-        try:
-            query.last_n = int(last_n)
-        except (TypeError, ValueError):
-            raise BadRequestData(f"lastN must be a positive integer, not {last_n!r}") from None
-        if query.last_n < 1:
-            raise BadRequestData("lastN must be a positive integer")
-    return query
-
-
-async def history(
-    session: AsyncSession, entity_ids: Sequence[str], attrs: set[str] | None, query: TimeQuery
-) -> dict[str, dict[str, list[BrokerAttributeInstance]]]:
-    """entity id → attribute → its instances in time order, as the time query narrows them."""
-    if not entity_ids:
-        return {}
-    column = getattr(BrokerAttributeInstance, TIMEPROPERTIES[query.timeproperty])
-    statement = select(BrokerAttributeInstance).where(BrokerAttributeInstance.entity_id.in_(entity_ids))
-    if attrs is not None:
-        statement = statement.where(BrokerAttributeInstance.attribute.in_(attrs))
-    if query.timerel == "before":
-        statement = statement.where(column < query.time_at)
-    elif query.timerel == "after":
-        statement = statement.where(column >= query.time_at)
-    elif query.timerel == "between":
-        statement = statement.where(column >= query.time_at, column < query.end_time_at)
-    if query.timeproperty in ("observedAt", "deletedAt"):
-        statement = statement.where(column.is_not(None))
-    else:
-        statement = statement.where(BrokerAttributeInstance.deleted_at.is_(None))
-    statement = statement.order_by(column, BrokerAttributeInstance.instance_id)
-    found: dict[str, dict[str, list[BrokerAttributeInstance]]] = {}
-    for row in await session.scalars(statement):
-        found.setdefault(row.entity_id, {}).setdefault(row.attribute, []).append(row)
-    if query.last_n is not None:
-        for attributes in found.values():
-            for name, rows in attributes.items():
-                attributes[name] = rows[-query.last_n :]
-    return found
-
-
-_DURATION = re.compile(
-    r"P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?"
-)
-
-
-def parse_duration(text: str) -> timedelta:
-    """An ISO 8601 duration; a month counts 30 days and a year 365 (periods are fixed lengths)."""
-    match = _DURATION.fullmatch(text)
-    if not match or text in ("P", "PT") or text.endswith("T"):
-        raise BadRequestData(f"aggrPeriodDuration {text!r} is not an ISO 8601 duration such as PT1H")
-    parts = {key: float(value) for key, value in match.groupdict().items() if value}
-    return timedelta(
-        days=parts.get("years", 0) * 365
-        + parts.get("months", 0) * 30
-        + parts.get("weeks", 0) * 7
-        + parts.get("days", 0),
-        hours=parts.get("hours", 0),
-        minutes=parts.get("minutes", 0),
-        seconds=parts.get("seconds", 0),
-    )
-
-
-@dataclass
-class Aggregation:
-    methods: list[str]
-    period: timedelta  # zero: one period over the whole time range
-
-
-def parse_aggregation(methods: str | None, period: str | None) -> Aggregation:
-    if not methods:
-        raise BadRequestData("options=aggregatedValues needs aggrMethods")
-    names = [m.strip() for m in methods.split(",") if m.strip()]
-    unknown = [m for m in names if m not in AGGREGATES]
-    if unknown or not names:
-        raise BadRequestData(f"unknown aggrMethods {', '.join(unknown)}; use {', '.join(AGGREGATES)}")
-    return Aggregation(names, parse_duration(period) if period else timedelta(0))
-
-
-def aggregate(method: str, values: list[Any]) -> Any:
-    if method == "totalCount":
-        return len(values)
-    if method == "distinctCount":
-        return len({repr(v) for v in values})
-    numbers = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-    if not numbers:
-        return None
-    if method == "sum":
-        return sum(numbers)
-    if method == "avg":
-        return sum(numbers) / len(numbers)
-    if method == "min":
-        return min(numbers)
-    if method == "max":
-        return max(numbers)
-    if method == "sumsq":
-        return sum(n * n for n in numbers)
-    mean = sum(numbers) / len(numbers)
-    return math.sqrt(sum((n - mean) ** 2 for n in numbers) / len(numbers))  # stddev
-
-
-def _time_of(row: BrokerAttributeInstance, query: TimeQuery) -> datetime:
-    if query.timeproperty == "observedAt" and row.observed_at is not None:
-        return row.observed_at
-    if query.timeproperty == "deletedAt" and row.deleted_at is not None:
-        return row.deleted_at
-    return row.recorded_at
-
-
-def _aggregated(
-    kind: str, rows: list[BrokerAttributeInstance], query: TimeQuery, aggregation: Aggregation
-) -> dict[str, Any]:
-    key = ngsi.content_key(kind)
-    times = [_time_of(row, query) for row in rows]
-    start = query.time_at if query.timerel in ("after", "between") and query.time_at else min(times)
-    end = query.end_time_at if query.end_time_at else max(times) + timedelta(microseconds=1)
-    period = aggregation.period if aggregation.period > timedelta(0) else end - start
-    buckets: dict[int, list[Any]] = {}
-    for row, moment in zip(rows, times, strict=True):
-        buckets.setdefault(int((moment - start) / period), []).append(row.data.get(key))
-    shown: dict[str, Any] = {"type": kind}
-    for method in aggregation.methods:
-        shown[method] = [
-            [
-                aggregate(method, values),
-                isoformat(start + period * index),
-                isoformat(start + period * (index + 1)),
-            ]
-            for index, values in sorted(buckets.items())
-        ]
-    return shown
-
-
-def _simple(instance: dict[str, Any], key: str, ctx: ActiveContext) -> Any:
-    """An instance's content in temporalValues: values and objects bare; language maps, JSON and
-    vocab values wrapped in their member (``{"json": …}``), vocab IRIs compacted."""
-    content = instance.get(key)
-    if key in ("value", "object", "valueList", "objectList"):
-        return content
-    if key == "vocab":
-        content = (
-            [ctx.compact(v) for v in content] if isinstance(content, list) else ctx.compact(str(content))
-        )
-    return {key: content}
-
-
-def render(
-    entity: dict[str, Any],
-    instances: dict[str, list[BrokerAttributeInstance]],
-    ctx: ActiveContext,
-    *,
-    options: set[str],
-    query: TimeQuery,
-    aggregation: Aggregation | None = None,
-) -> dict[str, Any]:
-    """An entity's temporal representation, compacted with ``ctx``."""
-    sys_attrs = "sysAttrs" in options
-    shell = {"id": entity["id"], "type": entity["type"], "attrs": {}} | (
-        {"scope": entity["scope"]} if entity.get("scope") else {}
-    )
-    out = ngsi.compact_entity(shell, ctx, sys_attrs=False)
-    if sys_attrs:
-        out["createdAt"], out["modifiedAt"] = entity["createdAt"], entity["modifiedAt"]
-    for name, rows in instances.items():
-        kind = rows[0].data.get("type", "Property")
-        term = ctx.compact(name)
-        if aggregation is not None:
-            out[term] = _aggregated(kind, rows, query, aggregation)
-        elif "temporalValues" in options:
-            key = ngsi.content_key(kind)
-            plural = PLURALS[key]
-            pairs = [[_simple(row.data, key, ctx), isoformat(_time_of(row, query))] for row in rows]
-            out[term] = {"type": kind, plural: pairs}
-        else:
-            rendered = ngsi.compact_entity(
-                {
-                    "id": "",
-                    "type": [],
-                    "createdAt": "",
-                    "modifiedAt": "",
-                    "attrs": {name: [r.data for r in rows]},
-                },
-                ctx,
-                sys_attrs=sys_attrs,
-            )[term]
-            listed = rendered if isinstance(rendered, list) else [rendered]
-            for shown, row in zip(listed, rows, strict=True):
-                shown["instanceId"] = f"{INSTANCE_PREFIX}{row.instance_id}"
-                if row.deleted_at is not None:
-                    shown["deletedAt"] = isoformat(row.deleted_at)
-            out[term] = listed
-    return out
 
 
 class TemporalParams:
@@ -400,8 +146,15 @@ class TemporalParams:
         aggrPeriodDuration: str | None = None,
         pick: str | None = None,
         omit: str | None = None,
+        datasetId: str | None = None,
+        format: str | None = None,
     ) -> None:
         self.options = parse_options_temporal(options)
+        if format is not None:  # format wins over options (clause 6.3.12)
+            if format not in TEMPORAL_FORMATS:
+                raise InvalidRequest(f"format must be {', '.join(TEMPORAL_FORMATS)}, not {format!r}")
+            self.options = (self.options - set(TEMPORAL_FORMATS)) | ({format} - {"normalized"})
+        self.dataset_ids = views.parse_dataset_ids(datasetId)
         self.attrs = attrs
         self.pick = views.parse_projection(pick, "pick") if pick is not None else None
         self.omit = views.parse_projection(omit, "omit") if omit is not None else None
@@ -410,9 +163,11 @@ class TemporalParams:
         both = set(self.pick or ()) & set(self.omit or ())
         if both:
             raise BadRequestData(f"{', '.join(sorted(both))} is both picked and omitted")
-        self.time = parse_time_query(timerel, timeAt, endTimeAt, timeproperty, lastN)
+        self.time = history.parse_time_query(timerel, timeAt, endTimeAt, timeproperty, lastN)
         self.aggregation = (
-            parse_aggregation(aggrMethods, aggrPeriodDuration) if "aggregatedValues" in self.options else None
+            history.parse_aggregation(aggrMethods, aggrPeriodDuration)
+            if "aggregatedValues" in self.options
+            else None
         )
 
 
@@ -424,20 +179,31 @@ def parse_options_temporal(text: str | None) -> set[str]:
     return temporal | parse_options(",".join(given - temporal))
 
 
-async def _answer(
-    broker: BrokerRequest, entities: list[dict[str, Any]], params: TemporalParams, ctx: ActiveContext
-) -> list[dict[str, Any]]:
+def _selection(params: TemporalParams, ctx: ActiveContext) -> history.Selection:
+    """The attributes and datasets asked for, names expanded."""
     attrs = set(attribute_names(params.attrs, ctx) or []) if params.attrs else None
     if params.pick is not None:
         attrs = {ctx.expand(name) for name in params.pick if name not in ("id", "type")}
-    found = await history(broker.session, [e["id"] for e in entities], attrs, params.time)
-    if params.omit is not None:
-        dropped = {ctx.expand(name) for name in params.omit}
-        found = {key: {n: r for n, r in named.items() if n not in dropped} for key, named in found.items()}
+    omit = {ctx.expand(name) for name in params.omit or ()}
+    return history.Selection(attrs, omit, params.dataset_ids)
+
+
+async def _answer(
+    broker: BrokerRequest, entities: list[dict[str, Any]], params: TemporalParams, ctx: ActiveContext
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The temporal representations of ``entities`` and the headers of a cut answer (206)."""
+    settings = broker.request.app.state.hub.settings
+    found = await history.read(
+        broker.session,
+        [e["id"] for e in entities],
+        _selection(params, ctx),
+        params.time,
+        limit=None if params.aggregation is not None else settings.broker_temporal_limit,
+    )
     shown = [
-        render(
+        history.render(
             entity,
-            found.get(entity["id"], {}),
+            found.entities.get(entity["id"], {}),
             ctx,
             options=params.options,
             query=params.time,
@@ -449,7 +215,8 @@ async def _answer(
         for member in ("id", "type"):
             if (params.pick is not None and member not in params.pick) or member in (params.omit or ()):
                 item.pop(member, None)
-    return shown
+    partial = {"Content-Range": found.content_range} if found.content_range else {}
+    return shown, partial
 
 
 @router.get("/entities/{entity_id}", summary="Retrieve the temporal evolution of an entity")
@@ -459,11 +226,14 @@ async def retrieve_temporal(
     await broker.read_tenant()
     ctx = await broker.context()
     entity = await service.get_entity(broker.session, entity_id_of(entity_id))
-    shown = (await _answer(broker, [entity], params, ctx))[0]
+    answer, partial = await _answer(broker, [entity], params, ctx)
+    shown = answer[0]
     asked = params.attrs is not None or params.pick is not None
     if asked and not set(shown) - {"id", "type", "scope", "createdAt", "modifiedAt"}:
         raise NotFound(f"entity {entity_id} has no history of the attributes asked for")
-    return broker.render(shown, ctx)
+    if not shown:
+        raise NotFound(f"pick and omit leave nothing of entity {entity_id}")
+    return broker.render(shown, ctx, status=206 if partial else 200, headers=partial)
 
 
 @router.get("/entities", summary="Query the temporal evolution of entities")
@@ -484,6 +254,7 @@ async def query_temporal(
     offset: Annotated[int, Query()] = 0,
     count: bool = False,
     local: bool = False,
+    orderBy: str | None = None,
 ) -> Response:
     ctx = await broker.context()
     if not any((type, params.attrs, q, georel, scopeQ, local)):
@@ -497,6 +268,8 @@ async def query_temporal(
         scope_q=scopeQ,
         geo=(georel, geometry, coordinates, geoproperty),
     )
+    if orderBy is not None:
+        query.order = order.ordering(order.parse_order_by(orderBy), ctx.expand)
     return await _page(broker, ctx, query, params, limit=limit, offset=offset, count=count)
 
 
@@ -511,15 +284,17 @@ async def _page(
     count: bool,
 ) -> Response:
     page = page_size(limit, offset, count)
-    if params.attrs:
-        wanted = set(attribute_names(params.attrs, ctx) or [])
-        query.keep = lambda entity: any(name in entity["attrs"] for name in wanted)
+    chosen = _selection(params, ctx)
+    if chosen.attrs is not None and not chosen.attrs:  # pick of id/type alone: history of any attribute
+        chosen = dataclasses.replace(chosen, attrs=None)
+    query.where = history.has_history(chosen, params.time)
     if not broker.tenant_given or await service.tenant_exists(broker.session, broker.tenant):
         found, total = await service.query_entities(broker.session, query, limit=page, offset=offset)
     else:
         found, total = [], 0
-    headers = {"NGSILD-Results-Count": str(total)} if count else {}
-    return broker.render(await _answer(broker, found, params, ctx), ctx, headers=headers)
+    answer, partial = await _answer(broker, found, params, ctx)
+    headers = partial | ({"NGSILD-Results-Count": str(total)} if count else {})
+    return broker.render(answer, ctx, status=206 if partial else 200, headers=headers)
 
 
 @router.post("/entityOperations/query", summary="Query temporal evolution with a Query object")
@@ -531,6 +306,8 @@ async def query_temporal_post(
     options: str | None = None,
     aggrMethods: str | None = None,
     aggrPeriodDuration: str | None = None,
+    format: str | None = None,
+    datasetId: str | None = None,
 ) -> Response:
     body = await broker.body()
     ctx = await broker.context(body)
@@ -538,6 +315,11 @@ async def query_temporal_post(
     temporal = body.get("temporalQ") or {}
     if not isinstance(temporal, dict):
         raise BadRequestData("temporalQ must be an object")
+    datasets = body.get("datasetId", datasetId)
+    if isinstance(datasets, list) and all(isinstance(d, str) for d in datasets):
+        datasets = ",".join(datasets)
+    elif datasets is not None and not isinstance(datasets, str):
+        raise BadRequestData("datasetId must be a string or a list of strings")
     params = TemporalParams(
         attrs=",".join(attrs) if attrs else None,
         options=options,
@@ -548,6 +330,8 @@ async def query_temporal_post(
         lastN=temporal.get("lastN"),
         aggrMethods=aggrMethods,
         aggrPeriodDuration=aggrPeriodDuration,
+        datasetId=datasets,
+        format=format,
     )
     return await _page(broker, ctx, query, params, limit=limit, offset=offset, count=count)
 
@@ -576,17 +360,48 @@ def _latest(instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def _add_history(
-    broker: BrokerRequest, entity_id: str, attrs: dict[str, list[dict[str, Any]]], at: str
+    broker: BrokerRequest,
+    entity_id: str,
+    attrs: dict[str, list[dict[str, Any]]],
+    at: str,
+    *,
+    replace: bool = True,
 ) -> None:
-    """Write the instances a temporal request gives, the way ``keep_history`` writes changes."""
+    """Write the instances a temporal request gives, the way ``keep_history`` writes changes. An
+    instance of the same attribute, datasetId and observedAt as one stored replaces it (``replace``;
+    False for a new entity, which has none)."""
     tenant = current_tenant(broker.session)
     assert tenant is not None
+    if replace:
+        await _drop_replaced(broker.session, entity_id, attrs)
     rows = [
         _row(tenant, entity_id, name, {"createdAt": at, "modifiedAt": at} | instance, at)
         for name, instances in attrs.items()
         for instance in instances
     ]
     await broker.session.run_sync(_store, rows)
+
+
+async def _drop_replaced(
+    session: AsyncSession, entity_id: str, attrs: dict[str, list[dict[str, Any]]]
+) -> None:
+    for name, instances in attrs.items():
+        moments: dict[str | None, set[datetime]] = {}
+        for instance in instances:
+            if instance.get("observedAt"):
+                moment = parse_datetime(instance["observedAt"])
+                moments.setdefault(instance.get("datasetId"), set()).add(moment)
+        for dataset, observed in moments.items():
+            column = BrokerAttributeInstance.dataset_id
+            await session.execute(
+                delete(BrokerAttributeInstance).where(
+                    BrokerAttributeInstance.entity_id == entity_id,
+                    BrokerAttributeInstance.attribute == name,
+                    column.is_(None) if dataset is None else column == dataset,
+                    BrokerAttributeInstance.observed_at.in_(observed),
+                    BrokerAttributeInstance.deleted_at.is_(None),
+                )
+            )
 
 
 @router.post("/entities", summary="Create or add to the temporal representation of an entity")
@@ -619,7 +434,7 @@ async def create_temporal(broker: Broker) -> Response:
         changes.stamp(stored, moment)
         await service.save_entity(broker.session, stored)
         status = 204
-    await _add_history(broker, entity_id, attrs, moment)
+    await _add_history(broker, entity_id, attrs, moment, replace=status == 204)
     headers = {"Location": f"/ngsi-ld/v1/temporal/entities/{entity_id}"} if status == 201 else {}
     if broker.tenant_given:
         headers[TENANT_HEADER] = broker.tenant
@@ -733,9 +548,29 @@ async def delete_instance(broker: Broker, entity_id: str, attr: str, instance_id
 @router.api_route(
     "/entities/{rest:path}", methods=["GET", "POST", "PATCH", "DELETE"], include_in_schema=False
 )
-async def malformed_temporal_path(rest: str) -> Response:
-    """``/temporal/entities//attrs`` and the like: the entity id is missing."""
-    raise BadRequestData(f"the entity id is missing in /temporal/entities/{rest}")
+async def malformed_temporal_path(request: Request, rest: str) -> Response:
+    """A path with an empty segment: 400 when it is the entity id (``/temporal/entities//attrs``);
+    otherwise (``/temporal/entities/``, ``…/attrs/speed/``, ``…/attrs//{instanceId}``) 405 when the
+    resource it names, empty segments left out, does not take the method, else 400."""
+    if rest.startswith("/"):
+        raise BadRequestData(f"the entity id is missing in /temporal/entities/{rest}")
+    segments = ["entities", *(part for part in rest.split("/") if part)]
+    allowed = _TEMPORAL_METHODS.get(len(segments) if segments[2:3] in ([], ["attrs"]) else 0, ())
+    if allowed and request.method not in allowed:
+        raise MethodNotAllowed(
+            f"{request.method} is not allowed on /temporal/{'/'.join(segments)}; use {', '.join(allowed)}"
+        )
+    raise BadRequestData(f"a part of the path /temporal/entities/{rest} is missing")
+
+
+#: The methods of each temporal resource, by its number of path segments after /temporal.
+_TEMPORAL_METHODS = {
+    1: ("GET", "POST"),  # /entities
+    2: ("GET", "DELETE"),  # /entities/{id}
+    3: ("POST",),  # /entities/{id}/attrs
+    4: ("DELETE",),  # /entities/{id}/attrs/{attr}
+    5: ("PATCH", "DELETE"),  # /entities/{id}/attrs/{attr}/{instanceId}
+}
 
 
 # -- retention: downsampling old history ------------------------------------------------------------

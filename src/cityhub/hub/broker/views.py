@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cityhub.hub.broker.ngsi import NGSI_LD, Context, Format, check_name, compact_entity
+from cityhub.hub.broker.ngsi import NGSI_LD, Context, Format, check_name, compact_entity, require_uri
 from cityhub.kit.errors import BadRequestData
 
 NONE_DATASET = "@none"
@@ -15,6 +15,13 @@ MAX_JOIN_LEVEL = 5
 
 #: A projection: member or attribute name → the projection of the entity it links to (or None).
 Projection = dict[str, "Projection | None"]
+
+
+def parse_dataset_ids(text: str | None) -> set[str | None] | None:
+    """The ``datasetId`` parameter: URIs, ``@none`` (None) for the default instances."""
+    if text is None:
+        return None
+    return {None if item == NONE_DATASET else require_uri(item, "datasetId") for item in text.split(",")}
 
 
 def parse_projection(text: str, what: str) -> Projection:
