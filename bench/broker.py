@@ -224,7 +224,8 @@ def _jsonb(text: str) -> bytes:
     return b"\x01" + text.encode()  # JSONB's binary format: a version byte, then the text
 
 
-async def raw_postgres(dsn: str, entities: int, batch: int) -> float:
+async def _pg_connect(dsn: str) -> asyncpg.Connection:
+    """A raw connection that writes JSONB from text, as COPY's binary format needs."""
     connection = await asyncpg.connect(dsn)
     await connection.set_type_codec(
         "jsonb",
@@ -233,6 +234,11 @@ async def raw_postgres(dsn: str, entities: int, batch: int) -> float:
         schema="pg_catalog",
         format="binary",
     )
+    return connection
+
+
+async def raw_postgres(dsn: str, entities: int, batch: int) -> float:
+    connection = await _pg_connect(dsn)
     elapsed = 0.0
     for step in (0, 1):
         elapsed = 0.0
@@ -281,14 +287,7 @@ def fill_sqlite(path: str, start: int, end: int) -> None:
 
 
 async def fill_postgres(dsn: str, start: int, end: int) -> None:
-    connection = await asyncpg.connect(dsn)
-    await connection.set_type_codec(
-        "jsonb",
-        encoder=_jsonb,
-        decoder=lambda data: orjson.loads(data[1:]),
-        schema="pg_catalog",
-        format="binary",
-    )
+    connection = await _pg_connect(dsn)
     for entities, types in _entity_rows(start, end):
         await connection.copy_records_to_table("broker_entity", records=entities)
         await connection.copy_records_to_table("broker_entity_type", records=types)

@@ -271,6 +271,14 @@ def _build(kind: str, value: object, path: str) -> Geometry:
     return Geometry(cast(GeometryType, kind), coordinates, reader.bbox)
 
 
+def query_geometry(geometry: Any, coordinates: Any) -> Geometry:
+    """A geo-query's geometry in either form NGSI-LD has: coordinates as a JSON text (the query
+    string, or a geoQ written that way) or as the JSON array itself (a POST query, a geoQ)."""
+    if isinstance(coordinates, str):
+        return geometry_from_query(str(geometry), coordinates)
+    return parse_geometry({"type": geometry, "coordinates": coordinates})
+
+
 def geometry_from_query(geometry: str, coordinates: str) -> Geometry:
     """The NGSI-LD query form: ``geometry=Point&coordinates=[8.68,49.40]`` (values already decoded;
     a still percent-encoded coordinates value is decoded once more)."""

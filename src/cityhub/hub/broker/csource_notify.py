@@ -27,9 +27,17 @@ from cityhub.hub.broker.context import ActiveContext, ContextStore
 from cityhub.hub.broker.history import TimeQuery, parse_time_query
 from cityhub.hub.broker.http import JSON
 from cityhub.hub.broker.models import BrokerSubscription
-from cityhub.hub.broker.q import QExpr, TypeSelection, parse_q, parse_type_selection
+from cityhub.hub.broker.q import QExpr, parse_q, parse_type_selection
 from cityhub.hub.broker.registrations import present
-from cityhub.kit.geo import Geometry, GeoRel, geometry_from_query, parse_geometry, parse_georel
+from cityhub.hub.broker.subscriptions import Selector
+from cityhub.hub.broker.subscriptions import selectors as parse_selectors
+from cityhub.kit.geo import (
+    Geometry,
+    GeoRel,
+    parse_geometry,
+    parse_georel,
+    query_geometry,
+)
 from cityhub.kit.time import parse_datetime
 
 NEWLY_MATCHING = "newlyMatching"
@@ -66,20 +74,13 @@ REGISTRATION_MEMBERS = frozenset(
 
 
 @dataclass
-class CsourceSelector:
-    types: TypeSelection
-    entity_id: str | None
-    pattern: re.Pattern[str] | None
-
-
-@dataclass
 class CsourceCompiled:
     """A csource subscription ready to match registrations."""
 
     row: BrokerSubscription
     ctx: ActiveContext
     shown: ActiveContext
-    selectors: list[CsourceSelector]
+    selectors: list[Selector]
     watched: set[str] | None
     q: QExpr | None
     georel: GeoRel | None
@@ -122,7 +123,7 @@ class CsourceCompiled:
                 return False
         return True
 
-    def _pair(self, selector: CsourceSelector, entity: dict[str, Any], written: ActiveContext) -> bool:
+    def _pair(self, selector: Selector, entity: dict[str, Any], written: ActiveContext) -> bool:
         types = {written.expand(name) for name in parse_type_selection(entity["type"]).names}
         if not selector.types.matches(types, self.ctx.expand):
             return False
@@ -179,26 +180,14 @@ async def compile_csource_subscription(row: BrokerSubscription, contexts: Contex
     data = row.data
     ctx = await contexts.resolve(row.context)
     shown = await contexts.resolve(data["jsonldContext"]) if "jsonldContext" in data else ctx
-    selectors = []
-    for selector in data.get("entities", []):
-        pattern = selector.get("idPattern")
-        selectors.append(
-            CsourceSelector(
-                parse_type_selection(selector["type"]),
-                selector.get("id"),
-                re.compile(pattern) if pattern else None,
-            )
-        )
+    selectors = parse_selectors(data)
     georel = geometry = None
     geoproperty = "location"
     geo = data.get("geoQ")
     if geo:
         georel = parse_georel(geo["georel"])
         coordinates = geo["coordinates"]
-        if isinstance(coordinates, str):
-            geometry = geometry_from_query(str(geo["geometry"]), coordinates)
-        else:
-            geometry = parse_geometry({"type": geo["geometry"], "coordinates": coordinates})
+        geometry = query_geometry(geo["geometry"], coordinates)
         geoproperty = geo.get("geoproperty") or "location"
     temporal_q = data.get("temporalQ")
     temporal = (

@@ -24,7 +24,7 @@ from cityhub.hub.broker.http import (
 from cityhub.hub.broker.order import ordering, parse_order_by
 from cityhub.hub.broker.q import parse_q, parse_scope_q, parse_type_selection
 from cityhub.kit.errors import BadRequestData, InvalidRequest, NotFound
-from cityhub.kit.geo import geometry_from_query, parse_geometry, parse_georel
+from cityhub.kit.geo import parse_georel, query_geometry
 from cityhub.kit.web import TENANT_HEADER
 
 router = APIRouter()
@@ -265,10 +265,7 @@ def entity_query(
         if not (georel and geometry and coordinates):
             raise BadRequestData("a geo-query needs georel, geometry and coordinates together")
         query.georel = parse_georel(georel)
-        if isinstance(coordinates, str):
-            query.geometry = geometry_from_query(str(geometry), coordinates)
-        else:
-            query.geometry = parse_geometry({"type": geometry, "coordinates": coordinates})
+        query.geometry = query_geometry(geometry, coordinates)
         if geoproperty:
             query.geoproperty = ctx.expand(geoproperty)
     return query

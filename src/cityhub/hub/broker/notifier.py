@@ -27,12 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
@@ -61,11 +60,18 @@ from cityhub.hub.broker.models import (
     BrokerSubscription,
 )
 from cityhub.hub.broker.ngsi import Context
-from cityhub.hub.broker.q import QExpr, ScopeExpr, TypeSelection, parse_q, parse_scope_q, parse_type_selection
-from cityhub.hub.broker.subscriptions import DEFAULT_TRIGGERS, status
+from cityhub.hub.broker.q import QExpr, ScopeExpr, parse_q, parse_scope_q
+from cityhub.hub.broker.subscriptions import DEFAULT_TRIGGERS, Selector, status
+from cityhub.hub.broker.subscriptions import selectors as parse_selectors
 from cityhub.kit.db import UTCDateTime, scope_to_tenant
 from cityhub.kit.errors import HubError
-from cityhub.kit.geo import Geometry, GeoRel, geometry_from_query, parse_geometry, parse_georel
+from cityhub.kit.geo import (
+    Geometry,
+    GeoRel,
+    parse_geometry,
+    parse_georel,
+    query_geometry,
+)
 from cityhub.kit.ids import new_id
 from cityhub.kit.time import isoformat, parse_datetime, utcnow
 from cityhub.kit.web import TENANT_HEADER
@@ -120,13 +126,6 @@ class Target(Protocol):
     endpoint: dict[str, Any]
     context_value: Any
     context_url: str
-
-
-@dataclass
-class Selector:
-    types: TypeSelection
-    entity_id: str | None
-    pattern: re.Pattern[str] | None
 
 
 @dataclass
@@ -206,26 +205,14 @@ async def compile_subscription(row: BrokerSubscription, contexts: ContextStore) 
     data = row.data
     ctx = await contexts.resolve(row.context)
     notification = data["notification"]
-    selectors = []
-    for selector in data.get("entities", []):
-        pattern = selector.get("idPattern")
-        selectors.append(
-            Selector(
-                parse_type_selection(selector["type"]),
-                selector.get("id"),
-                re.compile(pattern) if pattern else None,
-            )
-        )
+    selectors = parse_selectors(data)
     geo = data.get("geoQ")
     georel = geometry = None
     geoproperty = service.LOCATION
     if geo:
         georel = parse_georel(geo["georel"])
         coordinates = geo["coordinates"]
-        if isinstance(coordinates, str):
-            geometry = geometry_from_query(str(geo["geometry"]), coordinates)
-        else:
-            geometry = parse_geometry({"type": geo["geometry"], "coordinates": coordinates})
+        geometry = query_geometry(geo["geometry"], coordinates)
         if geo.get("geoproperty"):
             geoproperty = ctx.expand(geo["geoproperty"])
     attributes = (
@@ -303,6 +290,13 @@ def _content(instance: dict[str, Any], key: str, ctx: Context) -> Any:
     return value
 
 
+class _Matching(Protocol):
+    row: BrokerSubscription
+
+
+C = TypeVar("C", bound=_Matching)
+
+
 class Notifier:
     """Matches changes to subscriptions, queues notifications and delivers them."""
 
@@ -346,10 +340,22 @@ class Notifier:
     # -- stage 1: matching ---------------------------------------------------------------------
 
     async def _subscriptions(self, session: AsyncSession, tenant: str) -> list[Compiled]:
+        return await self._active(session, tenant, ENTITIES, self._compiled, compile_subscription)
+
+    async def _active(
+        self,
+        session: AsyncSession,
+        tenant: str,
+        kind: str,
+        cache: dict[tuple[str, str], tuple[datetime, C]],
+        compile_row: Callable[[BrokerSubscription, ContextStore], Awaitable[C]],
+    ) -> list[C]:
+        """The tenant's active subscriptions of ``kind`` that notify on change, compiled once per
+        version (``modifiedAt``) and kept in ``cache``."""
         rows = await session.scalars(
             select(BrokerSubscription).where(
                 BrokerSubscription.tenant_code == tenant,
-                BrokerSubscription.kind == ENTITIES,
+                BrokerSubscription.kind == kind,
                 BrokerSubscription.active.is_(True),
                 BrokerSubscription.time_interval.is_(None),
             )
@@ -359,14 +365,14 @@ class Notifier:
             if status(row) != "active":
                 continue
             key = (tenant, row.subscription_id)
-            cached = self._compiled.get(key)
+            cached = cache.get(key)
             if cached is None or cached[0] != row.modified_at:
                 try:
-                    cached = (row.modified_at, await compile_subscription(row, self.contexts))
+                    cached = (row.modified_at, await compile_row(row, self.contexts))
                 except HubError as error:  # e.g. its @context cannot be fetched now
                     log.warning("subscription %s cannot be used now: %s", row.subscription_id, error.detail)
                     continue
-                self._compiled[key] = cached
+                cache[key] = cached
             cached[1].row = row
             found.append(cached[1])
         return found
@@ -500,30 +506,9 @@ class Notifier:
     # -- csource subscriptions -----------------------------------------------------------------
 
     async def _csource_subscriptions(self, session: AsyncSession, tenant: str) -> list[CsourceCompiled]:
-        rows = await session.scalars(
-            select(BrokerSubscription).where(
-                BrokerSubscription.tenant_code == tenant,
-                BrokerSubscription.kind == REGISTRATIONS,
-                BrokerSubscription.active.is_(True),
-                BrokerSubscription.time_interval.is_(None),
-            )
+        return await self._active(
+            session, tenant, REGISTRATIONS, self._compiled_csource, compile_csource_subscription
         )
-        found = []
-        for row in rows:
-            if status(row) != "active":
-                continue
-            key = (tenant, row.subscription_id)
-            cached = self._compiled_csource.get(key)
-            if cached is None or cached[0] != row.modified_at:
-                try:
-                    cached = (row.modified_at, await compile_csource_subscription(row, self.contexts))
-                except HubError as error:
-                    log.warning("subscription %s cannot be used now: %s", row.subscription_id, error.detail)
-                    continue
-                self._compiled_csource[key] = cached
-            cached[1].row = row
-            found.append(cached[1])
-        return found
 
     async def on_registrations(self, event: RegistrationsChanged) -> None:
         """Queue a notification per csource subscription and trigger reason for the registrations

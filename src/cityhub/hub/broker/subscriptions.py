@@ -14,6 +14,7 @@ notification again; the result is validated as a whole.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -40,9 +41,9 @@ from cityhub.hub.broker.http import (
     reworded_selectors,
 )
 from cityhub.hub.broker.models import ENTITIES, REGISTRATIONS, BrokerNotification, BrokerSubscription
-from cityhub.hub.broker.q import parse_q, parse_scope_q, parse_type_selection
+from cityhub.hub.broker.q import TypeSelection, parse_q, parse_scope_q, parse_type_selection
 from cityhub.kit.errors import AlreadyExists, BadRequestData, InvalidRequest, MethodNotAllowed, NotFound
-from cityhub.kit.geo import geometry_from_query, parse_geometry, parse_georel
+from cityhub.kit.geo import parse_georel, query_geometry
 from cityhub.kit.ids import new_id
 from cityhub.kit.time import isoformat, parse_datetime, utcnow
 from cityhub.kit.web import TENANT_HEADER
@@ -158,10 +159,7 @@ def _geo_q(value: Any) -> None:
     if not (georel and geometry and coordinates is not None):
         raise BadRequestData("geoQ needs georel, geometry and coordinates")
     parse_georel(georel)
-    if isinstance(coordinates, str):
-        geometry_from_query(str(geometry), coordinates)
-    else:
-        parse_geometry({"type": geometry, "coordinates": coordinates})
+    query_geometry(geometry, coordinates)
     if "geoproperty" in value:
         ngsi.check_name(value["geoproperty"], "geoproperty")
 
@@ -195,6 +193,31 @@ def _projection(value: Any, what: str) -> views.Projection:
     if not isinstance(value, str):
         raise BadRequestData(f"notification.{what} must be a string or a list of names")
     return views.parse_projection(value, what)
+
+
+@dataclass
+class Selector:
+    """One member of a subscription's ``entities``, ready to test an entity (or a registration's
+    entity information) against."""
+
+    types: TypeSelection
+    entity_id: str | None
+    pattern: re.Pattern[str] | None
+
+
+def selectors(data: dict[str, Any]) -> list[Selector]:
+    """The subscription's ``entities`` (already validated), parsed."""
+    found = []
+    for selector in data.get("entities", []):
+        pattern = selector.get("idPattern")
+        found.append(
+            Selector(
+                parse_type_selection(selector["type"]),
+                selector.get("id"),
+                re.compile(pattern) if pattern else None,
+            )
+        )
+    return found
 
 
 #: The NotificationParams of a csource subscription: registrations are notified whole, so the
