@@ -222,6 +222,19 @@ async def test_preloaded_compound_context_of_the_test_suite(store: ContextStore)
     assert {entry.url for entry in store.list("Cached")} == {CORE_CONTEXT_URL, COMPOUND, SUITE}
 
 
+async def test_a_deleted_preloaded_context_is_read_from_its_file_again(store: ContextStore) -> None:
+    """Preloading says where a URL is read from: removing the cached copy does not make the URL
+    unreachable (an offline hub would otherwise lose it until restart)."""
+    first = await store.resolve(SUITE)
+    store.remove(SUITE)
+    assert SUITE not in {entry.url for entry in store.list("Cached")}
+    again = await store.resolve(SUITE)
+    assert (
+        again.expand("Building") == first.expand("Building") == "https://ngsi-ld-test-suite/context#Building"
+    )
+    assert store.get(SUITE).kind == "Cached"
+
+
 def test_a_preloaded_file_must_be_a_context_document(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonld"
     bad.write_text('{"A1": "urn:a1"}')

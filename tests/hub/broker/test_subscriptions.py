@@ -242,6 +242,24 @@ async def test_creation_and_update_notify(client: httpx.AsyncClient, receiver: R
     assert "lastSuccess" in got
 
 
+async def test_flat_join_sends_linked_entities_after_the_changed_one(
+    client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    district = {
+        "id": "urn:ngsi-ld:District:410105",
+        "type": "District",
+        "name": {"type": "Property", "value": "金水区"},
+    }
+    assert (await client.post(f"{BASE}/entities", json=district)).status_code == 201
+    body = subscription(receiver.url, notification={"join": "flat"})
+    await subscribe(client, body)
+    located = station(refDistrict={"type": "Relationship", "object": district["id"]})
+    assert (await client.post(f"{BASE}/entities", json=located)).status_code == 201
+    notified = (await receiver.next()).body["data"]
+    assert [item["id"] for item in notified] == [located["id"], district["id"]]
+    assert notified[1]["name"]["value"] == "金水区"
+
+
 async def test_watched_attributes_q_and_format(client: httpx.AsyncClient, receiver: Receiver) -> None:
     await subscribe(
         client,

@@ -171,6 +171,10 @@ async def test_unknown_and_malformed(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"{BASE}/temporal/entities/urn:ngsi-ld:Vehicle:none")).status_code == 404
     assert (await client.get(f"{BASE}/temporal/entities/not-a-uri")).status_code == 400
     assert (await client.get(f"{BASE}/temporal/entities")).status_code == 400
+    unknown = await client.get(f"{BASE}/temporal/entities", params={"type": "Vehicle", "colour": "red"})
+    assert unknown.status_code == 400
+    assert unknown.json()["type"].endswith("/InvalidRequest")
+    assert "colour" in unknown.json()["detail"]
     assert (await client.get(f"{BASE}/temporal/entities//attrs")).status_code == 400
     bad = await client.post(
         f"{BASE}/temporal/entities", content=b"[1,", headers={"content-type": "application/json"}

@@ -311,13 +311,24 @@ class ContextStore:
         self._active: dict[str | bytes | None, tuple[ActiveContext, float | None]] = {}
         self._inflight: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self._core = self._register(StoredContext(CORE_CONTEXT_URL, "core", "Cached", _core_document()))
-        for url, path in (preload or {}).items():
-            path = Path(path)
+        # Preloaded contexts are where their URLs are read from, not only a first cache content:
+        # deleting the cached copy (DELETE /jsonldContexts/…) makes the next use read the file again.
+        self._preload = {url: Path(path) for url, path in (preload or {}).items()}
+        for url in self._preload:
             try:
-                document = _parse_document(url, path.read_bytes())
+                self._load_preloaded(url)
             except LdContextNotAvailable as exc:
-                raise ValueError(f"preloaded @context {path}: {exc.detail}") from None
-            self._register(StoredContext(url, new_id().hex, "Cached", document, path=path))
+                raise ValueError(f"preloaded @context {self._preload[url]}: {exc.detail}") from None
+
+    def _load_preloaded(self, url: str) -> StoredContext:
+        path = self._preload[url]
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise LdContextNotAvailable(f"@context {url}: cannot read {path}: {exc}") from None
+        return self._register(
+            StoredContext(url, new_id().hex, "Cached", _parse_document(url, raw), path=path)
+        )
 
     async def aclose(self) -> None:
         if self._client is not None and self._own_client:
@@ -346,9 +357,13 @@ class ContextStore:
     def implicit(self, value: Any, base_url: str) -> StoredContext | None:
         """The ``ImplicitlyCreated`` context standing for an @context that is not one URL (an
         array, an object), made on first use. Its id is a digest of the value, so every hub process,
-        before and after a restart, names the same value with the same URL. None for a single URL
-        (or no @context), which needs no stand-in."""
-        if value is None or isinstance(value, str):
+        before and after a restart, names the same value with the same URL. None for a single URL,
+        alone or as a one-item array (or no @context), which needs no stand-in."""
+        if (
+            value is None
+            or isinstance(value, str)
+            or (isinstance(value, list) and len(value) == 1 and isinstance(value[0], str))
+        ):
             return None
         digest = hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
         local_id = f"implicit-{digest}"
@@ -488,6 +503,8 @@ class ContextStore:
         entry = self._lookup(url)
         if entry is not None and (entry.expires is None or entry.expires > time.monotonic()):
             return entry
+        if entry is None and url in self._preload:
+            return self._load_preloaded(url)
         if not url.startswith(("http://", "https://")):
             raise BadRequestData(f"@context {url!r} is neither an http(s) URL nor a context held here")
         try:

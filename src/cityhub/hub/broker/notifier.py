@@ -423,7 +423,7 @@ class Notifier:
                 data.append(self._deleted(sub, change))
                 continue
             entity = change["entity"]
-            shown = (await views.render_all([entity], sub.view, fetch))[0]
+            shown, *linked = await views.render_all([entity], sub.view, fetch)  # join=flat: linked after
             fmt = sub.view.fmt
             if "attributeDeleted" in sub.triggers:
                 for name in change["deleted"]:
@@ -442,7 +442,9 @@ class Notifier:
                             shown[term][_previous(key)] = _content(previous[0], key, sub.view.ctx)
             if sub.accept == GEO_JSON:
                 shown = views.feature(shown, entity, sub.view.geometry_property)
+                linked = []  # a FeatureCollection holds the notified entities only
             data.append(shown)
+            data.extend(item for item in linked if item.get("id") not in {d.get("id") for d in data})
         if sub.accept == GEO_JSON:
             return [{"type": "FeatureCollection", "features": data}]
         return data

@@ -27,12 +27,13 @@ from sqlalchemy.orm import Session
 
 from cityhub.hub.broker import changes, history, ngsi, order, service, views
 from cityhub.hub.broker.context import ActiveContext
-from cityhub.hub.broker.entities import entity_query, query_object
+from cityhub.hub.broker.entities import QUERY_PARAMS, entity_query, query_object
 from cityhub.hub.broker.events import on_before_commit
 from cityhub.hub.broker.http import (
     Broker,
     BrokerRequest,
     attribute_names,
+    check_params,
     entity_id_of,
     now,
     page_size,
@@ -236,6 +237,18 @@ async def retrieve_temporal(
     return broker.render(shown, ctx, status=206 if partial else 200, headers=partial)
 
 
+#: What GET /temporal/entities understands: the entity query's parameters and the time ones.
+TEMPORAL_QUERY_PARAMS = QUERY_PARAMS | {
+    "timerel",
+    "timeAt",
+    "endTimeAt",
+    "timeproperty",
+    "lastN",
+    "aggrMethods",
+    "aggrPeriodDuration",
+}
+
+
 @router.get("/entities", summary="Query the temporal evolution of entities")
 @router.get("/entities/", include_in_schema=False)
 async def query_temporal(
@@ -256,6 +269,7 @@ async def query_temporal(
     local: bool = False,
     orderBy: str | None = None,
 ) -> Response:
+    check_params(broker.request, TEMPORAL_QUERY_PARAMS)
     ctx = await broker.context()
     if not any((type, params.attrs, q, georel, scopeQ, local)):
         raise BadRequestData("give at least one of type, attrs, q, scopeQ, a geo-query or local=true")
