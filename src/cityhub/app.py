@@ -36,7 +36,7 @@ from cityhub.hub.tenancy import service as tenancy
 from cityhub.kit.db import create_engine, session_factory
 from cityhub.kit.errors import AlreadyExists
 from cityhub.kit.logs import configure_logging
-from cityhub.kit.web import BodyLimitMiddleware, install_error_handlers
+from cityhub.kit.web import PROBLEM_MEDIA_TYPES, BodyLimitMiddleware, install_error_handlers
 from cityhub.platform import HubPlatform
 from cityhub.plugins import AppRunner, Registry, discover
 
@@ -216,4 +216,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_api.router)
     app.include_router(tenancy_api.router)
     app.include_router(broker_api.router)
+    # ETSI GS CIM 009 answers errors as ProblemDetails in application/json
+    setattr(app.state, PROBLEM_MEDIA_TYPES, {broker_api.router.prefix + "/": "application/json"})
     return app

@@ -46,9 +46,19 @@ class ProblemResponse(JSONResponse):
         return orjson.dumps(content)
 
 
+#: ``app.state`` key: path prefix → media type of problem details answered under it, for APIs whose
+#: standard names another type than RFC 9457's (NGSI-LD answers its ProblemDetails as JSON).
+PROBLEM_MEDIA_TYPES = "problem_media_types"
+
+
 def problem(error: HubError, request: Request | None = None) -> ProblemResponse:
     instance = request.url.path if request is not None else None
-    return ProblemResponse(error.to_problem(instance), status_code=error.status)
+    response = ProblemResponse(error.to_problem(instance), status_code=error.status)
+    if request is not None:
+        for prefix, media_type in getattr(request.app.state, PROBLEM_MEDIA_TYPES, {}).items():
+            if request.url.path.startswith(prefix):
+                response.headers["content-type"] = media_type
+    return response
 
 
 def _validation_detail(error: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:

@@ -151,6 +151,9 @@ async def test_duplicate_and_missing(client: httpx.AsyncClient) -> None:
     missing = await client.get(f"{BASE}/entities/urn:ngsi-ld:X:none")
     assert missing.status_code == 404
     assert missing.json()["type"].endswith("ResourceNotFound")
+    assert missing.headers["content-type"] == "application/json"  # NGSI-LD's ProblemDetails are JSON
+    nowhere = await client.get(f"{BASE}/nowhere")
+    assert (nowhere.status_code, nowhere.headers["content-type"]) == (404, "application/json")
     assert (await client.get(f"{BASE}/entities/not-a-uri")).status_code == 400
     assert (await client.delete(f"{BASE}/entities/urn:ngsi-ld:X:none")).status_code == 404
 

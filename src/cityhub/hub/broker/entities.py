@@ -15,6 +15,7 @@ from cityhub.hub.broker.http import (
     BrokerRequest,
     attribute_names,
     check_params,
+    created,
     entity_id_of,
     now,
     page_size,
@@ -25,7 +26,6 @@ from cityhub.hub.broker.order import ordering, parse_order_by
 from cityhub.hub.broker.q import parse_q, parse_scope_q, parse_type_selection
 from cityhub.kit.errors import BadRequestData, InvalidRequest, NotFound
 from cityhub.kit.geo import parse_georel, query_geometry
-from cityhub.kit.web import TENANT_HEADER
 
 router = APIRouter()
 
@@ -78,10 +78,7 @@ async def create_entity(broker: Broker) -> Response:
     changes.stamp(entity, now(), created=True)
     await broker.write_tenant()
     await service.create_entity(broker.session, entity)
-    headers = {"Location": f"/ngsi-ld/v1/entities/{entity['id']}"}
-    if broker.tenant_given:
-        headers[TENANT_HEADER] = broker.tenant
-    return Response(status_code=201, headers=headers)
+    return created(broker, f"/ngsi-ld/v1/entities/{entity['id']}")
 
 
 def _view(

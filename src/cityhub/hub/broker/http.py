@@ -275,6 +275,14 @@ def check_params(request: Request, known: frozenset[str]) -> None:
         raise InvalidRequest(f"unknown query parameter(s): {', '.join(unknown)}")
 
 
+def created(broker: BrokerRequest, location: str | None, status: int = 201) -> Response:
+    """An empty answer (201 with its ``Location``), echoing the tenant when one was named."""
+    headers = {TENANT_HEADER: broker.tenant} if broker.tenant_given else {}
+    if location is not None:
+        headers["Location"] = location
+    return Response(status_code=status, headers=headers)
+
+
 def now() -> str:
     return isoformat(utcnow())
 

@@ -22,6 +22,7 @@ from cityhub.hub.broker.http import (
     BrokerRequest,
     check_params,
     context_as_given,
+    created,
     page_headers,
     page_size,
     replace_members,
@@ -34,7 +35,6 @@ from cityhub.kit.errors import AlreadyExists, BadRequestData, InvalidRequest, No
 from cityhub.kit.geo import Geometry, GeoRel, geometry_from_query, parse_geometry, parse_georel
 from cityhub.kit.ids import new_id
 from cityhub.kit.time import parse_datetime, utcnow
-from cityhub.kit.web import TENANT_HEADER
 
 router = APIRouter(prefix="/csourceRegistrations")
 
@@ -198,10 +198,7 @@ async def create_registration(broker: Broker) -> Response:
     _fill(row, data)
     broker.session.add(row)
     events.record_registration(broker.session, row.registration_id, None, snapshot(row))
-    headers = {"Location": f"/ngsi-ld/v1/csourceRegistrations/{data['id']}"}
-    if broker.tenant_given:
-        headers[TENANT_HEADER] = broker.tenant
-    return Response(status_code=201, headers=headers)
+    return created(broker, f"/ngsi-ld/v1/csourceRegistrations/{data['id']}")
 
 
 @router.get("/{registration_id}", summary="Retrieve a context source registration")

@@ -34,6 +34,7 @@ from cityhub.hub.broker.http import (
     BrokerRequest,
     check_params,
     context_as_given,
+    created,
     page_headers,
     page_size,
     replace_members,
@@ -46,7 +47,6 @@ from cityhub.kit.errors import AlreadyExists, BadRequestData, InvalidRequest, Me
 from cityhub.kit.geo import parse_georel, query_geometry
 from cityhub.kit.ids import new_id
 from cityhub.kit.time import isoformat, parse_datetime, utcnow
-from cityhub.kit.web import TENANT_HEADER
 
 router = APIRouter()
 
@@ -429,10 +429,7 @@ async def create(broker: BrokerRequest, kind: str) -> Response:
     _apply(row, data)
     broker.session.add(row)
     broker.contexts.implicit(context, str(broker.request.base_url))
-    headers = {"Location": f"/ngsi-ld/v1/{PATHS[kind]}/{data['id']}"}
-    if broker.tenant_given:
-        headers[TENANT_HEADER] = broker.tenant
-    return Response(status_code=201, headers=headers)
+    return created(broker, f"/ngsi-ld/v1/{PATHS[kind]}/{data['id']}")
 
 
 async def _shown(

@@ -34,6 +34,7 @@ from cityhub.hub.broker.http import (
     BrokerRequest,
     attribute_names,
     check_params,
+    created,
     entity_id_of,
     now,
     page_size,
@@ -44,7 +45,6 @@ from cityhub.kit.db import bulk_insert, current_tenant
 from cityhub.kit.errors import BadRequestData, InvalidRequest, MethodNotAllowed, NotFound
 from cityhub.kit.ids import new_ids
 from cityhub.kit.time import isoformat, parse_datetime
-from cityhub.kit.web import TENANT_HEADER
 
 router = APIRouter(prefix="/temporal")
 
@@ -449,10 +449,8 @@ async def create_temporal(broker: Broker) -> Response:
         await service.save_entity(broker.session, stored)
         status = 204
     await _add_history(broker, entity_id, attrs, moment, replace=status == 204)
-    headers = {"Location": f"/ngsi-ld/v1/temporal/entities/{entity_id}"} if status == 201 else {}
-    if broker.tenant_given:
-        headers[TENANT_HEADER] = broker.tenant
-    return Response(status_code=status, headers=headers)
+    location = f"/ngsi-ld/v1/temporal/entities/{entity_id}" if status == 201 else None
+    return created(broker, location, status)
 
 
 @router.post("/entities/{entity_id}/attrs", status_code=204, summary="Add attribute instances")
