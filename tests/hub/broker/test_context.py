@@ -134,14 +134,17 @@ async def test_a_user_term_claims_its_name_from_the_default_vocab(store: Context
     ctx = await store.resolve({"temperature": "https://example.org/temperature"})
     assert ctx.expand("temperature") == "https://example.org/temperature"
     assert ctx.compact("https://example.org/temperature") == "temperature"
-    assert ctx.compact(DEFAULT_VOCAB + "temperature") == DEFAULT_VOCAB + "temperature"
+    # the name is taken: JSON-LD falls back to a compact IRI with the core's ngsi-ld: prefix
+    assert ctx.compact(DEFAULT_VOCAB + "temperature") == "ngsi-ld:default-context/temperature"
+    assert ctx.expand("ngsi-ld:default-context/temperature") == DEFAULT_VOCAB + "temperature"
+    assert ctx.compact("https://example.com/other") == "https://example.com/other"  # no prefix: whole
 
 
 async def test_user_vocab_survives_the_core_context(store: ContextStore) -> None:
     ctx = await store.resolve([{"@vocab": "https://example.org/terms/"}, CORE_CONTEXT_URL])
     assert ctx.expand("speed") == "https://example.org/terms/speed"
     assert ctx.compact("https://example.org/terms/speed") == "speed"
-    assert ctx.compact(DEFAULT_VOCAB + "speed") == DEFAULT_VOCAB + "speed"
+    assert ctx.compact(DEFAULT_VOCAB + "speed") == "ngsi-ld:default-context/speed"
     assert ctx.expand("location") == NGSI_LD + "location"
 
 
@@ -164,7 +167,8 @@ async def test_prefixes_and_compact_iris(store: ContextStore) -> None:
     assert ctx.expand("ex:other") == "https://example.org/ns#other"
     assert ctx.expand("ngsi-ld:foo") == NGSI_LD + "foo"
     assert ctx.expand("opaque:x") == "opaque:x"
-    assert ctx.compact("https://example.org/ns#other") == "https://example.org/ns#other"  # no ex:other
+    assert ctx.compact("https://example.org/ns#other") == "ex:other"  # JSON-LD compact IRI
+    assert ctx.compact("https://example.org/opaque/x") == "https://example.org/opaque/x"  # @prefix false
 
 
 async def test_absolute_iris_are_used_as_they_are(store: ContextStore) -> None:

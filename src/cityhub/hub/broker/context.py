@@ -135,11 +135,9 @@ class ActiveContext:
         return self.vocab + term
 
     def compact(self, iri: str) -> str:
-        """The shortest term for ``iri``, else its @vocab-relative name, else ``iri`` itself.
-
-        No compact IRIs (``ngsi-ld:x``) are made: NGSI-LD answers with terms or full IRIs.
-        ``expand(compact(iri)) == iri`` holds for every IRI.
-        """
+        """As JSON-LD compacts a name: the shortest term for ``iri``, else its @vocab-relative name
+        (unless that name is a term for another IRI), else a compact IRI with the longest prefix
+        (``ngsi-ld:default-context/x``), else ``iri`` itself. ``expand(compact(iri)) == iri``."""
         term = self._terms_of.get(iri)
         if term is not None:
             return term
@@ -147,6 +145,12 @@ class ActiveContext:
             suffix = iri[len(self.vocab) :]
             if suffix and ":" not in suffix and suffix[0] != "@" and suffix not in self._iris:
                 return suffix
+        best = None
+        for prefix, base in self._prefixes.items():
+            if len(iri) > len(base) and iri.startswith(base) and (best is None or len(base) > len(best[1])):
+                best = (prefix, base)
+        if best is not None and not iri[len(best[1]) :].startswith("//"):
+            return f"{best[0]}:{iri[len(best[1]) :]}"
         return iri
 
 
