@@ -289,6 +289,7 @@ async def test_ld_json_notifications_carry_the_context(client: httpx.AsyncClient
     assert got.headers["x-auth-token"] == "s3cret"
     assert got.headers["ngsild-tenant"] == "zhongyuan"
     assert "ngsi-ld-core-context" in str(got.body["@context"])
+    assert got.body["data"][0]["@context"] == got.body["@context"]
 
 
 async def test_show_changes_gives_previous_values(client: httpx.AsyncClient, receiver: Receiver) -> None:

@@ -486,8 +486,11 @@ class Notifier:
         if trigger_reason is not None:
             body["triggerReason"] = trigger_reason
         headers = {"Content-Type": sub.accept}
-        if sub.accept == JSON_LD:
+        if sub.accept == JSON_LD:  # each entity is a JSON-LD document of its own too
             body["@context"] = sub.context_value
+            body["data"] = [
+                item | {"@context": sub.context_value} if isinstance(item, dict) else item for item in data
+            ]
         else:
             headers["Link"] = link_header(sub.context_url)
         if tenant != self.default_tenant:
@@ -752,6 +755,12 @@ class Notifier:
         self._outcomes.append((row, error))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="notification-outcomes")
+
+    async def settled(self) -> None:
+        """Wait until the outcomes already known here are written: a client reading a
+        subscription right after its endpoint answered then sees that delivery counted."""
+        if self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
 
     async def _flush(self) -> None:
         while self._outcomes:

@@ -446,8 +446,15 @@ async def _shown(
     return shown
 
 
+async def _settled(broker: BrokerRequest) -> None:
+    """Deliveries this process finished count before the subscription is read (its notifier
+    records outcomes in batches, just after the endpoint answered)."""
+    await broker.request.app.state.hub.notifier.settled()
+
+
 async def retrieve(broker: BrokerRequest, subscription_id: str, options: str | None, kind: str) -> Response:
     await broker.read_tenant()
+    await _settled(broker)
     row = await _load(broker, subscription_id, kind)
     ctx = await broker.context()
     return broker.render(await _shown(broker, row, ctx, options), ctx)
@@ -458,6 +465,7 @@ async def query(
 ) -> Response:
     check_params(broker.request, frozenset({"limit", "offset", "count", "options"}))
     page = page_size(limit, offset, count)
+    await _settled(broker)
     ctx = await broker.context()
     of_kind = BrokerSubscription.kind == kind
     total = int(
