@@ -87,8 +87,21 @@ class Hub:
         assert isinstance(event, EntitiesChanged)
         await self.notifier.on_changes(event)
 
+    async def _check_autovacuum(self) -> None:
+        """Without autovacuum, PostgreSQL never reclaims updated rows nor learns table statistics
+        by itself; the broker refreshes the statistics of its bulk tables, nothing reclaims rows."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        async with self.engine.connect() as connection:
+            setting = (await connection.exec_driver_sql("SHOW autovacuum")).scalar()
+        if setting != "on":
+            log.warning(
+                "autovacuum is off on this PostgreSQL server: updated rows are never reclaimed; turn it on"
+            )
+
     async def start(self, app: FastAPI) -> None:
         await self._ensure_default_tenant()
+        await self._check_autovacuum()
         await self.runner.setup(discover(self.settings.apps_disabled))
         self.platform.statuses = self.runner.statuses
         self.bus.subscribe(NOTIFY_CONSUMER, [EntitiesChanged, RegistrationsChanged], self._on_changes)

@@ -5,15 +5,17 @@ tenant-owned table of the hub relies on, not the hub's schema (that comes from t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import MetaData, String, select, update
+from sqlalchemy import MetaData, String, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from cityhub.kit import db
 from cityhub.kit.db import (
     ALL_TENANTS,
     NAMING_CONVENTION,
@@ -24,6 +26,7 @@ from cityhub.kit.db import (
     bulk_insert,
     create_engine,
     current_tenant,
+    note_written,
     ping,
     scope_to_tenant,
     session_factory,
@@ -176,3 +179,25 @@ async def test_bulk_insert_in_the_sessions_transaction(engine: AsyncEngine) -> N
     async with sessions() as session:
         assert await session.get(Sensor, "gone") is None
         await session.run_sync(bulk_insert, table, [])  # nothing to do: no statement at all
+
+
+async def test_bulk_writes_refresh_planner_statistics(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: after enough rows, the table is analyzed in the background, autovacuum or not."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("planner statistics are PostgreSQL's")
+    monkeypatch.setattr(db, "ANALYZE_EVERY", 30)
+    sessions = session_factory(engine)
+    async with sessions() as session, session.begin():
+        session.add_all(Sensor(id=f"s{i}", tenant_code="410102") for i in range(40))
+        await session.flush()
+        note_written(session, ("kit_test_sensor",), 20)
+        assert not db._ANALYZING  # below the threshold: nothing yet
+        note_written(session, ("kit_test_sensor",), 20)
+    await asyncio.gather(*db._ANALYZING)
+    async with engine.connect() as connection:
+        analyzed = await connection.scalar(
+            text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'kit_test_sensor'")
+        )
+    assert analyzed is not None

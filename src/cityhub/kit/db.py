@@ -183,6 +183,40 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     await_only(driver.copy_records_to_table(table.name, records=records, columns=columns))
 
 
+#: Rows written since a table's last ANALYZE run by the hub, per engine and table.
+_WRITTEN: dict[tuple[int, str], int] = {}
+_ANALYZING: set[asyncio.Task[None]] = set()
+#: How many rows written to a table make the hub refresh its planner statistics itself.
+ANALYZE_EVERY = 20_000
+
+
+def note_written(session: AsyncSession, tables: tuple[str, ...], rows: int) -> None:
+    """Count rows a bulk write added; on PostgreSQL, every :data:`ANALYZE_EVERY` rows run ANALYZE
+    on ``tables`` in the background. Autovacuum does this when it is on and has woken up; until
+    then the planner knows nothing of a table that grew from empty in a minute (a bulk import) and
+    picks plans that read the whole table for each batch."""
+    engine = session.bind
+    if not isinstance(engine, AsyncEngine) or engine.dialect.name != "postgresql":
+        return
+    key = (id(engine), tables[0])
+    _WRITTEN[key] = _WRITTEN.get(key, 0) + rows
+    if _WRITTEN[key] < ANALYZE_EVERY:
+        return
+    _WRITTEN[key] = 0
+    task = asyncio.get_running_loop().create_task(_analyze(engine, tables))
+    _ANALYZING.add(task)
+    task.add_done_callback(_ANALYZING.discard)
+
+
+async def _analyze(engine: AsyncEngine, tables: tuple[str, ...]) -> None:
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(f"ANALYZE {', '.join(tables)}"))
+            await connection.commit()
+    except Exception:  # statistics are an optimisation: a failure here must not surface
+        log.warning("ANALYZE %s failed", ", ".join(tables), exc_info=True)
+
+
 def session_factory(engine: AsyncEngine, **info: Any) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded objects usable after commit; ``info`` is copied into each session."""
     return async_sessionmaker(engine, expire_on_commit=False, info=info)

@@ -17,7 +17,7 @@ from cityhub.hub.broker.events import record
 from cityhub.hub.broker.models import BrokerEntity, BrokerEntityType, BrokerTenant
 from cityhub.hub.broker.ngsi import NGSI_LD
 from cityhub.hub.tenancy.models import Tenant
-from cityhub.kit.db import current_tenant, upsert_insert
+from cityhub.kit.db import current_tenant, note_written, upsert_insert
 from cityhub.kit.errors import AlreadyExists, NonexistentTenant, NotFound
 from cityhub.kit.geo import Geometry, GeoRel, parse_geometry
 from cityhub.kit.jsondata import json_copy
@@ -139,6 +139,7 @@ async def write_many(
         for t in entity["type"]
     ]
     await session.execute(insert(_TYPES).on_conflict_do_nothing(), types)
+    note_written(session, ("broker_entity", "broker_entity_type", "broker_attribute_instance"), len(rows))
 
 
 async def save_entity(session: AsyncSession, entity: dict[str, Any]) -> None:
