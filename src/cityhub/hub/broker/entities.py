@@ -193,38 +193,59 @@ async def delete_entity(broker: Broker, entity_id: str) -> Response:
 async def query_entities(
     broker: Broker,
     shown: Shown,
-    id: str | None = None,  # NGSI-LD names its parameters so
-    type: str | None = None,
-    idPattern: str | None = None,
-    q: str | None = None,
-    scopeQ: str | None = None,
-    georel: str | None = None,
-    geometry: str | None = None,
-    coordinates: str | None = None,
-    geoproperty: str | None = None,
+    selection: Annotated[Selection, Depends()],
     limit: Annotated[int | None, Query()] = None,
     offset: Annotated[int, Query()] = 0,
     count: bool = False,
-    local: bool = False,
     orderBy: str | None = None,
 ) -> Response:
     check_params(broker.request, QUERY_PARAMS)
     ctx = await broker.context()
-    if not any((type, shown.attrs, q, georel, scopeQ, local)):
+    if not selection.narrows(shown.attrs):
         raise BadRequestData("give at least one of type, attrs, q, scopeQ or a geo-query")
-    query = entity_query(
-        ctx,
-        ids=id.split(",") if id else None,
-        types=type,
-        id_pattern=idPattern,
-        q=q,
-        scope_q=scopeQ,
-        geo=(georel, geometry, coordinates, geoproperty),
-    )
+    query = selection.query(ctx)
     if orderBy:
         query.order = ordering(parse_order_by(orderBy), ctx.expand)
     view = shown.view(ctx)
     return await _answer_query(broker, ctx, query, view, limit=limit, offset=offset, count=count)
+
+
+class Selection:
+    """The parameters that select entities, as GET /entities and GET /temporal/entities share
+    them (NGSI-LD names them so)."""
+
+    def __init__(
+        self,
+        id: str | None = None,
+        type: str | None = None,
+        idPattern: str | None = None,
+        q: str | None = None,
+        scopeQ: str | None = None,
+        georel: str | None = None,
+        geometry: str | None = None,
+        coordinates: str | None = None,
+        geoproperty: str | None = None,
+        local: bool = False,
+    ) -> None:
+        self.ids = id.split(",") if id else None
+        self.type, self.id_pattern, self.q, self.scope_q = type, idPattern, q, scopeQ
+        self.geo = (georel, geometry, coordinates, geoproperty)
+        self.local = local
+
+    def narrows(self, attrs: str | None) -> bool:
+        """Whether the request narrows the entities at all (NGSI-LD refuses to list them all)."""
+        return any((self.type, attrs, self.q, self.geo[0], self.scope_q, self.local))
+
+    def query(self, ctx: ActiveContext) -> service.EntityQuery:
+        return entity_query(
+            ctx,
+            ids=self.ids,
+            types=self.type,
+            id_pattern=self.id_pattern,
+            q=self.q,
+            scope_q=self.scope_q,
+            geo=self.geo,
+        )
 
 
 def entity_query(

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from cityhub.hub.broker import changes, history, ngsi, order, service, views
 from cityhub.hub.broker.context import ActiveContext
-from cityhub.hub.broker.entities import QUERY_PARAMS, entity_query, query_object
+from cityhub.hub.broker.entities import QUERY_PARAMS, Selection, query_object
 from cityhub.hub.broker.events import on_before_commit
 from cityhub.hub.broker.http import (
     Broker,
@@ -254,34 +254,17 @@ TEMPORAL_QUERY_PARAMS = QUERY_PARAMS | {
 async def query_temporal(
     broker: Broker,
     params: Annotated[TemporalParams, Depends()],
-    id: str | None = None,
-    type: str | None = None,
-    idPattern: str | None = None,
-    q: str | None = None,
-    scopeQ: str | None = None,
-    georel: str | None = None,
-    geometry: str | None = None,
-    coordinates: str | None = None,
-    geoproperty: str | None = None,
+    selection: Annotated[Selection, Depends()],
     limit: Annotated[int | None, Query()] = None,
     offset: Annotated[int, Query()] = 0,
     count: bool = False,
-    local: bool = False,
     orderBy: str | None = None,
 ) -> Response:
     check_params(broker.request, TEMPORAL_QUERY_PARAMS)
     ctx = await broker.context()
-    if not any((type, params.attrs, q, georel, scopeQ, local)):
+    if not selection.narrows(params.attrs):
         raise BadRequestData("give at least one of type, attrs, q, scopeQ, a geo-query or local=true")
-    query = entity_query(
-        ctx,
-        ids=id.split(",") if id else None,
-        types=type,
-        id_pattern=idPattern,
-        q=q,
-        scope_q=scopeQ,
-        geo=(georel, geometry, coordinates, geoproperty),
-    )
+    query = selection.query(ctx)
     if orderBy is not None:
         query.order = order.ordering(order.parse_order_by(orderBy), ctx.expand)
     return await _page(broker, ctx, query, params, limit=limit, offset=offset, count=count)
