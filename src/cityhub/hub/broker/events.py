@@ -15,9 +15,6 @@ Context source registrations are announced the same way, as :class:`Registration
 change carries the registration before and after it (as stored: its members and the @context they
 were written in), which is what csource subscriptions need to tell a newly matching registration
 from an updated one or one that no longer matches.
-=======
-entity's types, scopes and timestamps (``before``), and ``unscoped`` says an update deleted the scope.
->>>>>>> temporal-pagination
 """
 
 from __future__ import annotations
@@ -109,10 +106,7 @@ def record(
     session: AsyncSession | Session, before: dict[str, Any] | None, after: dict[str, Any] | None
 ) -> None:
     """Note a change of one entity; it is announced when the session commits."""
-    sync = session.sync_session if isinstance(session, AsyncSession) else session
-    tenant = current_tenant(sync)
-    assert tenant is not None, "broker sessions are scoped to a tenant"
-    sync.info.setdefault(_PENDING_KEY, {}).setdefault(tenant, []).append(diff(before, after))
+    _note(session, _PENDING_KEY, diff(before, after))
 
 
 def record_registration(
@@ -123,12 +117,17 @@ def record_registration(
 ) -> None:
     """Note a change of one context source registration (``before``/``after``: ``{"data",
     "context"}``, None when created or deleted); it is announced when the session commits."""
+    op = "create" if before is None else "delete" if after is None else "update"
+    change = {"op": op, "id": registration_id, "at": isoformat(utcnow()), "before": before, "after": after}
+    _note(session, _PENDING_REGISTRATIONS_KEY, change)
+
+
+def _note(session: AsyncSession | Session, key: str, change: dict[str, Any]) -> None:
+    """Keep ``change`` on the session, by tenant, under ``key`` until it commits."""
     sync = session.sync_session if isinstance(session, AsyncSession) else session
     tenant = current_tenant(sync)
     assert tenant is not None, "broker sessions are scoped to a tenant"
-    op = "create" if before is None else "delete" if after is None else "update"
-    change = {"op": op, "id": registration_id, "at": isoformat(utcnow()), "before": before, "after": after}
-    sync.info.setdefault(_PENDING_REGISTRATIONS_KEY, {}).setdefault(tenant, []).append(change)
+    sync.info.setdefault(key, {}).setdefault(tenant, []).append(change)
 
 
 @event.listens_for(Session, "before_commit")
