@@ -28,7 +28,7 @@ from cityhub.hub.broker.history import TimeQuery, parse_time_query
 from cityhub.hub.broker.http import JSON
 from cityhub.hub.broker.models import BrokerSubscription
 from cityhub.hub.broker.q import QExpr, parse_q, parse_type_selection
-from cityhub.hub.broker.registrations import present
+from cityhub.hub.broker.registrations import offers, present
 from cityhub.hub.broker.subscriptions import Selector
 from cityhub.hub.broker.subscriptions import selectors as parse_selectors
 from cityhub.kit.geo import (
@@ -114,14 +114,7 @@ class CsourceCompiled:
             and not any(self._pair(selector, e, written) for selector in self.selectors for e in entities)
         ):
             return False
-        if self.watched is not None:
-            names = {
-                written.expand(name)
-                for name in (*info.get("propertyNames", []), *info.get("relationshipNames", []))
-            }
-            if names and not names & self.watched:
-                return False
-        return True
+        return self.watched is None or offers(info, self.watched, written.expand)
 
     def _pair(self, selector: Selector, entity: dict[str, Any], written: ActiveContext) -> bool:
         types = {written.expand(name) for name in parse_type_selection(entity["type"]).names}

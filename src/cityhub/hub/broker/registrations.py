@@ -238,6 +238,13 @@ async def delete_registration(broker: Broker, registration_id: str) -> Response:
     return Response(status_code=204)
 
 
+def offers(info: dict[str, Any], wanted: set[str], expand: Any) -> bool:
+    """Whether a RegistrationInfo provides any of the ``wanted`` attributes (expanded names); one
+    that names no attributes provides them all."""
+    names = {expand(n) for n in (*info.get("propertyNames", []), *info.get("relationshipNames", []))}
+    return not names or bool(names & wanted)
+
+
 class Discovery:
     """What a registration query asks for, with names expanded in the request's @context."""
 
@@ -264,11 +271,7 @@ class Discovery:
         selectors = info.get("entities", [])
         if selectors and not any(self._selector(s, expand) for s in selectors):
             return False
-        if self.attrs is not None:
-            names = {expand(n) for n in (*info.get("propertyNames", []), *info.get("relationshipNames", []))}
-            if names and not names & self.attrs:
-                return False
-        return True
+        return self.attrs is None or offers(info, self.attrs, expand)
 
     def _selector(self, selector: dict[str, Any], expand: Any) -> bool:
         if self.types is not None:
