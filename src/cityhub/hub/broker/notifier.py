@@ -521,10 +521,8 @@ class Notifier:
         tenant = event.tenant or self.default_tenant
         queued = False
         async with self.sessions() as session, session.begin():
-            if not await first_delivery(session, CONSUMER, event):
-                return
-            subscriptions = await self._csource_subscriptions(session, tenant)
-            if not subscriptions:
+            subscriptions = await self._csource_subscriptions(session, tenant)  # first: see on_changes
+            if not subscriptions or not await first_delivery(session, CONSUMER, event):
                 return
             now = utcnow()
             changes = []
