@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -178,8 +179,12 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         session.execute(table.insert(), rows)
         return
     columns = [column.name for column in table.columns]
-    as_json = {column.name for column in table.columns if isinstance(column.type, JSON)}
-    records = [tuple(_dumps(row[name]) if name in as_json else row[name] for name in columns) for row in rows]
+    values = operator.itemgetter(*columns)
+    as_json = [i for i, column in enumerate(table.columns) if isinstance(column.type, JSON)]
+    records = [list(values(row)) for row in rows]
+    for record in records:
+        for i in as_json:
+            record[i] = _dumps(record[i])
     await_only(driver.copy_records_to_table(table.name, records=records, columns=columns))
 
 

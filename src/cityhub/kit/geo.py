@@ -239,6 +239,23 @@ def parse_geometry(obj: object, *, check_topology: bool = False) -> Geometry:
     return geometry
 
 
+def geometry_bbox(obj: object) -> BBox:
+    """The bounding box of a GeoJSON geometry, as ``parse_geometry(obj).bbox`` (which validates it
+    and says what is wrong), with a short way for the common case: a point in range."""
+    if isinstance(obj, dict) and obj.get("type") == "Point":
+        position = obj.get("coordinates")
+        if isinstance(position, list) and len(position) == 2:
+            lon, lat = position
+            if (
+                type(lon) in (int, float)
+                and type(lat) in (int, float)
+                and -180.0 <= lon <= 180.0
+                and -90.0 <= lat <= 90.0
+            ):
+                return (float(lon), float(lat), float(lon), float(lat))
+    return parse_geometry(obj).bbox
+
+
 def _parse(obj: object, prefix: str) -> Geometry:
     if not isinstance(obj, dict):
         raise InvalidGeometry(

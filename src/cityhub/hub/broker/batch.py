@@ -7,6 +7,7 @@ is 201/204 when every entity succeeded, else 207 with NGSI-LD's BatchOperationRe
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,6 +16,7 @@ import orjson
 from fastapi import APIRouter, Response
 
 from cityhub.hub.broker import changes, ngsi, service
+from cityhub.hub.broker.context import ActiveContext
 from cityhub.hub.broker.entities import entity_query
 from cityhub.hub.broker.http import (
     JSON,
@@ -77,9 +79,13 @@ def _result(success: list[str], errors: list[dict[str, Any]], *, status: int, bo
     return Response(orjson.dumps(body), status_code=status, media_type=JSON)
 
 
-async def _expand(broker: BrokerRequest, item: Any) -> dict[str, Any]:
+async def _expand(broker: BrokerRequest, item: Any, linked: ActiveContext | None = None) -> dict[str, Any]:
+    """One entity of a batch, expanded. ``linked`` is the Link header's @context, resolved once per
+    batch when the body is plain JSON, where no item may carry its own."""
     if not isinstance(item, dict):
         raise BadRequestData("each entity of the batch must be a JSON object")
+    if linked is not None and "@context" not in item:
+        return ngsi.expand_entity(item, linked)
     ctx = await broker.context(item)
     return ngsi.expand_entity(item, ctx)
 
@@ -91,13 +97,18 @@ async def _write_batch(
     one query loads the entities that exist, changes are made in memory, two statements store them.
     Returns (created ids, updated ids, errors)."""
     expanded: list[tuple[Any, dict[str, Any] | HubError]] = []
+    linked = None
+    if broker.content_type != JSON_LD:
+        with contextlib.suppress(HubError):  # each item then fails with that error, as its own
+            linked = await broker.context()
     for item in items:
         try:
-            expanded.append((item, await _expand(broker, item)))
+            expanded.append((item, await _expand(broker, item, linked)))
         except HubError as error:
             expanded.append((item, error))
     ids = [e["id"] for _, e in expanded if isinstance(e, dict)]
-    stored = await service.get_entities(broker.session, ids)
+    before = await service.stored_entities(broker.session, ids)
+    current: dict[str, dict[str, Any]] = {}  # each entity as this batch leaves it
     moment = now()
     created: list[str] = []
     updated: list[str] = []
@@ -108,28 +119,32 @@ async def _write_batch(
             entity_id = item.get("id") if isinstance(item, dict) else item
             errors.append({"entityId": str(entity_id), "error": entity.to_problem()})
             continue
-        current = stored.get(entity["id"])
-        if current is None:
+        entity_id = entity["id"]
+        existing = current[entity_id] if entity_id in current else before.get(entity_id)
+        if existing is None:
             changes.stamp(entity, moment, created=True)
-            stored[entity["id"]] = entity
-            created.append(entity["id"])
+            current[entity_id] = entity
+            created.append(entity_id)
             continue
         if create_only:
-            duplicate = AlreadyExists(f"entity {entity['id']} already exists")
-            errors.append({"entityId": entity["id"], "error": duplicate.to_problem()})
+            duplicate = AlreadyExists(f"entity {entity_id} already exists")
+            errors.append({"entityId": entity_id, "error": duplicate.to_problem()})
             continue
-        before = set(current["type"])
+        types = set(existing["type"])
         if update:
-            changes.add_types(current, entity["type"])
-            changes.append(current, entity["attrs"], moment)
+            # the stored entity is shared with ``before``: change a copy of it
+            target = existing if entity_id in current else service.writable(existing)
+            changes.add_types(target, entity["type"])
+            changes.append(target, entity["attrs"], moment)
         else:
-            changes.replace(current, entity, moment)
-        if set(current["type"]) != before:
-            retyped.append(entity["id"])
-        if entity["id"] not in created:
-            updated.append(entity["id"])
-    written = [stored[i] for i in dict.fromkeys([*created, *updated])]
-    await service.write_many(broker.session, written, retyped=retyped)
+            target = changes.replaced(existing, entity, moment)
+        current[entity_id] = target
+        if set(target["type"]) != types:
+            retyped.append(entity_id)
+        if entity_id not in created:
+            updated.append(entity_id)
+    written = [current[i] for i in dict.fromkeys([*created, *updated])]
+    await service.write_many(broker.session, written, before=before, retyped=retyped)
     return created, updated, errors
 
 

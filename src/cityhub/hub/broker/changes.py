@@ -221,9 +221,14 @@ def _strip_nulls(instance: Instance) -> Instance:
 
 def replace(entity: dict[str, Any], new: dict[str, Any], now: str) -> None:
     """PUT /entities/{id}: everything but the id and createdAt is replaced."""
-    created = entity["createdAt"]
+    replacement = replaced(entity, json_copy(new), now)
     entity.clear()
-    entity.update(json_copy(new))
-    entity["attrs"] = {iri: [dict(i) for i in instances] for iri, instances in entity["attrs"].items()}
-    stamp(entity, now)
-    entity["createdAt"] = created
+    entity.update(replacement)
+
+
+def replaced(old: dict[str, Any], new: dict[str, Any], now: str) -> dict[str, Any]:
+    """``new`` stamped as the replacement of ``old`` (it keeps ``old``'s createdAt). ``new`` is
+    taken over, not copied: the batch path hands over entities it has just expanded."""
+    stamp(new, now)
+    new["createdAt"] = old["createdAt"]
+    return new

@@ -87,11 +87,20 @@ def require_uri(value: object, what: str) -> str:
     return value
 
 
+#: Names already found valid: a batch repeats the same few attribute names thousands of times.
+_VALID_NAMES: set[str] = set()
+
+
 def check_name(name: object, what: str) -> str:
+    if isinstance(name, str) and name in _VALID_NAMES:
+        return name
     if not isinstance(name, str) or not name:
         raise BadRequestData(f"{what} must be a non-empty string, got {name!r}")
     if len(name) > 512 or _FORBIDDEN_NAME.search(name) or name.startswith("@"):
         raise BadRequestData(f"{what} {name!r} contains a forbidden character or is too long")
+    if len(_VALID_NAMES) >= 10_000:
+        _VALID_NAMES.clear()
+    _VALID_NAMES.add(name)
     return name
 
 
@@ -187,7 +196,7 @@ def expand_instance(iri: str, raw: object, ctx: Context, *, allow_null: bool = F
         if key == "type" or key in SYSTEM_KEYS:
             continue
         if key in CORE_KEYS:
-            instance[key] = _core_value(key, value, iri, ctx)
+            instance[key] = _core_value(key, value, iri, ctx) if key in _CHECKED_CORE_KEYS else value
         else:
             sub = ctx.expand(check_name(key, "sub-attribute name"))
             instance[sub] = expand_instance(sub, value, ctx, allow_null=allow_null)
@@ -227,27 +236,34 @@ def _implied_type(iri: str, raw: dict[str, Any]) -> str:
 
 def is_null(value: Any) -> bool:
     """NGSI-LD's null: ``urn:ngsi-ld:null``, or a languageMap of ``{"@none": "urn:ngsi-ld:null"}``."""
-    return bool(value == NULL or value == {"@none": NULL})
+    if isinstance(value, str):
+        return value == NULL
+    return isinstance(value, dict) and len(value) == 1 and value.get("@none") == NULL
+
+
+#: Core members whose values are checked or expanded; the others are taken as they are.
+_CHECKED_CORE_KEYS = frozenset({"observedAt", "datasetId", "unitCode", "languageMap", "objectType", "vocab"})
 
 
 def _core_value(key: str, value: Any, iri: str, ctx: Context) -> Any:
-    name = ctx.compact(iri)
     if is_null(value):
         return value
     if key == "observedAt":
         if not isinstance(value, str):
-            raise BadRequestData(f"{name}.observedAt must be an ISO 8601 date-time string")
+            raise BadRequestData(f"{ctx.compact(iri)}.observedAt must be an ISO 8601 date-time string")
         try:
             parse_datetime(value)
         except ValueError:
-            raise BadRequestData(f"{name}.observedAt {value!r} is not an ISO 8601 date-time") from None
-    elif key == "datasetId":
-        require_uri(value, f"{name}.datasetId")
+            raise BadRequestData(
+                f"{ctx.compact(iri)}.observedAt {value!r} is not an ISO 8601 date-time"
+            ) from None
+    elif key == "datasetId" and not is_uri(value):
+        require_uri(value, f"{ctx.compact(iri)}.datasetId")
     elif key == "unitCode" and not isinstance(value, str):
-        raise BadRequestData(f"{name}.unitCode must be a string")
+        raise BadRequestData(f"{ctx.compact(iri)}.unitCode must be a string")
     elif key == "languageMap":
         if not isinstance(value, dict) or not all(isinstance(v, str | list) for v in value.values()):
-            raise BadRequestData(f"{name}.languageMap must map language tags to strings")
+            raise BadRequestData(f"{ctx.compact(iri)}.languageMap must map language tags to strings")
     elif key == "objectType":
         return [ctx.expand(t) for t in value] if isinstance(value, list) else ctx.expand(str(value))
     elif key == "vocab":
@@ -273,24 +289,24 @@ def content_key(kind: str) -> str:
 
 
 def _check_shape(kind: str, instance: Instance, iri: str, ctx: Context, allow_null: bool) -> None:
-    name = ctx.compact(iri)
     required = CONTENT_KEYS[kind]
     if required not in instance:
-        raise BadRequestData(f"{kind} {name!r} needs a {required!r} member")
+        raise BadRequestData(f"{kind} {ctx.compact(iri)!r} needs a {required!r} member")
     value = instance[required]
     if value is None or (is_null(value) and not allow_null):
-        raise BadRequestData(f"{kind} {name!r} has a null {required}")
+        raise BadRequestData(f"{kind} {ctx.compact(iri)!r} has a null {required}")
     if is_null(value):
         return
     if kind == "Relationship":
         objects = value if isinstance(value, list) else [value]
         for target in objects:
-            require_uri(target, f"relationship {name!r} object")
+            if not is_uri(target):
+                require_uri(target, f"relationship {ctx.compact(iri)!r} object")
     elif kind == "GeoProperty":
         if not isinstance(value, dict) or value.get("type") not in GEOJSON_TYPES:
-            raise BadRequestData(f"GeoProperty {name!r} must hold a GeoJSON geometry")
+            raise BadRequestData(f"GeoProperty {ctx.compact(iri)!r} must hold a GeoJSON geometry")
     elif iri in GEO_ATTRIBUTES:
-        raise BadRequestData(f"{name!r} is a GeoProperty in NGSI-LD, not a {kind}")
+        raise BadRequestData(f"{ctx.compact(iri)!r} is a GeoProperty in NGSI-LD, not a {kind}")
 
 
 # -- rendering --------------------------------------------------------------------------------------

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
-from sqlalchemy.orm.util import identity_key
 
 from cityhub.hub.broker.events import record
 from cityhub.hub.broker.models import BrokerEntity, BrokerEntityType, BrokerTenant
@@ -19,7 +18,7 @@ from cityhub.hub.broker.ngsi import NGSI_LD
 from cityhub.hub.tenancy.models import Tenant
 from cityhub.kit.db import current_tenant, note_written, upsert_insert
 from cityhub.kit.errors import AlreadyExists, NonexistentTenant, NotFound
-from cityhub.kit.geo import Geometry, GeoRel, parse_geometry
+from cityhub.kit.geo import Geometry, GeoRel, geometry_bbox, parse_geometry
 from cityhub.kit.jsondata import json_copy
 from cityhub.kit.time import parse_datetime
 
@@ -54,7 +53,7 @@ def _tenant(session: AsyncSession) -> str:
 def _bbox(entity: dict[str, Any]) -> tuple[float, float, float, float] | None:
     for instance in entity["attrs"].get(LOCATION, ()):
         if instance.get("type") == "GeoProperty" and "datasetId" not in instance:
-            return parse_geometry(instance["value"]).bbox
+            return geometry_bbox(instance["value"])
     return None
 
 
@@ -78,6 +77,28 @@ async def get_entities(session: AsyncSession, entity_ids: Sequence[str]) -> dict
     return {row.entity_id: json_copy(row.data) for row in rows}
 
 
+async def stored_entities(session: AsyncSession, entity_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The entities that exist among ``entity_ids`` as decoded from the database, not copied and
+    not kept by the session: a batch's state before it writes, for :func:`write_many`'s ``before``.
+    They are shared, never to be changed: :func:`writable` gives a copy to change."""
+    if not entity_ids:
+        return {}
+    rows = await session.execute(
+        select(BrokerEntity.entity_id, BrokerEntity.data).where(BrokerEntity.entity_id.in_(entity_ids))
+    )
+    return dict(rows.tuples().all())
+
+
+def writable(entity: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a stored entity that attribute operations may change: its members, attribute map
+    and instance lists are new, the instances themselves shared. Appends and updates replace an
+    instance whole rather than change it, so the stored one stays as it was (``changes.append``)."""
+    copy = dict(entity)
+    copy["type"] = list(entity["type"])
+    copy["attrs"] = {name: list(instances) for name, instances in entity["attrs"].items()}
+    return copy
+
+
 async def create_entity(session: AsyncSession, entity: dict[str, Any]) -> None:
     if await _load(session, entity["id"]) is not None:
         raise AlreadyExists(f"entity {entity['id']} already exists")
@@ -90,21 +111,23 @@ async def create_entity(session: AsyncSession, entity: dict[str, Any]) -> None:
 
 
 async def write_many(
-    session: AsyncSession, entities: Sequence[dict[str, Any]], *, retyped: Sequence[str] = ()
+    session: AsyncSession,
+    entities: Sequence[dict[str, Any]],
+    *,
+    before: Mapping[str, dict[str, Any]],
+    retyped: Sequence[str] = (),
 ) -> None:
     """Store many new or changed entities with two statements (upsert of the entity rows, insert of
-    missing type rows); ``retyped`` names entities whose types changed, whose old type rows go.
-    The batch path: one round trip per table instead of several queries per entity.
-    The entities' earlier state is taken from the session, where :func:`get_entities` left it."""
+    missing type rows); ``before`` holds the earlier state of those that existed (as
+    :func:`stored_entities` read it), ``retyped`` names entities whose types changed, whose old
+    type rows go. The batch path: one round trip per table instead of several queries per entity."""
     if not entities:
         return
     tenant = _tenant(session)
     insert = upsert_insert(session)
-    known = session.sync_session.identity_map
     rows = []
     for entity in entities:
-        loaded = known.get(identity_key(BrokerEntity, (tenant, entity["id"])))
-        record(session, loaded.data if isinstance(loaded, BrokerEntity) else None, entity)
+        record(session, before.get(entity["id"]), entity)
         box = _bbox(entity) or (None, None, None, None)
         rows.append(
             {
