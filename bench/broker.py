@@ -1,18 +1,20 @@
 """Context broker: batch upsert throughput with history on, GET by id and type+q+geo query latency.
 
-    .venv/bin/python bench/broker.py [--entities 100000] [--batch 1000] [--million]
+    .venv/bin/python bench/broker.py [--entities 100000] [--batch 1000] [--clients 1] [--million]
                                      [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
 
 1. ``POST /ngsi-ld/v1/entityOperations/upsert`` through the hub's ASGI app in this process (no
    socket), batches of ``--batch`` TrafficFlowObserved entities (6 attributes), creating every
    entity, then updating every entity. History is on, change events go through the outbox to the
-   subscription matcher, as in production. Only the requests are timed: the client builds and
-   encodes each body before its clock starts.
+   subscription matcher, as in production. The client builds and encodes every body before the
+   clock starts; each pass is timed from the first request to the last answer, with ``--clients``
+   requests in flight at a time.
 2. Baseline, same run, same machine: the raw driver writing the rows the broker writes for each
    batch, in one transaction per batch: the entity rows (``INSERT … ON CONFLICT DO UPDATE``), their
    type rows, six history rows per entity (``COPY`` on PostgreSQL, ``executemany`` on SQLite) and one
-   outbox row per 100 entities carrying the changed entities. The ratio divides the broker's update
-   rate by the driver's.
+   outbox row per 100 entities carrying the changed entities. On PostgreSQL it uses ``--clients``
+   connections at a time, as the broker's clients do. The ratio divides the broker's update rate
+   by the driver's.
 3. ``GET /entities/{id}`` p50/p99 at ``--entities``; with ``--million``, rows are added with the raw
    driver up to 1,000,000 entities and GET is timed again, then
    ``GET /entities?type=…&q=averageVehicleSpeed<30&georel=near;maxDistance==500&geometry=Point…``.
@@ -90,21 +92,26 @@ def quantiles(latencies: list[float]) -> str:
 # -- through the broker -----------------------------------------------------------------------------
 
 
-async def upserts(http: httpx.AsyncClient, entities: int, batch: int) -> tuple[float, float]:
+async def upserts(http: httpx.AsyncClient, entities: int, batch: int, clients: int) -> tuple[float, float]:
+    """Create, then update every entity; ``clients`` requests in flight at a time, each sending its
+    own share of the batches in turn. The rate of each pass is its entities over its wall time,
+    from the first request sent to the last answered; bodies are built before the clock starts."""
     rates = []
     for step in (0, 1):  # create, then update every entity
-        elapsed = 0.0
-        for first in range(0, entities, batch):
-            body = orjson.dumps([flow(i, step) for i in range(first, min(first + batch, entities))])
-            started = time.perf_counter()
-            response = await http.post(
-                "/ngsi-ld/v1/entityOperations/upsert",
-                content=body,
-                headers={"content-type": "application/json"},
-            )
-            elapsed += time.perf_counter() - started
-            assert response.status_code in (201, 204), response.text[:500]
-        rates.append(entities / elapsed)
+        bodies = [orjson.dumps([flow(i, step) for i in indexes]) for indexes in _batches(entities, batch)]
+
+        async def client(share: list[bytes]) -> None:
+            for body in share:
+                response = await http.post(
+                    "/ngsi-ld/v1/entityOperations/upsert",
+                    content=body,
+                    headers={"content-type": "application/json"},
+                )
+                assert response.status_code in (201, 204), response.text[:500]
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(bodies[k::clients]) for k in range(clients)))
+        rates.append(entities / (time.perf_counter() - started))
     return rates[0], rates[1]
 
 
@@ -199,6 +206,7 @@ def _sqlite_rows(rows: list[Any]) -> list[Any]:
 
 
 async def raw_sqlite(path: str, entities: int, batch: int) -> float:
+    """SQLite has one writer at a time: its baseline is one connection whatever ``--clients``."""
     connection = sqlite3.connect(path)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
@@ -237,26 +245,34 @@ async def _pg_connect(dsn: str) -> asyncpg.Connection:
     return connection
 
 
-async def raw_postgres(dsn: str, entities: int, batch: int) -> float:
-    connection = await _pg_connect(dsn)
-    elapsed = 0.0
+async def raw_postgres(dsn: str, entities: int, batch: int, clients: int) -> float:
+    """``clients`` connections, each writing its own share of the batches in turn, as the broker's
+    clients do; rows are built before the clock starts."""
+    connections = [await _pg_connect(dsn) for _ in range(clients)]
+    rate = 0.0
     for step in (0, 1):
-        elapsed = 0.0
-        for indexes in _batches(entities, batch):
-            rows = _raw_rows(indexes, step)
-            started = time.perf_counter()
-            async with connection.transaction():
-                await connection.executemany(UPSERT.format(",".join(f"${i}" for i in range(1, 10))), rows[0])
-                await connection.executemany(
-                    "INSERT INTO broker_entity_type VALUES ($1,$2,$3) ON CONFLICT DO NOTHING", rows[1]
-                )
-                await connection.copy_records_to_table("broker_attribute_instance", records=rows[2])
-                await connection.executemany(
-                    f"INSERT INTO outbox VALUES ({','.join(f'${i}' for i in range(1, 10))})", rows[3]
-                )
-            elapsed += time.perf_counter() - started
-    await connection.close()
-    return entities / elapsed
+        prepared = [_raw_rows(indexes, step) for indexes in _batches(entities, batch)]
+
+        async def write(connection: asyncpg.Connection, share: list[Any]) -> None:
+            for rows in share:
+                async with connection.transaction():
+                    await connection.executemany(
+                        UPSERT.format(",".join(f"${i}" for i in range(1, 10))), rows[0]
+                    )
+                    await connection.executemany(
+                        "INSERT INTO broker_entity_type VALUES ($1,$2,$3) ON CONFLICT DO NOTHING", rows[1]
+                    )
+                    await connection.copy_records_to_table("broker_attribute_instance", records=rows[2])
+                    await connection.executemany(
+                        f"INSERT INTO outbox VALUES ({','.join(f'${i}' for i in range(1, 10))})", rows[3]
+                    )
+
+        started = time.perf_counter()
+        await asyncio.gather(*(write(c, prepared[k::clients]) for k, c in enumerate(connections)))
+        rate = entities / (time.perf_counter() - started)
+    for connection in connections:
+        await connection.close()
+    return rate  # the update pass, as the broker's ratio uses
 
 
 def _entity_rows(start: int, end: int) -> Iterator[tuple[list[Any], list[Any]]]:
@@ -317,7 +333,7 @@ async def run(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://hub", timeout=600) as http:
-            created, updated = await upserts(http, args.entities, args.batch)
+            created, updated = await upserts(http, args.entities, args.batch, args.clients)
             for phase, rate in (("create", created), ("update", updated)):
                 say(f"upsert {phase} {rate:8.0f} entities/s {rate * ATTRIBUTES:9.0f} attribute updates/s")
             say(f"GET by id at {args.entities:,} entities: {quantiles(await gets(http, args.entities))}")
@@ -348,9 +364,15 @@ async def main() -> None:
     )
     parser.add_argument("--postgres", help="admin DSN, e.g. postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=1,
+        help="upsert requests in flight at a time (and connections of the PostgreSQL baseline)",
+    )
     args = parser.parse_args()
     machine = f"{platform.node()} · {platform.machine()}"
-    print(f"machine: {machine} · {args.entities} entities, batches of {args.batch}")
+    print(f"machine: {machine} · {args.entities} entities, batches of {args.batch}, {args.clients} client(s)")
     if not args.skip_sqlite:
         with tempfile.TemporaryDirectory() as folder:
             raw_path = f"{folder}/raw.db"
@@ -378,7 +400,7 @@ async def main() -> None:
             await run(
                 "postgres",
                 url,
-                lambda: raw_postgres(raw_dsn, args.entities, args.batch),
+                lambda: raw_postgres(raw_dsn, args.entities, args.batch, args.clients),
                 lambda start, end: fill_postgres(dsn, start, end),
                 args,
             )

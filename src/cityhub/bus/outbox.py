@@ -16,10 +16,12 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, Text, delete, event, func, select
+from sqlalchemy import Index, Integer, String, Text, delete, event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -61,9 +63,21 @@ class OutboxMessage(Base):
     )
 
 
+#: Events enqueued by this process, by id, so its relay publishes them without reading their
+#: payload back from the table and decoding it (for a broker batch, the largest cost of relaying).
+#: Bounded: an event dropped from here, or enqueued by another process, is read from its row. One
+#: whose transaction rolled back is never claimed and ages out.
+_KEPT: OrderedDict[uuid.UUID, Event] = OrderedDict()
+KEPT_EVENTS = 500
+
+
 def enqueue(session: AsyncSession | Session, *events: Event) -> None:
     """Add events to the session's transaction; they are published after it commits."""
     sync_session = session.sync_session if isinstance(session, AsyncSession) else session
+    for item in events:
+        _KEPT[item.id] = item
+        if len(_KEPT) > KEPT_EVENTS:
+            _KEPT.popitem(last=False)
     for seq, item in enumerate(events):
         sync_session.add(
             OutboxMessage(
@@ -89,6 +103,18 @@ def _wake_relay(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     session.info.pop(_DIRTY_KEY, None)
+
+
+@dataclass(slots=True)
+class _Claimed:
+    """A claimed outbox row: its event (kept in memory) or its payload, then what became of it."""
+
+    id: uuid.UUID
+    event_type: str
+    event: Event | None
+    payload: dict[str, Any] | None = None
+    done: bool = False  # published, or given up on (undecodable)
+    error: str | None = None
 
 
 class OutboxRelay:
@@ -186,53 +212,87 @@ class OutboxRelay:
                 async with session.begin():
                     rows = await self._claim(session, lock=True)
                     sent, outage = await self._publish(rows)
+                    await self._mark(session, rows)
             else:
                 async with session.begin():
                     rows = await self._claim(session, lock=False)
-                session.expunge_all()
                 sent, outage = await self._publish(rows)
                 async with session.begin():
-                    for row in rows:
-                        await session.merge(row)
+                    await self._mark(session, rows)
         self.published += sent
         if outage is not None:
             raise outage
         return sent
 
-    async def _claim(self, session: AsyncSession, *, lock: bool) -> list[OutboxMessage]:
+    async def _claim(self, session: AsyncSession, *, lock: bool) -> list[_Claimed]:
+        """The next pending rows, oldest first, with their events: those this process enqueued
+        come from memory, the others' payloads are read in one more query."""
         query = (
-            select(OutboxMessage)
+            select(OutboxMessage.id, OutboxMessage.event_type)
             .where(OutboxMessage.published_at.is_(None))
             .order_by(OutboxMessage.created_at, OutboxMessage.seq)
             .limit(self.batch_size)
         )
         if lock:
             query = query.with_for_update(skip_locked=True)
-        return list((await session.scalars(query)).all())
+        claimed = await session.execute(query)
+        rows = [_Claimed(row_id, event_type, _KEPT.get(row_id)) for row_id, event_type in claimed]
+        missing = [row.id for row in rows if row.event is None]
+        if missing:
+            stored = await session.execute(
+                select(OutboxMessage.id, OutboxMessage.payload).where(OutboxMessage.id.in_(missing))
+            )
+            payloads: dict[uuid.UUID, dict[str, Any]] = dict(stored.all())
+            for row in rows:
+                if row.event is None:
+                    row.payload = payloads.get(row.id)
+        return rows
 
-    async def _publish(self, rows: list[OutboxMessage]) -> tuple[int, BusUnavailable | None]:
-        """Publish rows in order, marking each; stops at the first outage and returns it."""
+    async def _publish(self, rows: list[_Claimed]) -> tuple[int, BusUnavailable | None]:
+        """Publish rows in order, noting each outcome; stops at the first outage and returns it."""
         sent = 0
         for row in rows:
-            try:
-                item = decode_event(row.event_type, row.payload)
-            except (UnknownEventType, ValueError) as error:
-                # Written by an app that is no longer installed, or an old schema: keep the
-                # row, marked, so it is neither lost nor retried forever.
-                row.attempts += 1
-                row.last_error = f"cannot decode: {error!r}"
-                row.published_at = utcnow()
-                log.error("outbox row %s (%s) cannot be decoded: %s", row.id, row.event_type, error)
-                continue
+            item = row.event
+            if item is None:
+                try:
+                    item = decode_event(row.event_type, row.payload or {})
+                except (UnknownEventType, ValueError) as error:
+                    # Written by an app that is no longer installed, or an old schema: keep the
+                    # row, marked, so it is neither lost nor retried forever.
+                    row.error, row.done = f"cannot decode: {error!r}", True
+                    log.error("outbox row %s (%s) cannot be decoded: %s", row.id, row.event_type, error)
+                    continue
             try:
                 await self.bus.publish(item)
             except BusUnavailable as error:
-                row.attempts += 1
-                row.last_error = str(error)[:2000]
+                row.error = str(error)[:2000]
                 return sent, error
-            row.published_at = utcnow()
+            row.done = True
+            _KEPT.pop(row.id, None)
             sent += 1
         return sent, None
+
+    async def _mark(self, session: AsyncSession, rows: list[_Claimed]) -> None:
+        """Write the outcomes: published rows in one statement, failed attempts one by one."""
+        now = utcnow()
+        published = [row.id for row in rows if row.done and row.error is None]
+        if published:
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id.in_(published)).values(published_at=now),
+                execution_options={"synchronize_session": False},
+            )
+        for row in rows:
+            if row.error is not None:
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == row.id)
+                    .values(
+                        attempts=OutboxMessage.attempts + 1,
+                        last_error=row.error,
+                        published_at=now if row.done else None,
+                    ),
+                    execution_options={"synchronize_session": False},
+                )
 
     async def pending(self) -> int:
         async with self.sessions() as session:

@@ -17,14 +17,18 @@ def new_id() -> uuid.UUID:
 
 
 def new_ids(count: int) -> list[uuid.UUID]:
-    """``count`` version-7 UUIDs of this millisecond, with one call for the randomness: a batch of
-    history rows needs thousands at once."""
-    stamp = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | 0x2 << 62
-    noise = os.urandom(10 * count)
-    return [
-        uuid.UUID(int=stamp | (r >> 68 & 0xFFF) << 64 | r & _LOW_62)
-        for r in (int.from_bytes(noise[i : i + 10]) for i in range(0, 10 * count, 10))
-    ]
+    """``count`` version-7 UUIDs of this millisecond, in increasing order: random bits drawn once,
+    then a counter in the low bits (RFC 9562's monotonic method, section 6.2), so a batch of history
+    rows gets thousands of ids for little more than the cost of building the UUID objects."""
+    random = int.from_bytes(os.urandom(10))
+    first = (
+        (time.time_ns() // 1_000_000) << 80
+        | 0x7 << 76
+        | (random >> 68 & 0xFFF) << 64
+        | 0x2 << 62
+        | random & _LOW_61  # one bit to spare: the counter never carries into the variant
+    )
+    return [uuid.UUID(int=first + i) for i in range(count)]
 
 
-_LOW_62 = (1 << 62) - 1
+_LOW_61 = (1 << 61) - 1

@@ -86,7 +86,7 @@ async def stored_entities(session: AsyncSession, entity_ids: Sequence[str]) -> d
     rows = await session.execute(
         select(BrokerEntity.entity_id, BrokerEntity.data).where(BrokerEntity.entity_id.in_(entity_ids))
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def writable(entity: dict[str, Any]) -> dict[str, Any]:
