@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+
 import httpx
 import pytest
 
@@ -365,6 +368,66 @@ async def test_geo_query_near_zhengzhou_east_station(client: httpx.AsyncClient) 
     )
     assert features.json()["type"] == "FeatureCollection"
     assert features.json()["features"][0]["geometry"]["type"] == "Point"
+
+
+async def _near(client: httpx.AsyncClient, lon: float, lat: float, **headers: str) -> list[str]:
+    response = await client.get(
+        f"{BASE}/entities",
+        params={
+            "type": "TrafficFlowObserved",
+            "georel": "near;maxDistance==500",
+            "geometry": "Point",
+            "coordinates": f"[{lon},{lat}]",
+        },
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+    return [e["id"] for e in response.json()]
+
+
+def _at(lon: float, lat: float) -> dict:
+    return {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [lon, lat]}}
+
+
+async def test_geo_queries_follow_entities_that_move_lose_their_location_or_go(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    """The spatial prefilter (GiST on PostgreSQL, R*Tree on SQLite) stays in step with every write
+    path: create, batch upsert, attribute patch and delete, per tenant."""
+    one, two = "urn:ngsi-ld:TrafficFlowObserved:one", "urn:ngsi-ld:TrafficFlowObserved:two"
+    erqi, east = (113.6653, 34.7566), (113.7720, 34.7594)
+    await create(client, flow(one, location=_at(*erqi)))
+    await create(client, flow(one, location=_at(*east)), **{"NGSILD-Tenant": "jinshui"})
+    assert await _near(client, *erqi) == [one]
+    assert await _near(client, *erqi, **{"NGSILD-Tenant": "jinshui"}) == []
+    assert await _near(client, *east, **{"NGSILD-Tenant": "jinshui"}) == [one]
+
+    moved = await client.post(f"{BASE}/entityOperations/upsert", json=[flow(one, location=_at(*east))])
+    assert moved.status_code == 204, moved.text
+    assert await _near(client, *erqi) == []
+    assert await _near(client, *east) == [one]
+
+    await create(client, flow(two, location=_at(*east)))
+    patched = await client.patch(f"{BASE}/entities/{two}/attrs", json={"location": _at(*erqi)})
+    assert patched.status_code == 204, patched.text
+    assert await _near(client, *erqi) == [two]
+    dropped = await client.delete(f"{BASE}/entities/{two}/attrs/location")
+    assert dropped.status_code == 204, dropped.text
+    assert await _near(client, *erqi) == []
+    back = await client.post(f"{BASE}/entities/{two}/attrs", json={"location": _at(*erqi)})
+    assert back.status_code == 204, back.text
+    assert await _near(client, *erqi) == [two]
+
+    assert (await client.delete(f"{BASE}/entities/{two}")).status_code == 204
+    assert await _near(client, *erqi) == []
+    assert await _near(client, *east) == [one]
+    if database_url.startswith("sqlite"):
+        # the R*Tree keys boxes by ids of their own, which VACUUM (free to renumber rowids) keeps
+        path = database_url.split(":///", 1)[1]
+        with contextlib.closing(sqlite3.connect(path)) as raw:
+            raw.execute("VACUUM")
+            assert raw.execute("SELECT count(*) FROM broker_entity_rtree").fetchone() == (2,)
+        assert await _near(client, *east) == [one]
 
 
 async def test_tenants_are_isolated_and_created_on_first_write(client: httpx.AsyncClient) -> None:
