@@ -1,0 +1,538 @@
+"""Provisioning, device look-up, dead letters and commands over storage.
+
+Functions take the session first, scoped to the request's tenant (the ``fiware-service``), and never
+commit. Provisioning also writes, through the broker's own write path, the device's entity (its
+static attributes and command attributes) and its NGSI-LD ``Device`` entity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cityhub.hub.broker import changes, ngsi
+from cityhub.hub.broker import service as broker
+from cityhub.hub.ingest import measures
+from cityhub.hub.ingest.measures import Profile, Rejected
+from cityhub.hub.ingest.models import IngestCommand, IngestDeadLetter, IngestDevice, IngestServiceGroup
+from cityhub.hub.ingest.schemas import (
+    DeviceIn,
+    DeviceOut,
+    DeviceUpdate,
+    ServiceGroupIn,
+    ServiceGroupOut,
+    ServiceGroupUpdate,
+)
+from cityhub.kit.db import ALL_TENANTS, current_tenant
+from cityhub.kit.errors import AlreadyExists, BadRequestData, NotFound
+from cityhub.kit.time import isoformat, utcnow
+
+Expand = Callable[[str], str]
+#: Command attributes on a device's entity: the command itself, its status and its result.
+STATUS_SUFFIX = "_status"
+INFO_SUFFIX = "_info"
+COMMAND_STATUSES = ("UNKNOWN", "PENDING", "DELIVERED", "OK", "ERROR", "EXPIRED")
+
+
+def _tenant(session: AsyncSession) -> str:
+    tenant = current_tenant(session)
+    assert tenant is not None, "ingest sessions are scoped to a tenant"
+    return tenant
+
+
+def entity_id_for(entity_type: str, device_id: str, entity_name: str | None) -> str:
+    """FIWARE's entity_name, made a URI as NGSI-LD needs: ``urn:ngsi-ld:<type>:<device_id>``."""
+    name = entity_name or device_id
+    return name if ngsi.is_uri(name) and ":" in name else f"urn:ngsi-ld:{entity_type}:{name}"
+
+
+def device_entity_id(device_id: str) -> str:
+    return f"urn:ngsi-ld:Device:{device_id}"
+
+
+# -- service groups ---------------------------------------------------------------------------------
+
+
+def _dump(items: Sequence[Any]) -> list[dict[str, Any]]:
+    return [item.model_dump(exclude_none=True) for item in items]
+
+
+async def create_groups(session: AsyncSession, service_path: str, groups: Sequence[ServiceGroupIn]) -> None:
+    keys = [group.apikey for group in groups]
+    if len(set(keys)) != len(keys):
+        raise BadRequestData("the same apikey is given twice")
+    taken = await session.scalars(
+        select(IngestServiceGroup.apikey)
+        .where(IngestServiceGroup.apikey.in_(keys))
+        .execution_options(**{ALL_TENANTS: True})
+    )
+    clash = sorted(taken)
+    if clash:
+        raise AlreadyExists(f"a service group with apikey {', '.join(clash)} already exists")
+    for group in groups:
+        session.add(
+            IngestServiceGroup(
+                service_path=service_path,
+                apikey=group.apikey,
+                resource=group.resource,
+                entity_type=group.entity_type,
+                protocol=group.protocol,
+                transport=group.transport,
+                attributes=_dump(group.attributes),
+                static_attributes=_dump(group.static_attributes),
+                commands=_dump(group.commands),
+                crs=group.crs or "WGS84",
+                expected_interval=group.expected_interval,
+                explicit_attrs=bool(group.explicitAttrs),
+            )
+        )
+    await session.flush()
+
+
+def group_out(group: IngestServiceGroup) -> ServiceGroupOut:
+    return ServiceGroupOut(
+        service=group.tenant_code,
+        subservice=group.service_path,
+        apikey=group.apikey,
+        resource=group.resource,
+        entity_type=group.entity_type,
+        attributes=group.attributes,
+        static_attributes=group.static_attributes,
+        commands=group.commands,
+        protocol=group.protocol,
+        transport=group.transport,
+        crs=group.crs,
+        expected_interval=group.expected_interval,
+        explicitAttrs=group.explicit_attrs,
+    )
+
+
+async def list_groups(
+    session: AsyncSession, service_path: str | None, *, limit: int, offset: int
+) -> tuple[list[IngestServiceGroup], int]:
+    statement = select(IngestServiceGroup)
+    if service_path is not None:
+        statement = statement.where(IngestServiceGroup.service_path == service_path)
+    total = await session.scalar(select(func.count()).select_from(statement.subquery()))
+    rows = await session.scalars(
+        statement.order_by(IngestServiceGroup.created_at, IngestServiceGroup.apikey)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def _group(session: AsyncSession, apikey: str, resource: str | None) -> IngestServiceGroup:
+    statement = select(IngestServiceGroup).where(IngestServiceGroup.apikey == apikey)
+    if resource is not None:
+        statement = statement.where(IngestServiceGroup.resource == resource)
+    group = await session.scalar(statement)
+    if group is None:
+        raise NotFound(
+            f"no service group with apikey {apikey!r}" + (f" and resource {resource}" if resource else "")
+        )
+    return group
+
+
+async def update_group(
+    session: AsyncSession, apikey: str, resource: str | None, change: ServiceGroupUpdate
+) -> None:
+    group = await _group(session, apikey, resource)
+    given = change.model_fields_set
+    for name in ("entity_type", "protocol", "transport", "crs", "expected_interval", "resource"):
+        if name in given and (getattr(change, name) is not None or name in ("protocol", "transport")):
+            setattr(group, name, getattr(change, name))
+    for name in ("attributes", "static_attributes", "commands"):
+        if name in given:
+            setattr(group, name, _dump(getattr(change, name)))
+    if "explicitAttrs" in given:
+        group.explicit_attrs = bool(change.explicitAttrs)
+    await session.flush()
+
+
+async def delete_group(session: AsyncSession, apikey: str, resource: str | None) -> None:
+    await session.delete(await _group(session, apikey, resource))
+    await session.flush()
+
+
+# -- devices ----------------------------------------------------------------------------------------
+
+
+def _merged(group_items: list[dict[str, Any]], items: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Group defaults overridden by the device's own items of the same key."""
+    mine = {item.get(key) or item.get("name") for item in items}
+    return [item for item in group_items if (item.get(key) or item.get("name")) not in mine] + items
+
+
+def profile_of(device: IngestDevice, group: IngestServiceGroup | None, apikey: str) -> Profile:
+    attributes = _merged(group.attributes if group else [], device.attributes, "object_id")
+    commands = _merged(group.commands if group else [], device.commands, "name")
+    mappings = {}
+    for item in attributes:
+        spec = measures.Mapping_(name=item["name"], type=item.get("type"), unit=_unit(item))
+        mappings[item.get("object_id") or item["name"]] = spec
+    return Profile(
+        tenant=device.tenant_code,
+        service_path=device.service_path,
+        apikey=apikey,
+        device_id=device.device_id,
+        entity_id=device.entity_name,
+        entity_type=device.entity_type,
+        protocol=device.protocol or (group.protocol if group else None),
+        transport=device.transport or (group.transport if group else None),
+        endpoint=device.endpoint,
+        crs=device.crs if device.crs != "WGS84" or group is None else group.crs,
+        explicit_attrs=device.explicit_attrs or bool(group and group.explicit_attrs),
+        by_object_id=mappings,
+        commands=tuple(item["name"] for item in commands),
+    )
+
+
+def _unit(item: dict[str, Any]) -> str | None:
+    if item.get("unitCode"):
+        return str(item["unitCode"])
+    meta = (item.get("metadata") or {}).get("unitCode")
+    return str(meta["value"]) if isinstance(meta, dict) and meta.get("value") else None
+
+
+def device_out(device: IngestDevice) -> DeviceOut:
+    return DeviceOut(
+        device_id=device.device_id,
+        service=device.tenant_code,
+        service_path=device.service_path,
+        entity_name=device.entity_name,
+        entity_type=device.entity_type,
+        apikey=device.apikey,
+        attributes=device.attributes,
+        static_attributes=device.static_attributes,
+        commands=device.commands,
+        protocol=device.protocol,
+        transport=device.transport,
+        endpoint=device.endpoint,
+        crs=device.crs,
+        expected_interval=device.expected_interval,
+        explicitAttrs=device.explicit_attrs,
+        last_seen_at=device.last_seen_at,
+        battery_level=device.battery_level,
+        rssi=device.rssi,
+    )
+
+
+async def _group_for(
+    session: AsyncSession, service_path: str, apikey: str | None
+) -> IngestServiceGroup | None:
+    """The group a device belongs to: the one of its apikey, else the only one of its service path."""
+    if apikey is not None:
+        return await session.scalar(select(IngestServiceGroup).where(IngestServiceGroup.apikey == apikey))
+    groups = list(
+        await session.scalars(
+            select(IngestServiceGroup).where(IngestServiceGroup.service_path == service_path)
+        )
+    )
+    return groups[0] if len(groups) == 1 else None
+
+
+async def create_devices(
+    session: AsyncSession, service_path: str, devices: Sequence[DeviceIn], expand: Expand
+) -> list[IngestDevice]:
+    ids = [device.device_id for device in devices]
+    if len(set(ids)) != len(ids):
+        raise BadRequestData("the same device_id is given twice")
+    taken = sorted(
+        await session.scalars(select(IngestDevice.device_id).where(IngestDevice.device_id.in_(ids)))
+    )
+    if taken:
+        raise AlreadyExists(f"device {', '.join(taken)} already exists")
+    rows = []
+    for given in devices:
+        group = await _group_for(session, service_path, given.apikey)
+        if given.apikey is not None and group is not None and group.tenant_code != _tenant(session):
+            raise BadRequestData(f"apikey {given.apikey!r} belongs to another service")
+        if group is None and given.apikey is None:
+            raise BadRequestData(
+                f"device {given.device_id}: give an apikey, or provision one service group for {service_path}"
+            )
+        entity_type = given.entity_type or (group.entity_type if group else None)
+        if entity_type is None:
+            raise BadRequestData(f"device {given.device_id}: entity_type is missing (and no group gives one)")
+        row = IngestDevice(
+            device_id=given.device_id,
+            service_path=service_path,
+            apikey=given.apikey or (group.apikey if group else None),
+            entity_name=entity_id_for(entity_type, given.device_id, given.entity_name),
+            entity_type=entity_type,
+            protocol=given.protocol,
+            transport=given.transport,
+            endpoint=given.endpoint,
+            attributes=_dump(given.attributes),
+            static_attributes=_dump(given.static_attributes),
+            commands=_dump(given.commands),
+            crs=given.crs or (group.crs if group else "WGS84"),
+            expected_interval=given.expected_interval or (group.expected_interval if group else None),
+            explicit_attrs=bool(given.explicitAttrs),
+        )
+        if not ngsi.is_uri(row.entity_name):
+            raise BadRequestData(f"device {given.device_id}: entity_name {row.entity_name!r} is not a URI")
+        session.add(row)
+        rows.append((row, group))
+    await session.flush()
+    await _write_entities(session, rows, expand)
+    return [row for row, _ in rows]
+
+
+async def _write_entities(
+    session: AsyncSession, rows: list[tuple[IngestDevice, IngestServiceGroup | None]], expand: Expand
+) -> None:
+    """Each device's entity (static and command attributes, added where missing) and its Device entity."""
+    await broker.ensure_tenant(session, _tenant(session))
+    ids = [row.entity_name for row, _ in rows] + [device_entity_id(row.device_id) for row, _ in rows]
+    stored = await broker.get_entities(session, ids)
+    now = isoformat(utcnow())
+    written: dict[str, dict[str, Any]] = {}
+    for row, group in rows:
+        profile = profile_of(row, group, row.apikey or "")
+        statics = _merged(group.static_attributes if group else [], row.static_attributes, "name")
+        attrs: dict[str, Any] = {}
+        for item in statics:
+            kind, value = _static(item, profile)
+            attrs[expand(item["name"])] = [measures.instance(kind, value, None, None)]
+        for name in profile.commands:
+            attrs[expand(name)] = [measures.instance("Property", "", None, None)]
+            attrs[expand(name + STATUS_SUFFIX)] = [measures.instance("Property", "UNKNOWN", None, None)]
+            attrs[expand(name + INFO_SUFFIX)] = [measures.instance("Property", "", None, None)]
+        _upsert(written, stored, row.entity_name, [expand(row.entity_type)], profile.scope, attrs, now)
+        device_id = device_entity_id(row.device_id)
+        if device_id != row.entity_name:
+            described = {
+                expand("controlledAsset"): [measures.instance("Relationship", row.entity_name, None, None)],
+                expand("controlledProperty"): [
+                    measures.instance(
+                        "Property", [m.name for m in profile.by_object_id.values()] or [""], None, None
+                    )
+                ],
+                expand("supportedProtocol"): [
+                    measures.instance("Property", "ul20" if profile.protocol == "UL" else "JSON", None, None)
+                ],
+                expand("deviceState"): [measures.instance("Property", "provisioned", None, None)],
+            }
+            _upsert(written, stored, device_id, [expand("Device")], profile.scope, described, now)
+    await broker.write_many(session, list(written.values()))
+
+
+def _upsert(
+    written: dict[str, dict[str, Any]],
+    stored: dict[str, dict[str, Any]],
+    entity_id: str,
+    types: list[str],
+    scope: list[str] | None,
+    attrs: dict[str, Any],
+    now: str,
+) -> None:
+    current = written.get(entity_id) or stored.get(entity_id)
+    if current is None:
+        entity: dict[str, Any] = {"id": entity_id, "type": types, "attrs": attrs}
+        if scope:
+            entity["scope"] = scope
+        changes.stamp(entity, now, created=True)
+        written[entity_id] = entity
+        return
+    changes.add_types(current, types)
+    missing = {iri: instances for iri, instances in attrs.items() if iri not in current["attrs"]}
+    changes.append(current, missing, now)
+    written[entity_id] = current
+
+
+def _static(item: dict[str, Any], profile: Profile) -> tuple[str, Any]:
+    try:
+        return measures.convert(item.get("value"), item.get("type"), profile.crs, item["name"])
+    except Rejected as error:
+        raise BadRequestData(f"static attribute {error.detail}") from None
+
+
+async def list_devices(
+    session: AsyncSession, service_path: str | None, *, limit: int, offset: int
+) -> tuple[list[IngestDevice], int]:
+    statement = select(IngestDevice)
+    if service_path is not None:
+        statement = statement.where(IngestDevice.service_path == service_path)
+    total = await session.scalar(select(func.count()).select_from(statement.subquery()))
+    rows = await session.scalars(
+        statement.order_by(IngestDevice.created_at, IngestDevice.device_id).limit(limit).offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def get_device(session: AsyncSession, device_id: str) -> IngestDevice:
+    device = await session.get(IngestDevice, (_tenant(session), device_id))
+    if device is None:
+        raise NotFound(f"device {device_id} does not exist")
+    return device
+
+
+async def update_device(session: AsyncSession, device_id: str, change: DeviceUpdate, expand: Expand) -> None:
+    device = await get_device(session, device_id)
+    given = change.model_fields_set
+    for name in ("entity_type", "protocol", "transport", "endpoint", "crs", "expected_interval", "apikey"):
+        if name in given:
+            setattr(device, name, getattr(change, name))
+    if "entity_name" in given and change.entity_name:
+        device.entity_name = entity_id_for(device.entity_type, device.device_id, change.entity_name)
+    for name in ("attributes", "static_attributes", "commands"):
+        if name in given:
+            setattr(device, name, _dump(getattr(change, name)))
+    if "explicitAttrs" in given:
+        device.explicit_attrs = bool(change.explicitAttrs)
+    await session.flush()
+    group = await _group_for(session, device.service_path, device.apikey)
+    await _write_entities(session, [(device, group)], expand)
+
+
+async def delete_device(session: AsyncSession, device_id: str) -> None:
+    """The device goes, and so does its Device entity; its data entity and history stay."""
+    device = await get_device(session, device_id)
+    await session.delete(device)
+    with contextlib.suppress(NotFound):
+        await broker.delete_entity(session, device_entity_id(device_id))
+    await session.flush()
+
+
+async def resolve(session: AsyncSession, apikey: str, device_id: str) -> Profile:
+    """The device that sends with ``apikey`` as ``device_id``, in any tenant; raises
+    :class:`Rejected` (unknown-apikey, unknown-device)."""
+    everywhere = {ALL_TENANTS: True}
+    group = await session.scalar(
+        select(IngestServiceGroup).where(IngestServiceGroup.apikey == apikey).execution_options(**everywhere)
+    )
+    statement = select(IngestDevice).where(IngestDevice.device_id == device_id)
+    if group is not None:
+        statement = statement.where(
+            IngestDevice.tenant_code == group.tenant_code,
+            (IngestDevice.apikey == apikey) | IngestDevice.apikey.is_(None),
+        )
+    else:
+        statement = statement.where(IngestDevice.apikey == apikey)
+    devices = list(await session.scalars(statement.execution_options(**everywhere)))
+    if not devices:
+        if group is None:
+            raise Rejected(measures.UNKNOWN_APIKEY, f"no service group or device has apikey {apikey!r}")
+        raise Rejected(
+            measures.UNKNOWN_DEVICE, f"device {device_id!r} is not provisioned for apikey {apikey!r}"
+        )
+    if len(devices) > 1:
+        raise Rejected(measures.UNKNOWN_DEVICE, f"device {device_id!r} with apikey {apikey!r} is ambiguous")
+    return profile_of(devices[0], group, apikey)
+
+
+async def tenant_of_apikey(session: AsyncSession, apikey: str) -> str | None:
+    return await session.scalar(
+        select(IngestServiceGroup.tenant_code)
+        .where(IngestServiceGroup.apikey == apikey)
+        .execution_options(**{ALL_TENANTS: True})
+    )
+
+
+# -- dead letters -----------------------------------------------------------------------------------
+
+
+async def list_dead_letters(
+    session: AsyncSession,
+    *,
+    device_id: str | None,
+    reason: str | None,
+    since: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[IngestDeadLetter], int]:
+    statement = select(IngestDeadLetter)
+    if device_id is not None:
+        statement = statement.where(IngestDeadLetter.device_id == device_id)
+    if reason is not None:
+        statement = statement.where(IngestDeadLetter.reason == reason)
+    if since is not None:
+        statement = statement.where(IngestDeadLetter.received_at >= since)
+    total = await session.scalar(select(func.count()).select_from(statement.subquery()))
+    rows = await session.scalars(
+        statement.order_by(IngestDeadLetter.received_at.desc(), IngestDeadLetter.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def dead_letter_counts(session: AsyncSession) -> list[tuple[str | None, str, int, datetime]]:
+    """(device id, reason, count, last received) for every device and reason with letters."""
+    rows = await session.execute(
+        select(
+            IngestDeadLetter.device_id,
+            IngestDeadLetter.reason,
+            func.count(),
+            func.max(IngestDeadLetter.received_at),
+        )
+        .group_by(IngestDeadLetter.device_id, IngestDeadLetter.reason)
+        .order_by(func.count().desc(), IngestDeadLetter.reason)
+    )
+    return [(device_id, reason, int(count), last) for device_id, reason, count, last in rows]
+
+
+# -- commands ---------------------------------------------------------------------------------------
+
+
+async def devices_of_entities(session: AsyncSession, entity_ids: Sequence[str]) -> list[IngestDevice]:
+    return list(await session.scalars(select(IngestDevice).where(IngestDevice.entity_name.in_(entity_ids))))
+
+
+async def open_command(session: AsyncSession, device_id: str, name: str) -> IngestCommand | None:
+    """The latest command of that name still waiting for the device's answer."""
+    return await session.scalar(
+        select(IngestCommand)
+        .where(
+            IngestCommand.device_id == device_id,
+            IngestCommand.name == name,
+            IngestCommand.status.in_(("PENDING", "DELIVERED")),
+        )
+        .order_by(IngestCommand.created_at.desc())
+        .limit(1)
+    )
+
+
+async def list_commands(session: AsyncSession, device_id: str, *, limit: int) -> list[IngestCommand]:
+    return list(
+        await session.scalars(
+            select(IngestCommand)
+            .where(IngestCommand.device_id == device_id)
+            .order_by(IngestCommand.created_at.desc())
+            .limit(limit)
+        )
+    )
+
+
+async def set_command_status(
+    session: AsyncSession, command: IngestCommand, status: str, info: Any, expand: Expand
+) -> None:
+    """Record the command's new status on its row and on the device's entity
+    (``<command>_status``, ``<command>_info``)."""
+    now = utcnow()
+    command.status = status
+    command.info = info
+    command.updated_at = now
+    device = await session.get(IngestDevice, (command.tenant_code, command.device_id))
+    if device is None:
+        return
+    stored = await broker.get_entities(session, [device.entity_name])
+    entity = stored.get(device.entity_name)
+    if entity is None:
+        return
+    at = isoformat(now)
+    attrs = {
+        expand(command.name + STATUS_SUFFIX): [measures.instance("Property", status, at, None)],
+        expand(command.name + INFO_SUFFIX): [
+            measures.instance("Property", info if info is not None else "", at, None)
+        ],
+    }
+    changes.append(entity, attrs, at)
+    await broker.write_many(session, [entity])
