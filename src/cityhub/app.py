@@ -30,7 +30,10 @@ from cityhub.hub.broker.events import EntitiesChanged, RegistrationsChanged
 from cityhub.hub.broker.notifier import CONSUMER as NOTIFY_CONSUMER
 from cityhub.hub.broker.notifier import Notifier
 from cityhub.hub.ingest import api as ingest_api
+from cityhub.hub.ingest.commands import CONSUMER as COMMANDS_CONSUMER
+from cityhub.hub.ingest.commands import Commands
 from cityhub.hub.ingest.gateway import Gateway, Limits
+from cityhub.hub.ingest.mqtt import MqttGateway
 from cityhub.hub.ops import api as ops_api
 from cityhub.hub.ops.metrics import HubMetrics, MetricsMiddleware, Sample
 from cityhub.hub.tenancy import api as tenancy_api
@@ -85,6 +88,24 @@ class Hub:
             default_tenant=settings.default_tenant,
             batch_size=settings.ingest_batch_size,
         )
+        self.commands = Commands(
+            self.sessions,
+            self.ingest,
+            ttl=settings.ingest_command_ttl,
+            http_timeout=settings.ingest_command_timeout,
+        )
+        self.ingest.on_forget.append(self.commands.forget)
+        self.mqtt: MqttGateway | None = None
+        if settings.mqtt_url:
+            self.mqtt = MqttGateway(
+                settings.mqtt_url,
+                client_id=settings.mqtt_client_id or f"cityhub-{settings.instance_name}",
+                receive_maximum=settings.mqtt_receive_maximum,
+                session_expiry=settings.mqtt_session_expiry,
+                gateway=self.ingest,
+                on_command_result=self.commands.result,
+            )
+            self.commands.mqtt = self.mqtt
         self.platform = HubPlatform(self.engine, self.bus, settings.instance_name)
         self.runner = AppRunner(self.registry, self.sessions, self.platform)
         self.metrics = HubMetrics()
@@ -120,6 +141,7 @@ class Hub:
         self.platform.statuses = self.runner.statuses
         self._register_data_models()
         self.bus.subscribe(NOTIFY_CONSUMER, [EntitiesChanged, RegistrationsChanged], self._on_changes)
+        self.bus.subscribe(COMMANDS_CONSUMER, [EntitiesChanged], self.commands.on_changes)
         for consumer in self.registry.consumers:
             self.bus.subscribe(consumer.name, consumer.event_types, consumer.handler, shared=consumer.shared)
         for entry in self.registry.routers:
@@ -133,6 +155,9 @@ class Hub:
         await self.relay.start()
         await self.notifier.start()
         await self.ingest.start((await self.contexts.resolve(None)).expand)
+        await self.commands.start()
+        if self.mqtt is not None:
+            await self.mqtt.start()
         log.info(
             "CityHub %s up: database %s, bus %s, %d app(s)",
             __version__,
@@ -144,6 +169,9 @@ class Hub:
     async def stop(self) -> None:
         # Devices' messages in hand are written first; then the outbox drains, while the apps'
         # consumers can still handle what is sent.
+        if self.mqtt is not None:
+            await self.mqtt.stop()
+        await self.commands.stop()
         await self.ingest.stop()
         await self.relay.stop()
         await self.notifier.stop()

@@ -105,6 +105,12 @@ class Settings(BaseSettings):
         description="MQTT client id of the gateway (default cityhub-<instance name>); keep it stable "
         "so the broker holds messages for the hub while it is down.",
     )
+    mqtt_session_expiry: int = Field(
+        604_800,
+        ge=0,
+        description="Seconds the MQTT broker keeps the gateway's session (and messages for it) while "
+        "the hub is away.",
+    )
     mqtt_receive_maximum: int = Field(
         1000, ge=1, le=65535, description="Unacknowledged QoS 1 messages the broker may send at once."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -66,3 +67,47 @@ async def dead_letters(
     )
     assert response.status_code == 200, response.text
     return response.json()["deadLetters"]
+
+
+class DeviceEndpoint:
+    """A device's own HTTP endpoint on 127.0.0.1: records each command and answers ``reply``."""
+
+    def __init__(self, reply: bytes) -> None:
+        self.reply = reply
+        self.received: asyncio.Queue[bytes] = asyncio.Queue()
+        self._server: asyncio.Server | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> DeviceEndpoint:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/device"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.decode().split("\r\n"):
+            if line.lower().startswith("content-length:"):
+                length = int(line.split(":", 1)[1])
+        await self.received.put(await reader.readexactly(length))
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+            + f"Content-Length: {len(self.reply)}\r\n\r\n".encode()
+            + self.reply
+        )
+        await writer.drain()
+        writer.close()
+
+
+async def wait_for(check: Any, *, timeout: float = 20.0) -> Any:
+    """Poll ``check`` (an async callable) until it returns something truthy; fail after ``timeout``."""
+    async with asyncio.timeout(timeout):
+        while True:
+            found = await check()
+            if found:
+                return found
+            await asyncio.sleep(0.05)

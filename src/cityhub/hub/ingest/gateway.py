@@ -77,6 +77,7 @@ class Gateway:
         self.rates = RateLimiter(limits.device_rate, limits.device_burst)
         self.expand: Callable[[str], str] = lambda name: name
         self._profiles: dict[tuple[str, str], tuple[Profile | Rejected, float]] = {}
+        self.on_forget: list[Callable[[], None]] = []
         self.rejected: Counter[str] = Counter()
         self.accepted = 0
 
@@ -91,6 +92,8 @@ class Gateway:
     def forget(self) -> None:
         """Provisioning changed: look devices up again."""
         self._profiles.clear()
+        for listener in self.on_forget:
+            listener()
 
     async def profile(self, apikey: str, device_id: str) -> Profile:
         key = (apikey, device_id)
@@ -166,7 +169,7 @@ class Gateway:
         except Rejected as error:
             return self.reject(
                 error,
-                tenant=profile.tenant if profile else tenant,
+                tenant=profile.tenant if profile else error.tenant or tenant,
                 transport=transport,
                 payload=payload,
                 apikey=apikey,

@@ -50,10 +50,11 @@ CRS_NAMES: dict[str, CRS] = {"WGS84": "WGS84", "GCJ02": "GCJ02", "BD09": "BD09"}
 class Rejected(Exception):
     """A message the gateway refuses; ``reason`` is one of :data:`REASONS`."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, *, tenant: str | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self.tenant = tenant  # where the letter belongs, when the message tells
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Boolean, Float, Index, Integer, PrimaryKeyConstraint, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -88,12 +89,29 @@ class IngestCommand(TenantOwned, Base):
     tenant_code: Mapped[str] = mapped_column(String(TENANT_NAME_LENGTH), index=True, nullable=False)
     device_id: Mapped[str] = mapped_column(String(256), nullable=False)
     name: Mapped[str] = mapped_column(String(256), nullable=False)
-    value: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    # JSON as text: SQLite's JSON column would turn a bare number back into a number, not JSON text
+    value_json: Mapped[str] = mapped_column(Text, nullable=False, default="null")
     status: Mapped[str] = mapped_column(String(16), nullable=False)
-    info: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    info_json: Mapped[str] = mapped_column(Text, nullable=False, default='""')
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+    @property
+    def value(self) -> Any:
+        return orjson.loads(self.value_json)
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        self.value_json = orjson.dumps(value).decode()
+
+    @property
+    def info(self) -> Any:
+        return orjson.loads(self.info_json)
+
+    @info.setter
+    def info(self, info: Any) -> None:
+        self.info_json = orjson.dumps(info).decode()
 
 
 class IngestDeadLetter(TenantOwned, Base):

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.hub.broker import changes, ngsi
 from cityhub.hub.broker import service as broker
+from cityhub.hub.broker.models import BrokerEntity
 from cityhub.hub.ingest import measures
 from cityhub.hub.ingest.measures import Profile, Rejected
 from cityhub.hub.ingest.models import IngestCommand, IngestDeadLetter, IngestDevice, IngestServiceGroup
@@ -30,6 +31,7 @@ from cityhub.hub.ingest.schemas import (
 )
 from cityhub.kit.db import ALL_TENANTS, current_tenant
 from cityhub.kit.errors import AlreadyExists, BadRequestData, NotFound
+from cityhub.kit.jsondata import json_copy
 from cityhub.kit.time import isoformat, utcnow
 
 Expand = Callable[[str], str]
@@ -53,6 +55,18 @@ def entity_id_for(entity_type: str, device_id: str, entity_name: str | None) -> 
 
 def device_entity_id(device_id: str) -> str:
     return f"urn:ngsi-ld:Device:{device_id}"
+
+
+async def load_entities(
+    session: AsyncSession, entity_ids: Sequence[str]
+) -> tuple[list[BrokerEntity], dict[str, dict[str, Any]]]:
+    """The stored rows of ``entity_ids`` and copies of their entities to change. Keep the rows
+    referenced until :func:`broker.write_many` has run: it reads each entity's state before the
+    change from the session's identity map, which holds loaded rows only weakly."""
+    rows = list(
+        await session.scalars(select(BrokerEntity).where(BrokerEntity.entity_id.in_(set(entity_ids))))
+    )
+    return rows, {row.entity_id: json_copy(row.data) for row in rows}
 
 
 # -- service groups ---------------------------------------------------------------------------------
@@ -291,7 +305,7 @@ async def _write_entities(
     """Each device's entity (static and command attributes, added where missing) and its Device entity."""
     await broker.ensure_tenant(session, _tenant(session))
     ids = [row.entity_name for row, _ in rows] + [device_entity_id(row.device_id) for row, _ in rows]
-    stored = await broker.get_entities(session, ids)
+    loaded, stored = await load_entities(session, ids)
     now = isoformat(utcnow())
     written: dict[str, dict[str, Any]] = {}
     for row, group in rows:
@@ -322,6 +336,7 @@ async def _write_entities(
             }
             _upsert(written, stored, device_id, [expand("Device")], profile.scope, described, now)
     await broker.write_many(session, list(written.values()))
+    del loaded
 
 
 def _upsert(
@@ -421,7 +436,9 @@ async def resolve(session: AsyncSession, apikey: str, device_id: str) -> Profile
         if group is None:
             raise Rejected(measures.UNKNOWN_APIKEY, f"no service group or device has apikey {apikey!r}")
         raise Rejected(
-            measures.UNKNOWN_DEVICE, f"device {device_id!r} is not provisioned for apikey {apikey!r}"
+            measures.UNKNOWN_DEVICE,
+            f"device {device_id!r} is not provisioned for apikey {apikey!r}",
+            tenant=group.tenant_code,
         )
     if len(devices) > 1:
         raise Rejected(measures.UNKNOWN_DEVICE, f"device {device_id!r} with apikey {apikey!r} is ambiguous")
@@ -523,7 +540,7 @@ async def set_command_status(
     device = await session.get(IngestDevice, (command.tenant_code, command.device_id))
     if device is None:
         return
-    stored = await broker.get_entities(session, [device.entity_name])
+    loaded, stored = await load_entities(session, [device.entity_name])
     entity = stored.get(device.entity_name)
     if entity is None:
         return
@@ -536,3 +553,4 @@ async def set_command_status(
     }
     changes.append(entity, attrs, at)
     await broker.write_many(session, [entity])
+    del loaded

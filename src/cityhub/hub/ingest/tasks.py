@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cityhub.hub.broker import changes
 from cityhub.hub.broker import service as broker
 from cityhub.hub.broker.ngsi import Attributes
-from cityhub.hub.ingest import measures
+from cityhub.hub.ingest import measures, service
 from cityhub.hub.ingest.models import IngestDeadLetter, IngestDevice
 from cityhub.kit.db import scope_to_tenant
 from cityhub.kit.ids import new_id
@@ -260,7 +260,7 @@ async def _apply(session: AsyncSession, updates: list[Update]) -> None:
     for number, batch in enumerate(_rounds(updates)):
         if number:
             session.expunge_all()  # the next round starts from what this one wrote
-        stored = await broker.get_entities(session, [item.entity_id for item in batch])
+        rows, stored = await service.load_entities(session, [item.entity_id for item in batch])
         written = []
         for item in batch:
             entity = stored.get(item.entity_id)
@@ -274,6 +274,7 @@ async def _apply(session: AsyncSession, updates: list[Update]) -> None:
                 changes.append(entity, item.attrs, now)
             written.append(entity)
         await broker.write_many(session, written)
+        del rows
 
 
 async def _seen(session: AsyncSession, tenant: str, updates: list[Update]) -> None:
