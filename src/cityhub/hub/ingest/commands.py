@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import select
+from sqlalchemy import String, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cityhub.bus import Event
@@ -96,11 +96,12 @@ class Commands:
         if time.monotonic() < self._names_until:
             return self._names
         everywhere = {ALL_TENANTS: True}
+        lists: list[list[Any]] = []
         async with self.sessions() as session:
-            lists = list(await session.scalars(select(IngestDevice.commands).execution_options(**everywhere)))
-            lists += list(
-                await session.scalars(select(IngestServiceGroup.commands).execution_options(**everywhere))
-            )
+            for model in (IngestDevice, IngestServiceGroup):
+                declared = cast(model.commands, String) != "[]"  # only rows with commands
+                statement = select(model.commands).where(declared).execution_options(**everywhere)
+                lists += list(await session.scalars(statement))
         self._names = {self.gateway.expand(item["name"]) for items in lists for item in items}
         self._names_until = time.monotonic() + NAMES_TTL
         return self._names

@@ -31,7 +31,7 @@ from cityhub.systems.standards.datamodels import DataModels
 log = logging.getLogger(__name__)
 
 #: How long a device's provisioning (or its absence) is remembered by a gateway process.
-PROFILE_TTL = 10.0
+PROFILE_TTL = 30.0
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class Gateway:
         self.writer = Writer(sessions, batch_size=batch_size)
         self.rates = RateLimiter(limits.device_rate, limits.device_burst)
         self.expand: Callable[[str], str] = lambda name: name
-        self._profiles: dict[tuple[str, str], tuple[Profile | Rejected, float]] = {}
+        self._profiles: dict[str, tuple[service.KeyProfiles, float]] = {}
         self.on_forget: list[Callable[[], None]] = []
         self.rejected: Counter[str] = Counter()
         self.accepted = 0
@@ -99,22 +99,17 @@ class Gateway:
             listener()
 
     async def profile(self, apikey: str, device_id: str) -> Profile:
-        key = (apikey, device_id)
-        cached = self._profiles.get(key)
-        if cached is not None and cached[1] > time.monotonic():
-            found = cached[0]
-        else:
+        """The device's provisioning; every device of the key is read at once and kept
+        ``PROFILE_TTL`` seconds (changes made through this process are seen at once)."""
+        cached = self._profiles.get(apikey)
+        if cached is None or cached[1] <= time.monotonic():
             async with self.sessions() as session:
-                try:
-                    found = await service.resolve(session, apikey, device_id)
-                except Rejected as error:
-                    found = error
-            if len(self._profiles) > 200_000:
+                profiles = await service.profiles_of_apikey(session, apikey)
+            if len(self._profiles) > 100_000:  # random keys from a misbehaving sender
                 self._profiles.clear()
-            self._profiles[key] = (found, time.monotonic() + PROFILE_TTL)
-        if isinstance(found, Rejected):
-            raise found
-        return found
+            cached = (profiles, time.monotonic() + PROFILE_TTL)
+            self._profiles[apikey] = cached
+        return cached[0].profile(apikey, device_id)
 
     def reject(
         self,

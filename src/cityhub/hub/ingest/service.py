@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -443,6 +444,52 @@ async def resolve(session: AsyncSession, apikey: str, device_id: str) -> Profile
     if len(devices) > 1:
         raise Rejected(measures.UNKNOWN_DEVICE, f"device {device_id!r} with apikey {apikey!r} is ambiguous")
     return profile_of(devices[0], group, apikey)
+
+
+@dataclass
+class KeyProfiles:
+    """Every device that sends with one API key: what a gateway caches per key."""
+
+    tenant: str | None  # the group's tenant (None: no group has the key)
+    devices: dict[str, Profile]
+
+    def profile(self, apikey: str, device_id: str) -> Profile:
+        found = self.devices.get(device_id)
+        if found is not None:
+            return found
+        if self.tenant is None and not self.devices:
+            raise Rejected(measures.UNKNOWN_APIKEY, f"no service group or device has apikey {apikey!r}")
+        raise Rejected(
+            measures.UNKNOWN_DEVICE,
+            f"device {device_id!r} is not provisioned for apikey {apikey!r}",
+            tenant=self.tenant,
+        )
+
+
+async def profiles_of_apikey(session: AsyncSession, apikey: str) -> KeyProfiles:
+    """Every device of ``apikey``, in any tenant, in one query (a gateway meets thousands of
+    devices of one key at once)."""
+    everywhere = {ALL_TENANTS: True}
+    group = await session.scalar(
+        select(IngestServiceGroup).where(IngestServiceGroup.apikey == apikey).execution_options(**everywhere)
+    )
+    statement = select(IngestDevice)
+    if group is not None:
+        statement = statement.where(
+            IngestDevice.tenant_code == group.tenant_code,
+            (IngestDevice.apikey == apikey) | IngestDevice.apikey.is_(None),
+        )
+    else:
+        statement = statement.where(IngestDevice.apikey == apikey)
+    devices: dict[str, Profile] = {}
+    ambiguous: set[str] = set()
+    for device in await session.scalars(statement.execution_options(**everywhere)):
+        if device.device_id in devices:
+            ambiguous.add(device.device_id)
+        devices[device.device_id] = profile_of(device, group, apikey)
+    for device_id in ambiguous:  # the same id in several tenants under one key: refuse it
+        del devices[device_id]
+    return KeyProfiles(group.tenant_code if group is not None else None, devices)
 
 
 async def tenant_of_apikey(session: AsyncSession, apikey: str) -> str | None:

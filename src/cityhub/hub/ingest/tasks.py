@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Table, insert, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -278,34 +278,27 @@ async def _apply(session: AsyncSession, updates: list[Update]) -> None:
 
 
 async def _seen(session: AsyncSession, tenant: str, updates: list[Update]) -> None:
-    """Last seen, battery and signal of each device that reported."""
+    """Last seen (the batch's latest receive time, one statement for every device of the batch),
+    battery and signal of each device that reported."""
+    seen = max(item.seen_at for item in updates)
+    devices = sorted({item.device_id for item in updates})
+    await session.execute(
+        update(_DEVICES)
+        .where(_DEVICES.c.tenant_code == tenant, _DEVICES.c.device_id.in_(devices))
+        .values(last_seen_at=seen)
+    )
     latest: dict[str, Update] = {}
     for item in updates:
-        latest[item.device_id] = item
-    rows = [
-        {
-            "t": tenant,
-            "d": item.device_id,
-            "seen": item.seen_at,
-            "battery": item.battery,
-            "rssi": item.rssi,
-        }
-        for item in latest.values()
-    ]
-    plain = [row for row in rows if row["battery"] is None and row["rssi"] is None]
-    full = [row for row in rows if row["battery"] is not None or row["rssi"] is not None]
-    where = (_DEVICES.c.tenant_code == bindparam("t")) & (_DEVICES.c.device_id == bindparam("d"))
-    if plain:
-        statement = update(_DEVICES).where(where).values(last_seen_at=bindparam("seen"))
-        await session.execute(statement, [{k: row[k] for k in ("t", "d", "seen")} for row in plain])
-    for row in full:  # rare: few devices report battery or signal with every message
-        values: dict[str, Any] = {"last_seen_at": row["seen"]}
-        if row["battery"] is not None:
-            values["battery_level"] = row["battery"]
-        if row["rssi"] is not None:
-            values["rssi"] = row["rssi"]
+        if item.battery is not None or item.rssi is not None:
+            latest[item.device_id] = item
+    for item in latest.values():  # rare: few devices report battery or signal
+        values: dict[str, Any] = {}
+        if item.battery is not None:
+            values["battery_level"] = item.battery
+        if item.rssi is not None:
+            values["rssi"] = item.rssi
         await session.execute(
             update(_DEVICES)
-            .where(_DEVICES.c.tenant_code == row["t"], _DEVICES.c.device_id == row["d"])
+            .where(_DEVICES.c.tenant_code == tenant, _DEVICES.c.device_id == item.device_id)
             .values(**values)
         )
