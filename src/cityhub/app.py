@@ -33,6 +33,7 @@ from cityhub.hub.ingest import api as ingest_api
 from cityhub.hub.ingest.commands import CONSUMER as COMMANDS_CONSUMER
 from cityhub.hub.ingest.commands import Commands
 from cityhub.hub.ingest.gateway import Gateway, Limits
+from cityhub.hub.ingest.health import HealthMonitor
 from cityhub.hub.ingest.mqtt import MqttGateway
 from cityhub.hub.ops import api as ops_api
 from cityhub.hub.ops.metrics import HubMetrics, MetricsMiddleware, Sample
@@ -95,6 +96,9 @@ class Hub:
             http_timeout=settings.ingest_command_timeout,
         )
         self.ingest.on_forget.append(self.commands.forget)
+        self.health = HealthMonitor(
+            self.sessions, lambda: self.ingest.expand, settings.ingest_health_interval
+        )
         self.mqtt: MqttGateway | None = None
         if settings.mqtt_url:
             self.mqtt = MqttGateway(
@@ -156,6 +160,7 @@ class Hub:
         await self.notifier.start()
         await self.ingest.start((await self.contexts.resolve(None)).expand)
         await self.commands.start()
+        await self.health.start()
         if self.mqtt is not None:
             await self.mqtt.start()
         log.info(
@@ -171,6 +176,7 @@ class Hub:
         # consumers can still handle what is sent.
         if self.mqtt is not None:
             await self.mqtt.stop()
+        await self.health.stop()
         await self.commands.stop()
         await self.ingest.stop()
         await self.relay.stop()

@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     ingest_command_ttl: float = Field(
         300.0, gt=0, description="Seconds a command waits for the device's answer before EXPIRED."
     )
+    ingest_health_interval: float = Field(
+        30.0, gt=0, description="Seconds between checks of which devices went silent."
+    )
     ingest_command_timeout: float = Field(
         5.0, gt=0, description="Seconds a device's HTTP endpoint gets to answer a command."
     )

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from cityhub.hub.broker.ngsi import expand_scopes
-from cityhub.hub.ingest import measures, service
+from cityhub.hub.ingest import health, measures, service
 from cityhub.hub.ingest.gateway import Gateway
 from cityhub.hub.ingest.schemas import (
     CommandOut,
@@ -30,6 +30,9 @@ from cityhub.hub.ingest.schemas import (
     DeviceOut,
     DevicesIn,
     DeviceUpdate,
+    HealthByGroup,
+    HealthCount,
+    NetworkHealth,
     ServiceGroupList,
     ServiceGroupsIn,
     ServiceGroupUpdate,
@@ -43,6 +46,7 @@ from cityhub.kit.errors import (
     PayloadTooLarge,
     TooManyRequests,
 )
+from cityhub.kit.time import utcnow
 from cityhub.kit.web import TENANT_HEADER, DbSession
 
 SERVICE_HEADER = "fiware-service"
@@ -249,6 +253,25 @@ async def device_commands(
     await service.get_device(iot.session, device_id)
     rows = await service.list_commands(iot.session, device_id, limit=limit)
     return [CommandOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+@router.get(
+    "/api/v1/ingest/health",
+    summary="Sensing-network health: devices online, offline, unknown by type and district",
+    response_model=NetworkHealth,
+)
+async def network_health(iot: Iot) -> NetworkHealth:
+    found = await health.summary(iot.session, utcnow())
+
+    def groups(tallies: dict[str, health.Tally]) -> list[HealthByGroup]:
+        return [HealthByGroup(name=name, **tallies[name].as_dict()) for name in sorted(tallies)]
+
+    return NetworkHealth(
+        overall=HealthCount(**found.overall.as_dict()),
+        byType=groups(found.by_type),
+        byDistrict=groups(found.by_district),
+        lowBattery=sorted(found.low_battery),
+    )
 
 
 @router.get("/api/v1/ingest/models", summary="Data models measures are validated against")

@@ -75,6 +75,8 @@ class IngestDevice(TenantOwned, Timestamped, Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     battery_level: Mapped[float | None] = mapped_column(Float, nullable=True)
     rssi: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: the state the health monitor last recorded (None: never judged)
+    online: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 class IngestCommand(TenantOwned, Base):

@@ -167,6 +167,7 @@ class DeviceOut(BaseModel):
     expected_interval: int | None
     explicitAttrs: bool
     last_seen_at: datetime | None
+    state: str
     battery_level: float | None
     rssi: float | None
 
@@ -216,3 +217,24 @@ class CommandOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     expires_at: datetime
+
+
+class HealthCount(BaseModel):
+    total: int
+    online: int
+    offline: int
+    unknown: int
+    onlineRatio: float | None
+
+
+class HealthByGroup(HealthCount):
+    name: str
+
+
+class NetworkHealth(BaseModel):
+    """Devices by state: online (reported within twice the expected interval), offline, unknown."""
+
+    overall: HealthCount
+    byType: list[HealthByGroup]
+    byDistrict: list[HealthByGroup]
+    lowBattery: list[str]

@@ -38,6 +38,8 @@ from cityhub.kit.time import isoformat, utcnow
 Expand = Callable[[str], str]
 #: Command attributes on a device's entity: the command itself, its status and its result.
 STATUS_SUFFIX = "_status"
+#: A device is offline once silent for this many expected intervals.
+MISSED_INTERVALS = 2
 INFO_SUFFIX = "_info"
 COMMAND_STATUSES = ("UNKNOWN", "PENDING", "DELIVERED", "OK", "ERROR", "EXPIRED")
 
@@ -215,6 +217,14 @@ def _unit(item: dict[str, Any]) -> str | None:
     return str(meta["value"]) if isinstance(meta, dict) and meta.get("value") else None
 
 
+def health_state(device: IngestDevice, now: datetime) -> str:
+    """online, offline or unknown (see :mod:`cityhub.hub.ingest.health`)."""
+    if device.expected_interval is None or device.last_seen_at is None:
+        return "unknown"
+    silent = (now - device.last_seen_at).total_seconds()
+    return "online" if silent <= device.expected_interval * MISSED_INTERVALS else "offline"
+
+
 def device_out(device: IngestDevice) -> DeviceOut:
     return DeviceOut(
         device_id=device.device_id,
@@ -233,6 +243,7 @@ def device_out(device: IngestDevice) -> DeviceOut:
         expected_interval=device.expected_interval,
         explicitAttrs=device.explicit_attrs,
         last_seen_at=device.last_seen_at,
+        state=health_state(device, utcnow()),
         battery_level=device.battery_level,
         rssi=device.rssi,
     )

@@ -80,6 +80,7 @@ def upgrade() -> None:
         sa.Column("last_seen_at", cityhub.kit.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("battery_level", sa.Float(), nullable=True),
         sa.Column("rssi", sa.Float(), nullable=True),
+        sa.Column("online", sa.Boolean(), nullable=True),
         sa.Column("created_at", cityhub.kit.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", cityhub.kit.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("tenant_code", "device_id", name=op.f("pk_ingest_device")),
