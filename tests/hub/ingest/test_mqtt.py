@@ -212,3 +212,28 @@ async def _letters(
 ) -> list | None:
     found = await dead_letters(client, tenant, **params)
     return found if len(found) >= count else None
+
+
+async def test_bad_input_over_mqtt_never_stops_the_gateway(
+    mqtt_client: httpx.AsyncClient, mqtt_app: FastAPI
+) -> None:
+    apikey = unique("k")
+    await provision(mqtt_client, apikey=apikey, devices=[{"device_id": "air-001", "protocol": "IoTA-UL"}])
+    async with aiomqtt.Client(MQTT_HOST, 1883) as device:
+        await device.publish(f"/{apikey}/air-001/attrs", b"\xff\xfe\x00garbage", qos=1)
+        await device.publish(f"/{apikey}/air-001/attrs", b"t|" + b"1" * 70_000, qos=1)
+        await device.publish(f"/json/{apikey}/air-001/attrs", b'{"t": [1, 2', qos=1)
+        await device.publish(f"/{apikey}/air-001/attrs/t", b"", qos=1)
+        await device.publish(f"/{apikey}/air-001/attrs", b"t|19.5", qos=1)
+        got = await wait_for(
+            lambda: _value(mqtt_client, "urn:ngsi-ld:AirQualityObserved:air-001", "temperature", 19.5)
+        )
+    assert got["temperature"]["value"] == 19.5
+    letters = await wait_for(lambda: _letters(mqtt_client, 4))
+    assert sorted(letter["reason"] for letter in letters) == [
+        "invalid-payload",
+        "invalid-payload",
+        "invalid-payload",
+        "too-large",
+    ]
+    assert mqtt_app.state.hub.mqtt.connections == 1  # never reconnected: nothing crashed

@@ -3,8 +3,8 @@ for the writer, or to a dead letter. Nothing a device sends is dropped: every me
 updates in the broker or as a dead letter with its reason, and its sender is answered (HTTP) or
 acknowledged (MQTT PUBACK) only after one of them is committed.
 
-Checks, in order: size (``too-large``), API key and device (``unknown-apikey``,
-``unknown-device``), the device's rate (``rate-limited``), the payload (``invalid-payload``), and
+Checks, in order: API key and device (``unknown-apikey``, ``unknown-device``), size
+(``too-large``), the device's rate (``rate-limited``), the payload (``invalid-payload``), and
 the values against the attribute types and the data model (``validation-failed``).
 """
 
@@ -151,12 +151,12 @@ class Gateway:
         (None) or dead-lettered (its :class:`Letter`)."""
         profile: Profile | None = None
         try:
+            profile = await self.profile(apikey, device_id)
             if len(payload) > self.limits.max_payload_bytes:
                 raise Rejected(
                     measures.TOO_LARGE,
                     f"{len(payload)} bytes; a message may hold {self.limits.max_payload_bytes}",
                 )
-            profile = await self.profile(apikey, device_id)
             if not self.rates.allow((profile.tenant, device_id)):
                 raise Rejected(
                     measures.RATE_LIMITED,

@@ -169,7 +169,8 @@ class MqttGateway:
                     delay = 0.5
                     async for message in client.messages:
                         await self._handle(client, message)
-            except aiomqtt.MqttError as error:
+            except Exception as error:  # never let the gateway die: a lost connection, a database
+                # that failed while a message was in hand (it was not acknowledged and comes again)
                 log.warning(
                     "MQTT connection to %s:%d lost: %s; again in %.1fs", self.host, self.port, error, delay
                 )
@@ -185,21 +186,27 @@ class MqttGateway:
         if topic is None:  # not one of ours (the subscriptions only match ours): nothing to keep
             self._ack(client, message)
             return
-        if topic.kind == "cmdexe":
-            await self.on_command_result(
-                topic.apikey, topic.device_id, payload, topic.fmt, message.topic.value
+        try:
+            if topic.kind == "cmdexe":
+                await self.on_command_result(
+                    topic.apikey, topic.device_id, payload, topic.fmt, message.topic.value
+                )
+                self._ack(client, message)
+                return
+            outcome = await self.gateway.receive(
+                "mqtt",
+                topic.apikey,
+                topic.device_id,
+                payload,
+                fmt=topic.fmt,
+                object_id=topic.object_id,
+                source=message.topic.value,
             )
-            self._ack(client, message)
-            return
-        outcome = await self.gateway.receive(
-            "mqtt",
-            topic.apikey,
-            topic.device_id,
-            payload,
-            fmt=topic.fmt,
-            object_id=topic.object_id,
-            source=message.topic.value,
-        )
+        except Exception as error:
+            log.exception(
+                "MQTT message on %s not taken; reconnecting so that it comes again", message.topic.value
+            )
+            raise aiomqtt.MqttError(f"message not taken: {error}") from error
         outcome.add_done_callback(lambda done: self._acked(client, message, done))
 
     def _acked(

@@ -167,7 +167,13 @@ class Writer:
                     break
                 jobs.append(job)
                 size += len(job.updates) or 1
-            await self._write_with_retry(jobs)
+            try:
+                await self._write_with_retry(jobs)
+            except Exception as error:  # the writer must outlive any one batch
+                log.exception("an ingest batch of %d message(s) failed", len(jobs))
+                for job in jobs:
+                    if not job.outcome.done():
+                        job.outcome.set_exception(error)
             if end:
                 return
 
