@@ -134,12 +134,17 @@ async def test_refused_messages_are_dead_letters(client: httpx.AsyncClient) -> N
         problem = response.json()
         assert problem["reason"] == reason
         assert problem["deadLetter"]
+    nul = await client.post(
+        "/iot/json", params={"k": "k-air", "i": "air-001"}, json={"label": "a\u0000b"}, headers=SERVICE
+    )
+    assert nul.status_code == 400, nul.text
+    assert nul.json()["reason"] == "validation-failed"
     bad_json = await client.post(
         "/iot/json", params={"k": "k-air", "i": "air-001"}, content=b"{not json", headers=SERVICE
     )
     assert bad_json.status_code == 400
     letters = await dead_letters(client)
-    assert len(letters) == 7
+    assert len(letters) == 8
     assert {letter["reason"] for letter in letters} == {
         "unknown-apikey",
         "unknown-device",
@@ -154,11 +159,11 @@ async def test_refused_messages_are_dead_letters(client: httpx.AsyncClient) -> N
     assert huge["size"] == 70_002
     assert len(huge["payload"]) == 4096
     only = await dead_letters(client, reason="validation-failed")
-    assert len(only) == 2
+    assert len(only) == 3
     counts = (await client.get("/api/v1/ingest/dead-letters/counts", headers=SERVICE)).json()
-    assert counts["total"] == 7
+    assert counts["total"] == 8
     by_key = {(c["device_id"], c["reason"]): c["count"] for c in counts["counts"]}
-    assert by_key[("air-001", "validation-failed")] == 2
+    assert by_key[("air-001", "validation-failed")] == 3
     assert by_key[("air-001", "invalid-payload")] == 2
     # nothing refused reached the entity
     got = await entity(client, AIR)

@@ -270,6 +270,8 @@ def to_attributes(
             raise Rejected(VALIDATION_FAILED, error.detail) from None
         if mapping.name in ("id", "type", "scope") or mapping.name in profile.commands:
             raise Rejected(VALIDATION_FAILED, f"{key}: {mapping.name!r} cannot be written by a measure")
+        if "\x00" in (raw if isinstance(raw, str) else orjson.dumps(raw).decode()):
+            raise Rejected(VALIDATION_FAILED, f"{key}: NUL characters cannot be stored")
         kind, value = convert(raw, mapping.type, profile.crs, mapping.name)
         compact[mapping.name] = (kind, value, mapping.unit)
     problems = models.problems(

@@ -87,14 +87,19 @@ class Letter:
             "device_id": _cut(self.device_id, 256),
             "source": _cut(self.source, 512),
             "reason": self.reason,
-            "detail": self.detail[:2000],
-            "payload": self.payload[:PAYLOAD_KEPT].decode("utf-8", errors="replace"),
+            "detail": _text(self.detail[:2000]),
+            "payload": _text(self.payload[:PAYLOAD_KEPT].decode("utf-8", errors="replace")),
             "size": len(self.payload),
         }
 
 
 def _cut(text: str | None, length: int) -> str | None:
-    return None if text is None else text[:length]
+    return None if text is None else _text(text[:length])
+
+
+def _text(text: str) -> str:
+    """Text as every database stores it: PostgreSQL refuses NUL characters."""
+    return text.replace("\x00", "\ufffd")
 
 
 @dataclass
