@@ -45,6 +45,7 @@ from cityhub.kit.logs import configure_logging
 from cityhub.kit.web import PROBLEM_MEDIA_TYPES, BodyLimitMiddleware, install_error_handlers
 from cityhub.platform import HubPlatform
 from cityhub.plugins import AppRunner, Registry, discover
+from cityhub.systems.infrastructure import api as infrastructure_api
 from cityhub.systems.standards.datamodels import InvalidModel, default_models, model_from_schema
 
 log = logging.getLogger(__name__)
@@ -292,6 +293,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tenancy_api.router)
     app.include_router(broker_api.router)
     app.include_router(ingest_api.router)
+    app.include_router(infrastructure_api.router)
     # ETSI GS CIM 009 answers errors as ProblemDetails in application/json
     setattr(app.state, PROBLEM_MEDIA_TYPES, {broker_api.router.prefix + "/": "application/json"})
     return app

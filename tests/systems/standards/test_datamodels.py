@@ -31,7 +31,7 @@ LISTED = {
 
 
 def test_the_listed_types_are_built_in() -> None:
-    assert {model.name for model in BUILT_IN} == LISTED
+    assert {model.name for model in BUILT_IN} == LISTED | {"FiveGSite", "NBIoTCell", "FibreAccessPoint"}
 
 
 @pytest.mark.parametrize(

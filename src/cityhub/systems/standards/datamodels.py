@@ -294,6 +294,24 @@ BUILT_IN: tuple[DataModel, ...] = (
             "direction": _text("inbound", "outbound"),
         },
     ),
+    *(
+        DataModel(
+            name,
+            "0.1.0",
+            title_zh,
+            title_en,
+            {
+                "coverageRadius": _num(0, 100_000, "MTR"),
+                "status": _text("working", "maintenance", "outOfService"),
+                "operator": {"type": "string"},
+            },
+        )
+        for name, title_zh, title_en in (
+            ("FiveGSite", "5G 基站", "5G site"),
+            ("NBIoTCell", "NB-IoT 小区", "NB-IoT cell"),
+            ("FibreAccessPoint", "光纤接入点", "Fibre access point"),
+        )
+    ),
     DataModel(
         "Device",
         "0.3.0",
