@@ -254,6 +254,31 @@ class Hub:
                 {"outcome": name},
                 float(value),
             )
+        yield (
+            "cityhub_ingest_messages",
+            "Device messages this process accepted since start.",
+            {"outcome": "accepted"},
+            float(self.ingest.accepted),
+        )
+        for reason, count in sorted(self.ingest.rejected.items()):
+            yield (
+                "cityhub_ingest_rejected",
+                "Device messages this process refused since start, by dead-letter reason.",
+                {"reason": reason},
+                float(count),
+            )
+        yield (
+            "cityhub_ingest_written",
+            "Entity updates from devices this process wrote since start.",
+            {},
+            float(self.ingest.writer.written),
+        )
+        yield (
+            "cityhub_mqtt_connected",
+            "1 while the MQTT gateway is connected (absent without CITYHUB_MQTT_URL).",
+            {},
+            1.0 if self.mqtt is not None and self.mqtt.connected.is_set() else 0.0,
+        )
         for status in self.runner.statuses:
             yield (
                 "cityhub_app_up",

@@ -204,3 +204,17 @@ async def test_device_update_and_removal(client: httpx.AsyncClient) -> None:
         f"{BASE}/entities/urn:ngsi-ld:Device:air-001", headers={"NGSILD-Tenant": "smartcity"}
     )
     assert device_entity.status_code == 404
+
+
+async def test_metrics_count_messages_and_refusals(client: httpx.AsyncClient) -> None:
+    await provision(client)
+    await client.post("/iot/d", params={"k": "k-air", "i": "air-001"}, content="t|20")
+    await client.post("/iot/d", params={"k": "k-air", "i": "air-001"}, content="t|1|h")
+    text = (await client.get("/metrics")).text
+    assert 'cityhub_ingest_messages{outcome="accepted"} 1.0' in text
+    assert 'cityhub_ingest_rejected{reason="invalid-payload"} 1.0' in text
+    assert "cityhub_ingest_written 1.0" in text
+    assert "cityhub_mqtt_connected 0.0" in text
+    schema = (await client.get("/openapi.json")).json()
+    assert "/iot/devices" in schema["paths"]
+    assert "/api/v1/ingest/dead-letters" in schema["paths"]
