@@ -28,6 +28,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -74,6 +76,39 @@ def _bytes(payload: Any) -> bytes:
     if payload is None:
         return b""
     return str(payload).encode()
+
+
+#: Most packets taken from the socket in one turn of the event loop.
+READ_BURST = 256
+
+
+class _Client(aiomqtt.Client):
+    """aiomqtt reads one MQTT packet per turn of the event loop; a gateway taking thousands of
+    small messages a second reads what has arrived, up to :data:`READ_BURST` packets, at once."""
+
+    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        super()._on_socket_open(client, userdata, sock)
+
+        def read() -> None:
+            try:
+                for _ in range(READ_BURST):
+                    if client._sock is None:
+                        return
+                    rc = client._packet_read()
+                    if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                        return
+                    if rc > 0:
+                        client._loop_rc_handle(rc)
+                        return
+            except Exception as error:  # a broken connection: as aiomqtt does, disconnect
+                if not self._disconnected.done():
+                    self._disconnected.set_exception(error)
+
+        def replace_reader() -> None:  # runs after aiomqtt's own add_reader, on the loop
+            self._loop.remove_reader(sock.fileno())
+            self._loop.add_reader(sock.fileno(), read)
+
+        self._loop.call_soon_threadsafe(replace_reader)
 
 
 class MqttGateway:
@@ -137,7 +172,7 @@ class MqttGateway:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = self.session_expiry
         properties.ReceiveMaximum = self.receive_maximum
-        client = aiomqtt.Client(
+        client = _Client(
             self.host,
             self.port,
             identifier=self.client_id,
