@@ -428,35 +428,6 @@ async def delete_device(session: AsyncSession, device_id: str) -> None:
     await session.flush()
 
 
-async def resolve(session: AsyncSession, apikey: str, device_id: str) -> Profile:
-    """The device that sends with ``apikey`` as ``device_id``, in any tenant; raises
-    :class:`Rejected` (unknown-apikey, unknown-device)."""
-    everywhere = {ALL_TENANTS: True}
-    group = await session.scalar(
-        select(IngestServiceGroup).where(IngestServiceGroup.apikey == apikey).execution_options(**everywhere)
-    )
-    statement = select(IngestDevice).where(IngestDevice.device_id == device_id)
-    if group is not None:
-        statement = statement.where(
-            IngestDevice.tenant_code == group.tenant_code,
-            (IngestDevice.apikey == apikey) | IngestDevice.apikey.is_(None),
-        )
-    else:
-        statement = statement.where(IngestDevice.apikey == apikey)
-    devices = list(await session.scalars(statement.execution_options(**everywhere)))
-    if not devices:
-        if group is None:
-            raise Rejected(measures.UNKNOWN_APIKEY, f"no service group or device has apikey {apikey!r}")
-        raise Rejected(
-            measures.UNKNOWN_DEVICE,
-            f"device {device_id!r} is not provisioned for apikey {apikey!r}",
-            tenant=group.tenant_code,
-        )
-    if len(devices) > 1:
-        raise Rejected(measures.UNKNOWN_DEVICE, f"device {device_id!r} with apikey {apikey!r} is ambiguous")
-    return profile_of(devices[0], group, apikey)
-
-
 @dataclass
 class KeyProfiles:
     """Every device that sends with one API key: what a gateway caches per key."""
@@ -501,14 +472,6 @@ async def profiles_of_apikey(session: AsyncSession, apikey: str) -> KeyProfiles:
     for device_id in ambiguous:  # the same id in several tenants under one key: refuse it
         del devices[device_id]
     return KeyProfiles(group.tenant_code if group is not None else None, devices)
-
-
-async def tenant_of_apikey(session: AsyncSession, apikey: str) -> str | None:
-    return await session.scalar(
-        select(IngestServiceGroup.tenant_code)
-        .where(IngestServiceGroup.apikey == apikey)
-        .execution_options(**{ALL_TENANTS: True})
-    )
 
 
 # -- dead letters -----------------------------------------------------------------------------------
