@@ -364,7 +364,7 @@ def ingest_dead_letters(
     limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 50,
 ) -> None:
     """Device messages the gateways refused, with their reasons."""
-    from cityhub.hub.ingest import service
+    from cityhub.hub.ingest import letters
     from cityhub.hub.ingest.measures import REASONS
     from cityhub.kit.db import scope_to_tenant
 
@@ -377,7 +377,7 @@ def ingest_dead_letters(
         await _require_schema(engine)
         async with session_factory(engine)() as session:
             scope_to_tenant(session, tenant or settings.default_tenant)
-            rows, total = await service.list_dead_letters(
+            rows, total = await letters.list_dead_letters(
                 session, device_id=device, reason=reason, since=None, limit=limit, offset=0
             )
             return [
@@ -404,7 +404,7 @@ def ingest_dead_letters(
 @ingest_app.command("counts")
 def ingest_counts(tenant: TenantOption = None) -> None:
     """Dead letters counted by device and reason."""
-    from cityhub.hub.ingest import service
+    from cityhub.hub.ingest import letters
     from cityhub.kit.db import scope_to_tenant
 
     settings = _settings()
@@ -413,7 +413,7 @@ def ingest_counts(tenant: TenantOption = None) -> None:
         await _require_schema(engine)
         async with session_factory(engine)() as session:
             scope_to_tenant(session, tenant or settings.default_tenant)
-            found = await service.dead_letter_counts(session)
+            found = await letters.dead_letter_counts(session)
             return [(d or "-", r, str(c), f"{last:%Y-%m-%d %H:%M:%S}") for d, r, c, last in found]
 
     rows = _run(run, settings)

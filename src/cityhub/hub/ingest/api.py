@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from cityhub.hub.broker.ngsi import expand_scopes
-from cityhub.hub.ingest import health, measures, service
+from cityhub.hub.ingest import health, letters, measures, service
 from cityhub.hub.ingest.gateway import Gateway
 from cityhub.hub.ingest.schemas import (
     CommandOut,
@@ -220,7 +220,7 @@ async def dead_letters(
 ) -> DeadLetterList:
     if reason is not None and reason not in measures.REASONS:
         raise BadRequestData(f"reason must be one of {', '.join(measures.REASONS)}")
-    rows, total = await service.list_dead_letters(
+    rows, total = await letters.list_dead_letters(
         iot.session, device_id=device_id, reason=reason, since=since, limit=limit, offset=offset
     )
     return DeadLetterList(
@@ -234,7 +234,7 @@ async def dead_letters(
     response_model=DeadLetterCounts,
 )
 async def dead_letter_counts(iot: Iot) -> DeadLetterCounts:
-    rows = await service.dead_letter_counts(iot.session)
+    rows = await letters.dead_letter_counts(iot.session)
     counts = [
         DeadLetterCount(device_id=device, reason=reason, count=count, last_received_at=last)
         for device, reason, count, last in rows

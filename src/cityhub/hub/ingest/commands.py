@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cityhub.bus import Event
 from cityhub.bus.inbox import first_delivery
 from cityhub.hub.broker.events import EntitiesChanged
-from cityhub.hub.ingest import measures, service, ul
+from cityhub.hub.ingest import measures, profiles, service, ul
 from cityhub.hub.ingest.gateway import Gateway, sniff
 from cityhub.hub.ingest.measures import Profile, Rejected
 from cityhub.hub.ingest.models import IngestCommand, IngestDevice, IngestServiceGroup
@@ -155,7 +155,7 @@ class Commands:
                 .where(IngestServiceGroup.apikey == device.apikey)
                 .execution_options(**{ALL_TENANTS: True})
             )
-        return service.profile_of(device, group, device.apikey or "")
+        return profiles.profile_of(device, group, device.apikey or "")
 
     async def _send(self, command: IngestCommand, profile: Profile) -> None:
         if command.id in self._sending:

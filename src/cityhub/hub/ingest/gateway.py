@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cityhub.hub.ingest import measures, service, ul
+from cityhub.hub.ingest import measures, profiles, ul
 from cityhub.hub.ingest.measures import Profile, Rejected
 from cityhub.hub.ingest.tasks import Letter, Update, Writer
 from cityhub.kit.time import utcnow
@@ -79,7 +79,7 @@ class Gateway:
         self.writer = Writer(sessions, batch_size=batch_size)
         self.rates = RateLimiter(limits.device_rate, limits.device_burst)
         self.expand: Callable[[str], str] = lambda name: name
-        self._profiles: dict[str, tuple[service.KeyProfiles, float]] = {}
+        self._profiles: dict[str, tuple[profiles.KeyProfiles, float]] = {}
         self.on_forget: list[Callable[[], None]] = []
         self.rejected: Counter[str] = Counter()
         self.accepted = 0
@@ -104,10 +104,10 @@ class Gateway:
         cached = self._profiles.get(apikey)
         if cached is None or cached[1] <= time.monotonic():
             async with self.sessions() as session:
-                profiles = await service.profiles_of_apikey(session, apikey)
+                found = await profiles.profiles_of_apikey(session, apikey)
             if len(self._profiles) > 100_000:  # random keys from a misbehaving sender
                 self._profiles.clear()
-            cached = (profiles, time.monotonic() + PROFILE_TTL)
+            cached = (found, time.monotonic() + PROFILE_TTL)
             self._profiles[apikey] = cached
         return cached[0].profile(apikey, device_id)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhub.hub.broker import changes, ngsi
 from cityhub.hub.broker import service as broker
 from cityhub.hub.broker.models import BrokerEntity
-from cityhub.hub.ingest import measures
+from cityhub.hub.ingest import measures, profiles
 from cityhub.hub.ingest.measures import Profile, Rejected
-from cityhub.hub.ingest.models import IngestCommand, IngestDeadLetter, IngestDevice, IngestServiceGroup
+from cityhub.hub.ingest.models import IngestCommand, IngestDevice, IngestServiceGroup
 from cityhub.hub.ingest.schemas import (
     DeviceIn,
     DeviceOut,
@@ -180,43 +179,6 @@ async def delete_group(session: AsyncSession, apikey: str, resource: str | None)
 # -- devices ----------------------------------------------------------------------------------------
 
 
-def _merged(group_items: list[dict[str, Any]], items: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    """Group defaults overridden by the device's own items of the same key."""
-    mine = {item.get(key) or item.get("name") for item in items}
-    return [item for item in group_items if (item.get(key) or item.get("name")) not in mine] + items
-
-
-def profile_of(device: IngestDevice, group: IngestServiceGroup | None, apikey: str) -> Profile:
-    attributes = _merged(group.attributes if group else [], device.attributes, "object_id")
-    commands = _merged(group.commands if group else [], device.commands, "name")
-    mappings = {}
-    for item in attributes:
-        spec = measures.Mapping_(name=item["name"], type=item.get("type"), unit=_unit(item))
-        mappings[item.get("object_id") or item["name"]] = spec
-    return Profile(
-        tenant=device.tenant_code,
-        service_path=device.service_path,
-        apikey=apikey,
-        device_id=device.device_id,
-        entity_id=device.entity_name,
-        entity_type=device.entity_type,
-        protocol=device.protocol or (group.protocol if group else None),
-        transport=device.transport or (group.transport if group else None),
-        endpoint=device.endpoint,
-        crs=device.crs if device.crs != "WGS84" or group is None else group.crs,
-        explicit_attrs=device.explicit_attrs or bool(group and group.explicit_attrs),
-        by_object_id=mappings,
-        commands=tuple(item["name"] for item in commands),
-    )
-
-
-def _unit(item: dict[str, Any]) -> str | None:
-    if item.get("unitCode"):
-        return str(item["unitCode"])
-    meta = (item.get("metadata") or {}).get("unitCode")
-    return str(meta["value"]) if isinstance(meta, dict) and meta.get("value") else None
-
-
 def health_state(device: IngestDevice, now: datetime) -> str:
     """online, offline or unknown (see :mod:`cityhub.hub.ingest.health`)."""
     if device.expected_interval is None or device.last_seen_at is None:
@@ -321,8 +283,8 @@ async def _write_entities(
     now = isoformat(utcnow())
     written: dict[str, dict[str, Any]] = {}
     for row, group in rows:
-        profile = profile_of(row, group, row.apikey or "")
-        statics = _merged(group.static_attributes if group else [], row.static_attributes, "name")
+        profile = profiles.profile_of(row, group, row.apikey or "")
+        statics = profiles.merged(group.static_attributes if group else [], row.static_attributes, "name")
         attrs: dict[str, Any] = {}
         for item in statics:
             kind, value = _static(item, profile)
@@ -426,95 +388,6 @@ async def delete_device(session: AsyncSession, device_id: str) -> None:
     with contextlib.suppress(NotFound):
         await broker.delete_entity(session, device_entity_id(device_id))
     await session.flush()
-
-
-@dataclass
-class KeyProfiles:
-    """Every device that sends with one API key: what a gateway caches per key."""
-
-    tenant: str | None  # the group's tenant (None: no group has the key)
-    devices: dict[str, Profile]
-
-    def profile(self, apikey: str, device_id: str) -> Profile:
-        found = self.devices.get(device_id)
-        if found is not None:
-            return found
-        if self.tenant is None and not self.devices:
-            raise Rejected(measures.UNKNOWN_APIKEY, f"no service group or device has apikey {apikey!r}")
-        raise Rejected(
-            measures.UNKNOWN_DEVICE,
-            f"device {device_id!r} is not provisioned for apikey {apikey!r}",
-            tenant=self.tenant,
-        )
-
-
-async def profiles_of_apikey(session: AsyncSession, apikey: str) -> KeyProfiles:
-    """Every device of ``apikey``, in any tenant, in one query (a gateway meets thousands of
-    devices of one key at once)."""
-    everywhere = {ALL_TENANTS: True}
-    group = await session.scalar(
-        select(IngestServiceGroup).where(IngestServiceGroup.apikey == apikey).execution_options(**everywhere)
-    )
-    statement = select(IngestDevice)
-    if group is not None:
-        statement = statement.where(
-            IngestDevice.tenant_code == group.tenant_code,
-            (IngestDevice.apikey == apikey) | IngestDevice.apikey.is_(None),
-        )
-    else:
-        statement = statement.where(IngestDevice.apikey == apikey)
-    devices: dict[str, Profile] = {}
-    ambiguous: set[str] = set()
-    for device in await session.scalars(statement.execution_options(**everywhere)):
-        if device.device_id in devices:
-            ambiguous.add(device.device_id)
-        devices[device.device_id] = profile_of(device, group, apikey)
-    for device_id in ambiguous:  # the same id in several tenants under one key: refuse it
-        del devices[device_id]
-    return KeyProfiles(group.tenant_code if group is not None else None, devices)
-
-
-# -- dead letters -----------------------------------------------------------------------------------
-
-
-async def list_dead_letters(
-    session: AsyncSession,
-    *,
-    device_id: str | None,
-    reason: str | None,
-    since: datetime | None,
-    limit: int,
-    offset: int,
-) -> tuple[list[IngestDeadLetter], int]:
-    statement = select(IngestDeadLetter)
-    if device_id is not None:
-        statement = statement.where(IngestDeadLetter.device_id == device_id)
-    if reason is not None:
-        statement = statement.where(IngestDeadLetter.reason == reason)
-    if since is not None:
-        statement = statement.where(IngestDeadLetter.received_at >= since)
-    total = await session.scalar(select(func.count()).select_from(statement.subquery()))
-    rows = await session.scalars(
-        statement.order_by(IngestDeadLetter.received_at.desc(), IngestDeadLetter.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(rows), int(total or 0)
-
-
-async def dead_letter_counts(session: AsyncSession) -> list[tuple[str | None, str, int, datetime]]:
-    """(device id, reason, count, last received) for every device and reason with letters."""
-    rows = await session.execute(
-        select(
-            IngestDeadLetter.device_id,
-            IngestDeadLetter.reason,
-            func.count(),
-            func.max(IngestDeadLetter.received_at),
-        )
-        .group_by(IngestDeadLetter.device_id, IngestDeadLetter.reason)
-        .order_by(func.count().desc(), IngestDeadLetter.reason)
-    )
-    return [(device_id, reason, int(count), last) for device_id, reason, count, last in rows]
 
 
 # -- commands ---------------------------------------------------------------------------------------
