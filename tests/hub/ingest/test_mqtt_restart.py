@@ -146,3 +146,15 @@ async def test_broker_restart_and_hub_restart_lose_nothing(settings: Settings, m
 async def _all(client: httpx.AsyncClient, wanted: set[int]) -> set[int] | None:
     found = await stored(client)
     return found if wanted <= found else None
+
+
+async def test_the_hub_starts_and_takes_http_without_its_mqtt_broker(settings: Settings) -> None:
+    configured = settings.model_copy(
+        update={"mqtt_url": f"mqtt://127.0.0.1:{free_port()}", "mqtt_client_id": "cityhub-nobroker"}
+    )
+    async with hub(configured) as (application, client):
+        assert not application.state.hub.mqtt.connected.is_set()
+        await provision(client)
+        response = await client.post("/iot/d", params={"k": "k-air", "i": "air-001"}, content="t|20")
+        assert response.status_code == 200, response.text
+        assert "cityhub_mqtt_connected 0.0" in (await client.get("/metrics")).text
