@@ -29,6 +29,12 @@ from cityhub.hub.broker.context import ContextStore
 from cityhub.hub.broker.events import EntitiesChanged, RegistrationsChanged
 from cityhub.hub.broker.notifier import CONSUMER as NOTIFY_CONSUMER
 from cityhub.hub.broker.notifier import Notifier
+from cityhub.hub.ingest import api as ingest_api
+from cityhub.hub.ingest.commands import CONSUMER as COMMANDS_CONSUMER
+from cityhub.hub.ingest.commands import Commands
+from cityhub.hub.ingest.gateway import Gateway, Limits
+from cityhub.hub.ingest.health import HealthMonitor
+from cityhub.hub.ingest.mqtt import MqttGateway
 from cityhub.hub.ops import api as ops_api
 from cityhub.hub.ops.metrics import HubMetrics, MetricsMiddleware, Sample
 from cityhub.hub.tenancy import api as tenancy_api
@@ -39,6 +45,8 @@ from cityhub.kit.logs import configure_logging
 from cityhub.kit.web import PROBLEM_MEDIA_TYPES, BodyLimitMiddleware, install_error_handlers
 from cityhub.platform import HubPlatform
 from cityhub.plugins import AppRunner, Registry, discover
+from cityhub.systems.infrastructure import api as infrastructure_api
+from cityhub.systems.standards.datamodels import InvalidModel, default_models, model_from_schema
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +79,38 @@ class Hub:
             timeout=settings.broker_notification_timeout,
             attempts=settings.broker_notification_attempts,
         )
+        self.ingest = Gateway(
+            self.sessions,
+            default_models(),
+            Limits(
+                max_payload_bytes=settings.ingest_max_payload_bytes,
+                device_rate=settings.ingest_device_rate,
+                device_burst=settings.ingest_device_burst,
+            ),
+            default_tenant=settings.default_tenant,
+            batch_size=settings.ingest_batch_size,
+        )
+        self.commands = Commands(
+            self.sessions,
+            self.ingest,
+            ttl=settings.ingest_command_ttl,
+            http_timeout=settings.ingest_command_timeout,
+        )
+        self.ingest.on_forget.append(self.commands.forget)
+        self.health = HealthMonitor(
+            self.sessions, lambda: self.ingest.expand, settings.ingest_health_interval
+        )
+        self.mqtt: MqttGateway | None = None
+        if settings.mqtt_url:
+            self.mqtt = MqttGateway(
+                settings.mqtt_url,
+                client_id=settings.mqtt_client_id or f"cityhub-{settings.instance_name}",
+                receive_maximum=settings.mqtt_receive_maximum,
+                session_expiry=settings.mqtt_session_expiry,
+                gateway=self.ingest,
+                on_command_result=self.commands.result,
+            )
+            self.commands.mqtt = self.mqtt
         self.platform = HubPlatform(self.engine, self.bus, settings.instance_name)
         self.runner = AppRunner(self.registry, self.sessions, self.platform)
         self.metrics = HubMetrics()
@@ -104,7 +144,9 @@ class Hub:
         await self._check_autovacuum()
         await self.runner.setup(discover(self.settings.apps_disabled))
         self.platform.statuses = self.runner.statuses
+        self._register_data_models()
         self.bus.subscribe(NOTIFY_CONSUMER, [EntitiesChanged, RegistrationsChanged], self._on_changes)
+        self.bus.subscribe(COMMANDS_CONSUMER, [EntitiesChanged], self.commands.on_changes)
         for consumer in self.registry.consumers:
             self.bus.subscribe(consumer.name, consumer.event_types, consumer.handler, shared=consumer.shared)
         for entry in self.registry.routers:
@@ -117,6 +159,11 @@ class Hub:
         await self.bus.start()
         await self.relay.start()
         await self.notifier.start()
+        await self.ingest.start((await self.contexts.resolve(None)).expand)
+        await self.commands.start()
+        await self.health.start()
+        if self.mqtt is not None:
+            await self.mqtt.start()
         log.info(
             "CityHub %s up: database %s, bus %s, %d app(s)",
             __version__,
@@ -126,7 +173,13 @@ class Hub:
         )
 
     async def stop(self) -> None:
-        # Drain first, while the apps' consumers can still handle what is sent.
+        # Devices' messages in hand are written first; then the outbox drains, while the apps'
+        # consumers can still handle what is sent.
+        if self.mqtt is not None:
+            await self.mqtt.stop()
+        await self.health.stop()
+        await self.commands.stop()
+        await self.ingest.stop()
         await self.relay.stop()
         await self.notifier.stop()
         await self.runner.teardown()
@@ -134,6 +187,16 @@ class Hub:
         await self.contexts.aclose()
         await self.engine.dispose()
         log.info("CityHub stopped")
+
+    def _register_data_models(self) -> None:
+        """Applications' entity types with a schema become data models measures are checked against."""
+        for entity_type in self.registry.entity_types.values():
+            if entity_type.schema is None:
+                continue
+            try:
+                self.ingest.models.register(model_from_schema(entity_type.name, entity_type.schema))
+            except InvalidModel as error:
+                log.error("app %s: %s; its measures are not validated", entity_type.app, error)
 
     async def _ensure_default_tenant(self) -> None:
         """Create the default tenant on first start. Several workers may race to do it: a loser
@@ -191,6 +254,31 @@ class Hub:
                 {"outcome": name},
                 float(value),
             )
+        yield (
+            "cityhub_ingest_messages",
+            "Device messages this process accepted since start.",
+            {"outcome": "accepted"},
+            float(self.ingest.accepted),
+        )
+        for reason, count in sorted(self.ingest.rejected.items()):
+            yield (
+                "cityhub_ingest_rejected",
+                "Device messages this process refused since start, by dead-letter reason.",
+                {"reason": reason},
+                float(count),
+            )
+        yield (
+            "cityhub_ingest_written",
+            "Entity updates from devices this process wrote since start.",
+            {},
+            float(self.ingest.writer.written),
+        )
+        yield (
+            "cityhub_mqtt_connected",
+            "1 while the MQTT gateway is connected (absent without CITYHUB_MQTT_URL).",
+            {},
+            1.0 if self.mqtt is not None and self.mqtt.connected.is_set() else 0.0,
+        )
         for status in self.runner.statuses:
             yield (
                 "cityhub_app_up",
@@ -229,6 +317,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_api.router)
     app.include_router(tenancy_api.router)
     app.include_router(broker_api.router)
+    app.include_router(ingest_api.router)
+    app.include_router(infrastructure_api.router)
     # ETSI GS CIM 009 answers errors as ProblemDetails in application/json
     setattr(app.state, PROBLEM_MEDIA_TYPES, {broker_api.router.prefix + "/": "application/json"})
     return app

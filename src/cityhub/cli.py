@@ -6,8 +6,10 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
+import orjson
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -27,6 +29,8 @@ tenants_app = typer.Typer(help="Tenants: the administrative divisions on this hu
 app.add_typer(db_app, name="db")
 app.add_typer(apps_app, name="apps")
 app.add_typer(tenants_app, name="tenants")
+ingest_app = typer.Typer(help="Device ingestion: dead letters, bulk import.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
 history_app = typer.Typer(help="Attribute history kept by the context broker.", no_args_is_help=True)
 app.add_typer(history_app, name="history")
 
@@ -345,6 +349,166 @@ def history_downsample(
         f"{outcome.entities} entities: {outcome.read} instances before {before:%Y-%m-%d %H:%M} UTC, "
         f"{outcome.kept} kept"
     )
+
+
+TenantOption = Annotated[
+    str | None, typer.Option(help="Tenant (fiware-service); default CITYHUB_DEFAULT_TENANT.")
+]
+
+
+@ingest_app.command("dead-letters")
+def ingest_dead_letters(
+    tenant: TenantOption = None,
+    device: Annotated[str | None, typer.Option(help="Only this device's letters.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Only letters of this reason.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 50,
+) -> None:
+    """Device messages the gateways refused, with their reasons."""
+    from cityhub.hub.ingest import letters
+    from cityhub.hub.ingest.measures import REASONS
+    from cityhub.kit.db import scope_to_tenant
+
+    settings = _settings()
+    if reason is not None and reason not in REASONS:
+        err.print(f"[bold red]unknown reason:[/] {reason} (one of {', '.join(REASONS)})")
+        raise typer.Exit(2)
+
+    async def run(engine: AsyncEngine) -> tuple[list[tuple[str, ...]], int]:
+        await _require_schema(engine)
+        async with session_factory(engine)() as session:
+            scope_to_tenant(session, tenant or settings.default_tenant)
+            rows, total = await letters.list_dead_letters(
+                session, device_id=device, reason=reason, since=None, limit=limit, offset=0
+            )
+            return [
+                (
+                    f"{r.received_at:%Y-%m-%d %H:%M:%S}",
+                    r.transport,
+                    r.device_id or "-",
+                    r.reason,
+                    r.detail[:80],
+                    r.payload[:40].replace("\n", "⏎"),
+                )
+                for r in rows
+            ], total
+
+    rows, total = _run(run, settings)
+    table = Table(title=f"Dead letters ({len(rows)} of {total})")
+    for column in ("received (UTC)", "transport", "device", "reason", "detail", "payload"):
+        table.add_column(column, no_wrap=column in ("device", "reason"))
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+@ingest_app.command("counts")
+def ingest_counts(tenant: TenantOption = None) -> None:
+    """Dead letters counted by device and reason."""
+    from cityhub.hub.ingest import letters
+    from cityhub.kit.db import scope_to_tenant
+
+    settings = _settings()
+
+    async def run(engine: AsyncEngine) -> list[tuple[str, str, str, str]]:
+        await _require_schema(engine)
+        async with session_factory(engine)() as session:
+            scope_to_tenant(session, tenant or settings.default_tenant)
+            found = await letters.dead_letter_counts(session)
+            return [(d or "-", r, str(c), f"{last:%Y-%m-%d %H:%M:%S}") for d, r, c, last in found]
+
+    rows = _run(run, settings)
+    table = Table(title="Dead letters by device and reason")
+    for column in ("device", "reason", "count", "last (UTC)"):
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+@ingest_app.command("csv")
+def ingest_csv(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV file with a header row.")],
+    apikey: Annotated[str, typer.Option(help="API key of the devices' service group (or device).")],
+    device: Annotated[
+        str | None, typer.Option(help="The device of every row (else a device_id column names it).")
+    ] = None,
+    time_column: Annotated[str, typer.Option(help="Column with each row's ISO 8601 time.")] = "TimeInstant",
+) -> None:
+    """Import historical observations: each row is one measure group of a provisioned device
+    (columns are object_ids), written like a message from the device; refused rows become dead
+    letters (transport csv)."""
+    import csv
+    import math
+
+    from cityhub.hub.broker.context import ContextStore
+    from cityhub.hub.ingest.gateway import Gateway, Limits
+    from cityhub.systems.standards.datamodels import default_models
+
+    settings = _settings()
+
+    async def run(engine: AsyncEngine) -> tuple[int, int]:
+        await _require_schema(engine)
+        gateway = Gateway(
+            session_factory(engine),
+            default_models(),
+            Limits(settings.ingest_max_payload_bytes, math.inf, 1),
+            default_tenant=settings.default_tenant,
+            batch_size=settings.ingest_batch_size,
+        )
+        contexts = ContextStore(preload=settings.broker_contexts)
+        await gateway.start((await contexts.resolve(None)).expand)
+        stored = refused = 0
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                total = sum(1 for _ in handle) - 1
+                handle.seek(0)
+                reader = csv.DictReader(handle)
+                with Progress(
+                    TextColumn("importing"),
+                    BarColumn(),
+                    TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(),
+                    console=err,
+                ) as progress:
+                    task = progress.add_task("rows", total=max(total, 0))
+                    pending = []
+                    for number, row in enumerate(reader, start=2):
+                        device_id = device or row.pop("device_id", None) or ""
+                        values = {
+                            k: v for k, v in row.items() if k and v not in (None, "") and k != "device_id"
+                        }
+                        if time_column in values:
+                            values["TimeInstant"] = values.pop(time_column)
+                        payload = orjson.dumps(values)
+                        pending.append(
+                            await gateway.receive(
+                                "csv", apikey, device_id, payload, fmt="JSON", source=f"{path.name}:{number}"
+                            )
+                        )
+                        if len(pending) >= settings.ingest_batch_size:
+                            stored, refused = await _settle(pending, stored, refused)
+                            progress.advance(task, len(pending))
+                            pending = []
+                    stored, refused = await _settle(pending, stored, refused)
+                    progress.advance(task, len(pending))
+        finally:
+            await gateway.stop()
+            await contexts.aclose()
+        return stored, refused
+
+    stored, refused = _run(run, settings)
+    console.print(f"{stored} row(s) stored, {refused} refused (see `cityhub ingest dead-letters --reason …`)")
+    if refused:
+        raise typer.Exit(1)
+
+
+async def _settle(pending: list[asyncio.Future[Any]], stored: int, refused: int) -> tuple[int, int]:
+    for outcome in await asyncio.gather(*pending):
+        if outcome is None:
+            stored += 1
+        else:
+            refused += 1
+    return stored, refused
 
 
 def main() -> None:

@@ -95,6 +95,46 @@ class Settings(BaseSettings):
         ge=1,
         description="Most instances of one attribute a temporal read returns; more answer 206.",
     )
+    mqtt_url: str | None = Field(
+        None,
+        description="MQTT broker the device gateway subscribes to (mqtt://host:port, mqtts://…); "
+        "unset: no MQTT gateway.",
+    )
+    mqtt_client_id: str | None = Field(
+        None,
+        description="MQTT client id of the gateway (default cityhub-<instance name>); keep it stable "
+        "so the broker holds messages for the hub while it is down.",
+    )
+    mqtt_session_expiry: int = Field(
+        604_800,
+        ge=0,
+        description="Seconds the MQTT broker keeps the gateway's session (and messages for it) while "
+        "the hub is away.",
+    )
+    mqtt_receive_maximum: int = Field(
+        1000, ge=1, le=65535, description="Unacknowledged QoS 1 messages the broker may send at once."
+    )
+    ingest_batch_size: int = Field(
+        1000, ge=1, description="Most device messages written to the broker in one transaction."
+    )
+    ingest_max_payload_bytes: int = Field(
+        65_536, ge=16, description="Largest device message accepted; larger ones are dead letters."
+    )
+    ingest_device_rate: float = Field(
+        20.0, gt=0, description="Messages per second one device may send on average."
+    )
+    ingest_device_burst: int = Field(
+        100, ge=1, description="Messages one device may send in a burst above its rate."
+    )
+    ingest_command_ttl: float = Field(
+        300.0, gt=0, description="Seconds a command waits for the device's answer before EXPIRED."
+    )
+    ingest_health_interval: float = Field(
+        30.0, gt=0, description="Seconds between checks of which devices went silent."
+    )
+    ingest_command_timeout: float = Field(
+        5.0, gt=0, description="Seconds a device's HTTP endpoint gets to answer a command."
+    )
     apps_disabled: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated names of installed apps not to load."
     )
@@ -123,6 +163,13 @@ class Settings(BaseSettings):
         if not value.startswith(("memory://", "nats://", "tls://")):
             raise ValueError("must be memory:// or nats://host:port")
         return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _known_mqtt(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("must be mqtt://host:port or mqtts://host:port")
+        return value or None
 
     @field_validator("default_tenant")
     @classmethod

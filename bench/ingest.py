@@ -1,0 +1,278 @@
+"""Device ingestion over MQTT into the hub on PostgreSQL, against Mosquitto's own throughput.
+
+    .venv/bin/python bench/ingest.py [--devices 10000] [--messages 6] [--clients 8]
+                                     [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+
+The script starts a Mosquitto of its own (free port, no persistence, in-flight window 1000) and a
+hub as a real process (``cityhub serve``) on a new PostgreSQL database, provisions ``--devices``
+UltraLight devices (AirQualityObserved, 3 measures: t, h, p) through ``/iot/devices``, then:
+
+- baseline: ``devices × messages`` messages of the same size published with QoS 1 by the same
+  publishers on topics the hub does not read, to one subscriber (QoS 1): Mosquitto's throughput,
+  first publish to last message received;
+- the hub: the same number of messages on ``/<apikey>/<device_id>/attrs``, round-robin over the
+  devices. Each carries its publish time as its UltraLight timestamp, so each history instance
+  says when it was published (``observed_at``) and when the hub wrote it (``recorded_at``, taken
+  just before the batch's commit). Sustained messages/s = messages stored / (last write − first
+  publish); latency = recorded_at − observed_at per message (publish → entity updated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiomqtt
+import asyncpg
+import httpx
+from broker import _pg_database, _pg_drop
+
+from cityhub import migrate
+from cityhub.kit.db import create_engine
+
+TEMPERATURE = "https://uri.etsi.org/ngsi-ld/default-context/temperature"
+APIKEY = "bench-air"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    config = workdir / "mosquitto.conf"
+    config.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "max_inflight_messages 1000\nmax_queued_messages 10000000\n"
+        + ("user root\n" if os.geteuid() == 0 else "")
+    )
+    process = subprocess.Popen(
+        ["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    time.sleep(0.5)
+    return process, port
+
+
+def start_hub(workdir: Path, database_url: str, mqtt_port: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CITYHUB_")}
+    env |= {
+        "CITYHUB_DATABASE_URL": database_url,
+        "CITYHUB_MQTT_URL": f"mqtt://127.0.0.1:{mqtt_port}",
+        "CITYHUB_MQTT_CLIENT_ID": f"cityhub-bench-{uuid.uuid4().hex[:6]}",
+        "CITYHUB_MQTT_RECEIVE_MAXIMUM": "1000",
+        "CITYHUB_INGEST_DEVICE_RATE": "1000",
+        "CITYHUB_INGEST_DEVICE_BURST": "1000",
+        "CITYHUB_LOG_LEVEL": "WARNING",
+        "CITYHUB_ENV": "test",
+    }
+    log = (workdir / "hub.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cityhub", "serve", "--port", str(port), "--no-migrate"],
+        cwd=workdir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"hub not ready: {(workdir / 'hub.log').read_text()[-2000:]}")
+
+
+def device_ids(count: int) -> list[str]:
+    return [f"air-{number:05d}" for number in range(count)]
+
+
+async def provision(url: str, devices: list[str]) -> None:
+    headers = {"fiware-service": "bench", "fiware-servicepath": "/"}
+    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+        group = {
+            "apikey": APIKEY,
+            "entity_type": "AirQualityObserved",
+            "protocol": "IoTA-UL",
+            "attributes": [
+                {"object_id": "t", "name": "temperature", "type": "Number", "unitCode": "CEL"},
+                {"object_id": "h", "name": "relativeHumidity", "type": "Number"},
+                {"object_id": "p", "name": "pm25", "type": "Number", "unitCode": "GQ"},
+            ],
+        }
+        response = await client.post("/iot/services", json={"services": [group]}, headers=headers)
+        response.raise_for_status()
+        for start in range(0, len(devices), 1000):
+            chunk = [{"device_id": device} for device in devices[start : start + 1000]]
+            response = await client.post("/iot/devices", json={"devices": chunk}, headers=headers)
+            response.raise_for_status()
+
+
+def payload(number: int) -> bytes:
+    stamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return f"{stamp}|t|{15 + number % 20}.5|h|0.{40 + number % 50}|p|{20 + number % 60}".encode()
+
+
+async def publish_all(port: int, topics: list[str], clients: int, window: int = 200) -> float:
+    """Publish one message per topic with QoS 1 from ``clients`` connections; returns the start."""
+    started = time.perf_counter()
+
+    async def one_client(share: list[tuple[int, str]]) -> None:
+        async with aiomqtt.Client("127.0.0.1", port, max_inflight_messages=window) as client:
+            gate = asyncio.Semaphore(window)
+
+            async def send(number: int, topic: str) -> None:
+                async with gate:
+                    await client.publish(topic, payload(number), qos=1)
+
+            await asyncio.gather(*(send(number, topic) for number, topic in share))
+
+    numbered = list(enumerate(topics))
+    await asyncio.gather(*(one_client(numbered[i::clients]) for i in range(clients)))
+    return started
+
+
+async def baseline(port: int, devices: list[str], messages: int, clients: int) -> float:
+    total = len(devices) * messages
+    received = 0
+    done = asyncio.Event()
+    last = 0.0
+
+    async with aiomqtt.Client("127.0.0.1", port, identifier="bench-raw-sub") as subscriber:
+        await subscriber.subscribe("raw/+/attrs", qos=1)
+
+        async def consume() -> None:
+            nonlocal received, last
+            async for _ in subscriber.messages:
+                received += 1
+                if received == total:
+                    last = time.perf_counter()
+                    done.set()
+                    return
+
+        consumer = asyncio.create_task(consume())
+        topics = [f"raw/{device}/attrs" for _ in range(messages) for device in devices]
+        started = await publish_all(port, topics, clients)
+        await asyncio.wait_for(done.wait(), timeout=600)
+        await consumer
+    return total / (last - started)
+
+
+async def stored(dsn: str) -> int:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return int(
+            await connection.fetchval(
+                "SELECT count(*) FROM broker_attribute_instance WHERE attribute = $1", TEMPERATURE
+            )
+        )
+    finally:
+        await connection.close()
+
+
+async def through_hub(
+    port: int, dsn: str, devices: list[str], messages: int, clients: int
+) -> tuple[float, float, float, int, int]:
+    before = await stored(dsn)
+    total = len(devices) * messages
+    topics = [f"/{APIKEY}/{device}/attrs" for _ in range(messages) for device in devices]
+    await publish_all(port, topics, clients)
+    last_count, stalled = -1, time.monotonic()
+    while True:
+        count = await stored(dsn) - before
+        if count >= total:
+            break
+        if count != last_count:
+            last_count, stalled = count, time.monotonic()
+        elif time.monotonic() - stalled > 60:
+            print(f"stopped at {count} of {total} messages stored")
+            break
+        await asyncio.sleep(0.5)
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch(
+            "SELECT observed_at, recorded_at FROM broker_attribute_instance WHERE attribute = $1",
+            TEMPERATURE,
+        )
+        letters = int(await connection.fetchval("SELECT count(*) FROM ingest_dead_letter"))
+    finally:
+        await connection.close()
+    latencies = sorted((row["recorded_at"] - row["observed_at"]).total_seconds() for row in rows)
+    first = min(row["observed_at"] for row in rows)
+    last = max(row["recorded_at"] for row in rows)
+    rate = len(rows) / (last - first).total_seconds()
+    p50 = statistics.median(latencies)
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return rate, p50, p99, len(rows), letters
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--messages", type=int, default=6, help="messages per device")
+    parser.add_argument("--clients", type=int, default=8, help="MQTT connections the devices share")
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+    if shutil.which("mosquitto") is None:
+        raise SystemExit("mosquitto is not installed")
+    workdir = Path(tempfile.mkdtemp(prefix="cityhub-bench-ingest-"))
+    name, url, dsn = await _pg_database(args.postgres)
+    mosquitto, port = start_mosquitto(workdir)
+    hub = None
+    try:
+        engine = create_engine(url)
+        await migrate.upgrade(engine)
+        await engine.dispose()
+        hub, hub_url = start_hub(workdir, url, port)
+        devices = device_ids(args.devices)
+        t0 = time.perf_counter()
+        await provision(hub_url, devices)
+        print(f"provisioned {len(devices)} devices in {time.perf_counter() - t0:.1f}s")
+        raw = await baseline(port, devices, args.messages, args.clients)
+        rate, p50, p99, count, letters = await through_hub(port, dsn, devices, args.messages, args.clients)
+        total = len(devices) * args.messages
+        print(f"machine: {platform.machine()}, {os.cpu_count()} cores; PostgreSQL; Mosquitto (own process)")
+        print(f"messages: {total} ({len(devices)} devices x {args.messages}, 3 measures each), QoS 1")
+        print(f"hub: {count} stored, {letters} dead letters")
+        print(
+            f"hub sustained: {rate:,.0f} msg/s stored; latency publish -> entity updated "
+            f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+        )
+        print(f"baseline Mosquitto alone (same publishers, one QoS 1 subscriber): {raw:,.0f} msg/s")
+        print(f"ratio hub / Mosquitto: {rate / raw:.3f}")
+    finally:
+        if hub is not None:
+            hub.send_signal(signal.SIGTERM)
+            try:
+                hub.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                hub.kill()
+        mosquitto.terminate()
+        mosquitto.wait(timeout=10)
+        await _pg_drop(args.postgres, name)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

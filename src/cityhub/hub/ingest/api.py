@@ -1,0 +1,280 @@
+"""HTTP endpoints of the device gateway.
+
+``/iot/...`` speaks as FIWARE's IoT Agents do: provisioning of service groups and devices
+(``/iot/services``, ``/iot/devices``) with the ``fiware-service`` header naming the tenant (the
+broker tenant that ``NGSILD-Tenant`` names; the hub's default tenant without one) and
+``fiware-servicepath`` the service path (the entities' NGSI-LD scope), and the southbound
+transports for devices: ``POST /iot/json?k=<apikey>&i=<device_id>`` (JSON) and
+``POST /iot/d?k=…&i=…`` (UltraLight 2.0).
+
+``/api/v1/ingest/...`` is CityHub's own: dead letters and their counts, commands, data models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from cityhub.hub.broker.ngsi import expand_scopes
+from cityhub.hub.ingest import health, letters, measures, service
+from cityhub.hub.ingest.gateway import Gateway
+from cityhub.hub.ingest.schemas import (
+    CommandOut,
+    DeadLetterCount,
+    DeadLetterCounts,
+    DeadLetterList,
+    DeadLetterOut,
+    DeviceList,
+    DeviceOut,
+    DevicesIn,
+    DeviceUpdate,
+    HealthByGroup,
+    HealthCount,
+    NetworkHealth,
+    ServiceGroupList,
+    ServiceGroupsIn,
+    ServiceGroupUpdate,
+)
+from cityhub.hub.ingest.tasks import Letter
+from cityhub.kit.db import scope_to_tenant
+from cityhub.kit.errors import (
+    BadRequestData,
+    HubError,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+)
+from cityhub.kit.time import utcnow
+from cityhub.kit.web import TENANT_HEADER, DbSession
+
+SERVICE_HEADER = "fiware-service"
+SERVICE_PATH_HEADER = "fiware-servicepath"
+ANY_PATH = ("/*", "/#")
+
+router = APIRouter(tags=["Device ingestion"])
+
+
+class IotRequest:
+    """The tenant (``fiware-service``, or ``NGSILD-Tenant``, or the default) and service path of a
+    request; the session is scoped to the tenant."""
+
+    def __init__(self, request: Request, session: DbSession) -> None:
+        headers = request.headers
+        tenant = headers.get(SERVICE_HEADER) or headers.get(TENANT_HEADER) or request.app.state.default_tenant
+        if not tenant or len(tenant) > 64 or not tenant.isprintable() or "/" in tenant:
+            raise BadRequestData(f"service {tenant!r} is not a valid tenant name")
+        path = headers.get(SERVICE_PATH_HEADER) or "/"
+        self.path_given = SERVICE_PATH_HEADER in headers and path not in ANY_PATH
+        if path not in ANY_PATH and path != "/":
+            try:
+                expand_scopes(path)
+            except HubError:
+                raise BadRequestData(f"service path {path!r} must read /district/area") from None
+        self.tenant = tenant
+        self.service_path = "/" if path in ANY_PATH else path
+        self.session = session
+        self.gateway: Gateway = request.app.state.hub.ingest
+        scope_to_tenant(session, tenant)
+
+    @property
+    def path_filter(self) -> str | None:
+        return self.service_path if self.path_given else None
+
+
+Iot = Annotated[IotRequest, Depends(IotRequest)]
+
+
+# -- provisioning -----------------------------------------------------------------------------------
+
+
+@router.post("/iot/services", status_code=201, summary="Provision service groups")
+async def create_services(iot: Iot, body: ServiceGroupsIn) -> Response:
+    await service.create_groups(iot.session, iot.service_path, body.services)
+    iot.gateway.forget()
+    return Response(status_code=201)
+
+
+@router.get("/iot/services", summary="List service groups", response_model=ServiceGroupList)
+async def list_services(
+    iot: Iot, limit: Annotated[int, Query(ge=1, le=1000)] = 20, offset: Annotated[int, Query(ge=0)] = 0
+) -> ServiceGroupList:
+    rows, total = await service.list_groups(iot.session, iot.path_filter, limit=limit, offset=offset)
+    return ServiceGroupList(count=total, services=[service.group_out(row) for row in rows])
+
+
+@router.put("/iot/services", status_code=204, summary="Update a service group")
+async def update_service(
+    iot: Iot, body: ServiceGroupUpdate, apikey: str, resource: str | None = None
+) -> Response:
+    await service.update_group(iot.session, apikey, resource, body)
+    iot.gateway.forget()
+    return Response(status_code=204)
+
+
+@router.delete("/iot/services", status_code=204, summary="Remove a service group")
+async def delete_service(iot: Iot, apikey: str, resource: str | None = None) -> Response:
+    await service.delete_group(iot.session, apikey, resource)
+    iot.gateway.forget()
+    return Response(status_code=204)
+
+
+@router.post("/iot/devices", status_code=201, summary="Provision devices")
+async def create_devices(iot: Iot, body: DevicesIn) -> Response:
+    await service.create_devices(iot.session, iot.service_path, body.devices, iot.gateway.expand)
+    iot.gateway.forget()
+    return Response(status_code=201)
+
+
+@router.get("/iot/devices", summary="List devices", response_model=DeviceList)
+async def list_devices(
+    iot: Iot, limit: Annotated[int, Query(ge=1, le=1000)] = 20, offset: Annotated[int, Query(ge=0)] = 0
+) -> DeviceList:
+    rows, total = await service.list_devices(iot.session, iot.path_filter, limit=limit, offset=offset)
+    return DeviceList(count=total, devices=[service.device_out(row) for row in rows])
+
+
+@router.get("/iot/devices/{device_id}", summary="Read a device", response_model=DeviceOut)
+async def get_device(iot: Iot, device_id: str) -> DeviceOut:
+    return service.device_out(await service.get_device(iot.session, device_id))
+
+
+@router.put("/iot/devices/{device_id}", status_code=204, summary="Update a device")
+async def update_device(iot: Iot, device_id: str, body: DeviceUpdate) -> Response:
+    await service.update_device(iot.session, device_id, body, iot.gateway.expand)
+    iot.gateway.forget()
+    return Response(status_code=204)
+
+
+@router.delete("/iot/devices/{device_id}", status_code=204, summary="Remove a device")
+async def delete_device(iot: Iot, device_id: str) -> Response:
+    await service.delete_device(iot.session, device_id)
+    iot.gateway.forget()
+    return Response(status_code=204)
+
+
+# -- southbound HTTP transports ---------------------------------------------------------------------
+
+
+_ERRORS: dict[str, type[HubError]] = {
+    measures.UNKNOWN_APIKEY: NotFound,
+    measures.UNKNOWN_DEVICE: NotFound,
+    measures.UNKNOWN_COMMAND: NotFound,
+    measures.INVALID_PAYLOAD: BadRequestData,
+    measures.VALIDATION_FAILED: BadRequestData,
+    measures.RATE_LIMITED: TooManyRequests,
+    measures.TOO_LARGE: PayloadTooLarge,
+    measures.WRITE_FAILED: HubError,
+}
+
+
+def refusal(letter: Letter) -> HubError:
+    """The answer to a device whose message became ``letter``."""
+    return _ERRORS[letter.reason](letter.detail, reason=letter.reason, deadLetter=letter.id)
+
+
+async def _measure(request: Request, fmt: str, k: str | None, i: str | None) -> Response:
+    gateway: Gateway = request.app.state.hub.ingest
+    payload = await request.body()
+    tenant = request.headers.get(SERVICE_HEADER)
+    source = f"{request.method} {request.url.path}"
+    if not k or not i:
+        missing = measures.Rejected(measures.INVALID_PAYLOAD, "the query needs k=<apikey> and i=<device_id>")
+        outcome = gateway.reject(
+            missing, tenant=tenant, transport="http", payload=payload, apikey=k, device_id=i, source=source
+        )
+    else:
+        outcome = await gateway.receive("http", k, i, payload, fmt=fmt, source=source, tenant=tenant)
+    letter = await outcome
+    if letter is not None:
+        raise refusal(letter)
+    return Response(status_code=200)
+
+
+@router.post("/iot/json", summary="Measures from a device, as JSON")
+async def json_measures(request: Request, k: str | None = None, i: str | None = None) -> Response:
+    """The body is one object of measures (``{"t": 23.4, "h": 40}``, with an optional
+    ``TimeInstant``), or an array of them."""
+    return await _measure(request, "JSON", k, i)
+
+
+@router.post("/iot/d", summary="Measures from a device, as UltraLight 2.0")
+async def ul_measures(request: Request, k: str | None = None, i: str | None = None) -> Response:
+    """The body is UltraLight 2.0: ``t|23.4|h|40``, several groups separated by ``#`` or line
+    breaks, each optionally after its timestamp."""
+    return await _measure(request, "UL", k, i)
+
+
+# -- CityHub's own ----------------------------------------------------------------------------------
+
+
+@router.get("/api/v1/ingest/dead-letters", summary="Refused device messages", response_model=DeadLetterList)
+async def dead_letters(
+    iot: Iot,
+    device_id: str | None = None,
+    reason: str | None = None,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DeadLetterList:
+    if reason is not None and reason not in measures.REASONS:
+        raise BadRequestData(f"reason must be one of {', '.join(measures.REASONS)}")
+    rows, total = await letters.list_dead_letters(
+        iot.session, device_id=device_id, reason=reason, since=since, limit=limit, offset=offset
+    )
+    return DeadLetterList(
+        count=total, deadLetters=[DeadLetterOut.model_validate(row, from_attributes=True) for row in rows]
+    )
+
+
+@router.get(
+    "/api/v1/ingest/dead-letters/counts",
+    summary="Refused device messages counted by device and reason",
+    response_model=DeadLetterCounts,
+)
+async def dead_letter_counts(iot: Iot) -> DeadLetterCounts:
+    rows = await letters.dead_letter_counts(iot.session)
+    counts = [
+        DeadLetterCount(device_id=device, reason=reason, count=count, last_received_at=last)
+        for device, reason, count, last in rows
+    ]
+    return DeadLetterCounts(total=sum(c.count for c in counts), counts=counts)
+
+
+@router.get(
+    "/api/v1/ingest/devices/{device_id}/commands",
+    summary="Commands sent to a device, newest first",
+    response_model=list[CommandOut],
+)
+async def device_commands(
+    iot: Iot, device_id: str, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+) -> list[CommandOut]:
+    await service.get_device(iot.session, device_id)
+    rows = await service.list_commands(iot.session, device_id, limit=limit)
+    return [CommandOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+@router.get(
+    "/api/v1/ingest/health",
+    summary="Sensing-network health: devices online, offline, unknown by type and district",
+    response_model=NetworkHealth,
+)
+async def network_health(iot: Iot) -> NetworkHealth:
+    found = await health.summary(iot.session, utcnow())
+
+    def groups(tallies: dict[str, health.Tally]) -> list[HealthByGroup]:
+        return [HealthByGroup(name=name, **tallies[name].as_dict()) for name in sorted(tallies)]
+
+    return NetworkHealth(
+        overall=HealthCount(**found.overall.as_dict()),
+        byType=groups(found.by_type),
+        byDistrict=groups(found.by_district),
+        lowBattery=sorted(found.low_battery),
+    )
+
+
+@router.get("/api/v1/ingest/models", summary="Data models measures are validated against")
+async def data_models(request: Request) -> list[dict[str, Any]]:
+    gateway: Gateway = request.app.state.hub.ingest
+    return [model.schema() for model in gateway.models]
