@@ -141,7 +141,7 @@ class HealthMonitor:
             )
         }
         entity_ids = [service.device_entity_id(device_id) for device_id, _ in items]
-        loaded, stored = await service.load_entities(session, entity_ids)
+        before, stored = await service.load_entities(session, entity_ids)
         written = []
         at = isoformat(now)
         for device_id, state in items:
@@ -176,5 +176,4 @@ class HealthMonitor:
             else:
                 assert device.last_seen_at is not None
                 enqueue(session, DeviceBackOnline(**common, last_seen_at=isoformat(device.last_seen_at)))
-        await broker.write_many(session, written)
-        del loaded
+        await broker.write_many(session, written, before=before)

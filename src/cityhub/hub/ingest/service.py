@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.hub.broker import changes, ngsi
 from cityhub.hub.broker import service as broker
-from cityhub.hub.broker.models import BrokerEntity
 from cityhub.hub.ingest import measures, profiles
 from cityhub.hub.ingest.measures import Profile, Rejected
 from cityhub.hub.ingest.models import IngestCommand, IngestDevice, IngestServiceGroup
@@ -31,7 +30,6 @@ from cityhub.hub.ingest.schemas import (
 )
 from cityhub.kit.db import ALL_TENANTS, current_tenant
 from cityhub.kit.errors import AlreadyExists, BadRequestData, NotFound
-from cityhub.kit.jsondata import json_copy
 from cityhub.kit.time import isoformat, utcnow
 
 Expand = Callable[[str], str]
@@ -61,14 +59,11 @@ def device_entity_id(device_id: str) -> str:
 
 async def load_entities(
     session: AsyncSession, entity_ids: Sequence[str]
-) -> tuple[list[BrokerEntity], dict[str, dict[str, Any]]]:
-    """The stored rows of ``entity_ids`` and copies of their entities to change. Keep the rows
-    referenced until :func:`broker.write_many` has run: it reads each entity's state before the
-    change from the session's identity map, which holds loaded rows only weakly."""
-    rows = list(
-        await session.scalars(select(BrokerEntity).where(BrokerEntity.entity_id.in_(set(entity_ids))))
-    )
-    return rows, {row.entity_id: json_copy(row.data) for row in rows}
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The stored entities of ``entity_ids`` as they are (the state before, for
+    :func:`broker.write_many`) and copies of them to change."""
+    before = await broker.stored_entities(session, list(set(entity_ids)))
+    return before, {entity_id: broker.writable(entity) for entity_id, entity in before.items()}
 
 
 # -- service groups ---------------------------------------------------------------------------------
@@ -279,7 +274,7 @@ async def _write_entities(
     """Each device's entity (static and command attributes, added where missing) and its Device entity."""
     await broker.ensure_tenant(session, _tenant(session))
     ids = [row.entity_name for row, _ in rows] + [device_entity_id(row.device_id) for row, _ in rows]
-    loaded, stored = await load_entities(session, ids)
+    before, stored = await load_entities(session, ids)
     now = isoformat(utcnow())
     written: dict[str, dict[str, Any]] = {}
     for row, group in rows:
@@ -309,8 +304,7 @@ async def _write_entities(
                 expand("deviceState"): [measures.instance("Property", "provisioned", None, None)],
             }
             _upsert(written, stored, device_id, [expand("Device")], profile.scope, described, now)
-    await broker.write_many(session, list(written.values()))
-    del loaded
+    await broker.write_many(session, list(written.values()), before=before)
 
 
 def _upsert(
@@ -434,7 +428,7 @@ async def set_command_status(
     device = await session.get(IngestDevice, (command.tenant_code, command.device_id))
     if device is None:
         return
-    loaded, stored = await load_entities(session, [device.entity_name])
+    before, stored = await load_entities(session, [device.entity_name])
     entity = stored.get(device.entity_name)
     if entity is None:
         return
@@ -446,5 +440,4 @@ async def set_command_status(
         ],
     }
     changes.append(entity, attrs, at)
-    await broker.write_many(session, [entity])
-    del loaded
+    await broker.write_many(session, [entity], before=before)

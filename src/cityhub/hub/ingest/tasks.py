@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cityhub.hub.broker import changes
 from cityhub.hub.broker import service as broker
 from cityhub.hub.broker.ngsi import Attributes
-from cityhub.hub.ingest import measures, service
+from cityhub.hub.ingest import measures
 from cityhub.hub.ingest.models import IngestDeadLetter, IngestDevice
 from cityhub.kit.db import scope_to_tenant
 from cityhub.kit.ids import new_id
@@ -268,24 +268,26 @@ def _rounds(updates: list[Update]) -> list[list[Update]]:
 
 async def _apply(session: AsyncSession, updates: list[Update]) -> None:
     now = isoformat(utcnow())
-    for number, batch in enumerate(_rounds(updates)):
-        if number:
-            session.expunge_all()  # the next round starts from what this one wrote
-        rows, stored = await service.load_entities(session, [item.entity_id for item in batch])
+    latest: dict[str, dict[str, Any]] = {}  # each entity as the previous round left it
+    for batch in _rounds(updates):
+        unread = [item.entity_id for item in batch if item.entity_id not in latest]
+        before = await broker.stored_entities(session, unread)
+        before.update((item.entity_id, latest[item.entity_id]) for item in batch if item.entity_id in latest)
         written = []
         for item in batch:
-            entity = stored.get(item.entity_id)
-            if entity is None:
+            previous = before.get(item.entity_id)
+            if previous is None:
                 entity = {"id": item.entity_id, "type": list(item.types), "attrs": json_copy(item.attrs)}
                 if item.scope:
                     entity["scope"] = list(item.scope)
                 changes.stamp(entity, now, created=True)
             else:
+                entity = broker.writable(previous)
                 changes.add_types(entity, item.types)
                 changes.append(entity, item.attrs, now)
             written.append(entity)
-        await broker.write_many(session, written)
-        del rows
+        await broker.write_many(session, written, before=before)
+        latest.update({str(entity["id"]): entity for entity in written})
 
 
 async def _seen(session: AsyncSession, tenant: str, updates: list[Update]) -> None:
