@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,9 +37,16 @@ from cityhub.hub.tenancy import service as tenancy
 from cityhub.kit.db import create_engine, session_factory
 from cityhub.kit.errors import AlreadyExists
 from cityhub.kit.logs import configure_logging
-from cityhub.kit.web import PROBLEM_MEDIA_TYPES, BodyLimitMiddleware, install_error_handlers
+from cityhub.kit.web import (
+    PROBLEM_MEDIA_TYPES,
+    BodyLimitMiddleware,
+    SecurityHeadersMiddleware,
+    install_error_handlers,
+)
 from cityhub.platform import HubPlatform
 from cityhub.plugins import AppRunner, Registry, discover
+from cityhub.systems.security import api as security_api
+from cityhub.systems.security.guard import AuditMiddleware, SecurityRuntime, guard
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +84,12 @@ class Hub:
         self.metrics = HubMetrics()
         self.metrics.add_gauges(self._gauges)
         self._outbox_pending = 0.0
+        #: Access control, audit and security events; None when CITYHUB_AUTH_MODE is off.
+        self.security: SecurityRuntime | None = (
+            SecurityRuntime(settings, self.sessions, self.metrics.registry)
+            if settings.auth_mode == "on"
+            else None
+        )
 
     def _wake_relay(self) -> None:
         self.relay.wake()
@@ -132,6 +146,8 @@ class Hub:
         await self.runner.teardown()
         await self.bus.stop()
         await self.contexts.aclose()
+        if self.security is not None:
+            await self.security.aclose()
         await self.engine.dispose()
         log.info("CityHub stopped")
 
@@ -218,17 +234,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="新型智慧城市中枢平台 · the new-type smart city hub",
         lifespan=lifespan,
+        # With auth on, every route (the broker's, the hub's, every application's, mounted now or
+        # at start-up) runs the guard before its own dependencies: access control in one place.
+        dependencies=[Depends(guard)] if hub.security is not None else None,
     )
     app.state.hub = hub
+    app.state.security = hub.security
     app.state.sessions = hub.sessions
     app.state.default_tenant = settings.default_tenant
     app.state.tenant_resolver = hub.resolve_tenant
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if hub.security is not None:
+        app.add_middleware(AuditMiddleware, runtime=hub.security)
     app.add_middleware(MetricsMiddleware, metrics=hub.metrics)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.env == "production")
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Link", "NGSILD-Tenant", "Accept"],
+            expose_headers=["Location", "Link", "NGSILD-Tenant", "NGSILD-Results-Count"],
+            allow_credentials=False,
+            max_age=600,
+        )
     app.include_router(ops_api.router)
     app.include_router(tenancy_api.router)
     app.include_router(broker_api.router)
+    if hub.security is not None:
+        for router in security_api.ROUTERS:
+            app.include_router(router)
     # ETSI GS CIM 009 answers errors as ProblemDetails in application/json
     setattr(app.state, PROBLEM_MEDIA_TYPES, {broker_api.router.prefix + "/": "application/json"})
     return app
