@@ -32,7 +32,6 @@ def secure_settings(database_url: str, **overrides: Any) -> Settings:
         "outbox_poll_interval": 0.05,
         "auth_mode": "on",
         "secret_key": SECRET_KEY,
-        "auth_cache_seconds": 0,
         "rate_limit_per_minute": 0,
     }
     return Settings(**(values | overrides))
