@@ -170,7 +170,7 @@ async def test_no_leak_across_boundaries_in_random_combinations(
             )
             assert response.status_code == 201, response.text
             oracle.entities[tenant].add(entity_id)
-    every_id = sorted(set().union(*oracle.entities.values())) + ["urn:ngsi-ld:Sensor:none"]
+    every_id = [*sorted(set().union(*oracle.entities.values())), "urn:ngsi-ld:Sensor:none"]
     users = sorted(oracle.grants)
     leaks: list[str] = []
     mistakes: list[str] = []

@@ -32,7 +32,7 @@ async def _records(app: FastAPI) -> list[AuditRecord]:
 async def _write_some(app: FastAPI, client: httpx.AsyncClient) -> None:
     operator = await add_user(app, "410100", [("410100", "operator")])
     headers = await bearer(client, operator)
-    for number in range(3):
+    for _ in range(3):
         response = await client.post(
             "/ngsi-ld/v1/entities",
             json={"id": f"urn:ngsi-ld:Sensor:{uuid.uuid4().hex}", "type": "Sensor"},
