@@ -513,6 +513,50 @@ def audit_prune() -> None:
     console.print(f"pruned {_run(run, settings)} record(s)")
 
 
+@app.command("backup")
+def backup_command(
+    directory: Annotated[Path, typer.Option("--dir", help="Folder the backup is written to.")] = Path(
+        "var/backups"
+    ),
+    keep: Annotated[
+        int, typer.Option(min=0, help="Keep this many newest backups in the folder (0: keep all).")
+    ] = 0,
+) -> None:
+    """Back up the database: SQLite with its online backup API (the hub may keep running),
+    PostgreSQL with pg_dump. Run it from a timer (cron, systemd) for scheduled backups."""
+    from cityhub.systems.security import backup
+
+    settings = _settings()
+    try:
+        path = backup.backup(settings.database_url, directory)
+    except backup.BackupError as error:
+        err.print(f"[bold red]backup failed:[/] {error}")
+        raise typer.Exit(1) from None
+    console.print(f"backup written: {path} ({path.stat().st_size} bytes)")
+    if keep:
+        for old in backup.prune(directory, keep):
+            console.print(f"removed old backup {old.name}")
+
+
+@app.command("restore")
+def restore_command(
+    source: Annotated[Path, typer.Argument(help="Backup file made by `cityhub backup`.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Replace the database without asking.")] = False,
+) -> None:
+    """Replace the database with a backup. Stop every hub process first."""
+    from cityhub.systems.security import backup
+
+    settings = _settings()
+    if not yes and not typer.confirm(f"replace the database at {settings.database_url} with {source}?"):
+        raise typer.Exit(1)
+    try:
+        backup.restore(settings.database_url, source)
+    except backup.BackupError as error:
+        err.print(f"[bold red]restore failed:[/] {error}")
+        raise typer.Exit(1) from None
+    console.print(f"restored {source.name}")
+
+
 def main() -> None:
     logging.captureWarnings(True)
     try:
