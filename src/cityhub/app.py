@@ -15,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -46,7 +47,7 @@ from cityhub.kit.web import (
 from cityhub.platform import HubPlatform
 from cityhub.plugins import AppRunner, Registry, discover
 from cityhub.systems.security import api as security_api
-from cityhub.systems.security.guard import AuditMiddleware, SecurityRuntime, guard
+from cityhub.systems.security.guard import AuditMiddleware, SecurityRuntime, declare_bearer, guard
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +217,17 @@ class Hub:
             )
 
 
+def _declare_bearer(app: FastAPI) -> None:
+    describe = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = declare_bearer(describe())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -265,6 +277,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if hub.security is not None:
         for router in security_api.ROUTERS:
             app.include_router(router)
+        _declare_bearer(app)
     # ETSI GS CIM 009 answers errors as ProblemDetails in application/json
     setattr(app.state, PROBLEM_MEDIA_TYPES, {broker_api.router.prefix + "/": "application/json"})
     return app

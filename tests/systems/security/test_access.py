@@ -232,3 +232,12 @@ async def test_platform_admins_reach_every_tenant(
         "/ngsi-ld/v1/entities", json=entity("urn:ngsi-ld:Sensor:x"), headers=admin | {"NGSILD-Tenant": tenant}
     )
     assert created.status_code == 201, created.text
+
+
+async def test_the_api_description_says_which_operations_need_a_token(sclient: httpx.AsyncClient) -> None:
+    schema = (await sclient.get("/openapi.json")).json()
+    assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert schema["paths"]["/ngsi-ld/v1/entities/{entity_id}"]["get"]["security"] == [{"bearer": []}]
+    assert schema["paths"]["/api/v1/system/status"]["get"]["security"] == [{"bearer": []}]
+    assert "security" not in schema["paths"]["/api/v1/auth/token"]["post"]
+    assert "security" not in schema["paths"]["/healthz"]["get"]

@@ -26,10 +26,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Any
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Request
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -155,7 +154,7 @@ class SecurityRuntime:
             await self.detector.record("rate_limited", source=source, username=username, key=key)
             raise TooManyRequests(f"more than {limit} requests in a minute; try again shortly")
 
-    async def authorize(self, request: Request, bearer: HTTPAuthorizationCredentials | None) -> None:
+    async def authorize(self, request: Request, bearer: str | None) -> None:
         source = request.client.host if request.client else None
         blocked = await self._blocked_sources()
         if source is not None and source in blocked:
@@ -172,7 +171,7 @@ class SecurityRuntime:
         if bearer is None:
             raise Unauthorized("this API needs a bearer token: POST /api/v1/auth/token")
         try:
-            claims = credentials.read_access_token(self.key, bearer.credentials)
+            claims = credentials.read_access_token(self.key, bearer)
         except credentials.TokenError as error:
             await self.detector.record("token_invalid", source=source, tenant=tenant, reason=str(error))
             raise Unauthorized(str(error)) from None
@@ -204,16 +203,31 @@ class SecurityRuntime:
             raise Forbidden(f"{principal.username} may not {verb} here {where}")
 
 
-_BEARER = HTTPBearer(auto_error=False, description="An access token from POST /api/v1/auth/token")
-
-
-async def guard(
-    request: Request, bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
-) -> None:
-    """The dependency the app applies to every route when auth is on (it also declares the bearer
-    scheme in the OpenAPI description)."""
+async def guard(request: Request) -> None:
+    """The dependency the app applies to every route when auth is on."""
     runtime: SecurityRuntime = request.app.state.security
-    await runtime.authorize(request, bearer)
+    scheme, _, value = (request.headers.get("authorization") or "").partition(" ")
+    await runtime.authorize(request, value.strip() if scheme.lower() == "bearer" and value.strip() else None)
+
+
+BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "An access token from POST /api/v1/auth/token",
+}
+
+
+def declare_bearer(schema: dict[str, Any]) -> dict[str, Any]:
+    """Mark every operation but the public ones as needing the bearer token in an OpenAPI
+    description (the guard is one dependency for all routes, not a parameter of each)."""
+    components = schema.setdefault("components", {})
+    components.setdefault("securitySchemes", {})["bearer"] = BEARER_SCHEME
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            if isinstance(operation, dict) and requirement(method.upper(), path) is not None:
+                operation["security"] = [{"bearer": []}]
+    return schema
 
 
 def principal_of(request: Request) -> Principal:
