@@ -239,3 +239,17 @@ async def test_audit_api_is_scoped_and_needs_the_second_factor(
     assert (
         await sclient.get("/api/v1/audit/records", headers=await bearer(sclient, no_mfa))
     ).status_code == 403
+
+
+async def test_audit_records_filter_by_time(secure_app: FastAPI, sclient: httpx.AsyncClient) -> None:
+    platform = await bearer(sclient, await add_user(secure_app, "410100", platform_admin=True, totp=True))
+    every = (await sclient.get("/api/v1/audit/records", headers=platform)).json()["items"]
+    assert every
+    for since in ("2000-01-01T00:00:00", "2000-01-01T00:00:00Z", "2000-01-01T08:00:00+08:00"):
+        page = await sclient.get("/api/v1/audit/records", params={"since": since}, headers=platform)
+        assert page.status_code == 200, page.text
+        assert len(page.json()["items"]) == len(every)
+    future = await sclient.get(
+        "/api/v1/audit/records", params={"since": "2999-01-01T00:00:00"}, headers=platform
+    )
+    assert future.json()["items"] == []

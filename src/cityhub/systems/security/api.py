@@ -19,7 +19,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import delete, select
 
 from cityhub.kit.errors import AlreadyExists, BadRequestData, InvalidRequest, NotFound
-from cityhub.kit.time import utcnow
+from cityhub.kit.time import ensure_utc, utcnow
 from cityhub.kit.web import DbSession, RequestTenant, problem
 from cityhub.systems.security import audit, awareness, credentials, service
 from cityhub.systems.security.guard import SecurityRuntime, client_address, principal_of
@@ -361,8 +361,8 @@ async def audit_records(
         tenants=_audit_tenants(request, tenant),
         after=after,
         limit=limit,
-        since=since,
-        until=until,
+        since=ensure_utc(since) if since else None,  # a time without offset is UTC
+        until=ensure_utc(until) if until else None,
         action=action,
         actor=actor,
     )
