@@ -241,3 +241,16 @@ async def test_the_api_description_says_which_operations_need_a_token(sclient: h
     assert schema["paths"]["/api/v1/system/status"]["get"]["security"] == [{"bearer": []}]
     assert "security" not in schema["paths"]["/api/v1/auth/token"]["post"]
     assert "security" not in schema["paths"]["/healthz"]["get"]
+
+
+async def test_out_of_range_paging_is_a_bad_request(secure_app: FastAPI, sclient: httpx.AsyncClient) -> None:
+    """Found by schemathesis: an offset past SQLite's integers was a 500."""
+    admin = await bearer(sclient, await add_user(secure_app, CITY, platform_admin=True, totp=True))
+    for path, parameter in (
+        ("/api/v1/users", "offset"),
+        ("/api/v1/tenants", "offset"),
+        ("/api/v1/audit/records", "after"),
+    ):
+        response = await sclient.get(path, params={parameter: 2**70}, headers=admin)
+        assert response.status_code == 400, (path, response.text)
+        assert (await sclient.get(path, params={parameter: 3}, headers=admin)).status_code == 200

@@ -224,7 +224,7 @@ async def list_users(
     session: DbSession,
     tenant: RequestTenant,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
 ) -> UserPage:
     rows, total = await service.list_users(session, tenant=tenant, limit=limit, offset=offset)
     return UserPage(items=[UserRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
@@ -349,7 +349,7 @@ async def audit_records(
     request: Request,
     session: DbSession,
     tenant: RequestTenant,
-    after: Annotated[int, Query(ge=0, description="Sequence number to continue after")] = 0,
+    after: Annotated[int, Query(ge=0, le=2**62, description="Sequence number to continue after")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     since: datetime | None = None,
     until: datetime | None = None,
