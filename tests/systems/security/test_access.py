@@ -254,3 +254,39 @@ async def test_out_of_range_paging_is_a_bad_request(secure_app: FastAPI, sclient
         response = await sclient.get(path, params={parameter: 2**70}, headers=admin)
         assert response.status_code == 400, (path, response.text)
         assert (await sclient.get(path, params={parameter: 3}, headers=admin)).status_code == 200
+
+
+async def test_tenant_administrators_cannot_touch_platform_administrators(
+    secure_app: FastAPI, sclient: httpx.AsyncClient
+) -> None:
+    chief = await add_user(secure_app, CITY, platform_admin=True, totp=True)
+    city_admin = await bearer(sclient, await add_user(secure_app, CITY, [(CITY, "admin")], totp=True))
+    for method, path, body in (
+        ("PATCH", f"/api/v1/users/{chief.user.id}", {"active": False}),
+        ("POST", f"/api/v1/users/{chief.user.id}/revoke-tokens", None),
+        ("POST", f"/api/v1/users/{chief.user.id}/grants", {"role": "viewer"}),
+        ("DELETE", f"/api/v1/users/{chief.user.id}/grants/{CITY}/admin", None),
+    ):
+        response = await sclient.request(method, path, json=body, headers=city_admin)
+        assert response.status_code == 403, (method, path, response.text)
+    # an ordinary user of the same tenant is theirs to manage
+    clerk = await add_user(secure_app, CITY, [(CITY, "viewer")])
+    granted = await sclient.post(
+        f"/api/v1/users/{clerk.user.id}/grants", json={"role": "operator"}, headers=city_admin
+    )
+    assert granted.status_code == 201, granted.text
+    # and a grant never reaches above the user's home, nor where the granter has no say
+    county_clerk = await add_user(secure_app, "410102", [("410102", "viewer")])
+    county_headers = city_admin | {"NGSILD-Tenant": "410102"}
+    upwards = await sclient.post(
+        f"/api/v1/users/{county_clerk.user.id}/grants",
+        json={"role": "viewer", "tenant_code": CITY},
+        headers=county_headers,
+    )
+    assert upwards.status_code == 400
+    elsewhere = await sclient.post(
+        f"/api/v1/users/{clerk.user.id}/grants",
+        json={"role": "viewer", "tenant_code": OTHER_CITY},
+        headers=city_admin,
+    )
+    assert elsewhere.status_code == 403

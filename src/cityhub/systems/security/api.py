@@ -18,7 +18,7 @@ from fastapi import APIRouter, Form, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy import delete, select
 
-from cityhub.kit.errors import AlreadyExists, BadRequestData, InvalidRequest, NotFound
+from cityhub.kit.errors import AlreadyExists, BadRequestData, Forbidden, InvalidRequest, NotFound
 from cityhub.kit.time import ensure_utc, utcnow
 from cityhub.kit.web import DbSession, RequestTenant, problem
 from cityhub.systems.security import audit, awareness, credentials, service
@@ -219,6 +219,15 @@ async def revoke(
 # --- users and departments ------------------------------------------------------------------
 
 
+async def _managed_user(request: Request, session: DbSession, user_id: uuid.UUID, tenant: str) -> User:
+    """A user of the request's tenant the caller may change: platform administrators are changed
+    by platform administrators only, whatever tenant they call home."""
+    user = await service.get_user(session, user_id, tenant=tenant)
+    if user.platform_admin and not principal_of(request).platform_admin:
+        raise Forbidden("platform administrators are managed by platform administrators")
+    return user
+
+
 @users_router.get("", response_model=UserPage, summary="Users whose home is the request's tenant")
 async def list_users(
     session: DbSession,
@@ -259,7 +268,7 @@ async def get_user(session: DbSession, tenant: RequestTenant, user_id: uuid.UUID
 async def update_user(
     request: Request, session: DbSession, tenant: RequestTenant, user_id: uuid.UUID, body: UserUpdate
 ) -> UserRead:
-    user = await service.get_user(session, user_id, tenant=tenant)
+    user = await _managed_user(request, session, user_id, tenant)
     await service.update_user(session, user, body, actor=principal_of(request).username)
     _runtime(request).forget(user.id)
     return UserRead.model_validate(user)
@@ -275,7 +284,7 @@ async def list_grants(session: DbSession, tenant: RequestTenant, user_id: uuid.U
 async def grant(
     request: Request, session: DbSession, tenant: RequestTenant, user_id: uuid.UUID, body: GrantChange
 ) -> GrantRead:
-    user = await service.get_user(session, user_id, tenant=tenant)
+    user = await _managed_user(request, session, user_id, tenant)
     runtime = _runtime(request)
     row = await service.grant_role(
         session, principal_of(request), user, body.role, body.tenant_code or tenant, cascade=runtime.cascade
@@ -295,7 +304,7 @@ async def ungrant(
 ) -> Response:
     if role not in ROLES:
         raise BadRequestData(f"unknown role {role!r}")
-    user = await service.get_user(session, user_id, tenant=tenant)
+    user = await _managed_user(request, session, user_id, tenant)
     runtime = _runtime(request)
     await service.revoke_role(
         session, principal_of(request), user, role, grant_tenant, cascade=runtime.cascade
@@ -310,7 +319,7 @@ async def ungrant(
 async def revoke_tokens(
     request: Request, session: DbSession, tenant: RequestTenant, user_id: uuid.UUID
 ) -> Response:
-    user = await service.get_user(session, user_id, tenant=tenant)
+    user = await _managed_user(request, session, user_id, tenant)
     await service.revoke_all_tokens(
         session, user, actor=principal_of(request).username, reason="revoked by operator"
     )
