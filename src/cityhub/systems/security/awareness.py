@@ -48,9 +48,9 @@ LOGIN_WINDOW = 300.0
 #: Denials (403) for one caller or address within the window: a burst.
 DENIAL_BURST = 20
 DENIAL_WINDOW = 60.0
-#: Rate-limit refusals from one caller within the window: abnormal volume.
+#: Rate-limit refusals for one client or address in one rate-limit window (a minute): abnormal
+#: volume (raised by the guard, which counts them).
 VOLUME_REFUSALS = 50
-VOLUME_WINDOW = 60.0
 
 
 class _Window:
@@ -92,7 +92,6 @@ class Detector:
         )
         self._logins = _Window(LOGIN_WINDOW)
         self._denials = _Window(DENIAL_WINDOW)
-        self._volume = _Window(VOLUME_WINDOW)
 
     async def record(
         self,
@@ -141,10 +140,6 @@ class Detector:
             items = self._denials.add(who)
             if len(items) >= DENIAL_BURST and self._denials.first_alert(who):
                 findings.append(("denial_burst", {"denials": len(items), "window_s": DENIAL_WINDOW}))
-        elif kind == "rate_limited":
-            items = self._volume.add(key)
-            if len(items) >= VOLUME_REFUSALS and self._volume.first_alert(key):
-                findings.append(("abnormal_volume", {"refusals": len(items), "window_s": VOLUME_WINDOW}))
         rows = [
             SecurityEvent(
                 kind=name,

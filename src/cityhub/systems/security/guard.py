@@ -39,7 +39,7 @@ from cityhub.kit.errors import Forbidden, TooManyRequests, Unauthorized
 from cityhub.kit.time import utcnow
 from cityhub.kit.web import TENANT_HEADER
 from cityhub.systems.security import audit, credentials, service
-from cityhub.systems.security.awareness import Detector
+from cityhub.systems.security.awareness import VOLUME_REFUSALS, Detector
 from cityhub.systems.security.models import BlockedSource
 from cityhub.systems.security.policy import Principal, is_read, requirement
 from cityhub.systems.security.ratelimit import RateLimiter, create_rate_limiter
@@ -151,7 +151,17 @@ class SecurityRuntime:
             log.warning("rate limiter (%s) unavailable; request let through", self.limiter.backend)
             return
         if count > limit:
-            await self.detector.record("rate_limited", source=source, username=username, key=key)
+            # Every refusal is counted; only the first of a window, and the one that makes it
+            # abnormal, are stored, so a flood does not turn into a flood of rows.
+            refused = count - limit
+            if refused == 1:
+                await self.detector.record("rate_limited", source=source, username=username, key=key)
+            elif refused == VOLUME_REFUSALS:
+                await self.detector.record(
+                    "abnormal_volume", source=source, username=username, key=key, refusals=refused
+                )
+            else:
+                self.detector.counter.labels("rate_limited").inc()
             raise TooManyRequests(f"more than {limit} requests in a minute; try again shortly")
 
     async def authorize(self, request: Request, bearer: str | None) -> None:
