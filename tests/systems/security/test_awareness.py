@@ -145,9 +145,14 @@ async def test_blocking_a_source_address(secure_app: FastAPI, sclient: httpx.Asy
     )
     assert blocked.status_code == 201, blocked.text
     async with client_for(secure_app, source) as attacker:
-        refused = await attacker.get("/healthz")
-        assert refused.status_code == 403
-    assert await _count(secure_app, "blocked_source") == 1
+        for _ in range(3):
+            refused = await attacker.get("/healthz")
+            assert refused.status_code == 403
+    assert await _count(secure_app, "blocked_source") == 1, "stored once a minute per address"
+    counted = secure_app.state.hub.metrics.registry.get_sample_value(
+        "cityhub_security_events_total", {"kind": "blocked_source"}
+    )
+    assert counted == 3
     assert (
         await sclient.post(
             "/api/v1/security/blocked-sources", data={"address": "not-an-ip", "reason": "x"}, headers=admin
