@@ -29,7 +29,7 @@ async def _records(app: FastAPI) -> list[AuditRecord]:
         return list((await session.scalars(select(AuditRecord).order_by(AuditRecord.seq))).all())
 
 
-async def _write_some(app: FastAPI, client: httpx.AsyncClient) -> None:
+async def _write_some(app: FastAPI, client: httpx.AsyncClient) -> str:
     operator = await add_user(app, "410100", [("410100", "operator")])
     headers = await bearer(client, operator)
     for _ in range(3):
@@ -40,10 +40,11 @@ async def _write_some(app: FastAPI, client: httpx.AsyncClient) -> None:
         )
         assert response.status_code == 201
     await client.post("/ngsi-ld/v1/entities", json={"id": "urn:ngsi-ld:Sensor:0", "type": "Sensor"})
+    return operator.username
 
 
 async def test_writes_logins_and_grants_are_recorded(secure_app: FastAPI, sclient: httpx.AsyncClient) -> None:
-    await _write_some(secure_app, sclient)
+    operator = await _write_some(secure_app, sclient)
     await sclient.post(
         "/api/v1/auth/token",
         data={"grant_type": "password", "username": "ghost", "password": "Wrong-1234567"},
@@ -57,7 +58,7 @@ async def test_writes_logins_and_grants_are_recorded(secure_app: FastAPI, sclien
     assert "security.role_granted" in actions
     posts = [r for r in records if r.action == "http.post"]
     assert [r.status for r in posts] == [201, 201, 201, 401]
-    assert posts[-1].actor == "anonymous"
+    assert [r.actor for r in posts] == [operator] * 3 + ["anonymous"]
     assert posts[0].path == "/ngsi-ld/v1/entities"
     assert posts[0].tenant_code == "410100"
     assert [r.seq for r in records] == list(range(1, len(records) + 1))
