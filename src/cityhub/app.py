@@ -48,6 +48,7 @@ from cityhub.platform import HubPlatform
 from cityhub.plugins import AppRunner, Registry, discover
 from cityhub.systems.security import api as security_api
 from cityhub.systems.security.guard import AuditMiddleware, SecurityRuntime, declare_bearer, guard
+from cityhub.systems.security.tasks import BackupSchedule
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,17 @@ class Hub:
         self.metrics = HubMetrics()
         self.metrics.add_gauges(self._gauges)
         self._outbox_pending = 0.0
+        #: Scheduled backups, when CITYHUB_BACKUP_DIR is set.
+        self.backups: BackupSchedule | None = (
+            BackupSchedule(
+                settings.database_url,
+                settings.backup_dir,
+                interval=settings.backup_interval_hours * 3600,
+                keep=settings.backup_keep,
+            )
+            if settings.backup_dir is not None
+            else None
+        )
         #: Access control, audit and security events; None when CITYHUB_AUTH_MODE is off.
         self.security: SecurityRuntime | None = (
             SecurityRuntime(settings, self.sessions, self.metrics.registry)
@@ -132,6 +144,8 @@ class Hub:
         await self.bus.start()
         await self.relay.start()
         await self.notifier.start()
+        if self.backups is not None:
+            self.backups.start()
         log.info(
             "CityHub %s up: database %s, bus %s, %d app(s)",
             __version__,
@@ -141,6 +155,8 @@ class Hub:
         )
 
     async def stop(self) -> None:
+        if self.backups is not None:
+            await self.backups.stop()
         # Drain first, while the apps' consumers can still handle what is sent.
         await self.relay.stop()
         await self.notifier.stop()

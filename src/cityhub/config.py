@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         600, ge=0, description="Requests per minute one client or source address may make (0: no limit)."
     )
+    backup_dir: Path | None = Field(
+        None, description="Folder for scheduled backups; unset: the hub makes none (cityhub backup does)."
+    )
+    backup_interval_hours: float = Field(24.0, gt=0, description="Hours between scheduled backups.")
+    backup_keep: int = Field(7, ge=1, description="Scheduled backups kept in CITYHUB_BACKUP_DIR.")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser."
     )
