@@ -15,8 +15,10 @@ import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,10 +44,18 @@ from cityhub.hub.tenancy import service as tenancy
 from cityhub.kit.db import create_engine, session_factory
 from cityhub.kit.errors import AlreadyExists
 from cityhub.kit.logs import configure_logging
-from cityhub.kit.web import PROBLEM_MEDIA_TYPES, BodyLimitMiddleware, install_error_handlers
+from cityhub.kit.web import (
+    PROBLEM_MEDIA_TYPES,
+    BodyLimitMiddleware,
+    SecurityHeadersMiddleware,
+    install_error_handlers,
+)
 from cityhub.platform import HubPlatform
 from cityhub.plugins import AppRunner, Registry, discover
 from cityhub.systems.infrastructure import api as infrastructure_api
+from cityhub.systems.security import api as security_api
+from cityhub.systems.security.guard import AuditMiddleware, SecurityRuntime, declare_bearer, guard
+from cityhub.systems.security.tasks import BackupSchedule
 from cityhub.systems.standards.datamodels import InvalidModel, default_models, model_from_schema
 
 log = logging.getLogger(__name__)
@@ -116,6 +126,23 @@ class Hub:
         self.metrics = HubMetrics()
         self.metrics.add_gauges(self._gauges)
         self._outbox_pending = 0.0
+        #: Scheduled backups, when CITYHUB_BACKUP_DIR is set.
+        self.backups: BackupSchedule | None = (
+            BackupSchedule(
+                settings.database_url,
+                settings.backup_dir,
+                interval=settings.backup_interval_hours * 3600,
+                keep=settings.backup_keep,
+            )
+            if settings.backup_dir is not None
+            else None
+        )
+        #: Access control, audit and security events; None when CITYHUB_AUTH_MODE is off.
+        self.security: SecurityRuntime | None = (
+            SecurityRuntime(settings, self.sessions, self.metrics.registry)
+            if settings.auth_mode == "on"
+            else None
+        )
 
     def _wake_relay(self) -> None:
         self.relay.wake()
@@ -164,6 +191,8 @@ class Hub:
         await self.health.start()
         if self.mqtt is not None:
             await self.mqtt.start()
+        if self.backups is not None:
+            self.backups.start()
         log.info(
             "CityHub %s up: database %s, bus %s, %d app(s)",
             __version__,
@@ -180,11 +209,15 @@ class Hub:
         await self.health.stop()
         await self.commands.stop()
         await self.ingest.stop()
+        if self.backups is not None:
+            await self.backups.stop()
         await self.relay.stop()
         await self.notifier.stop()
         await self.runner.teardown()
         await self.bus.stop()
         await self.contexts.aclose()
+        if self.security is not None:
+            await self.security.aclose()
         await self.engine.dispose()
         log.info("CityHub stopped")
 
@@ -288,6 +321,17 @@ class Hub:
             )
 
 
+def _declare_bearer(app: FastAPI) -> None:
+    describe = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = declare_bearer(describe())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -306,19 +350,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="新型智慧城市中枢平台 · the new-type smart city hub",
         lifespan=lifespan,
+        # With auth on, every route (the broker's, the hub's, every application's, mounted now or
+        # at start-up) runs the guard before its own dependencies: access control in one place.
+        dependencies=[Depends(guard)] if hub.security is not None else None,
     )
     app.state.hub = hub
+    app.state.security = hub.security
     app.state.sessions = hub.sessions
     app.state.default_tenant = settings.default_tenant
     app.state.tenant_resolver = hub.resolve_tenant
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if hub.security is not None:
+        app.add_middleware(AuditMiddleware, runtime=hub.security)
     app.add_middleware(MetricsMiddleware, metrics=hub.metrics)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.env == "production")
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Link", "NGSILD-Tenant", "Accept"],
+            expose_headers=["Location", "Link", "NGSILD-Tenant", "NGSILD-Results-Count"],
+            allow_credentials=False,
+            max_age=600,
+        )
     app.include_router(ops_api.router)
     app.include_router(tenancy_api.router)
     app.include_router(broker_api.router)
     app.include_router(ingest_api.router)
     app.include_router(infrastructure_api.router)
+    if hub.security is not None:
+        for router in security_api.ROUTERS:
+            app.include_router(router)
+        _declare_bearer(app)
     # ETSI GS CIM 009 answers errors as ProblemDetails in application/json
     setattr(app.state, PROBLEM_MEDIA_TYPES, {broker_api.router.prefix + "/": "application/json"})
     return app

@@ -33,6 +33,10 @@ ingest_app = typer.Typer(help="Device ingestion: dead letters, bulk import.", no
 app.add_typer(ingest_app, name="ingest")
 history_app = typer.Typer(help="Attribute history kept by the context broker.", no_args_is_help=True)
 app.add_typer(history_app, name="history")
+users_app = typer.Typer(help="User accounts (security).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+audit_app = typer.Typer(help="The audit log and its hash chain.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 console = Console()
 err = Console(stderr=True)
@@ -509,6 +513,211 @@ async def _settle(pending: list[asyncio.Future[Any]], stored: int, refused: int)
         else:
             refused += 1
     return stored, refused
+
+
+@users_app.command("create-admin")
+def users_create_admin(
+    username: Annotated[str, typer.Option(help="User name of the administrator.")],
+    tenant: Annotated[str | None, typer.Option(help="Home tenant (default: CITYHUB_DEFAULT_TENANT).")] = None,
+    password: Annotated[
+        str,
+        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="Password (prompted)."),
+    ] = "",
+) -> None:
+    """Create a platform administrator and enrol their second factor (TOTP).
+
+    Prints the TOTP secret and otpauth URI once: add them to an authenticator app. Administrator
+    permissions need a token obtained with a code from it."""
+    from cityhub.hub.tenancy import service as tenancy
+    from cityhub.systems.security import credentials
+    from cityhub.systems.security import service as security
+    from cityhub.systems.security.schemas import UserCreate
+
+    settings = _settings()
+    home = tenant or settings.default_tenant
+
+    async def run(engine: AsyncEngine) -> str:
+        await _require_schema(engine)
+        async with session_factory(engine)() as session, session.begin():
+            await tenancy.ensure_tenant_with_ancestors(session, home)
+            user = await security.create_user(
+                session,
+                UserCreate(username=username, password=password, roles=["admin"]),
+                tenant=home,
+                actor="cli",
+                min_length=settings.password_min_length,
+                platform_admin=True,
+            )
+            secret = await security.start_totp(session, user)
+            user.totp_enabled = True
+            return secret
+
+    try:
+        secret = _run(run, settings)
+    except HubError as error:
+        err.print(f"[bold red]{error.title}:[/] {error.detail}")
+        raise typer.Exit(1) from None
+    except ValueError as error:
+        err.print(f"[bold red]invalid input:[/] {error}")
+        raise typer.Exit(1) from None
+    console.print(f"created platform administrator {username} in tenant {home}")
+    console.print(f"TOTP secret: {secret}")
+    console.print(f"TOTP URI: {credentials.totp_uri(secret, username)}", soft_wrap=True)
+
+
+@users_app.command("unlock")
+def users_unlock(username: Annotated[str, typer.Argument(help="User name.")]) -> None:
+    """Clear a lockout and the failure count."""
+    from cityhub.systems.security import audit
+    from cityhub.systems.security import service as security
+
+    settings = _settings()
+
+    async def run(engine: AsyncEngine) -> bool:
+        await _require_schema(engine)
+        async with session_factory(engine)() as session, session.begin():
+            user = await security.user_by_name(session, username)
+            if user is None:
+                return False
+            user.failed_logins = 0
+            user.locked_until = None
+            await audit.append(
+                session,
+                "security.user_unlocked",
+                actor="cli",
+                tenant_code=user.tenant_code,
+                detail={"user": username},
+            )
+            return True
+
+    if not _run(run, settings):
+        err.print(f"[bold red]no user {username}[/]")
+        raise typer.Exit(1)
+    console.print(f"unlocked {username}")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the audit chain; exit 1 naming the first broken record."""
+    from cityhub.systems.security import audit
+
+    settings = _settings()
+
+    async def run(engine: AsyncEngine) -> audit.Verification:
+        await _require_schema(engine)
+        async with session_factory(engine)() as session:
+            return await audit.verify(session)
+
+    result = _run(run, settings)
+    if result.intact:
+        console.print(
+            f"audit chain intact: {result.records} record(s), head {result.head_seq} {result.head_hash}"
+        )
+        return
+    err.print(
+        f"[bold red]audit chain broken at record {result.broken_seq}:[/] {result.reason} "
+        f"({result.records} record(s) verified before it)"
+    )
+    raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write (JSON lines).")],
+    after: Annotated[int, typer.Option(min=0, help="Only records after this sequence number.")] = 0,
+) -> None:
+    """Write the audit records as JSON lines for auditors; the last line is the chain's head and
+    the verification result."""
+    import orjson
+
+    from cityhub.systems.security import audit
+
+    settings = _settings()
+
+    async def run(engine: AsyncEngine) -> tuple[int, audit.Verification]:
+        await _require_schema(engine)
+        count = 0
+        async with session_factory(engine)() as session:
+            with output.open("wb") as sink:
+                async for line in audit.export(session, after):
+                    sink.write(line + b"\n")
+                    count += 1
+                result = await audit.verify(session)
+                sink.write(
+                    orjson.dumps(
+                        {
+                            "head_seq": result.head_seq,
+                            "head_hash": result.head_hash,
+                            "intact": result.intact,
+                            "broken_seq": result.broken_seq,
+                        }
+                    )
+                    + b"\n"
+                )
+        return count, result
+
+    count, result = _run(run, settings)
+    console.print(f"exported {count} record(s) to {output}; chain {'intact' if result.intact else 'BROKEN'}")
+
+
+@audit_app.command("prune")
+def audit_prune() -> None:
+    """Remove records older than CITYHUB_AUDIT_RETENTION_DAYS (at least 180), keeping the chain
+    verifiable from its new anchor."""
+    from cityhub.systems.security import audit
+
+    settings = _settings()
+
+    async def run(engine: AsyncEngine) -> int:
+        await _require_schema(engine)
+        async with session_factory(engine)() as session, session.begin():
+            return await audit.prune(session, retention_days=settings.audit_retention_days)
+
+    console.print(f"pruned {_run(run, settings)} record(s)")
+
+
+@app.command("backup")
+def backup_command(
+    directory: Annotated[Path, typer.Option("--dir", help="Folder the backup is written to.")] = Path(
+        "var/backups"
+    ),
+    keep: Annotated[
+        int, typer.Option(min=0, help="Keep this many newest backups in the folder (0: keep all).")
+    ] = 0,
+) -> None:
+    """Back up the database: SQLite with its online backup API (the hub may keep running),
+    PostgreSQL with pg_dump. Run it from a timer (cron, systemd) for scheduled backups."""
+    from cityhub.systems.security import backup
+
+    settings = _settings()
+    try:
+        path = backup.backup(settings.database_url, directory)
+    except backup.BackupError as error:
+        err.print(f"[bold red]backup failed:[/] {error}")
+        raise typer.Exit(1) from None
+    console.print(f"backup written: {path} ({path.stat().st_size} bytes)")
+    if keep:
+        for old in backup.prune(directory, keep):
+            console.print(f"removed old backup {old.name}")
+
+
+@app.command("restore")
+def restore_command(
+    source: Annotated[Path, typer.Argument(help="Backup file made by `cityhub backup`.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Replace the database without asking.")] = False,
+) -> None:
+    """Replace the database with a backup. Stop every hub process first."""
+    from cityhub.systems.security import backup
+
+    settings = _settings()
+    if not yes and not typer.confirm(f"replace the database at {settings.database_url} with {source}?"):
+        raise typer.Exit(1)
+    try:
+        backup.restore(settings.database_url, source)
+    except backup.BackupError as error:
+        err.print(f"[bold red]restore failed:[/] {error}")
+        raise typer.Exit(1) from None
+    console.print(f"restored {source.name}")
 
 
 def main() -> None:

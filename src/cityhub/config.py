@@ -135,17 +135,69 @@ class Settings(BaseSettings):
     ingest_command_timeout: float = Field(
         5.0, gt=0, description="Seconds a device's HTTP endpoint gets to answer a command."
     )
+    auth_mode: Literal["off", "on"] = Field(
+        "off",
+        description="on: every API needs a token and a permission; off: open (development only). "
+        "Production is always on.",
+    )
+    access_token_ttl: int = Field(
+        900, ge=30, le=86_400, description="Lifetime of an access token in seconds."
+    )
+    refresh_token_ttl: int = Field(604_800, ge=300, description="Lifetime of a refresh token in seconds.")
+    password_min_length: int = Field(12, ge=8, le=128, description="Shortest password accepted.")
+    lockout_threshold: int = Field(5, ge=1, description="Failed logins in a row that lock an account.")
+    lockout_minutes: int = Field(15, ge=1, description="How long a locked account stays locked.")
+    auth_city_sees_counties: bool = Field(
+        True, description="A role held in a city (or province) also applies in the divisions below it."
+    )
+    auth_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a process keeps a user's roles and state before reading them again.",
+    )
+    audit_retention_days: int = Field(
+        180, ge=180, description="Audit records younger than this are never pruned (MLPS: 180 days)."
+    )
+    redis_url: str | None = Field(
+        None, description="redis://host:port/db for rate limits shared by every hub process."
+    )
+    rate_limit_per_minute: int = Field(
+        600, ge=0, description="Requests per minute one client or source address may make (0: no limit)."
+    )
+    backup_dir: Path | None = Field(
+        None, description="Folder for scheduled backups; unset: the hub makes none (cityhub backup does)."
+    )
+    backup_interval_hours: float = Field(24.0, gt=0, description="Hours between scheduled backups.")
+    backup_keep: int = Field(7, ge=1, description="Scheduled backups kept in CITYHUB_BACKUP_DIR.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser."
+    )
     apps_disabled: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated names of installed apps not to load."
     )
 
-    @field_validator("apps_disabled", mode="before")
+    @field_validator("apps_disabled", "cors_origins", mode="before")
     @classmethod
     def _split_names(cls, value: Any) -> Any:
         if isinstance(value, str):
             if value.strip().startswith("["):
                 return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://")):
+            raise ValueError("must be redis://host:port/db or rediss://host:port/db")
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin == "*" or not origin.startswith(("http://", "https://")) or origin.endswith("/"):
+                raise ValueError(f"{origin!r} is not an exact origin such as https://console.example.gov.cn")
         return value
 
     @field_validator("database_url")
@@ -186,7 +238,15 @@ class Settings(BaseSettings):
             )
         if self.env == "production" and len(self.secret_key.get_secret_value()) < 32:
             raise ValueError(f"{ENV_PREFIX}SECRET_KEY must be at least 32 characters in production")
+        if self.env == "production":
+            if self.auth_mode != "on" and "auth_mode" in self.model_fields_set:
+                raise ValueError(f"{ENV_PREFIX}AUTH_MODE must be on in production")
+            self.auth_mode = "on"  # production is secured even when the setting is left out
         return self
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        return self.secret_key.get_secret_value() == DEV_SECRET_KEY
 
     @property
     def is_sqlite(self) -> bool:

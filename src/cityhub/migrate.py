@@ -25,7 +25,8 @@ def target_metadata() -> MetaData:
     import cityhub.bus.outbox
     import cityhub.hub.broker.models
     import cityhub.hub.ingest.models
-    import cityhub.hub.tenancy.models  # noqa: F401
+    import cityhub.hub.tenancy.models
+    import cityhub.systems.security.models  # noqa: F401
 
     return Base.metadata
 

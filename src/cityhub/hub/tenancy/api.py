@@ -16,7 +16,7 @@ async def list_tenants(
     session: DbSession,
     parent: Annotated[str | None, Query(pattern=CODE_PATTERN, description="Only children of")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
 ) -> TenantPage:
     rows, total = await service.list_tenants(session, parent_code=parent, limit=limit, offset=offset)
     return TenantPage(

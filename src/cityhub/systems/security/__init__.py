@@ -1,0 +1,1 @@
+"""Cybersecurity system: identity, access control, the audit chain and situational awareness."""

@@ -1,0 +1,328 @@
+"""Access control for every API, in one place.
+
+With ``CITYHUB_AUTH_MODE=on`` the app is built with :func:`guard` as a dependency of every route
+(the NGSI-LD broker, the hub's APIs and every application's router), run before the route's own
+dependencies. For each request it:
+
+1. refuses a blocked source address (403) and counts the request against the source's and then
+   the client's rate limit (429);
+2. finds what the route needs (:func:`policy.requirement`); the health checks, the token endpoint
+   and the API description are public;
+3. reads the bearer token (missing, malformed, tampered, expired or revoked: 401) and the caller's
+   current state and roles (cached for ``CITYHUB_AUTH_CACHE_SECONDS``);
+4. checks the permission in the request's tenant, the ``NGSILD-Tenant`` header or the default
+   (missing: 403). The check is made before the endpoint looks anything up, so a refusal says
+   nothing about whether an object exists in a tenant the caller may not see.
+
+401 and 403 are counted as security events. :class:`AuditMiddleware` writes every write request
+into the audit chain after it is answered.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fastapi import Request
+from prometheus_client import CollectorRegistry
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cityhub.config import Settings
+from cityhub.kit.errors import Forbidden, TooManyRequests, Unauthorized
+from cityhub.kit.time import utcnow
+from cityhub.kit.web import TENANT_HEADER
+from cityhub.systems.security import audit, credentials, service
+from cityhub.systems.security.awareness import VOLUME_REFUSALS, Detector
+from cityhub.systems.security.models import BlockedSource
+from cityhub.systems.security.policy import DEVICE_PATHS, Principal, is_read, requirement
+from cityhub.systems.security.ratelimit import RateLimiter, create_rate_limiter
+
+log = logging.getLogger(__name__)
+
+PRINCIPAL = "principal"
+
+
+@dataclass(frozen=True)
+class _UserState:
+    principal: Principal  # mfa False: the token says whether the second factor was given
+    active: bool
+    tokens_valid_after: float | None
+
+
+class SecurityRuntime:
+    """What one hub process holds for access control; ``app.state.security`` when auth is on."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        registry: CollectorRegistry,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        if settings.uses_dev_secret:
+            # Never sign with the published development key: a key of this process alone (tokens
+            # do not outlive it, nor reach other workers). Production refuses to start instead.
+            log.warning(
+                "CITYHUB_SECRET_KEY is not set: tokens are signed with a key generated for this "
+                "process and become invalid when it stops"
+            )
+            self.key = secrets.token_urlsafe(48)
+        else:
+            self.key = settings.secret_key.get_secret_value()
+        self.token_policy = service.TokenPolicy(
+            key=self.key,
+            access_ttl=settings.access_token_ttl,
+            refresh_ttl=settings.refresh_token_ttl,
+            lockout_threshold=settings.lockout_threshold,
+            lockout_minutes=settings.lockout_minutes,
+            password_min_length=settings.password_min_length,
+        )
+        self.cascade = settings.auth_city_sees_counties
+        self.detector = Detector(sessions, registry)
+        self.limiter: RateLimiter = create_rate_limiter(settings.redis_url)
+        self._users: dict[uuid.UUID, tuple[float, _UserState | None]] = {}
+        self._blocked: tuple[float, dict[str, datetime | None]] = (0.0, {})
+        self._blocked_noted: dict[str, float] = {}
+
+    async def aclose(self) -> None:
+        await self.limiter.aclose()
+
+    def forget(self, user_id: uuid.UUID | None = None) -> None:
+        """Drop cached user state (all of it with no argument) after a change in this process."""
+        if user_id is None:
+            self._users.clear()
+            self._blocked = (0.0, {})
+        else:
+            self._users.pop(user_id, None)
+
+    async def _user_state(self, user_id: uuid.UUID) -> _UserState | None:
+        now = time.monotonic()
+        cached = self._users.get(user_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self.sessions() as session:
+            loaded = await service.load_principal(session, user_id)
+        state = None
+        if loaded is not None:
+            user, grants = loaded
+            state = _UserState(
+                principal=Principal(
+                    user_id=user.id,
+                    username=user.username,
+                    kind=user.kind,
+                    tenant_code=user.tenant_code,
+                    department_id=user.department_id,
+                    platform_admin=user.platform_admin,
+                    grants=tuple((g.tenant_code, g.role) for g in grants),
+                    mfa=False,
+                ),
+                active=user.active,
+                tokens_valid_after=user.tokens_valid_after.timestamp() if user.tokens_valid_after else None,
+            )
+        if len(self._users) > 50_000:
+            self._users.clear()
+        self._users[user_id] = (now + self.settings.auth_cache_seconds, state)
+        return state
+
+    async def _blocked_sources(self) -> dict[str, datetime | None]:
+        now = time.monotonic()
+        if self._blocked[0] > now:
+            return self._blocked[1]
+        async with self.sessions() as session:
+            rows = (await session.execute(select(BlockedSource.address, BlockedSource.expires_at))).all()
+        blocked = {str(address): expires for address, expires in rows}
+        self._blocked = (now + self.settings.auth_cache_seconds, blocked)
+        return blocked
+
+    async def _limit(self, key: str, source: str | None, username: str | None) -> None:
+        limit = self.settings.rate_limit_per_minute
+        if limit <= 0:
+            return
+        try:
+            count = await self.limiter.hit(key)
+        except Exception:  # a rate limiter that is down must not take the hub down with it
+            log.warning("rate limiter (%s) unavailable; request let through", self.limiter.backend)
+            return
+        if count > limit:
+            # Every refusal is counted; only the first of a window, and the one that makes it
+            # abnormal, are stored, so a flood does not turn into a flood of rows.
+            refused = count - limit
+            if refused == 1:
+                await self.detector.record("rate_limited", source=source, username=username, key=key)
+            elif refused == VOLUME_REFUSALS:
+                await self.detector.record(
+                    "abnormal_volume", source=source, username=username, key=key, refusals=refused
+                )
+            else:
+                self.detector.counter.labels("rate_limited").inc()
+            raise TooManyRequests(f"more than {limit} requests in a minute; try again shortly")
+
+    async def authorize(self, request: Request, bearer: str | None) -> None:
+        source = request.client.host if request.client else None
+        blocked = await self._blocked_sources()
+        if source is not None and source in blocked:
+            expires = blocked[source]
+            if expires is None or expires > utcnow():
+                # counted every time, stored once a minute per address: a blocked flood stays cheap
+                now = time.monotonic()
+                if self._blocked_noted.get(source, 0.0) < now - 60:
+                    self._blocked_noted[source] = now
+                    await self.detector.record("blocked_source", source=source, path=request.url.path)
+                else:
+                    self.detector.counter.labels("blocked_source").inc()
+                raise Forbidden("requests from this address are blocked")
+        await self._limit(f"src:{source}", source, None)
+        path = request.url.path
+        needed = requirement(request.method, path)
+        if needed is None:
+            return
+        tenant = request_tenant(request.headers.get, self.settings.default_tenant)
+        if bearer is None:
+            raise Unauthorized("this API needs a bearer token: POST /api/v1/auth/token")
+        try:
+            claims = credentials.read_access_token(self.key, bearer)
+        except credentials.TokenError as error:
+            await self.detector.record("token_invalid", source=source, tenant=tenant, reason=str(error))
+            raise Unauthorized(str(error)) from None
+        state = await self._user_state(claims.user_id)
+        if state is None or not state.active:
+            await self.detector.record(
+                "token_invalid", source=source, username=claims.username, reason="user"
+            )
+            raise Unauthorized("the account is disabled or no longer exists")
+        if state.tokens_valid_after is not None and claims.issued_at < state.tokens_valid_after:
+            await self.detector.record(
+                "token_revoked_used", source=source, username=claims.username, tenant=tenant
+            )
+            raise Unauthorized("the access token was revoked")
+        principal = Principal(**{**state.principal.__dict__, "mfa": claims.mfa, "token_id": claims.token_id})
+        request.state.principal = principal
+        await self._limit(f"user:{principal.user_id}", source, principal.username)
+        if not needed.met_by(principal, tenant, cascade=self.cascade):
+            await self.detector.record(
+                "access_denied",
+                source=source,
+                username=principal.username,
+                tenant=tenant,
+                method=request.method,
+                path=path,
+            )
+            verb = "read" if is_read(request.method, path) else "write"
+            where = f"in tenant {tenant}" if needed.scope == "tenant" else "on this hub"
+            raise Forbidden(f"{principal.username} may not {verb} here {where}")
+
+
+async def guard(request: Request) -> None:
+    """The dependency the app applies to every route when auth is on."""
+    runtime: SecurityRuntime = request.app.state.security
+    scheme, _, value = (request.headers.get("authorization") or "").partition(" ")
+    await runtime.authorize(request, value.strip() if scheme.lower() == "bearer" and value.strip() else None)
+
+
+BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "An access token from POST /api/v1/auth/token",
+}
+
+
+def declare_bearer(schema: dict[str, Any]) -> dict[str, Any]:
+    """Mark every operation but the public ones as needing the bearer token in an OpenAPI
+    description (the guard is one dependency for all routes, not a parameter of each)."""
+    components = schema.setdefault("components", {})
+    components.setdefault("securitySchemes", {})["bearer"] = BEARER_SCHEME
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            if isinstance(operation, dict) and requirement(method.upper(), path) is not None:
+                operation["security"] = [{"bearer": []}]
+    return schema
+
+
+def principal_of(request: Request) -> Principal:
+    principal = getattr(request.state, PRINCIPAL, None)
+    if not isinstance(principal, Principal):
+        raise Unauthorized("this API needs a bearer token: POST /api/v1/auth/token")
+    return principal
+
+
+#: Device provisioning (FIWARE's IoT Agent API) names its tenant in this header instead.
+SERVICE_HEADER = "fiware-service"
+
+
+def request_tenant(header: Callable[[str], str | None], default: str) -> str:
+    """The tenant a request acts in, as the API it calls reads it: ``NGSILD-Tenant``, else
+    ``fiware-service``, else the hub's default."""
+    return header(TENANT_HEADER) or header(SERVICE_HEADER) or default
+
+
+def _header(headers: dict[bytes, bytes], name: str) -> str | None:
+    value = headers.get(name.lower().encode())
+    return value.decode(errors="replace") if value is not None else None
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+class AuditMiddleware:
+    """Every write request (and every refused one) goes into the audit chain once answered."""
+
+    #: The login service audits logins itself; a device's measures are data, not actions: the
+    #: broker's history keeps them, and the gateway keeps each refused one as a dead letter.
+    SKIP = frozenset({"/api/v1/auth/token", *DEVICE_PATHS})
+
+    def __init__(self, app: ASGIApp, runtime: SecurityRuntime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method: str = scope.get("method", "GET")
+        path: str = scope.get("path", "")
+        if is_read(method, path) or path in self.SKIP:
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            await self._record(scope, method, path, status)
+
+    async def _record(self, scope: Scope, method: str, path: str, status: int) -> None:
+        principal = scope.get("state", {}).get(PRINCIPAL)
+        headers = dict(scope.get("headers", []))
+        tenant = request_tenant(lambda name: _header(headers, name), self.runtime.settings.default_tenant)
+        client = scope.get("client")
+        try:
+            async with self.runtime.sessions() as session, session.begin():
+                await audit.append(
+                    session,
+                    f"http.{method.lower()}",
+                    actor=principal.username if isinstance(principal, Principal) else "anonymous",
+                    tenant_code=tenant[:64],
+                    source=client[0] if client else None,
+                    method=method,
+                    path=path,
+                    status=status,
+                )
+        except Exception:
+            log.exception("could not write the audit record of %s %s", method, path)
