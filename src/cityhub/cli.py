@@ -166,7 +166,7 @@ def serve(
 
     applied = _run(prepare, settings)
     if applied:
-        err.print(f"applied migrations: {', '.join(applied)}")
+        err.print(f"applied migrations: {', '.join(applied)}", soft_wrap=True)
     uvicorn.run(
         "cityhub.app:create_app",
         factory=True,

@@ -5,7 +5,7 @@
 single ``audit_head`` row is created here.
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0010
 Create Date: 2026-11-21 18:37:40
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import cityhub.kit.db
 
 revision = "0011"
-down_revision = "0008"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -9,7 +9,7 @@ again only when it changed. The R*Tree stores 32-bit floats rounded outwards: a 
 may let a near miss through, never drop a match; the exact geometry test follows.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-11-21 19:40:00
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

@@ -177,6 +177,12 @@ async def wipe(engine: AsyncEngine) -> None:
         return
     async with engine.connect() as connection:
         await connection.execute(text("PRAGMA foreign_keys=OFF"))
+        # virtual tables (the broker's R*Tree) first: dropping one drops its shadow tables
+        virtual = await connection.execute(
+            text("SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'")
+        )
+        for (name,) in virtual.all():
+            await connection.execute(text(f'DROP TABLE "{name}"'))
         names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
         for name in names:
             await connection.execute(text(f'DROP TABLE "{name}"'))
