@@ -25,7 +25,7 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from cityhub.hub.broker import changes, history, ngsi, order, service, views
+from cityhub.hub.broker import aggregation, changes, history, ngsi, order, service, views
 from cityhub.hub.broker.context import ActiveContext
 from cityhub.hub.broker.entities import QUERY_PARAMS, Selection, query_object
 from cityhub.hub.broker.events import on_before_commit
@@ -193,30 +193,40 @@ async def _answer(
     broker: BrokerRequest, entities: list[dict[str, Any]], params: TemporalParams, ctx: ActiveContext
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """The temporal representations of ``entities`` and the headers of a cut answer (206)."""
-    settings = broker.request.app.state.hub.settings
-    found = await history.read(
-        broker.session,
-        [e["id"] for e in entities],
-        _selection(params, ctx),
-        params.time,
-        limit=None if params.aggregation is not None else settings.broker_temporal_limit,
-    )
-    shown = [
-        history.render(
-            entity,
-            found.entities.get(entity["id"], {}),
-            ctx,
-            options=params.options,
-            query=params.time,
-            aggregation=params.aggregation,
+    ids = [e["id"] for e in entities]
+    if params.aggregation is not None:  # computed by the database; no server limit applies
+        aggregated = await aggregation.read(
+            broker.session, ids, _selection(params, ctx), params.time, params.aggregation
         )
-        for entity in entities
-    ]
+        shown = [
+            history.render(
+                entity,
+                {},
+                ctx,
+                options=params.options,
+                query=params.time,
+                aggregated=aggregated.get(entity["id"], {}),
+            )
+            for entity in entities
+        ]
+        content_range = None
+    else:
+        settings = broker.request.app.state.hub.settings
+        found = await history.read(
+            broker.session, ids, _selection(params, ctx), params.time, limit=settings.broker_temporal_limit
+        )
+        shown = [
+            history.render(
+                entity, found.entities.get(entity["id"], {}), ctx, options=params.options, query=params.time
+            )
+            for entity in entities
+        ]
+        content_range = found.content_range
     for item in shown:
         for member in ("id", "type"):
             if (params.pick is not None and member not in params.pick) or member in (params.omit or ()):
                 item.pop(member, None)
-    partial = {"Content-Range": found.content_range} if found.content_range else {}
+    partial = {"Content-Range": content_range} if content_range else {}
     return shown, partial
 
 
