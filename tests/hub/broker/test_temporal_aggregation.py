@@ -95,6 +95,10 @@ async def test_values_that_are_not_numbers(client: httpx.AsyncClient) -> None:
                 reading("7", "12:40:00"),  # nor is a string of digits
             ],
             "mixed": [reading("n/a", "12:00:00"), reading(4, "12:10:00"), reading({"x": 1}, "12:20:00")],
+            "config": [
+                {"type": "JsonProperty", "json": 3, "observedAt": at("12:00:00")},
+                {"type": "JsonProperty", "json": {"lanes": 3}, "observedAt": at("12:01:00")},
+            ],
             "owner": [
                 {"type": "Relationship", "object": "urn:ngsi-ld:Person:a", "observedAt": at("12:00:00")},
                 {"type": "Relationship", "object": "urn:ngsi-ld:Person:b", "observedAt": at("12:05:00")},
@@ -116,6 +120,10 @@ async def test_values_that_are_not_numbers(client: httpx.AsyncClient) -> None:
     assert column(mixed, "sum") == [4.0]
     assert column(mixed, "avg") == [4.0]
     assert column(mixed, "stddev") == [0.0]
+    config = got["config"]  # a JsonProperty's json may be a number
+    assert config["type"] == "JsonProperty"
+    assert column(config, "totalCount") == [2]
+    assert column(config, "sum") == [3.0]
     owner = got["owner"]
     assert owner["type"] == "Relationship"
     assert column(owner, "totalCount") == [3]

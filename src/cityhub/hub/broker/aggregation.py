@@ -65,12 +65,10 @@ class Aggregated:
     groups: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _content_key(data: Any) -> ColumnElement[Any]:
-    kind = data.op("->>", return_type=String)(literal("type", String))
-    return case(
-        *((kind == name, literal(key, String)) for name, key in ngsi.CONTENT_KEYS.items() if key != "value"),
-        else_=literal("value", String),
-    )
+#: The members that hold an instance's content, ``value`` (the commonest) first.
+_CONTENT_MEMBERS = tuple(dict.fromkeys(("value", *ngsi.CONTENT_KEYS.values())))
+#: The members whose content may be a JSON number (Property, JsonProperty).
+_NUMBER_MEMBERS = ("value", "json")
 
 
 @dataclass
@@ -83,16 +81,35 @@ class _Expressions:
 
 
 def _expressions(dialect: str, data: Any) -> _Expressions:
-    key = _content_key(data)
+    """An instance holds its content in the one member its kind names (``value``, ``object``, …):
+    the first of them present is it, found without reading the kind. Only ``value`` and ``json``
+    can hold a number; the number is read from them directly, which is cheaper than from the
+    content."""
     kind = data.op("->>", return_type=String)(literal("type", String))
+    members = [data.op("->")(literal(key, String)) for key in _CONTENT_MEMBERS]
     if dialect == "postgresql":
-        member = data.op("->")(key)
-        number = case((func.jsonb_typeof(member) == "number", cast(member, Float)), else_=None)
-        return _Expressions(kind, cast(member, String), number)
-    path = literal("$.", String).op("||")(key)
-    is_number = func.json_type(data, path).in_(("integer", "real"))
-    number = case((is_number, cast(func.json_extract(data, path), Float)), else_=None)
-    return _Expressions(kind, data.op("->")(key), number)
+        number = case(
+            *(
+                (
+                    func.jsonb_typeof(data.op("->")(literal(key, String))) == "number",
+                    cast(data.op("->>", return_type=String)(literal(key, String)), Float),
+                )
+                for key in _NUMBER_MEMBERS
+            ),
+            else_=None,
+        )
+        return _Expressions(kind, cast(func.coalesce(*members), String), number)
+    number = case(
+        *(
+            (
+                func.json_type(data, literal(f"$.{key}", String)).in_(("integer", "real")),
+                cast(func.json_extract(data, literal(f"$.{key}", String)), Float),
+            )
+            for key in _NUMBER_MEMBERS
+        ),
+        else_=None,
+    )
+    return _Expressions(kind, func.coalesce(*members), number)
 
 
 def _microseconds(moment: Any) -> ColumnElement[Any]:
