@@ -1,8 +1,9 @@
 """The hub process: wiring settings, storage, bus, outbox relay and applications into one FastAPI app.
 
 Start-up order: default tenant → applications (setup, then the registry is closed, their consumers
-subscribed and their routers mounted) → bus → outbox relay. Shutdown drains the outbox one last
-time, tears the apps down, then closes the bus, so a clean stop leaves no event behind.
+subscribed and their routers mounted) → bus → outbox relay → notifier → history retention task.
+Shutdown stops the retention task, drains the outbox one last time, tears the apps down, then
+closes the bus, so a clean stop leaves no event behind.
 
 Migrations are not run here: ``cityhub serve`` and ``cityhub db upgrade`` apply them once, before
 any worker starts.
@@ -31,6 +32,8 @@ from cityhub.hub.broker.notifier import CONSUMER as NOTIFY_CONSUMER
 from cityhub.hub.broker.notifier import Notifier
 from cityhub.hub.ops import api as ops_api
 from cityhub.hub.ops.metrics import HubMetrics, MetricsMiddleware, Sample
+from cityhub.hub.retention import api as retention_api
+from cityhub.hub.retention.tasks import RetentionTask
 from cityhub.hub.tenancy import api as tenancy_api
 from cityhub.hub.tenancy import service as tenancy
 from cityhub.kit.db import create_engine, session_factory
@@ -71,6 +74,7 @@ class Hub:
             timeout=settings.broker_notification_timeout,
             attempts=settings.broker_notification_attempts,
         )
+        self.retention = RetentionTask(self.sessions, settings.history_retention_interval)
         self.platform = HubPlatform(self.engine, self.bus, settings.instance_name)
         self.runner = AppRunner(self.registry, self.sessions, self.platform)
         self.metrics = HubMetrics()
@@ -117,6 +121,7 @@ class Hub:
         await self.bus.start()
         await self.relay.start()
         await self.notifier.start()
+        await self.retention.start()
         log.info(
             "CityHub %s up: database %s, bus %s, %d app(s)",
             __version__,
@@ -126,6 +131,7 @@ class Hub:
         )
 
     async def stop(self) -> None:
+        await self.retention.stop()
         # Drain first, while the apps' consumers can still handle what is sent.
         await self.relay.stop()
         await self.notifier.stop()
@@ -229,6 +235,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_api.router)
     app.include_router(tenancy_api.router)
     app.include_router(broker_api.router)
+    app.include_router(retention_api.router)
     # ETSI GS CIM 009 answers errors as ProblemDetails in application/json
     setattr(app.state, PROBLEM_MEDIA_TYPES, {broker_api.router.prefix + "/": "application/json"})
     return app

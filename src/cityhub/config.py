@@ -95,6 +95,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Most instances of one attribute a temporal read returns; more answer 206.",
     )
+    history_retention_interval: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds between applications of the history retention policies; 0 turns it off.",
+    )
     apps_disabled: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated names of installed apps not to load."
     )

@@ -24,6 +24,7 @@ def target_metadata() -> MetaData:
     import cityhub.bus.inbox
     import cityhub.bus.outbox
     import cityhub.hub.broker.models
+    import cityhub.hub.retention.models
     import cityhub.hub.tenancy.models  # noqa: F401
 
     return Base.metadata

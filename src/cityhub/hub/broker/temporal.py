@@ -16,12 +16,11 @@ import copy
 import dataclasses
 import functools
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -40,11 +39,13 @@ from cityhub.hub.broker.http import (
     page_size,
     parse_options,
 )
-from cityhub.hub.broker.models import BrokerAttributeInstance, BrokerEntityType
+from cityhub.hub.broker.models import BrokerAttributeInstance
+from cityhub.hub.retention.service import Downsampled as Downsampled  # downsampling lives there
+from cityhub.hub.retention.service import downsample as downsample
 from cityhub.kit.db import bulk_insert, current_tenant
 from cityhub.kit.errors import BadRequestData, InvalidRequest, MethodNotAllowed, NotFound
 from cityhub.kit.ids import new_ids
-from cityhub.kit.time import isoformat, parse_datetime
+from cityhub.kit.time import parse_datetime
 
 router = APIRouter(prefix="/temporal")
 
@@ -576,76 +577,3 @@ _TEMPORAL_METHODS = {
     4: ("DELETE",),  # /entities/{id}/attrs/{attr}
     5: ("PATCH", "DELETE"),  # /entities/{id}/attrs/{attr}/{instanceId}
 }
-
-
-# -- retention: downsampling old history ------------------------------------------------------------
-
-
-@dataclass
-class Downsampled:
-    entities: int = 0
-    read: int = 0
-    kept: int = 0
-
-
-async def downsample(
-    session: AsyncSession,
-    *,
-    before: datetime,
-    period: timedelta,
-    entity_type: str | None = None,
-    progress: Any = None,
-) -> Downsampled:
-    """Shrink the history observed before ``before`` to one instance per entity, attribute,
-    datasetId and ``period``: numbers become their average, other values the last one; the
-    instance's observedAt becomes the start of its period. Newer history and deletion marks are
-    left alone. Works entity by entity, each in the caller's transaction (the session's tenant
-    scope, if any, applies). ``progress(done, total)`` is called after each entity."""
-    if period <= timedelta(0):
-        raise BadRequestData("the downsampling period must be longer than zero")
-    old = (BrokerAttributeInstance.observed_at < before) & BrokerAttributeInstance.deleted_at.is_(None)
-    candidates = select(BrokerAttributeInstance.tenant_code, BrokerAttributeInstance.entity_id).where(old)
-    if entity_type is not None:
-        typed = select(BrokerEntityType.entity_id).where(BrokerEntityType.type == entity_type)
-        candidates = candidates.where(BrokerAttributeInstance.entity_id.in_(typed))
-    keys = [(row[0], row[1]) for row in await session.execute(candidates.distinct())]
-    outcome = Downsampled(entities=len(keys))
-    epoch = datetime(2000, 1, 1, tzinfo=before.tzinfo)
-    for done, (tenant, entity_id) in enumerate(keys, start=1):
-        rows = list(
-            await session.scalars(
-                select(BrokerAttributeInstance)
-                .where(
-                    old,
-                    BrokerAttributeInstance.tenant_code == tenant,
-                    BrokerAttributeInstance.entity_id == entity_id,
-                )
-                .order_by(BrokerAttributeInstance.observed_at, BrokerAttributeInstance.instance_id)
-            )
-        )
-        groups: dict[tuple[str, str | None, int], list[BrokerAttributeInstance]] = {}
-        for row in rows:
-            assert row.observed_at is not None
-            bucket = int((row.observed_at - epoch) / period)
-            groups.setdefault((row.attribute, row.dataset_id, bucket), []).append(row)
-        outcome.read += len(rows)
-        for (_, _, bucket), members in groups.items():
-            outcome.kept += 1
-            if len(members) == 1:
-                continue
-            start = epoch + period * bucket
-            kept = members[-1]
-            data = dict(kept.data)
-            values = [m.data.get("value") for m in members]
-            numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-            if len(numbers) == len(values):
-                data["value"] = sum(numbers) / len(numbers)
-            data["observedAt"] = isoformat(start)
-            kept.data = data
-            kept.observed_at = start
-            for member in members[:-1]:
-                await session.delete(member)
-        await session.flush()
-        if progress is not None:
-            progress(done, len(keys))
-    return outcome
