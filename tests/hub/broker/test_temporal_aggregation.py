@@ -234,6 +234,15 @@ async def test_last_n_aggregates_the_last_instances(hourly: httpx.AsyncClient) -
     assert column(got["speed"], "totalCount") == [3]
 
 
+async def test_a_method_asked_for_twice_shows_once(hourly: httpx.AsyncClient) -> None:
+    got = await aggregated(hourly, aggrMethods="sum,sum,max")
+    assert got["speed"] == {
+        "type": "Property",
+        "sum": [[100.0, at("12:00:00"), at("13:00:00.000001")]],
+        "max": [[40.0, at("12:00:00"), at("13:00:00.000001")]],
+    }
+
+
 async def test_timeproperty_modified_at(hourly: httpx.AsyncClient) -> None:
     got = await aggregated(hourly, aggrMethods="totalCount,sum", timeproperty="modifiedAt")
     assert column(got["speed"], "totalCount") == [4]  # all stored in one request

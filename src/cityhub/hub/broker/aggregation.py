@@ -190,8 +190,8 @@ async def read(
     selected.append(func.min(values.kind).label("kind"))
     if period <= timedelta(0):
         selected += [func.min(base.c.t).label("first"), func.max(base.c.t).label("last")]
-    methods = aggregation.methods
-    for method in dict.fromkeys(methods):
+    methods = list(dict.fromkeys(aggregation.methods))  # a method asked for twice shows once
+    for method in methods:
         selected.extend(_aggregates(dialect, method, values))
     statement = select(*selected).select_from(source).group_by(*group_by).order_by(*group_by)
     found: dict[str, dict[str, dict[str | None, dict[str, Any]]]] = {}
