@@ -13,7 +13,8 @@ instances, or the newest with ``lastN``) up to the earliest point where some att
 every entity of the answer; instances past that point are left out, so that a client asking again
 from the range's end misses nothing. The caller answers 206 Partial Content with
 ``Content-Range: date-time <start>-<end>/<lastN or *>``. ``lastN`` at or below the limit is the
-client's own choice and is no pagination. Aggregations read every instance of the time range.
+client's own choice and is no pagination. Aggregations are computed by the database over every
+instance of the time range (:mod:`cityhub.hub.broker.aggregation`); no limit applies.
 
 **Representations.** Normalized instances carry their ``instanceId``; ``options=temporalValues``
 gives ``[value, time]`` pairs and ``options=aggregatedValues`` the ``aggrMethods`` per
