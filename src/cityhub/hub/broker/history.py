@@ -272,21 +272,32 @@ _DURATION = re.compile(
 )
 
 
+#: The longest duration accepted: periods and retention beyond it would leave the calendar.
+LONGEST = timedelta(days=1000 * 365)
+
+
 def parse_duration(text: str) -> timedelta:
-    """An ISO 8601 duration; a month counts 30 days and a year 365 (periods are fixed lengths)."""
+    """An ISO 8601 duration; a month counts 30 days and a year 365 (periods are fixed lengths), at
+    most 1,000 years."""
     match = _DURATION.fullmatch(text)
     if not match or text in ("P", "PT") or text.endswith("T"):
-        raise BadRequestData(f"aggrPeriodDuration {text!r} is not an ISO 8601 duration such as PT1H")
+        raise BadRequestData(f"{text!r} is not an ISO 8601 duration such as PT1H")
     parts = {key: float(value) for key, value in match.groupdict().items() if value}
-    return timedelta(
-        days=parts.get("years", 0) * 365
-        + parts.get("months", 0) * 30
-        + parts.get("weeks", 0) * 7
-        + parts.get("days", 0),
-        hours=parts.get("hours", 0),
-        minutes=parts.get("minutes", 0),
-        seconds=parts.get("seconds", 0),
-    )
+    try:
+        length = timedelta(
+            days=parts.get("years", 0) * 365
+            + parts.get("months", 0) * 30
+            + parts.get("weeks", 0) * 7
+            + parts.get("days", 0),
+            hours=parts.get("hours", 0),
+            minutes=parts.get("minutes", 0),
+            seconds=parts.get("seconds", 0),
+        )
+    except OverflowError:
+        length = timedelta.max
+    if length > LONGEST:
+        raise BadRequestData(f"the duration {text!r} is longer than 1000 years")
+    return length
 
 
 @dataclass
@@ -302,7 +313,12 @@ def parse_aggregation(methods: str | None, period: str | None) -> Aggregation:
     unknown = [m for m in names if m not in AGGREGATES]
     if unknown or not names:
         raise BadRequestData(f"unknown aggrMethods {', '.join(unknown)}; use {', '.join(AGGREGATES)}")
-    return Aggregation(names, parse_duration(period) if period else timedelta(0))
+    if not period:
+        return Aggregation(names, timedelta(0))
+    try:
+        return Aggregation(names, parse_duration(period))
+    except BadRequestData as error:
+        raise BadRequestData(f"aggrPeriodDuration: {error.detail}") from None
 
 
 def _time_of(row: BrokerAttributeInstance, query: TimeQuery) -> datetime:

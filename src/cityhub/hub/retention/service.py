@@ -53,8 +53,8 @@ def type_iri(name: str) -> str:
 def _duration(text: str, what: str) -> timedelta:
     try:
         length = parse_duration(text)
-    except BadRequestData:
-        raise BadRequestData(f"{what} {text!r} is not an ISO 8601 duration such as P30D or PT1H") from None
+    except BadRequestData as error:
+        raise BadRequestData(f"{what}: {error.detail}") from None
     if length <= timedelta(0):
         raise BadRequestData(f"{what} must be longer than zero")
     return length
@@ -205,12 +205,14 @@ async def downsample(
     period: timedelta,
     entity_type: str | None = None,
     methods: Sequence[str] | None = None,
+    period_text: str | None = None,
     exclude_types: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> Downsampled:
     """Shrink the history observed before ``before`` to one instance per entity, attribute,
     datasetId and ``period`` (see the module docstring). Without ``methods``, numbers become their
-    average and the instance has no ``downsampled`` member. Works entity by entity, each in the
+    average and the instance has no ``downsampled`` member; ``period_text`` is how the period is
+    written there (ISO 8601 seconds by default). Works entity by entity, each in the
     caller's transaction (the session's tenant scope, if any, applies). ``progress(done, total)``
     is called after each entity."""
     if period <= timedelta(0):
@@ -243,7 +245,8 @@ async def downsample(
                 continue
             start = epoch + period * bucket
             kept = members[-1]
-            kept.data = _downsampled(kept.data, members, start, period, methods)
+            label = period_text or _period_text(period)
+            kept.data = _downsampled(kept.data, members, start, label, methods)
             kept.observed_at = start
             for member in members[:-1]:
                 await session.delete(member)
@@ -257,7 +260,7 @@ def _downsampled(
     data: dict[str, Any],
     members: list[BrokerAttributeInstance],
     start: datetime,
-    period: timedelta,
+    period_text: str,
     methods: Sequence[str] | None,
 ) -> dict[str, Any]:
     shown = dict(data)
@@ -269,7 +272,7 @@ def _downsampled(
             shown["value"] = results[methods[0]]
         shown[DOWNSAMPLED] = {
             "type": "JsonProperty",
-            "json": results | {"period": _period_text(period), "instances": len(members)},
+            "json": results | {"period": period_text, "instances": len(members)},
         }
     elif numeric:
         shown["value"] = aggregate("avg", values)
@@ -309,6 +312,7 @@ async def apply_policy(
         period=parse_duration(policy.period),
         entity_type=policy.entity_type,
         methods=policy.methods,
+        period_text=policy.period,
         exclude_types=exclude,
         progress=progress,
     )
