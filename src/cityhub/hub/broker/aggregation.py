@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -196,26 +196,34 @@ async def read(
     statement = select(*selected).select_from(source).group_by(*group_by).order_by(*group_by)
     found: dict[str, dict[str, dict[str | None, dict[str, Any]]]] = {}
     kinds: dict[tuple[str, str], str] = {}
-    for row in (await session.execute(statement)).mappings():
-        entity_id, attribute, dataset = row["entity_id"], row["attribute"], row["dataset_id"]
-        kind = kinds.setdefault((entity_id, attribute), row["kind"] or "Property")
-        if period > timedelta(0):
-            origin_at = row["s"] if start is not None else fixed_start
+    result = await session.execute(statement)
+    at = {name: index for index, name in enumerate(result.keys())}  # rows read by position: faster
+    readers = [(method, _reader(method, at)) for method in methods]
+    k_kind, k_bucket, k_start = at["kind"], at.get("bucket"), at.get("s")
+    k_first, k_last = at.get("first"), at.get("last")
+    postgres = dialect == "postgresql"
+    for row in result:
+        entity_id, attribute, dataset = row[0], row[1], row[2]
+        kind = kinds.setdefault((entity_id, attribute), row[k_kind] or "Property")
+        if k_bucket is not None:
+            origin_at = row[k_start] if k_start is not None else fixed_start
             assert origin_at is not None
-            bucket_at = row["bucket"]
-            index = (bucket_at - origin_at) // period if dialect == "postgresql" else int(bucket_at)
+            bucket_at = row[k_bucket]
+            index = (bucket_at - origin_at) // period if postgres else int(bucket_at)
             lower = origin_at + period * index
             upper = lower + period
         else:
-            lower = fixed_start if fixed_start is not None else row["first"]
-            upper = query.end_time_at if query.end_time_at is not None else row["last"] + _MICROSECOND
+            assert k_first is not None
+            assert k_last is not None
+            lower = fixed_start if fixed_start is not None else row[k_first]
+            upper = query.end_time_at if query.end_time_at is not None else row[k_last] + _MICROSECOND
         groups = found.setdefault(entity_id, {}).setdefault(attribute, {})
         shown = groups.get(dataset)
         if shown is None:
             shown = groups[dataset] = {"type": kind} | {method: [] for method in methods}
-        bounds = (_iso(lower), _iso(upper))
-        for method in methods:
-            shown[method].append([_value(method, row), *bounds])
+        start_text, end_text = _iso(lower), _iso(upper)
+        for method, value_of in readers:
+            shown[method].append([value_of(row), start_text, end_text])
     return {
         entity_id: {
             attribute: Aggregated(
@@ -264,14 +272,21 @@ def _aggregates(dialect: str, method: str, values: _Expressions) -> list[Any]:
     ]
 
 
-def _value(method: str, row: Any) -> Any:
+def _reader(method: str, at: dict[str, int]) -> Callable[[Any], Any]:
+    """How to read one method's value from a result row (columns by position ``at``)."""
     if method in ("totalCount", "distinctCount"):
-        return int(row[method])
-    if method == "stddev" and "stddev_n" in row:
-        count = row["stddev_n"]
-        if not count:
-            return None
-        mean = row["stddev_sum"] / count
-        return math.sqrt(max(row["stddev_sumsq"] / count - mean * mean, 0.0))
-    value = row[method]
-    return None if value is None else float(value)
+        position = at[method]
+        return lambda row: int(row[position])
+    if method == "stddev" and "stddev_n" in at:
+        n, total, squares = at["stddev_n"], at["stddev_sum"], at["stddev_sumsq"]
+
+        def stddev(row: Any) -> float | None:
+            count = row[n]
+            if not count:
+                return None
+            mean = row[total] / count
+            return math.sqrt(max(row[squares] / count - mean * mean, 0.0))
+
+        return stddev
+    position = at[method]
+    return lambda row: None if row[position] is None else float(row[position])
