@@ -1,8 +1,9 @@
 """The hub process: wiring settings, storage, bus, outbox relay and applications into one FastAPI app.
 
 Start-up order: default tenant → applications (setup, then the registry is closed, their consumers
-subscribed and their routers mounted) → bus → outbox relay. Shutdown drains the outbox one last
-time, tears the apps down, then closes the bus, so a clean stop leaves no event behind.
+subscribed and their routers mounted) → bus → outbox relay → notifier → history retention task.
+Shutdown stops the retention task, drains the outbox one last time, tears the apps down, then
+closes the bus, so a clean stop leaves no event behind.
 
 Migrations are not run here: ``cityhub serve`` and ``cityhub db upgrade`` apply them once, before
 any worker starts.
@@ -39,6 +40,8 @@ from cityhub.hub.ingest.health import HealthMonitor
 from cityhub.hub.ingest.mqtt import MqttGateway
 from cityhub.hub.ops import api as ops_api
 from cityhub.hub.ops.metrics import HubMetrics, MetricsMiddleware, Sample
+from cityhub.hub.retention import api as retention_api
+from cityhub.hub.retention.tasks import RetentionTask
 from cityhub.hub.tenancy import api as tenancy_api
 from cityhub.hub.tenancy import service as tenancy
 from cityhub.kit.db import create_engine, session_factory
@@ -121,6 +124,7 @@ class Hub:
                 on_command_result=self.commands.result,
             )
             self.commands.mqtt = self.mqtt
+        self.retention = RetentionTask(self.sessions, settings.history_retention_interval)
         self.platform = HubPlatform(self.engine, self.bus, settings.instance_name)
         self.runner = AppRunner(self.registry, self.sessions, self.platform)
         self.metrics = HubMetrics()
@@ -193,6 +197,7 @@ class Hub:
             await self.mqtt.start()
         if self.backups is not None:
             self.backups.start()
+        await self.retention.start()
         log.info(
             "CityHub %s up: database %s, bus %s, %d app(s)",
             __version__,
@@ -211,6 +216,7 @@ class Hub:
         await self.ingest.stop()
         if self.backups is not None:
             await self.backups.stop()
+        await self.retention.stop()
         await self.relay.stop()
         await self.notifier.stop()
         await self.runner.teardown()
@@ -384,6 +390,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for router in security_api.ROUTERS:
             app.include_router(router)
         _declare_bearer(app)
+    app.include_router(retention_api.router)
     # ETSI GS CIM 009 answers errors as ProblemDetails in application/json
     setattr(app.state, PROBLEM_MEDIA_TYPES, {broker_api.router.prefix + "/": "application/json"})
     return app

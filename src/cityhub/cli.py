@@ -720,6 +720,43 @@ def restore_command(
     console.print(f"restored {source.name}")
 
 
+@history_app.command("apply-retention")
+def history_apply_retention() -> None:
+    """Apply every tenant's standing retention policies once, with a progress bar per policy."""
+    from rich.progress import Progress
+
+    from cityhub.hub.retention.models import RetentionPolicy
+    from cityhub.hub.retention.service import Progress as EntityProgress
+    from cityhub.hub.retention.tasks import Applied, apply_all
+
+    settings = _settings()
+
+    async def run(engine: AsyncEngine) -> list[Applied]:
+        await _require_schema(engine)
+        with Progress(console=err, transient=True) as bar:
+
+            def on_policy(number: int, total: int, policy: RetentionPolicy) -> EntityProgress:
+                what = policy.entity_type or "every type"
+                task = bar.add_task(f"policy {number}/{total}: {policy.tenant_code} · {what}", total=None)
+                return lambda done, count: bar.update(task, completed=done, total=count)
+
+            return await apply_all(session_factory(engine), on_policy=on_policy)
+
+    applied = _run(run, settings)
+    if not applied:
+        console.print("no retention policies")
+    for item in applied:
+        what = item.entity_type or "every type"
+        if item.outcome is None:
+            console.print(f"{item.tenant} · {what}: skipped, another process is applying it")
+            continue
+        outcome = item.outcome
+        console.print(
+            f"{item.tenant} · {what}: {outcome.entities} entities, {outcome.read} old instances read, "
+            f"{outcome.kept} kept, {outcome.dropped} dropped"
+        )
+
+
 def main() -> None:
     logging.captureWarnings(True)
     try:

@@ -172,6 +172,11 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser."
     )
+    history_retention_interval: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds between applications of the history retention policies; 0 turns it off.",
+    )
     apps_disabled: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated names of installed apps not to load."
     )

@@ -126,6 +126,7 @@ async def test_aggregated_values_per_period(client: httpx.AsyncClient) -> None:
         {"options": "aggregatedValues"},
         {"options": "aggregatedValues", "aggrMethods": "median"},
         {"options": "aggregatedValues", "aggrMethods": "avg", "aggrPeriodDuration": "1 hour"},
+        {"options": "aggregatedValues", "aggrMethods": "avg", "aggrPeriodDuration": "P99999999999999D"},
         {"timeproperty": "seenAt"},
     ],
 )

@@ -13,7 +13,8 @@ instances, or the newest with ``lastN``) up to the earliest point where some att
 every entity of the answer; instances past that point are left out, so that a client asking again
 from the range's end misses nothing. The caller answers 206 Partial Content with
 ``Content-Range: date-time <start>-<end>/<lastN or *>``. ``lastN`` at or below the limit is the
-client's own choice and is no pagination. Aggregations read every instance of the time range.
+client's own choice and is no pagination. Aggregations are computed by the database over every
+instance of the time range (:mod:`cityhub.hub.broker.aggregation`); no limit applies.
 
 **Representations.** Normalized instances carry their ``instanceId``; ``options=temporalValues``
 gives ``[value, time]`` pairs and ``options=aggregatedValues`` the ``aggrMethods`` per
@@ -22,12 +23,11 @@ gives ``[value, time]`` pairs and ``options=aggregatedValues`` the ``aggrMethods
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +38,9 @@ from cityhub.hub.broker.context import ActiveContext
 from cityhub.hub.broker.models import BrokerAttributeInstance, BrokerEntity
 from cityhub.kit.errors import BadRequestData
 from cityhub.kit.time import isoformat, parse_datetime
+
+if TYPE_CHECKING:
+    from cityhub.hub.broker.aggregation import Aggregated
 
 INSTANCE_PREFIX = "urn:ngsi-ld:Instance:"
 AGGREGATES = ("totalCount", "distinctCount", "sum", "avg", "min", "max", "stddev", "sumsq")
@@ -138,7 +141,7 @@ class Selection:
     dataset_ids: Collection[str | None] | None = None
 
 
-def _selection(chosen: Selection, query: TimeQuery) -> list[Any]:
+def conditions(chosen: Selection, query: TimeQuery) -> list[Any]:
     """The conditions on instances that the selection and the time query make."""
     column = getattr(BrokerAttributeInstance, TIMEPROPERTIES[query.timeproperty])
     where: list[Any] = []
@@ -170,7 +173,7 @@ def has_history(chosen: Selection, query: TimeQuery) -> ColumnElement[bool]:
     choose. A temporal query answers for those only (an entity with no history in the time range
     is no result). Correlated, so that the instance index by entity serves it."""
     return exists().where(
-        BrokerAttributeInstance.entity_id == BrokerEntity.entity_id, *_selection(chosen, query)
+        BrokerAttributeInstance.entity_id == BrokerEntity.entity_id, *conditions(chosen, query)
     )
 
 
@@ -192,7 +195,7 @@ async def read(
     paged = limit is not None and (query.last_n is None or query.last_n > limit)
     take = limit + 1 if paged and limit is not None else query.last_n
     inner = select(BrokerAttributeInstance).where(
-        BrokerAttributeInstance.entity_id.in_(entity_ids), *_selection(chosen, query)
+        BrokerAttributeInstance.entity_id.in_(entity_ids), *conditions(chosen, query)
     )
     if take is None:
         statement = inner.order_by(column, BrokerAttributeInstance.instance_id)
@@ -269,21 +272,32 @@ _DURATION = re.compile(
 )
 
 
+#: The longest duration accepted: periods and retention beyond it would leave the calendar.
+LONGEST = timedelta(days=1000 * 365)
+
+
 def parse_duration(text: str) -> timedelta:
-    """An ISO 8601 duration; a month counts 30 days and a year 365 (periods are fixed lengths)."""
+    """An ISO 8601 duration; a month counts 30 days and a year 365 (periods are fixed lengths), at
+    most 1,000 years."""
     match = _DURATION.fullmatch(text)
     if not match or text in ("P", "PT") or text.endswith("T"):
-        raise BadRequestData(f"aggrPeriodDuration {text!r} is not an ISO 8601 duration such as PT1H")
+        raise BadRequestData(f"{text!r} is not an ISO 8601 duration such as PT1H")
     parts = {key: float(value) for key, value in match.groupdict().items() if value}
-    return timedelta(
-        days=parts.get("years", 0) * 365
-        + parts.get("months", 0) * 30
-        + parts.get("weeks", 0) * 7
-        + parts.get("days", 0),
-        hours=parts.get("hours", 0),
-        minutes=parts.get("minutes", 0),
-        seconds=parts.get("seconds", 0),
-    )
+    try:
+        length = timedelta(
+            days=parts.get("years", 0) * 365
+            + parts.get("months", 0) * 30
+            + parts.get("weeks", 0) * 7
+            + parts.get("days", 0),
+            hours=parts.get("hours", 0),
+            minutes=parts.get("minutes", 0),
+            seconds=parts.get("seconds", 0),
+        )
+    except OverflowError:
+        length = timedelta.max
+    if length > LONGEST:
+        raise BadRequestData(f"the duration {text!r} is longer than 1000 years")
+    return length
 
 
 @dataclass
@@ -299,29 +313,12 @@ def parse_aggregation(methods: str | None, period: str | None) -> Aggregation:
     unknown = [m for m in names if m not in AGGREGATES]
     if unknown or not names:
         raise BadRequestData(f"unknown aggrMethods {', '.join(unknown)}; use {', '.join(AGGREGATES)}")
-    return Aggregation(names, parse_duration(period) if period else timedelta(0))
-
-
-def aggregate(method: str, values: list[Any]) -> Any:
-    if method == "totalCount":
-        return len(values)
-    if method == "distinctCount":
-        return len({repr(v) for v in values})
-    numbers = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-    if not numbers:
-        return None
-    if method == "sum":
-        return sum(numbers)
-    if method == "avg":
-        return sum(numbers) / len(numbers)
-    if method == "min":
-        return min(numbers)
-    if method == "max":
-        return max(numbers)
-    if method == "sumsq":
-        return sum(n * n for n in numbers)
-    mean = sum(numbers) / len(numbers)
-    return math.sqrt(sum((n - mean) ** 2 for n in numbers) / len(numbers))  # stddev
+    if not period:
+        return Aggregation(names, timedelta(0))
+    try:
+        return Aggregation(names, parse_duration(period))
+    except BadRequestData as error:
+        raise BadRequestData(f"aggrPeriodDuration: {error.detail}") from None
 
 
 def _time_of(row: BrokerAttributeInstance, query: TimeQuery) -> datetime:
@@ -330,32 +327,6 @@ def _time_of(row: BrokerAttributeInstance, query: TimeQuery) -> datetime:
     if query.timeproperty == "deletedAt" and row.deleted_at is not None:
         return row.deleted_at
     return row.recorded_at
-
-
-def _aggregated(
-    kind: str, rows: list[BrokerAttributeInstance], query: TimeQuery, aggregation: Aggregation
-) -> dict[str, Any]:
-    key = ngsi.content_key(kind)
-    times = [_time_of(row, query) for row in rows]
-    if not times:
-        return {"type": kind} | {method: [] for method in aggregation.methods}
-    start = query.time_at if query.timerel in ("after", "between") and query.time_at else min(times)
-    end = query.end_time_at if query.end_time_at else max(times) + timedelta(microseconds=1)
-    period = aggregation.period if aggregation.period > timedelta(0) else end - start
-    buckets: dict[int, list[Any]] = {}
-    for row, moment in zip(rows, times, strict=True):
-        buckets.setdefault(int((moment - start) / period), []).append(row.data.get(key))
-    shown: dict[str, Any] = {"type": kind}
-    for method in aggregation.methods:
-        shown[method] = [
-            [
-                aggregate(method, values),
-                isoformat(start + period * index),
-                isoformat(start + period * (index + 1)),
-            ]
-            for index, values in sorted(buckets.items())
-        ]
-    return shown
 
 
 def _simple(instance: dict[str, Any], key: str, ctx: ActiveContext) -> Any:
@@ -388,9 +359,10 @@ def render(
     *,
     options: set[str],
     query: TimeQuery,
-    aggregation: Aggregation | None = None,
+    aggregated: dict[str, Aggregated] | None = None,
 ) -> dict[str, Any]:
-    """An entity's temporal representation, compacted with ``ctx``."""
+    """An entity's temporal representation, compacted with ``ctx``; with ``aggregated`` (see
+    :mod:`cityhub.hub.broker.aggregation`), its aggregatedValues."""
     sys_attrs = "sysAttrs" in options
     shell = {"id": entity["id"], "type": entity["type"], "attrs": {}} | (
         {"scope": entity["scope"]} if entity.get("scope") else {}
@@ -398,19 +370,20 @@ def render(
     out = ngsi.compact_entity(shell, ctx, sys_attrs=False)
     if sys_attrs:
         out["createdAt"], out["modifiedAt"] = entity["createdAt"], entity["modifiedAt"]
+    if aggregated is not None:
+        for name, values in aggregated.items():
+            out[ctx.compact(name)] = values.groups[0] if len(values.groups) == 1 else values.groups
+        return out
     for name, series in instances.items():
         kind, rows = series.kind, series.rows
         term = ctx.compact(name)
-        if aggregation is not None or "temporalValues" in options:
+        if "temporalValues" in options:
             key = ngsi.content_key(kind)
             groups: list[dict[str, Any]] = []
             # one object per datasetId; an attribute pagination left no instances of shows empty
             for dataset, members in _by_dataset(rows) or [(None, [])]:
-                if aggregation is not None:
-                    one = _aggregated(kind, members, query, aggregation)
-                else:
-                    pairs = [[_simple(r.data, key, ctx), isoformat(_time_of(r, query))] for r in members]
-                    one = {"type": kind, PLURALS[key]: pairs}
+                pairs = [[_simple(r.data, key, ctx), isoformat(_time_of(r, query))] for r in members]
+                one = {"type": kind, PLURALS[key]: pairs}
                 groups.append(one | ({"datasetId": dataset} if dataset is not None else {}))
             out[term] = groups[0] if len(groups) == 1 else groups
         elif not rows:  # every instance was past the range pagination kept

@@ -16,16 +16,15 @@ import copy
 import dataclasses
 import functools
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from cityhub.hub.broker import changes, history, ngsi, order, service, views
+from cityhub.hub.broker import aggregation, changes, history, ngsi, order, service, views
 from cityhub.hub.broker.context import ActiveContext
 from cityhub.hub.broker.entities import QUERY_PARAMS, Selection, query_object
 from cityhub.hub.broker.events import on_before_commit
@@ -40,11 +39,13 @@ from cityhub.hub.broker.http import (
     page_size,
     parse_options,
 )
-from cityhub.hub.broker.models import BrokerAttributeInstance, BrokerEntityType
+from cityhub.hub.broker.models import BrokerAttributeInstance
+from cityhub.hub.retention.service import Downsampled as Downsampled  # downsampling lives there
+from cityhub.hub.retention.service import downsample as downsample
 from cityhub.kit.db import bulk_insert, current_tenant
 from cityhub.kit.errors import BadRequestData, InvalidRequest, MethodNotAllowed, NotFound
 from cityhub.kit.ids import new_ids
-from cityhub.kit.time import isoformat, parse_datetime
+from cityhub.kit.time import parse_datetime
 
 router = APIRouter(prefix="/temporal")
 
@@ -193,30 +194,40 @@ async def _answer(
     broker: BrokerRequest, entities: list[dict[str, Any]], params: TemporalParams, ctx: ActiveContext
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """The temporal representations of ``entities`` and the headers of a cut answer (206)."""
-    settings = broker.request.app.state.hub.settings
-    found = await history.read(
-        broker.session,
-        [e["id"] for e in entities],
-        _selection(params, ctx),
-        params.time,
-        limit=None if params.aggregation is not None else settings.broker_temporal_limit,
-    )
-    shown = [
-        history.render(
-            entity,
-            found.entities.get(entity["id"], {}),
-            ctx,
-            options=params.options,
-            query=params.time,
-            aggregation=params.aggregation,
+    ids = [e["id"] for e in entities]
+    if params.aggregation is not None:  # computed by the database; no server limit applies
+        aggregated = await aggregation.read(
+            broker.session, ids, _selection(params, ctx), params.time, params.aggregation
         )
-        for entity in entities
-    ]
+        shown = [
+            history.render(
+                entity,
+                {},
+                ctx,
+                options=params.options,
+                query=params.time,
+                aggregated=aggregated.get(entity["id"], {}),
+            )
+            for entity in entities
+        ]
+        content_range = None
+    else:
+        settings = broker.request.app.state.hub.settings
+        found = await history.read(
+            broker.session, ids, _selection(params, ctx), params.time, limit=settings.broker_temporal_limit
+        )
+        shown = [
+            history.render(
+                entity, found.entities.get(entity["id"], {}), ctx, options=params.options, query=params.time
+            )
+            for entity in entities
+        ]
+        content_range = found.content_range
     for item in shown:
         for member in ("id", "type"):
             if (params.pick is not None and member not in params.pick) or member in (params.omit or ()):
                 item.pop(member, None)
-    partial = {"Content-Range": found.content_range} if found.content_range else {}
+    partial = {"Content-Range": content_range} if content_range else {}
     return shown, partial
 
 
@@ -566,76 +577,3 @@ _TEMPORAL_METHODS = {
     4: ("DELETE",),  # /entities/{id}/attrs/{attr}
     5: ("PATCH", "DELETE"),  # /entities/{id}/attrs/{attr}/{instanceId}
 }
-
-
-# -- retention: downsampling old history ------------------------------------------------------------
-
-
-@dataclass
-class Downsampled:
-    entities: int = 0
-    read: int = 0
-    kept: int = 0
-
-
-async def downsample(
-    session: AsyncSession,
-    *,
-    before: datetime,
-    period: timedelta,
-    entity_type: str | None = None,
-    progress: Any = None,
-) -> Downsampled:
-    """Shrink the history observed before ``before`` to one instance per entity, attribute,
-    datasetId and ``period``: numbers become their average, other values the last one; the
-    instance's observedAt becomes the start of its period. Newer history and deletion marks are
-    left alone. Works entity by entity, each in the caller's transaction (the session's tenant
-    scope, if any, applies). ``progress(done, total)`` is called after each entity."""
-    if period <= timedelta(0):
-        raise BadRequestData("the downsampling period must be longer than zero")
-    old = (BrokerAttributeInstance.observed_at < before) & BrokerAttributeInstance.deleted_at.is_(None)
-    candidates = select(BrokerAttributeInstance.tenant_code, BrokerAttributeInstance.entity_id).where(old)
-    if entity_type is not None:
-        typed = select(BrokerEntityType.entity_id).where(BrokerEntityType.type == entity_type)
-        candidates = candidates.where(BrokerAttributeInstance.entity_id.in_(typed))
-    keys = [(row[0], row[1]) for row in await session.execute(candidates.distinct())]
-    outcome = Downsampled(entities=len(keys))
-    epoch = datetime(2000, 1, 1, tzinfo=before.tzinfo)
-    for done, (tenant, entity_id) in enumerate(keys, start=1):
-        rows = list(
-            await session.scalars(
-                select(BrokerAttributeInstance)
-                .where(
-                    old,
-                    BrokerAttributeInstance.tenant_code == tenant,
-                    BrokerAttributeInstance.entity_id == entity_id,
-                )
-                .order_by(BrokerAttributeInstance.observed_at, BrokerAttributeInstance.instance_id)
-            )
-        )
-        groups: dict[tuple[str, str | None, int], list[BrokerAttributeInstance]] = {}
-        for row in rows:
-            assert row.observed_at is not None
-            bucket = int((row.observed_at - epoch) / period)
-            groups.setdefault((row.attribute, row.dataset_id, bucket), []).append(row)
-        outcome.read += len(rows)
-        for (_, _, bucket), members in groups.items():
-            outcome.kept += 1
-            if len(members) == 1:
-                continue
-            start = epoch + period * bucket
-            kept = members[-1]
-            data = dict(kept.data)
-            values = [m.data.get("value") for m in members]
-            numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-            if len(numbers) == len(values):
-                data["value"] = sum(numbers) / len(numbers)
-            data["observedAt"] = isoformat(start)
-            kept.data = data
-            kept.observed_at = start
-            for member in members[:-1]:
-                await session.delete(member)
-        await session.flush()
-        if progress is not None:
-            progress(done, len(keys))
-    return outcome

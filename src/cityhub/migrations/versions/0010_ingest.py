@@ -1,7 +1,7 @@
 """Device ingestion: service groups, devices, commands, dead letters
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-21 18:35:32.195770
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import cityhub.kit.db
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
