@@ -12,8 +12,6 @@ a device without an expected interval is unknown. The monitor checks every
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +27,7 @@ from cityhub.hub.ingest import measures, service
 from cityhub.hub.ingest.events import DeviceBackOnline, DeviceWentSilent
 from cityhub.hub.ingest.models import IngestDevice
 from cityhub.kit.db import ALL_TENANTS, scope_to_tenant
+from cityhub.kit.periodic import Periodic
 from cityhub.kit.time import isoformat, utcnow
 
 log = logging.getLogger(__name__)
@@ -89,25 +88,13 @@ class HealthMonitor:
         self.sessions = sessions
         self.expand = expand
         self.interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("device health check", interval, self.check)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="ingest-health")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.check()
-            except Exception:
-                log.exception("device health check failed; trying again in %.0fs", self.interval)
+        await self._periodic.stop()
 
     async def check(self) -> int:
         """Record the devices whose state changed; returns how many did."""

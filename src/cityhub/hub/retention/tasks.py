@@ -5,8 +5,6 @@ same policy at once (the second skips it)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -19,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cityhub.hub.retention import service
 from cityhub.hub.retention.models import RetentionPolicy
 from cityhub.kit.db import scope_to_tenant
+from cityhub.kit.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -68,34 +67,22 @@ class RetentionTask:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], interval: float) -> None:
         self.sessions = sessions
         self.interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("applying retention policies", interval, self.apply)
 
     async def start(self) -> None:
-        if self.interval > 0:
-            self._task = asyncio.create_task(self._run(), name="history-retention")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.stop()
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                for item in await apply_all(self.sessions):
-                    if item.outcome is not None and (item.outcome.read or item.outcome.dropped):
-                        log.info(
-                            "retention policy %s of tenant %s: %d instances read, %d kept, %d dropped",
-                            item.policy_id,
-                            item.tenant,
-                            item.outcome.read,
-                            item.outcome.kept,
-                            item.outcome.dropped,
-                        )
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the next round tries again
-                log.exception("applying retention policies failed")
+    async def apply(self) -> None:
+        for item in await apply_all(self.sessions):
+            if item.outcome is not None and (item.outcome.read or item.outcome.dropped):
+                log.info(
+                    "retention policy %s of tenant %s: %d instances read, %d kept, %d dropped",
+                    item.policy_id,
+                    item.tenant,
+                    item.outcome.read,
+                    item.outcome.kept,
+                    item.outcome.dropped,
+                )

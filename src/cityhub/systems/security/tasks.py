@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 
+from cityhub.kit.periodic import Periodic
 from cityhub.systems.security import backup
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ class BackupSchedule:
         self.keep = keep
         self.made = 0
         self.failed = 0
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("scheduled backup", interval, self.run_once)
 
     async def run_once(self) -> Path | None:
         try:
@@ -37,17 +37,8 @@ class BackupSchedule:
         log.info("scheduled backup %s written, %d old one(s) removed", path.name, len(removed))
         return path
 
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.run_once()
-
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name="cityhub-backups")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.stop()
