@@ -1,9 +1,10 @@
 """The hub process: wiring settings, storage, bus, outbox relay and applications into one FastAPI app.
 
 Start-up order: default tenant → applications (setup, then the registry is closed, their consumers
-subscribed and their routers mounted) → bus → outbox relay → notifier → history retention task.
-Shutdown stops the retention task, drains the outbox one last time, tears the apps down, then
-closes the bus, so a clean stop leaves no event behind.
+subscribed and their routers mounted) → bus → outbox relay → notifier → device gateway, commands,
+device health, MQTT gateway → scheduled backups → history retention task. Shutdown stops the
+device side first (messages in hand are written), then the background tasks, drains the outbox one
+last time, tears the apps down, then closes the bus, so a clean stop leaves no event behind.
 
 Migrations are not run here: ``cityhub serve`` and ``cityhub db upgrade`` apply them once, before
 any worker starts.
