@@ -148,6 +148,8 @@ class Hub:
             if settings.auth_mode == "on"
             else None
         )
+        if self.security is not None:
+            self.ingest.on_unknown_key.append(self.security.unknown_device_key)
 
     def _wake_relay(self) -> None:
         self.relay.wake()

@@ -11,12 +11,13 @@ import httpx
 import pyotp
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import func, select
 
 from cityhub.app import create_app
 from cityhub.config import Settings
 from cityhub.hub.tenancy.service import ensure_tenant_with_ancestors
 from cityhub.systems.security import service
-from cityhub.systems.security.models import User
+from cityhub.systems.security.models import SecurityEvent, User
 from cityhub.systems.security.schemas import UserCreate
 
 PASSWORD = "Correct-Horse-42"
@@ -120,3 +121,12 @@ async def token_for(
 
 async def bearer(client: httpx.AsyncClient, account: Account) -> dict[str, str]:
     return {"Authorization": f"Bearer {(await token_for(client, account))['access_token']}"}
+
+
+async def event_count(app: FastAPI, kind: str) -> int:
+    """How many security events of ``kind`` the hub has stored."""
+    async with app.state.hub.sessions() as session:
+        found = await session.scalar(
+            select(func.count()).select_from(SecurityEvent).where(SecurityEvent.kind == kind)
+        )
+        return int(found or 0)

@@ -11,23 +11,11 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
-from sqlalchemy import func, select
 
 from cityhub.app import create_app
-from cityhub.systems.security.models import SecurityEvent
-from tests.systems.security.conftest import add_user, bearer, client_for, secure_settings
+from tests.systems.security.conftest import add_user, bearer, client_for, event_count, secure_settings
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-async def _count(app: FastAPI, kind: str) -> int:
-    async with app.state.hub.sessions() as session:
-        return int(
-            await session.scalar(
-                select(func.count()).select_from(SecurityEvent).where(SecurityEvent.kind == kind)
-            )
-            or 0
-        )
 
 
 def _source() -> str:
@@ -49,20 +37,20 @@ async def test_brute_force_from_one_address(secure_app: FastAPI) -> None:
     async with client_for(secure_app, _source()) as attacker:
         for _ in range(9):
             await _fail_login(attacker, account.username)
-        assert await _count(secure_app, "brute_force") == 0
+        assert await event_count(secure_app, "brute_force") == 0
         await _fail_login(attacker, account.username)
-        assert await _count(secure_app, "brute_force") == 1
+        assert await event_count(secure_app, "brute_force") == 1
         await _fail_login(attacker, account.username)
-        assert await _count(secure_app, "brute_force") == 1, "raised once per window"
-    assert await _count(secure_app, "login_failed") == 11
-    assert await _count(secure_app, "credential_stuffing") == 0
+        assert await event_count(secure_app, "brute_force") == 1, "raised once per window"
+    assert await event_count(secure_app, "login_failed") == 11
+    assert await event_count(secure_app, "credential_stuffing") == 0
 
 
 async def test_credential_stuffing_across_user_names(secure_app: FastAPI) -> None:
     async with client_for(secure_app, _source()) as attacker:
         for number in range(5):
             await _fail_login(attacker, f"victim{number}")
-    assert await _count(secure_app, "credential_stuffing") == 1
+    assert await event_count(secure_app, "credential_stuffing") == 1
 
 
 async def test_denial_burst_and_the_overview(secure_app: FastAPI, sclient: httpx.AsyncClient) -> None:
@@ -70,8 +58,8 @@ async def test_denial_burst_and_the_overview(secure_app: FastAPI, sclient: httpx
     for _ in range(20):
         response = await sclient.get("/ngsi-ld/v1/types", headers=nosy | {"NGSILD-Tenant": "410105"})
         assert response.status_code == 403
-    assert await _count(secure_app, "access_denied") == 20
-    assert await _count(secure_app, "denial_burst") == 1
+    assert await event_count(secure_app, "access_denied") == 20
+    assert await event_count(secure_app, "denial_burst") == 1
     officer = await bearer(sclient, await add_user(secure_app, "410100", platform_admin=True, totp=True))
     overview = await sclient.get("/api/v1/security/overview", headers=officer)
     assert overview.status_code == 200, overview.text
@@ -124,7 +112,7 @@ async def test_rate_limit_per_source_and_per_client(database_url: str, backend: 
             finally:
                 await store.aclose()
         # every refusal counted, the first one stored
-        assert await _count(app, "rate_limited") == 1
+        assert await event_count(app, "rate_limited") == 1
         metrics = app.state.hub.metrics.registry.get_sample_value(
             "cityhub_security_events_total", {"kind": "rate_limited"}
         )
@@ -133,8 +121,8 @@ async def test_rate_limit_per_source_and_per_client(database_url: str, backend: 
         async with client_for(app, source) as http:
             for _ in range(60):
                 assert (await http.get("/healthz")).status_code == 429
-        assert await _count(app, "abnormal_volume") == 1
-        assert await _count(app, "rate_limited") == 1
+        assert await event_count(app, "abnormal_volume") == 1
+        assert await event_count(app, "rate_limited") == 1
 
 
 async def test_blocking_a_source_address(secure_app: FastAPI, sclient: httpx.AsyncClient) -> None:
@@ -148,7 +136,7 @@ async def test_blocking_a_source_address(secure_app: FastAPI, sclient: httpx.Asy
         for _ in range(3):
             refused = await attacker.get("/healthz")
             assert refused.status_code == 403
-    assert await _count(secure_app, "blocked_source") == 1, "stored once a minute per address"
+    assert await event_count(secure_app, "blocked_source") == 1, "stored once a minute per address"
     counted = secure_app.state.hub.metrics.registry.get_sample_value(
         "cityhub_security_events_total", {"kind": "blocked_source"}
     )

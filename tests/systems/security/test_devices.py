@@ -3,11 +3,13 @@ provision with a token and a permission in the tenant ``fiware-service`` names."
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from fastapi import FastAPI
 
 from tests.hub.ingest.support import provision
-from tests.systems.security.conftest import add_user, bearer
+from tests.systems.security.conftest import add_user, bearer, event_count
 
 COUNTY = "410105"  # Jinshui District, Zhengzhou
 SERVICE = {"fiware-service": COUNTY, "fiware-servicepath": "/jinshui"}
@@ -32,9 +34,12 @@ async def test_devices_send_with_their_key_and_provisioning_needs_a_permission_t
 
     sent = await sclient.post("/iot/d", params={"k": "k-air", "i": "air-001"}, content="t|22.5|h|0.4")
     assert sent.status_code == 200, sent.text  # no token: the API key is the device's credential
-    wrong = await sclient.post("/iot/d", params={"k": "guess", "i": "air-001"}, content="t|99")
-    assert wrong.status_code == 404, wrong.text
-    assert wrong.json()["reason"] == "unknown-apikey"
+    for _ in range(3):  # guessing keys: one security event a minute per key, every message a letter
+        wrong = await sclient.post("/iot/d", params={"k": "guess", "i": "air-001"}, content="t|99")
+        assert wrong.status_code == 404, wrong.text
+        assert wrong.json()["reason"] == "unknown-apikey"
+    await _settled(secure_app)
+    assert await event_count(secure_app, "unknown_device_key") == 1
 
     stored = await sclient.get(f"/ngsi-ld/v1/entities/{AIR}", headers={"NGSILD-Tenant": COUNTY, **auth})
     assert stored.status_code == 200, stored.text
@@ -48,4 +53,11 @@ async def test_devices_send_with_their_key_and_provisioning_needs_a_permission_t
     keeper = await add_user(secure_app, default, [(default, "operator")])
     kept = await sclient.get("/api/v1/ingest/dead-letters", headers=await bearer(sclient, keeper))
     assert kept.status_code == 200, kept.text
-    assert [letter["reason"] for letter in kept.json()["deadLetters"]] == ["unknown-apikey"]
+    assert [letter["reason"] for letter in kept.json()["deadLetters"]] == ["unknown-apikey"] * 3
+
+
+async def _settled(app: FastAPI) -> None:
+    """Security events the gateway raised are written in the background: wait for them."""
+    recording = app.state.hub.security._recording
+    if recording:
+        await asyncio.gather(*recording)

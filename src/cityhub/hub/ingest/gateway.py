@@ -81,6 +81,9 @@ class Gateway:
         self.expand: Callable[[str], str] = lambda name: name
         self._profiles: dict[str, tuple[profiles.KeyProfiles, float]] = {}
         self.on_forget: list[Callable[[], None]] = []
+        #: Told of every message refused for an API key no service group has (api key, transport,
+        #: source): the security system makes it a security event.
+        self.on_unknown_key: list[Callable[[str, str, str | None], None]] = []
         self.rejected: Counter[str] = Counter()
         self.accepted = 0
 
@@ -123,6 +126,9 @@ class Gateway:
         source: str | None,
     ) -> asyncio.Future[Letter | None]:
         self.rejected[error.reason] += 1
+        if error.reason == measures.UNKNOWN_APIKEY and apikey is not None:
+            for listener in self.on_unknown_key:
+                listener(apikey, transport, source)
         letter = Letter(
             tenant=tenant or self.default_tenant,
             transport=transport,

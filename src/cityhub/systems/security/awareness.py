@@ -38,6 +38,7 @@ SEVERITY = {
     "rate_limited": "low",
     "abnormal_volume": "medium",
     "blocked_source": "low",
+    "unknown_device_key": "medium",
 }
 
 #: Failed logins from one address within the window that make a brute-force finding.

@@ -20,6 +20,7 @@ into the audit chain after it is answered.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -57,6 +58,10 @@ class _UserState:
     tokens_valid_after: float | None
 
 
+#: Seconds during which further messages with the same unknown device key raise no new event.
+UNKNOWN_KEY_QUIET = 60.0
+
+
 class SecurityRuntime:
     """What one hub process holds for access control; ``app.state.security`` when auth is on."""
 
@@ -92,9 +97,29 @@ class SecurityRuntime:
         self._users: dict[uuid.UUID, tuple[float, _UserState | None]] = {}
         self._blocked: tuple[float, dict[str, datetime | None]] = (0.0, {})
         self._blocked_noted: dict[str, float] = {}
+        self._unknown_keys: dict[str, float] = {}
+        self._recording: set[asyncio.Task[None]] = set()
 
     async def aclose(self) -> None:
+        if self._recording:
+            await asyncio.gather(*self._recording, return_exceptions=True)
         await self.limiter.aclose()
+
+    def unknown_device_key(self, apikey: str, transport: str, source: str | None) -> None:
+        """A device message came with an API key no service group has: a security event, recorded
+        in the background (the gateway has refused and dead-lettered the message already), at most
+        once a minute per key so that a flood of guesses does not become a flood of writes."""
+        now = time.monotonic()
+        if now - self._unknown_keys.get(apikey, -UNKNOWN_KEY_QUIET) < UNKNOWN_KEY_QUIET:
+            return
+        if len(self._unknown_keys) >= 10_000:
+            self._unknown_keys.clear()
+        self._unknown_keys[apikey] = now
+        task = asyncio.get_running_loop().create_task(
+            self.detector.record("unknown_device_key", source=source, transport=transport, apikey=apikey[:64])
+        )
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
 
     def forget(self, user_id: uuid.UUID | None = None) -> None:
         """Drop cached user state (all of it with no argument) after a change in this process."""
