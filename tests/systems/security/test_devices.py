@@ -61,3 +61,25 @@ async def _settled(app: FastAPI) -> None:
     recording = app.state.hub.security._recording
     if recording:
         await asyncio.gather(*recording)
+
+
+async def test_permission_is_checked_in_the_tenant_the_route_reads(
+    secure_app: FastAPI, sclient: httpx.AsyncClient
+) -> None:
+    """The broker reads NGSILD-Tenant only: a fiware-service header naming the caller's own county
+    must not make the guard check there while the broker acts in the hub's default tenant. The
+    ingest routes read fiware-service first: the guard checks in that tenant there."""
+    county = await bearer(sclient, await add_user(secure_app, COUNTY, [(COUNTY, "operator")]))
+    city = secure_app.state.hub.settings.default_tenant
+    broker = await sclient.get("/ngsi-ld/v1/types", headers={"fiware-service": COUNTY, **county})
+    assert broker.status_code == 403, broker.text  # the default tenant (the city) is not the county's
+    own = await sclient.get("/ngsi-ld/v1/types", headers={"NGSILD-Tenant": COUNTY, **county})
+    assert own.status_code == 200, own.text
+    ingest = await sclient.get(
+        "/iot/services", headers={"fiware-service": COUNTY, "NGSILD-Tenant": city, **county}
+    )
+    assert ingest.status_code == 200, ingest.text  # acts in the county, as fiware-service says
+    other = await sclient.get(
+        "/iot/services", headers={"fiware-service": city, "NGSILD-Tenant": COUNTY, **county}
+    )
+    assert other.status_code == 403, other.text

@@ -12,6 +12,7 @@ transports for devices: ``POST /iot/json?k=<apikey>&i=<device_id>`` (JSON) and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -56,13 +57,25 @@ ANY_PATH = ("/*", "/#")
 router = APIRouter(tags=["Device ingestion"])
 
 
+#: The paths whose routes take :class:`IotRequest` and so read their tenant with :func:`iot_tenant`
+#: (provisioning, ingest administration, network coverage); the security guard checks permissions
+#: in the tenant read the same way.
+FIWARE_TENANT_PATHS = ("/iot/", "/api/v1/ingest/", "/api/v1/infrastructure/")
+
+
+def iot_tenant(header: Callable[[str], str | None], default: str) -> str:
+    """The tenant FIWARE's IoT Agent API names: ``fiware-service``, else ``NGSILD-Tenant``, else
+    the hub's default."""
+    return header(SERVICE_HEADER) or header(TENANT_HEADER) or default
+
+
 class IotRequest:
     """The tenant (``fiware-service``, or ``NGSILD-Tenant``, or the default) and service path of a
     request; the session is scoped to the tenant."""
 
     def __init__(self, request: Request, session: DbSession) -> None:
         headers = request.headers
-        tenant = headers.get(SERVICE_HEADER) or headers.get(TENANT_HEADER) or request.app.state.default_tenant
+        tenant = iot_tenant(headers.get, request.app.state.default_tenant)
         if not tenant or len(tenant) > 64 or not tenant.isprintable() or "/" in tenant:
             raise BadRequestData(f"service {tenant!r} is not a valid tenant name")
         path = headers.get(SERVICE_PATH_HEADER) or "/"

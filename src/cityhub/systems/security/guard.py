@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityhub.config import Settings
+from cityhub.hub.ingest.api import FIWARE_TENANT_PATHS, iot_tenant
 from cityhub.kit.errors import Forbidden, TooManyRequests, Unauthorized
 from cityhub.kit.time import utcnow
 from cityhub.kit.web import TENANT_HEADER
@@ -210,7 +211,7 @@ class SecurityRuntime:
         needed = requirement(request.method, path)
         if needed is None:
             return
-        tenant = request_tenant(request.headers.get, self.settings.default_tenant)
+        tenant = request_tenant(path, request.headers.get, self.settings.default_tenant)
         if bearer is None:
             raise Unauthorized("this API needs a bearer token: POST /api/v1/auth/token")
         try:
@@ -280,14 +281,13 @@ def principal_of(request: Request) -> Principal:
     return principal
 
 
-#: Device provisioning (FIWARE's IoT Agent API) names its tenant in this header instead.
-SERVICE_HEADER = "fiware-service"
-
-
-def request_tenant(header: Callable[[str], str | None], default: str) -> str:
-    """The tenant a request acts in, as the API it calls reads it: ``NGSILD-Tenant``, else
-    ``fiware-service``, else the hub's default."""
-    return header(TENANT_HEADER) or header(SERVICE_HEADER) or default
+def request_tenant(path: str, header: Callable[[str], str | None], default: str) -> str:
+    """The tenant a request acts in, read as the route it calls reads it: the FIWARE-shaped ingest
+    routes by :func:`iot_tenant`, every other API by ``NGSILD-Tenant`` alone (a ``fiware-service``
+    header sent to the broker names nothing there, so it must not choose where permission is checked)."""
+    if path.startswith(FIWARE_TENANT_PATHS):
+        return iot_tenant(header, default)
+    return header(TENANT_HEADER) or default
 
 
 def _header(headers: dict[bytes, bytes], name: str) -> str | None:
@@ -335,7 +335,8 @@ class AuditMiddleware:
     async def _record(self, scope: Scope, method: str, path: str, status: int) -> None:
         principal = scope.get("state", {}).get(PRINCIPAL)
         headers = dict(scope.get("headers", []))
-        tenant = request_tenant(lambda name: _header(headers, name), self.runtime.settings.default_tenant)
+        default = self.runtime.settings.default_tenant
+        tenant = request_tenant(path, lambda name: _header(headers, name), default)
         client = scope.get("client")
         try:
             async with self.runtime.sessions() as session, session.begin():
