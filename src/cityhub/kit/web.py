@@ -39,6 +39,21 @@ TENANT_HEADER = "NGSILD-Tenant"
 TenantResolver = Callable[[AsyncSession, str], Awaitable[None]]
 
 
+class StatusNoted:
+    """An ASGI ``send`` that notes the response's status on its way: middleware that records each
+    request (metrics, audit) passes it to the app and reads ``status`` afterwards, which stays 500
+    when the app failed before answering."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status = 500
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
+
+
 class ProblemResponse(JSONResponse):
     media_type = PROBLEM_JSON
 

@@ -9,7 +9,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cityhub.kit.web import StatusNoted
 
 
 class HubMetrics:
@@ -84,17 +86,11 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        sent = StatusNoted(send)
         try:
-            await self.app(scope, receive, record_status)
+            await self.app(scope, receive, sent)
         finally:
+            status = sent.status
             template = self.metrics.template(scope, status)
             method = scope.get("method", "GET")
             self.metrics.requests.labels(method, template, str(status)).inc()

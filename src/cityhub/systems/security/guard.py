@@ -34,13 +34,13 @@ from fastapi import Request
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cityhub.config import Settings
 from cityhub.hub.ingest.api import FIWARE_TENANT_PATHS, iot_tenant
 from cityhub.kit.errors import Forbidden, TooManyRequests, Unauthorized
 from cityhub.kit.time import utcnow
-from cityhub.kit.web import TENANT_HEADER
+from cityhub.kit.web import TENANT_HEADER, StatusNoted
 from cityhub.systems.security import audit, credentials, service
 from cityhub.systems.security.awareness import VOLUME_REFUSALS, Detector
 from cityhub.systems.security.models import BlockedSource
@@ -319,18 +319,11 @@ class AuditMiddleware:
         if is_read(method, path) or path in self.SKIP:
             await self.app(scope, receive, send)
             return
-        status = 500
-
-        async def record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        sent = StatusNoted(send)
         try:
-            await self.app(scope, receive, record_status)
+            await self.app(scope, receive, sent)
         finally:
-            await self._record(scope, method, path, status)
+            await self._record(scope, method, path, sent.status)
 
     async def _record(self, scope: Scope, method: str, path: str, status: int) -> None:
         principal = scope.get("state", {}).get(PRINCIPAL)
