@@ -15,8 +15,6 @@ PENDING commands (the MQTT broker was away) are sent again until they expire.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from datetime import timedelta
@@ -37,6 +35,7 @@ from cityhub.hub.ingest.models import IngestCommand, IngestDevice, IngestService
 from cityhub.hub.ingest.mqtt import MqttGateway
 from cityhub.hub.ingest.tasks import Letter
 from cityhub.kit.db import ALL_TENANTS, scope_to_tenant
+from cityhub.kit.periodic import Periodic
 from cityhub.kit.time import utcnow
 
 log = logging.getLogger(__name__)
@@ -72,19 +71,15 @@ class Commands:
         self._names: set[str] = set()
         self._names_until = 0.0
         self._sending: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._sweeper = Periodic("command sweep", min(5.0, max(ttl / 4, 0.2)), self.sweep)
         self._http: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
         self._http = httpx.AsyncClient(timeout=self.http_timeout)
-        self._task = asyncio.create_task(self._sweep(), name="ingest-command-sweeper")
+        self._sweeper.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._sweeper.stop()
         if self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -280,15 +275,6 @@ class Commands:
         return None
 
     # -- expiry and resending -----------------------------------------------------------------------
-
-    async def _sweep(self) -> None:
-        interval = min(5.0, max(self.ttl / 4, 0.2))
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("command sweep failed; trying again in %.1fs", interval)
 
     async def sweep(self) -> None:
         """Expire commands past their time; send PENDING ones again."""
