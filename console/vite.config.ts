@@ -8,6 +8,7 @@ const outDir = fileURLToPath(new URL("../src/cityhub/console_dist", import.meta.
 export default defineConfig({
   plugins: [vue()],
   base: "/",
+  worker: { format: "es" },
   build: {
     outDir,
     emptyOutDir: true,
