@@ -15,6 +15,7 @@ import httpx
 import pyotp
 import pytest
 
+from tests.conftest import BACKEND
 from tests.processes import HubProcess, hub_env, running_hub
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -25,6 +26,8 @@ SECRET_KEY = "console-test-signing-key-" + "k" * 32
 CITY = "410100"
 DISTRICT = "410102"
 
+if BACKEND != "sqlite":
+    pytest.skip("the browser tests run once, in the SQLite pass", allow_module_level=True)
 if not CHROMIUM.exists():
     pytest.skip(
         "Debian's chromium is not installed (scripts/chromium.sh installs it)", allow_module_level=True
