@@ -3,6 +3,7 @@
 // centre, environment, traffic) are added the same way, with registerPage().
 
 import { createRouter, createWebHistory, type RouteRecordRaw, type Router } from "vue-router";
+import CockpitView from "./views/CockpitView.vue";
 import LayoutView from "./views/LayoutView.vue";
 import LoginView from "./views/LoginView.vue";
 import { session, signedIn, start } from "./session";
@@ -19,7 +20,7 @@ declare module "vue-router" {
 export const LAYOUT = "layout";
 
 export const pages: RouteRecordRaw[] = [
-  { path: "cockpit", name: "cockpit", component: () => import("./views/CockpitView.vue"), meta: { menu: "menu.cockpit", permission: "data:read", order: 10 } },
+  { path: "cockpit", name: "cockpit", component: CockpitView, meta: { menu: "menu.cockpit", permission: "data:read", order: 10 } },
   { path: "map", name: "map", component: () => import("./views/MapView.vue"), meta: { menu: "menu.map", permission: "data:read", order: 20 } },
   { path: "devices", name: "devices", component: () => import("./views/DevicesView.vue"), meta: { menu: "menu.devices", permission: "data:read", order: 30 } },
 ];
