@@ -11,8 +11,9 @@ broker's API, and drives Debian's Chromium (``/usr/bin/chromium``) headless with
   drawn and the map idle. For an empty tenant (the baseline), a district with a small base map and
   30 stations, and a tenant with ``--features`` air-quality stations;
 - **responsiveness**: on the loaded map, a pan by 120 px and a zoom step, each timed from the call
-  to the map's next ``idle``; and ``setData`` of the whole layer again until ``idle``. The same
-  on the empty tenant's map is the baseline.
+  to the map's next ``idle``; one station changed the way a live update applies it (``updateData``
+  with one feature) until ``idle``; and ``setData`` of the whole layer again until ``idle``. The
+  same on the empty tenant's map is the baseline.
 
 Prints each figure (median of the repetitions), its baseline and the ratio.
 """
@@ -151,7 +152,13 @@ TIMED = """async ([what, repeats]) => {
     const done = idle();
     if (what === 'pan') map.panBy([i % 2 ? -120 : 120, 0], {duration: 0});
     else if (what === 'zoom') map.zoomTo(map.getZoom() + (i % 2 ? -1 : 1), {duration: 0});
-    else {
+    else if (what === 'live') {
+      // one station changes, as a live update applies it (a diff, not the whole layer again)
+      const color = i % 2 ? '#d73027' : '#1a9850';
+      map.getSource('air-quality').updateData({add: [{type: 'Feature', id: 'bench-live',
+        geometry: {type: 'Point', coordinates: [113.7, 34.8]},
+        properties: {id: 'bench-live', _color: color}}]});
+    } else {
       const source = map.getSource('air-quality');
       source.setData(await source.getData());
     }
@@ -201,7 +208,7 @@ def main() -> None:
             rows.append(("first load, empty tenant (baseline)", base, base))
             rows.append(("first load, base map + 30 stations", statistics.median(loads[SMALL]), base))
             rows.append((f"first load, {args.features} stations", statistics.median(loads[LARGE]), base))
-            for what in ("pan", "zoom", "setData"):
+            for what in ("pan", "zoom", "live", "setData"):
                 baseline = measure(empty_page, what, args.frames)
                 value = measure(large_page, what, args.frames)
                 rows.append((f"{what} → idle, {args.features} stations", value, baseline))
