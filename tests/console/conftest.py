@@ -26,16 +26,19 @@ SECRET_KEY = "console-test-signing-key-" + "k" * 32
 CITY = "410100"
 DISTRICT = "410102"
 
-if BACKEND != "sqlite":
-    pytest.skip("the browser tests run once, in the SQLite pass", allow_module_level=True)
-if not CHROMIUM.exists():
-    pytest.skip(
-        "Debian's chromium is not installed (scripts/chromium.sh installs it)", allow_module_level=True
-    )
-if not (CONSOLE_DIST / "index.html").exists():
-    pytest.skip("the console is not built (cd console && npm ci && npm run build)", allow_module_level=True)
 
-sync_api = pytest.importorskip("playwright.sync_api")
+def _skip_reason() -> str | None:
+    if BACKEND != "sqlite":
+        return "the browser tests run once, in the SQLite pass"
+    if not CHROMIUM.exists():
+        return "Debian's chromium is not installed (scripts/chromium.sh installs it)"
+    if not (CONSOLE_DIST / "index.html").exists():
+        return "the console is not built (cd console && npm ci && npm run build)"
+    return None
+
+
+#: Why the browser tests cannot run here, if they cannot (test modules skip on it).
+SKIP_REASON = _skip_reason()
 
 
 def point(lon: float, lat: float) -> dict[str, Any]:
@@ -167,7 +170,9 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
         )

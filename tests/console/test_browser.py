@@ -6,7 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.console.conftest import CITY, DISTRICT, Hub, Session, prop
+import pytest
+
+from tests.console.conftest import CITY, DISTRICT, SKIP_REASON, Hub, Session, prop
+
+pytestmark = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
 
 RENDERED = """(layer) => [...new Set(window.cityhubMap.queryRenderedFeatures({layers: [layer]})
                                   .map((f) => f.properties.id))].sort()"""

@@ -16,9 +16,8 @@ from fastapi import FastAPI
 
 from cityhub.app import create_app
 from cityhub.config import Settings
+from cityhub.systems.security.policy import console_shell, requirement
 from tests.systems.security.conftest import add_user, bearer, client_for, secure_settings
-
-pytestmark = pytest.mark.asyncio
 
 AQ_TYPE = "AirQualityObserved"
 
@@ -112,6 +111,20 @@ async def test_with_auth_the_shell_is_public_and_the_data_is_not(database_url: s
         headers = await bearer(http, viewer)
         refused = await http.get("/api/v1/console/stream", headers=headers | {"NGSILD-Tenant": "410200"})
         assert refused.status_code == 403
+
+
+def test_only_reads_outside_the_apis_are_the_shell() -> None:
+    for path in ("/", "/map", "/cockpit/overview", "/assets/main-1a2b.js", "/favicon.svg"):
+        assert console_shell("GET", path), path
+        assert console_shell("HEAD", path), path
+    assert not console_shell("POST", "/map")
+    assert not console_shell("DELETE", "/")
+    for path in ("/api/v1/x", "/ngsi-ld/v1/entities", "/iot/json", "/metrics", "/docs", "/openapi.json"):
+        assert not console_shell("GET", path), path
+    # the live feed is data: a read in the tenant, like the broker
+    needed = requirement("GET", "/api/v1/console/stream")
+    assert needed is not None
+    assert needed.permission == "data:read"
 
 
 async def test_stream_refuses_bad_types(console_app: FastAPI) -> None:
