@@ -84,17 +84,25 @@ export function severityLevel(props: Record<string, unknown>): Level {
   return SEVERITY_LEVELS[String(props.severity)] ?? UNKNOWN;
 }
 
-/** Noise stations by LAeq against the daytime limit of a mixed area (GB 3096-2008, class 2: 60 dB). */
+/** Noise stations: the environment app's `noiseCompliant` verdict when written back, else `LAeq`
+ *  against its `noiseLimit`, else against the daytime limit of a mixed area (GB 3096-2008 class 2: 60 dB). */
 export function noiseLevel(props: Record<string, unknown>): Level {
+  const within = { key: "noise.within", color: "#1a9850" };
+  const over = { key: "noise.over", color: "#d73027" };
+  if (typeof props.noiseCompliant === "boolean") return props.noiseCompliant ? within : over;
   const laeq = props.LAeq;
   if (typeof laeq !== "number") return UNKNOWN;
-  return laeq <= 60 ? { key: "noise.within", color: "#1a9850" } : { key: "noise.over", color: "#d73027" };
+  const limit = typeof props.noiseLimit === "number" ? props.noiseLimit : 60;
+  return laeq <= limit ? within : over;
 }
 
-/** Water quality by the class of GB 3838-2002 (I–V, worse than V). */
+const WATER_CLASSES: Record<string, number> = { I: 1, II: 2, III: 3, IV: 4, V: 5, 劣V: 6 };
+
+/** Water quality by the class of GB 3838-2002: "I"…"V", "劣V" (worse than V), or 1–6. */
 export function waterLevel(props: Record<string, unknown>): Level {
-  const cls = props.waterQualityClass;
-  if (typeof cls !== "number") return UNKNOWN;
+  const raw = props.waterQualityClass;
+  const cls = typeof raw === "number" ? raw : typeof raw === "string" ? WATER_CLASSES[raw] : undefined;
+  if (cls === undefined) return UNKNOWN;
   if (cls <= 3) return { key: "water.good", color: "#1a9850" };
   if (cls <= 5) return { key: "water.poor", color: "#fc8d59" };
   return { key: "water.bad", color: "#d73027" };

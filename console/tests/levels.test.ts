@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { UNKNOWN, aqiLevel, congestionLevel, deviceLevel, parkingLevel } from "../src/levels";
+import { UNKNOWN, aqiLevel, congestionLevel, deviceLevel, noiseLevel, parkingLevel, waterLevel } from "../src/levels";
 import { LOCALES } from "../src/messages";
 
 function label(key: string, locale: "zh-CN" | "en" = "zh-CN"): string {
@@ -71,5 +71,22 @@ describe("devices and parking", () => {
     expect(parkingLevel({ availableSpotNumber: 3, totalSpotNumber: 200 }).key).toBe("parking.full");
     expect(parkingLevel({ availableSpotNumber: 20, totalSpotNumber: 200 }).key).toBe("parking.few");
     expect(parkingLevel({ availableSpotNumber: 20, totalSpotNumber: 0 })).toBe(UNKNOWN);
+  });
+});
+
+describe("environment stations", () => {
+  it("grades water by its GB 3838 class, as a numeral or a number", () => {
+    expect(waterLevel({ waterQualityClass: "II" }).key).toBe("water.good");
+    expect(waterLevel({ waterQualityClass: "IV" }).key).toBe("water.poor");
+    expect(waterLevel({ waterQualityClass: "劣V" }).key).toBe("water.bad");
+    expect(waterLevel({ waterQualityClass: 3 }).key).toBe("water.good");
+    expect(waterLevel({ waterQualityClass: "VII" })).toBe(UNKNOWN);
+  });
+
+  it("takes the noise verdict when there is one, else compares LAeq with the limit", () => {
+    expect(noiseLevel({ noiseCompliant: false, LAeq: 40 }).key).toBe("noise.over");
+    expect(noiseLevel({ LAeq: 52, noiseLimit: 50 }).key).toBe("noise.over");
+    expect(noiseLevel({ LAeq: 58 }).key).toBe("noise.within");
+    expect(noiseLevel({})).toBe(UNKNOWN);
   });
 });
