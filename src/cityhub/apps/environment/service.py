@@ -1,0 +1,314 @@
+"""The app's work on entities: computed results written back to the stations that report, daily
+AQI from the broker's history, rankings, good-day ratio, trends, and forecasts.
+
+Results are written through the entity facade, so they land in the history and subscriptions like
+any other write; the consumer acts only on changes of the attributes it reads, never on its own
+writes (which change only the attributes it computes).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from statistics import mean
+from typing import Any
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cityhub.apps.environment import averages, noise, water
+from cityhub.apps.environment.aqi import (
+    AqiResult,
+    MissingPollutants,
+    Standard,
+    compute_aqi,
+)
+from cityhub.apps.environment.forecast import forecast
+from cityhub.plugins import EntitiesChanged, Event, entities
+
+log = logging.getLogger("cityhub.apps.environment")
+
+AIR, WATER, NOISE = "AirQualityObserved", "WaterQualityObserved", "NoiseLevelObserved"
+POLLUTANTS = ("so2", "no2", "co", "o3", "pm10", "pm25")
+#: Units a pollutant may be reported in (UN/CEFACT): µg/m³, CO in mg/m³.
+UNITS = dict.fromkeys(POLLUTANTS, "GQ") | {"co": "GP"}
+NOISE_INPUTS = ("LAeq", "LAmax")
+WATER_INPUTS = tuple(name for names in water.ATTRIBUTES.values() for name in names)
+
+
+class UnusableReading(ValueError):
+    """A reading that cannot be scored: impossible value or unit."""
+
+
+def value_of(entity: Mapping[str, Any], attr: str) -> Any:
+    prop = entity.get(attr)
+    return prop.get("value") if isinstance(prop, dict) else None
+
+
+def observed_at(entity: Mapping[str, Any], attrs: tuple[str, ...]) -> datetime | None:
+    times = []
+    for attr in attrs:
+        prop = entity.get(attr)
+        if isinstance(prop, dict) and prop.get("observedAt"):
+            times.append(datetime.fromisoformat(str(prop["observedAt"]).replace("Z", "+00:00")))
+    return max(times) if times else None
+
+
+def _prop(value: Any, at: datetime | None) -> dict[str, Any]:
+    prop: dict[str, Any] = {"type": "Property", "value": value}
+    if at is not None:
+        prop["observedAt"] = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return prop
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def check_units(entity: Mapping[str, Any]) -> None:
+    for pollutant in POLLUTANTS:
+        prop = entity.get(pollutant)
+        if isinstance(prop, dict) and prop.get("unitCode") not in (None, UNITS[pollutant]):
+            raise UnusableReading(f"{pollutant}: unit {prop['unitCode']!r}, expected {UNITS[pollutant]}")
+
+
+# -- history ---------------------------------------------------------------------------------------
+
+
+async def hourly_series(
+    session: AsyncSession, tenant: str, entity_id: str, attrs: tuple[str, ...], start: datetime, end: datetime
+) -> dict[str, dict[datetime, float]]:
+    history = await entities.read_history(session, tenant, entity_id, list(attrs), start, end)
+    return {
+        attr: averages.hourly_means(
+            (_aware(at), float(v))
+            for at, v in points
+            if isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
+        )
+        for attr, points in history.items()
+    }
+
+
+def _hour(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+async def hourly_aqi(
+    session: AsyncSession, tenant: str, entity_id: str, hour: datetime, standard: Standard
+) -> AqiResult:
+    """The hourly AQI of a station for the UTC hour starting at ``hour``, from its readings."""
+    span = 24 if standard is Standard.HJ633_2012 else 1
+    series = await hourly_series(
+        session, tenant, entity_id, POLLUTANTS, hour - timedelta(hours=span - 1), hour + timedelta(hours=1)
+    )
+    return compute_aqi(averages.hourly_items(series, hour, standard), standard, "hour")
+
+
+@dataclass(frozen=True)
+class DailyAqi:
+    day: date
+    result: AqiResult | None
+    missing: list[str]
+    items: dict[str, float | None]
+
+
+async def daily_aqi(
+    session: AsyncSession,
+    tenant: str,
+    entity_id: str,
+    first: date,
+    last: date,
+    standard: Standard,
+    tz: tzinfo,
+) -> list[DailyAqi]:
+    start = datetime(first.year, first.month, first.day, tzinfo=tz)
+    end = datetime(last.year, last.month, last.day, tzinfo=tz) + timedelta(days=1)
+    series = await hourly_series(session, tenant, entity_id, POLLUTANTS, start, end)
+    out = []
+    day = first
+    while day <= last:
+        items = averages.daily_items(series, day, tz)
+        out.append(_score_day(day, items, standard))
+        day += timedelta(days=1)
+    return out
+
+
+def _score_day(day: date, items: dict[str, float | None], standard: Standard) -> DailyAqi:
+    try:
+        return DailyAqi(day, compute_aqi(items, standard, "day"), [], items)
+    except MissingPollutants as missing:
+        return DailyAqi(day, None, missing.missing, items)
+
+
+async def station_exists(session: AsyncSession, tenant: str, entity_id: str) -> bool:
+    return await entities.read_entity(session, tenant, entity_id) is not None
+
+
+async def stations(session: AsyncSession, tenant: str, entity_type: str = AIR) -> list[dict[str, Any]]:
+    return await entities.find_entities(session, tenant, type=entity_type, limit=1000)
+
+
+async def city_daily(
+    session: AsyncSession, tenant: str, first: date, last: date, standard: Standard, tz: tzinfo
+) -> tuple[dict[str, list[DailyAqi]], list[DailyAqi]]:
+    """Daily AQI per station, and for the whole tenant from the mean of the stations' daily values."""
+    per_station = {
+        s["id"]: await daily_aqi(session, tenant, s["id"], first, last, standard, tz)
+        for s in await stations(session, tenant)
+    }
+    city = []
+    for k in range((last - first).days + 1):
+        day = first + timedelta(days=k)
+        items: dict[str, float | None] = {}
+        for item in {i for days in per_station.values() for i in days[k].items}:
+            held = [
+                days[k].items[item] for days in per_station.values() if days[k].items.get(item) is not None
+            ]
+            items[item] = mean(v for v in held if v is not None) if held else None
+        city.append(_score_day(day, items, standard))
+    return per_station, city
+
+
+def good_day_ratio(days: list[DailyAqi]) -> tuple[int, int, float | None]:
+    """Days with AQI ≤ 100 (优 or 良) among the days with a valid AQI."""
+    valid = [d for d in days if d.result is not None]
+    good = [d for d in valid if d.result is not None and d.result.aqi <= 100]
+    return len(good), len(valid), (round(len(good) / len(valid), 4) if valid else None)
+
+
+def trend_slope(days: list[DailyAqi]) -> float | None:
+    """Least-squares slope of the daily AQI, AQI points per day (negative: improving)."""
+    points = [(k, d.result.aqi) for k, d in enumerate(days) if d.result is not None]
+    if len(points) < 2:
+        return None
+    x = np.array([p[0] for p in points], dtype=float)
+    y = np.array([p[1] for p in points], dtype=float)
+    return round(float(np.polyfit(x, y, 1)[0]), 3)
+
+
+async def station_forecast(
+    session: AsyncSession, tenant: str, entity_id: str, now: datetime, days: int
+) -> list[tuple[datetime, float]]:
+    end = _hour(now) + timedelta(hours=1)
+    start = end - timedelta(days=days)
+    series = (await hourly_series(session, tenant, entity_id, ("airQualityIndex",), start, end))[
+        "airQualityIndex"
+    ]
+    if series:
+        start = min(series)
+    hours = int((end - start) / timedelta(hours=1))
+    y = np.full(hours, np.nan)
+    for at, value in series.items():
+        y[int((at - start) / timedelta(hours=1))] = value
+    return forecast(y, start)
+
+
+# -- write-back consumer ---------------------------------------------------------------------------
+
+
+@dataclass
+class Consumer:
+    sessions: async_sessionmaker[AsyncSession]
+    standard: Standard
+    tz: tzinfo
+    day_start: Any
+    night_start: Any
+
+    async def __call__(self, event: Event) -> None:
+        assert isinstance(event, EntitiesChanged)
+        if event.tenant is None:
+            return
+        watched = {entities.expand(t): t for t in (AIR, WATER, NOISE)}
+        work = []
+        for change in event.changes:
+            if change.get("entity") is None:
+                continue
+            kinds = [watched[t] for t in change.get("types", []) if t in watched]
+            if kinds:
+                work.append((kinds[0], change))
+        if not work:
+            return
+        async with self.sessions() as session, session.begin():
+            for kind, change in work:
+                touched = set(change.get("created", [])) | set(change.get("updated", []))
+                entity = entities.compact_entity(change["entity"])
+                try:
+                    if kind == AIR and touched & _expanded(POLLUTANTS):
+                        await self.air(session, event.tenant, entity)
+                    elif kind == WATER and touched & _expanded((*WATER_INPUTS, "targetWaterClass")):
+                        await self.water(session, event.tenant, entity)
+                    elif kind == NOISE and touched & _expanded(NOISE_INPUTS):
+                        await self.noise(session, event.tenant, entity)
+                except (ValueError, KeyError) as problem:  # impossible values, units; unknown zone
+                    log.warning("%s %s: not scored: %s", event.tenant, entity["id"], problem)
+
+    async def air(self, session: AsyncSession, tenant: str, entity: dict[str, Any]) -> None:
+        check_units(entity)
+        for pollutant in POLLUTANTS:
+            v = value_of(entity, pollutant)
+            if v is not None and (not isinstance(v, int | float) or v < 0):
+                raise UnusableReading(f"{pollutant}: {v!r}")
+        at = observed_at(entity, POLLUTANTS) or datetime.now(UTC)
+        try:
+            result = await hourly_aqi(session, tenant, entity["id"], _hour(at), self.standard)
+        except MissingPollutants as missing:
+            log.info("%s %s: no hourly AQI, missing %s", tenant, entity["id"], ", ".join(missing.missing))
+            return
+        await entities.write_entities(
+            session, tenant, [{"id": entity["id"], "type": AIR, **air_attributes(result, at)}]
+        )
+
+    async def water(self, session: AsyncSession, tenant: str, entity: dict[str, Any]) -> None:
+        attrs = {name: value_of(entity, name) for name in WATER_INPUTS}
+        measures = water.measures_of(attrs)
+        if not measures:
+            return
+        lake = value_of(entity, "waterBodyType") in water.LAKE_TYPES
+        found = water.classify(measures, lake=lake)
+        at = observed_at(entity, WATER_INPUTS)
+        out: dict[str, Any] = {
+            "waterQualityClass": _prop(found.water_class, at),
+            "waterQualityDeterminingItems": _prop(found.determining, at),
+        }
+        target = value_of(entity, "targetWaterClass")
+        if isinstance(target, str) and target in water.CLASSES:
+            out["waterQualityWorseThanTarget"] = _prop(found.worse_than(target), at)
+        await entities.write_entities(session, tenant, [{"id": entity["id"], "type": WATER, **out}])
+
+    async def noise(self, session: AsyncSession, tenant: str, entity: dict[str, Any]) -> None:
+        zone = value_of(entity, "acousticZone")
+        level = value_of(entity, "LAeq")
+        if zone not in noise.LIMITS or level is None:
+            return
+        at = observed_at(entity, ("LAeq",)) or datetime.now(UTC)
+        period = noise.period_of(at.astimezone(self.tz), self.day_start, self.night_start)
+        found = noise.comply(zone, period, level)
+        out = {
+            "noisePeriod": _prop(period, at),
+            "noiseLimit": _prop(found.limit, at),
+            "noiseCompliant": _prop(found.compliant, at),
+            "noiseExcess": _prop(found.excess, at),
+        }
+        lmax = value_of(entity, "LAmax")
+        if period == "night" and lmax is not None:
+            out["noiseNightLmaxCompliant"] = _prop(noise.night_lmax_ok(zone, lmax), at)
+        await entities.write_entities(session, tenant, [{"id": entity["id"], "type": NOISE, **out}])
+
+
+def _expanded(names: tuple[str, ...]) -> set[str]:
+    return {entities.expand(n) for n in names}
+
+
+def air_attributes(result: AqiResult, at: datetime) -> dict[str, Any]:
+    cat = result.category
+    return {
+        "airQualityIndex": _prop(result.aqi, at),
+        "airQualityLevel": _prop(cat.label_en.lower(), at),
+        "aqiCategory": _prop(
+            {"level": cat.level, "label_zh": cat.label_zh, "label_en": cat.label_en, "colour": cat.colour}, at
+        ),
+        "primaryPollutant": _prop(", ".join(result.primary_pollutants) or "none", at),
+        "aqiStandard": _prop(str(result.standard), at),
+    }

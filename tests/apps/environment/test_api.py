@@ -1,0 +1,259 @@
+"""The environment app in a started hub: computations, write-back to entities, daily views, forecast."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import numpy as np
+from fastapi import FastAPI
+
+from cityhub.plugins import entities
+
+TENANT = "410100"
+DAY = {"pm25_24h": 80, "pm10_24h": 120, "no2_24h": 60, "so2_24h": 20, "co_24h": 1.2, "o3_8h": 110}
+
+
+async def test_aqi_worked_example_both_versions(client: httpx.AsyncClient) -> None:
+    r = await client.post("/api/v1/environment/aqi", json={"concentrations": DAY})
+    assert r.status_code == 200
+    body = r.json()
+    assert (body["aqi"], body["primary_pollutants"], body["category_zh"], body["colour"]) == (
+        119, ["PM2.5"], "轻度污染", "#FF7E00",
+    )  # fmt: skip
+    old = await client.post(
+        "/api/v1/environment/aqi",
+        json={"concentrations": {**DAY, "o3_1h": 150}, "standard": "HJ633-2012"},
+    )
+    assert (old.json()["aqi"], old.json()["exceeding_items"]) == (107, ["pm25_24h"])
+
+
+async def test_missing_pollutants_are_listed(client: httpx.AsyncClient) -> None:
+    r = await client.post(
+        "/api/v1/environment/aqi", json={"concentrations": {"pm25_1h": 40}, "period": "hour"}
+    )
+    assert r.status_code == 400
+    assert r.json()["missing"] == ["so2_1h", "no2_1h", "co_1h", "o3_1h", "pm10_1h"]
+    assert r.headers["content-type"].startswith("application/problem+json") or "missing" in r.json()
+
+
+async def test_impossible_and_unknown_values(client: httpx.AsyncClient) -> None:
+    bad = await client.post("/api/v1/environment/aqi", json={"concentrations": {**DAY, "pm25_24h": -4}})
+    assert bad.status_code == 422
+    assert bad.json()["item"] == "pm25_24h"
+    unknown = await client.post("/api/v1/environment/aqi", json={"concentrations": {**DAY, "pm1_24h": 3}})
+    assert unknown.status_code == 400
+    water = await client.post("/api/v1/environment/water/class", json={"measures": {"COD": -1}})
+    assert water.status_code == 422
+    noise = await client.post("/api/v1/environment/noise/compliance", json={"zone": "5", "laeq": 40})
+    assert noise.status_code == 400
+
+
+async def test_water_noise_and_limits(client: httpx.AsyncClient) -> None:
+    w = await client.post(
+        "/api/v1/environment/water/class",
+        json={
+            "measures": {"DO": 6.2, "NH3-N": 1.3, "TP": 0.06},
+            "water_body_type": "lake",
+            "target_class": "III",
+        },
+    )
+    assert w.json()["water_class"] == "IV"
+    assert set(w.json()["determining_items"]) == {"NH3-N", "TP"}
+    assert w.json()["worse_than_target"] is True
+    n = await client.post(
+        "/api/v1/environment/noise/compliance",
+        json={"zone": "2", "laeq": 52.5, "at": "2026-11-21T15:30:00Z", "lmax": 70},  # 23:30 in Beijing
+    )
+    assert (n.json()["period"], n.json()["limit"], n.json()["compliant"], n.json()["excess"]) == (
+        "night", 50, False, 2.5,
+    )  # fmt: skip
+    assert n.json()["night_lmax_compliant"] is False
+    soil = await client.post("/api/v1/environment/soil/compliance", json={"ph": 7.0, "values": {"Cd": 0.45}})
+    assert soil.json()[0]["exceeded"] is True
+    assert soil.json()[0]["limit"] == 0.3
+    dust = await client.get("/api/v1/environment/dust/compliance", params={"pm10": 120})
+    assert dust.json()["exceeded"] is False
+    energy = await client.post(
+        "/api/v1/environment/energy/intensity", json={"consumption_tce": 500, "output": 2000, "quota": 0.2}
+    )
+    assert (energy.json()["intensity"], energy.json()["within_quota"]) == (0.25, False)
+    src = await client.post(
+        "/api/v1/environment/sources/compliance", json={"values": {"so2": 40}, "limits": {"so2": 35}}
+    )
+    assert src.json()[0]["ratio"] == round(40 / 35, 3)
+
+
+def _air(entity_id: str, at: datetime, values: dict[str, float], district: str = "410102") -> dict[str, Any]:
+    stamp = at.isoformat().replace("+00:00", "Z")
+    entity: dict[str, Any] = {
+        "id": entity_id,
+        "type": "AirQualityObserved",
+        "district": {"type": "Property", "value": district},
+    }
+    for name, value in values.items():
+        unit = "GP" if name == "co" else "GQ"
+        entity[name] = {"type": "Property", "value": value, "observedAt": stamp, "unitCode": unit}
+    return entity
+
+
+async def _settle(app: FastAPI) -> None:
+    hub = app.state.hub
+    for _ in range(20):
+        if not await hub.relay.drain():
+            return
+        await asyncio.sleep(0.05)
+
+
+async def test_readings_get_their_hourly_aqi_written_back(app: FastAPI, client: httpx.AsyncClient) -> None:
+    at = datetime(2026, 11, 21, 8, 10, tzinfo=UTC)
+    values = {"so2": 10, "no2": 30, "co": 0.8, "o3": 60, "pm10": 140, "pm25": 90}
+    r = await client.post("/ngsi-ld/v1/entities", json=_air("urn:ngsi-ld:AirQualityObserved:s1", at, values))
+    assert r.status_code == 201
+    await _settle(app)
+    hub = app.state.hub
+    async with hub.sessions() as session:
+        found = await entities.read_entity(session, TENANT, "urn:ngsi-ld:AirQualityObserved:s1")
+        assert found is not None
+        # 2026 hourly: PM2.5 90 on the 24h table -> 100 + 50/55*30 = 127.3 -> 128
+        assert found["airQualityIndex"]["value"] == 128
+        assert found["primaryPollutant"]["value"] == "PM2.5"
+        assert found["aqiCategory"]["value"]["level"] == 3
+        history = await entities.read_history(
+            session,
+            TENANT,
+            found["id"],
+            ["airQualityIndex"],
+            at - timedelta(hours=1),
+            at + timedelta(hours=1),
+        )
+    assert len(history["airQualityIndex"]) == 1  # its own write did not trigger another
+    listed = (await client.get("/api/v1/environment/stations")).json()
+    assert listed[0]["aqi"] == 128
+    assert listed[0]["district"] == "410102"
+
+
+async def test_reading_with_wrong_unit_gets_no_aqi(app: FastAPI, client: httpx.AsyncClient) -> None:
+    at = datetime(2026, 11, 21, 8, 10, tzinfo=UTC)
+    entity = _air("urn:ngsi-ld:AirQualityObserved:s2", at, {"so2": 10, "no2": 30, "co": 800, "o3": 60,
+                                                            "pm10": 140, "pm25": 90})  # fmt: skip
+    entity["co"]["unitCode"] = "GQ"  # CO in µg/m³: not what the scale takes
+    await client.post("/ngsi-ld/v1/entities", json=entity)
+    await _settle(app)
+    async with app.state.hub.sessions() as session:
+        found = await entities.read_entity(session, TENANT, "urn:ngsi-ld:AirQualityObserved:s2")
+    assert found is not None
+    assert "airQualityIndex" not in found
+
+
+async def test_water_and_noise_entities_are_scored(app: FastAPI, client: httpx.AsyncClient) -> None:
+    stamp = "2026-11-21T15:00:00Z"  # 23:00 local
+    await client.post("/ngsi-ld/v1/entities", json={
+        "id": "urn:ngsi-ld:WaterQualityObserved:w1", "type": "WaterQualityObserved",
+        "O2": {"type": "Property", "value": 5.5, "observedAt": stamp},
+        "NH4": {"type": "Property", "value": 1.6, "observedAt": stamp},
+        "targetWaterClass": {"type": "Property", "value": "III"},
+    })  # fmt: skip
+    await client.post("/ngsi-ld/v1/entities", json={
+        "id": "urn:ngsi-ld:NoiseLevelObserved:n1", "type": "NoiseLevelObserved",
+        "acousticZone": {"type": "Property", "value": "1"},
+        "LAeq": {"type": "Property", "value": 48.0, "observedAt": stamp},
+    })  # fmt: skip
+    await _settle(app)
+    w = (await client.get("/api/v1/environment/water/stations")).json()
+    assert w == [
+        {
+            "id": "urn:ngsi-ld:WaterQualityObserved:w1",
+            "water_class": "V",
+            "determining_items": ["NH3-N"],
+            "target_class": "III",
+            "worse_than_target": True,
+        }
+    ]
+    n = (await client.get("/api/v1/environment/noise/stations")).json()
+    assert (n[0]["period"], n[0]["limit"], n[0]["compliant"]) == ("night", 45, False)
+
+
+async def _history(
+    app: FastAPI, entity_id: str, start: datetime, hours: int, pm25: list[float], district: str
+) -> None:
+    async with app.state.hub.sessions() as session, session.begin():
+        for h in range(hours):
+            values = {"so2": 10, "no2": 30, "co": 0.6, "o3": 50, "pm10": 60, "pm25": pm25[h]}
+            await entities.write_entities(
+                session, TENANT, [_air(entity_id, start + timedelta(hours=h), values, district)]
+            )
+
+
+async def test_daily_rankings_good_days_and_trend(app: FastAPI, client: httpx.AsyncClient) -> None:
+    start = datetime(2026, 11, 18, tzinfo=UTC) - timedelta(hours=8)  # local midnight, 18 November
+    await _history(app, "urn:ngsi-ld:AirQualityObserved:clean", start, 48, [20.0] * 48, "410105")
+    await _history(
+        app, "urn:ngsi-ld:AirQualityObserved:dirty", start, 48, [100.0] * 24 + [30.0] * 24, "410102"
+    )
+    await _settle(app)
+    period = {"start": "2026-11-18", "end": "2026-11-19"}
+    daily = (await client.get("/api/v1/environment/stations/urn:ngsi-ld:AirQualityObserved:dirty/daily",
+                              params=period)).json()  # fmt: skip
+    # PM2.5 100 -> 2026: 100 + 50/55*40 = 136.4 -> 137; day 2 is set by PM10 60 -> 57.1 -> 58
+    assert [(d["day"], d["aqi"]) for d in daily] == [
+        ("2026-11-18", 137),
+        ("2026-11-19", 58),
+    ]  # PM10 60 -> 57.1 -> 58
+    ranking = (await client.get("/api/v1/environment/rankings", params=period)).json()
+    assert [line["key"] for line in ranking["lines"]] == [
+        "urn:ngsi-ld:AirQualityObserved:clean", "urn:ngsi-ld:AirQualityObserved:dirty",
+    ]  # fmt: skip
+    by_district = (
+        await client.get("/api/v1/environment/rankings", params={**period, "by": "district"})
+    ).json()
+    assert [line["key"] for line in by_district["lines"]] == ["410105", "410102"]
+    good = (await client.get("/api/v1/environment/good-days", params=period)).json()
+    # city means: day 1 PM2.5 60 -> AQI 100 (good); day 2 PM2.5 25 -> good
+    assert (good["good_days"], good["valid_days"], good["ratio"]) == (2, 2, 1.0)
+    trend = (await client.get("/api/v1/environment/trends", params=period)).json()
+    assert trend["slope_per_day"] < 0
+    missing = (await client.get("/api/v1/environment/stations/urn:ngsi-ld:AirQualityObserved:dirty/daily",
+                                params={"start": "2026-11-20", "end": "2026-11-20"})).json()  # fmt: skip
+    assert missing[0]["aqi"] is None
+    assert "pm25_24h" in missing[0]["missing"]
+    backwards = await client.get(
+        "/api/v1/environment/trends", params={"start": "2026-11-19", "end": "2026-11-18"}
+    )
+    assert backwards.status_code == 400
+
+
+async def test_forecast_from_aqi_history(app: FastAPI, client: httpx.AsyncClient) -> None:
+    station = "urn:ngsi-ld:AirQualityObserved:f1"
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    hours = 24 * 15
+    t = np.arange(hours)
+    series = 80 + 30 * np.sin(2 * np.pi * t / 24)
+    start = now - timedelta(hours=hours - 1)
+    async with app.state.hub.sessions() as session, session.begin():
+        for h in range(hours):
+            stamp = (start + timedelta(hours=h)).isoformat().replace("+00:00", "Z")
+            await entities.write_entities(session, TENANT, [{
+                "id": station, "type": "AirQualityObserved",
+                "airQualityIndex": {"type": "Property", "value": int(series[h]), "observedAt": stamp},
+            }])  # fmt: skip
+    r = await client.get(f"/api/v1/environment/stations/{station}/forecast")
+    assert r.status_code == 200, r.text
+    values = r.json()["values"]
+    assert len(values) == 24
+    # a clean daily cycle: the forecast follows it
+    expected = 80 + 30 * np.sin(2 * np.pi * np.arange(hours, hours + 24) / 24)
+    assert np.max(np.abs(np.array([v["aqi"] for v in values]) - expected)) < 5
+    short = await client.get("/api/v1/environment/stations/urn:ngsi-ld:AirQualityObserved:none/forecast")
+    assert short.status_code == 404
+
+
+async def test_registrations(client: httpx.AsyncClient) -> None:
+    apps = {a["name"]: a for a in (await client.get("/api/v1/apps")).json()}
+    env = apps["environment"]
+    assert env["state"] == "running"
+    assert "aqi-high-in-district" in env["contributes"]["rule_templates"]
+    indicators = (await client.get("/api/v1/indicators")).json()["indicators"]
+    assert any(i["indicator"] == "smart_eco_environment" for i in indicators)
