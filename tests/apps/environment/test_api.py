@@ -257,3 +257,41 @@ async def test_registrations(client: httpx.AsyncClient) -> None:
     assert "aqi-high-in-district" in env["contributes"]["rule_templates"]
     indicators = (await client.get("/api/v1/indicators")).json()["indicators"]
     assert any(i["indicator"] == "smart_eco_environment" for i in indicators)
+
+
+async def test_owned_entity_types_validate_ingested_measures(client: httpx.AsyncClient) -> None:
+    models = {m["title"]: m for m in (await client.get("/api/v1/ingest/models")).json()}
+    soil = models["SoilQualityObserved"]["properties"]
+    assert soil["pH"] == {"type": "number", "minimum": 0, "maximum": 14}
+    assert models["RadiationObserved"]["properties"]["gammaDoseRate"]["minimum"] == 0
+
+
+async def test_ingested_impossible_reading_is_a_dead_letter_and_gets_no_aqi(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    attributes = [
+        {"object_id": p, "name": p, "type": "Number", "unitCode": "GP" if p == "co" else "GQ"}
+        for p in ("so2", "no2", "co", "o3", "pm10", "pm25")
+    ]
+    group = {"apikey": "k-air", "entity_type": "AirQualityObserved", "resource": "/iot/json",
+             "attributes": attributes}  # fmt: skip
+    assert (await client.post("/iot/services", json={"services": [group]})).status_code == 201
+    device = {"device_id": "aq-7", "protocol": "JSON", "transport": "HTTP"}
+    assert (await client.post("/iot/devices", json={"devices": [device]})).status_code == 201
+    reading = {"so2": 10, "no2": 30, "co": 0.8, "o3": 60, "pm10": 140, "pm25": -5}
+    refused = await client.post("/iot/json", params={"k": "k-air", "i": "aq-7"}, json=reading)
+    assert refused.status_code == 400
+    assert refused.json()["reason"] == "validation-failed"
+    await _settle(app)
+    async with app.state.hub.sessions() as session:
+        found = await entities.read_entity(session, TENANT, "urn:ngsi-ld:AirQualityObserved:aq-7")
+    assert found is None or "airQualityIndex" not in found
+    accepted = await client.post(
+        "/iot/json", params={"k": "k-air", "i": "aq-7"}, json={**reading, "pm25": 90}
+    )
+    assert accepted.status_code < 300
+    await _settle(app)
+    async with app.state.hub.sessions() as session:
+        found = await entities.read_entity(session, TENANT, "urn:ngsi-ld:AirQualityObserved:aq-7")
+    assert found is not None
+    assert found["airQualityIndex"]["value"] == 128

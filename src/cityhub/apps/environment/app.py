@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.apps.environment import service
 from cityhub.apps.environment.api import build_router
+from cityhub.apps.environment.limits import SOIL_SCREENING
 from cityhub.apps.environment.settings import EnvironmentSettings
 from cityhub.plugins import (
     AppContext,
@@ -136,6 +137,38 @@ RULE_TEMPLATES: dict[str, tuple[str, str, dict[str, object]]] = {
 }
 
 
+def _num(minimum: float, maximum: float, unit: str | None = None) -> dict[str, object]:
+    spec: dict[str, object] = {"type": "number", "minimum": minimum, "maximum": maximum}
+    if unit is not None:
+        spec["unitCode"] = unit
+    return spec
+
+
+#: Entity types the app owns, with the physical ranges ingestion validates (beyond: dead letter).
+ENTITY_TYPES: dict[str, tuple[str, str, dict[str, object]]] = {
+    "RadiationObserved": (
+        "环境辐射观测",
+        "Ambient radiation observed",
+        {"properties": {"gammaDoseRate": _num(0, 10_000_000)}},  # nGy/h
+    ),
+    "SoilQualityObserved": (
+        "土壤质量观测",
+        "Soil quality observed",
+        {"properties": {"pH": _num(0, 14), **{m: _num(0, 100_000) for m in SOIL_SCREENING}}},  # mg/kg
+    ),
+    "EnergyConsumptionObserved": (
+        "重点用能单位能耗",
+        "Key energy user's consumption",
+        {"properties": {"consumption": _num(0, 1e9), "output": _num(0, 1e12), "quota": _num(0, 1e9)}},
+    ),
+    "PollutionSourceObserved": (
+        "重点污染源排放",
+        "Key pollution source emissions",
+        {"properties": {p: _num(0, 1e6, "GQ") for p in ("so2", "nox", "particulates", "cod", "nh3n")}},
+    ),
+}
+
+
 class EnvironmentApp(HubApp):
     manifest = Manifest(
         name="environment",
@@ -171,5 +204,7 @@ class EnvironmentApp(HubApp):
         ctx.registry.subscribe("score", [EntitiesChanged], consumer, shared=True)
         ctx.registry.add_router(build_router(settings, tz), prefix="/api/v1/environment")
         ctx.registry.add_indicator_provider(Indicator.SMART_ECO_ENVIRONMENT, good_days)
+        for name, (title_zh, title_en, schema) in ENTITY_TYPES.items():
+            ctx.registry.add_entity_type(name, title_zh=title_zh, title_en=title_en, schema=schema)
         for key, (title_zh, title_en, definition) in RULE_TEMPLATES.items():
             ctx.registry.add_rule_template(key, title_zh=title_zh, title_en=title_en, definition=definition)
