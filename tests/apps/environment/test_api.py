@@ -8,8 +8,11 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 from fastapi import FastAPI
 
+from cityhub.app import create_app
+from cityhub.config import Settings
 from cityhub.plugins import entities
 
 TENANT = "410100"
@@ -295,3 +298,25 @@ async def test_ingested_impossible_reading_is_a_dead_letter_and_gets_no_aqi(
         found = await entities.read_entity(session, TENANT, "urn:ngsi-ld:AirQualityObserved:aq-7")
     assert found is not None
     assert found["airQualityIndex"]["value"] == 128
+
+
+async def test_the_standard_is_an_app_setting(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    monkeypatch.setenv("CITYHUB_APP_ENVIRONMENT_AQI_STANDARD", "HJ633-2012")
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
+            r = await http.post("/api/v1/environment/aqi", json={"concentrations": {**DAY, "o3_1h": 150}})
+    assert (r.json()["standard"], r.json()["aqi"]) == ("HJ633-2012", 107)
+
+
+async def test_a_bad_setting_fails_the_app_not_the_hub(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    monkeypatch.setenv("CITYHUB_APP_ENVIRONMENT_AQI_STANDARD", "HJ633-1999")
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
+            apps = {a["name"]: a["state"] for a in (await http.get("/api/v1/apps")).json()}
+    assert apps == {"environment": "failed", "system": "running"}
