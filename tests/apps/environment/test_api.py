@@ -320,3 +320,15 @@ async def test_a_bad_setting_fails_the_app_not_the_hub(
         async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
             apps = {a["name"]: a["state"] for a in (await http.get("/api/v1/apps")).json()}
     assert apps == {"environment": "failed", "system": "running"}
+
+
+def test_calculators_need_only_data_read() -> None:
+    from cityhub.systems.security.policy import Permission, requirement
+
+    for path in ("/api/v1/environment/aqi", "/api/v1/environment/water/class"):
+        found = requirement("POST", path)
+        assert found is not None
+        assert found.permission is Permission.DATA_READ
+    other = requirement("POST", "/api/v1/environment/aqi/extra")
+    assert other is not None
+    assert other.permission is Permission.DATA_WRITE
