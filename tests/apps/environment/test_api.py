@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import numpy as np
@@ -12,8 +13,10 @@ import pytest
 from fastapi import FastAPI
 
 from cityhub.app import create_app
+from cityhub.apps.environment.aqi import Standard
+from cityhub.apps.environment.service import Consumer
 from cityhub.config import Settings
-from cityhub.plugins import entities
+from cityhub.plugins import EntitiesChanged, Event, entities
 
 TENANT = "410100"
 DAY = {"pm25_24h": 80, "pm10_24h": 120, "no2_24h": 60, "so2_24h": 20, "co_24h": 1.2, "o3_8h": 110}
@@ -332,3 +335,27 @@ def test_calculators_need_only_data_read() -> None:
     other = requirement("POST", "/api/v1/environment/aqi/extra")
     assert other is not None
     assert other.permission is Permission.DATA_WRITE
+
+
+async def test_a_redelivered_change_writes_nothing_more(app: FastAPI, client: httpx.AsyncClient) -> None:
+    seen: list[Event] = []
+
+    async def record(event: Event) -> None:
+        seen.append(event)
+
+    hub = app.state.hub
+    hub.bus.subscribe("test-changes", [EntitiesChanged], record)
+    at = datetime(2026, 11, 21, 8, 10, tzinfo=UTC)
+    values = {"so2": 10, "no2": 30, "co": 0.8, "o3": 60, "pm10": 140, "pm25": 90}
+    await client.post("/ngsi-ld/v1/entities", json=_air("urn:ngsi-ld:AirQualityObserved:r1", at, values))
+    await _settle(app)
+    consumer = Consumer(hub.sessions, Standard.HJ633_2026, ZoneInfo("Asia/Shanghai"), time(6), time(22))
+    for event in list(seen):
+        await consumer(event)  # at-least-once delivery: the same changes again
+    await _settle(app)
+    async with hub.sessions() as session:
+        history = await entities.read_history(
+            session, TENANT, "urn:ngsi-ld:AirQualityObserved:r1", ["airQualityIndex"],
+            at - timedelta(hours=1), at + timedelta(hours=1),
+        )  # fmt: skip
+    assert [v for _, v in history["airQualityIndex"]] == [128]

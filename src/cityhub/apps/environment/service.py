@@ -256,9 +256,7 @@ class Consumer:
         except MissingPollutants as missing:
             log.info("%s %s: no hourly AQI, missing %s", tenant, entity["id"], ", ".join(missing.missing))
             return
-        await entities.write_entities(
-            session, tenant, [{"id": entity["id"], "type": AIR, **air_attributes(result, at)}]
-        )
+        await _write_back(session, tenant, AIR, entity, air_attributes(result, at))
 
     async def water(self, session: AsyncSession, tenant: str, entity: dict[str, Any]) -> None:
         attrs = {name: value_of(entity, name) for name in WATER_INPUTS}
@@ -275,7 +273,7 @@ class Consumer:
         target = value_of(entity, "targetWaterClass")
         if isinstance(target, str) and target in water.CLASSES:
             out["waterQualityWorseThanTarget"] = _prop(found.worse_than(target), at)
-        await entities.write_entities(session, tenant, [{"id": entity["id"], "type": WATER, **out}])
+        await _write_back(session, tenant, WATER, entity, out)
 
     async def noise(self, session: AsyncSession, tenant: str, entity: dict[str, Any]) -> None:
         zone = value_of(entity, "acousticZone")
@@ -294,7 +292,36 @@ class Consumer:
         lmax = value_of(entity, "LAmax")
         if period == "night" and lmax is not None:
             out["noiseNightLmaxCompliant"] = _prop(noise.night_lmax_ok(zone, lmax), at)
-        await entities.write_entities(session, tenant, [{"id": entity["id"], "type": NOISE, **out}])
+        await _write_back(session, tenant, NOISE, entity, out)
+
+
+async def _write_back(
+    session: AsyncSession, tenant: str, kind: str, entity: dict[str, Any], out: dict[str, Any]
+) -> None:
+    """Write ``out`` to the entity unless it already holds exactly that (a redelivered change) or
+    holds results of a later reading (changes handled out of order)."""
+    current = await entities.read_entity(session, tenant, entity["id"])
+    if current is None:
+        return  # deleted since
+    if all(_same(current.get(name), prop) for name, prop in out.items()):
+        return
+    ours = _when(next(iter(out.values())).get("observedAt"))
+    for name in out:
+        held = current.get(name)
+        theirs = _when(held.get("observedAt")) if isinstance(held, dict) else None
+        if ours is not None and theirs is not None and theirs > ours:
+            return
+    await entities.write_entities(session, tenant, [{"id": entity["id"], "type": kind, **out}])
+
+
+def _same(held: Any, prop: dict[str, Any]) -> bool:
+    if not isinstance(held, dict) or held.get("value") != prop["value"]:
+        return False
+    return _when(held.get("observedAt")) == _when(prop.get("observedAt"))
+
+
+def _when(text: Any) -> datetime | None:
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
 
 
 def _expanded(names: tuple[str, ...]) -> set[str]:
