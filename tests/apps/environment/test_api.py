@@ -359,3 +359,43 @@ async def test_a_redelivered_change_writes_nothing_more(app: FastAPI, client: ht
             at - timedelta(hours=1), at + timedelta(hours=1),
         )  # fmt: skip
     assert [v for _, v in history["airQualityIndex"]] == [128]
+
+
+def _prop(value: object) -> dict[str, object]:
+    return {"type": "Property", "value": value}
+
+
+async def test_sites_against_their_limits(client: httpx.AsyncClient) -> None:
+    posted = [
+        {"id": "urn:ngsi-ld:EnergyConsumptionObserved:steel", "type": "EnergyConsumptionObserved",
+         "consumption": _prop(500), "output": _prop(2000), "quota": _prop(0.2)},
+        {"id": "urn:ngsi-ld:PollutionSourceObserved:plant", "type": "PollutionSourceObserved",
+         "so2": _prop(40), "nox": _prop(20), "emissionLimits": _prop({"so2": 35, "nox": 50})},
+        {"id": "urn:ngsi-ld:RadiationObserved:r", "type": "RadiationObserved", "gammaDoseRate": _prop(95)},
+        {"id": "urn:ngsi-ld:SoilQualityObserved:farm", "type": "SoilQualityObserved",
+         "pH": _prop(8.0), "Cd": _prop(0.5), "Pb": _prop(200)},
+        {"id": "urn:ngsi-ld:AirQualityObserved:site-9", "type": "AirQualityObserved",
+         "stationType": _prop("constructionSite"), "pm10": _prop(180)},
+        {"id": "urn:ngsi-ld:EnergyConsumptionObserved:idle", "type": "EnergyConsumptionObserved",
+         "consumption": _prop(10), "output": _prop(0)},
+    ]  # fmt: skip
+    for entity in posted:
+        assert (await client.post("/ngsi-ld/v1/entities", json=entity)).status_code == 201
+    base = "/api/v1/environment"
+    users = {u["id"]: u for u in (await client.get(f"{base}/energy/users")).json()}
+    steel = users["urn:ngsi-ld:EnergyConsumptionObserved:steel"]
+    assert (steel["intensity"], steel["within_quota"]) == (0.25, False)
+    assert "not a possible value" in users["urn:ngsi-ld:EnergyConsumptionObserved:idle"]["problem"]
+    [plant] = (await client.get(f"{base}/sources")).json()
+    assert plant["compliant"] is False
+    assert {c["item"]: c["exceeded"] for c in plant["checks"]} == {"so2": True, "nox": False}
+    [station] = (await client.get(f"{base}/radiation/stations")).json()
+    assert station["exceeded"] is False
+    [farm] = (await client.get(f"{base}/soil/sites")).json()
+    assert {c["item"]: (c["limit"], c["exceeded"]) for c in farm["checks"]} == {
+        "Cd": (0.6, False), "Pb": (170, True),
+    }  # fmt: skip
+    [site] = (await client.get(f"{base}/dust/sites")).json()
+    assert (site["id"], site["value"], site["limit"], site["exceeded"]) == (
+        "urn:ngsi-ld:AirQualityObserved:site-9", 180, 150, True,
+    )  # fmt: skip

@@ -304,4 +304,15 @@ def build_router(settings: EnvironmentSettings, tz: tzinfo) -> APIRouter:
             for s in await service.stations(session, tenant, service.NOISE)
         ]
 
+    def _sites(path: str, kind: str, summary: str) -> None:
+        async def listing(session: DbSession, tenant: RequestTenant) -> list[dict[str, object]]:
+            return await service.sites(session, tenant, kind, settings.dust_pm10_limit)
+
+        router.add_api_route(path, listing, methods=["GET"], summary=summary)
+
+    _sites("/energy/users", service.ENERGY, "Key energy users: consumption per unit of output vs quota")
+    _sites("/sources", service.SOURCE, "Key pollution sources: latest emissions vs their limits")
+    _sites("/radiation/stations", service.RADIATION, "Radiation stations vs the investigation level")
+    _sites("/soil/sites", service.SOIL, "Soil sites vs GB 15618 screening values")
+    _sites("/dust/sites", "dust", "Construction sites: latest PM10 vs the site limit")
     return router

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cityhub.apps.environment import averages, noise, water
+from cityhub.apps.environment import averages, limits, noise, water
 from cityhub.apps.environment.aqi import (
     AqiResult,
     MissingPollutants,
@@ -203,6 +203,63 @@ async def station_forecast(
     for at, value in series.items():
         y[int((at - start) / timedelta(hours=1))] = value
     return forecast(y, start)
+
+
+# -- sites checked against limits (computed when asked, from the entities' latest values) ----------
+
+ENERGY, SOURCE, RADIATION, SOIL = (
+    "EnergyConsumptionObserved",
+    "PollutionSourceObserved",
+    "RadiationObserved",
+    "SoilQualityObserved",
+)
+EMISSIONS = ("so2", "nox", "particulates", "cod", "nh3n")
+
+
+def site_checks(kind: str, site: Mapping[str, Any], dust_limit: float) -> dict[str, Any]:
+    """One site's latest values against its limits; ``problem`` says why a site could not be checked."""
+    line: dict[str, Any] = {
+        "id": site["id"],
+        "name": value_of(site, "name"),
+        "district": value_of(site, "district"),
+    }
+    try:
+        if kind == ENERGY:
+            use = limits.energy_use(
+                value_of(site, "consumption"), value_of(site, "output"), value_of(site, "quota")
+            )
+            line |= {"consumption_tce": use.consumption_tce, "output": use.output, "intensity": use.intensity,
+                     "quota": use.quota, "within_quota": use.within_quota}  # fmt: skip
+        elif kind == SOURCE:
+            bounds = value_of(site, "emissionLimits") or {}
+            values = {p: value_of(site, p) for p in EMISSIONS if value_of(site, p) is not None}
+            line["checks"] = [_exceedance(e) for e in limits.against(bounds, values)]
+            line["compliant"] = not any(c["exceeded"] for c in line["checks"])
+        elif kind == RADIATION:
+            line |= _exceedance(limits.radiation(value_of(site, "gammaDoseRate")))
+        elif kind == SOIL:
+            metals = {m: value_of(site, m) for m in limits.SOIL_SCREENING if value_of(site, m) is not None}
+            line["checks"] = [_exceedance(e) for e in limits.soil(value_of(site, "pH"), metals)]
+            line["compliant"] = not any(c["exceeded"] for c in line["checks"])
+        else:  # construction-site dust
+            line |= _exceedance(limits.site_dust(value_of(site, "pm10"), dust_limit))
+    except (ValueError, KeyError, TypeError) as problem:
+        line["problem"] = str(problem) or "no value"
+    return line
+
+
+def _exceedance(e: limits.Exceedance) -> dict[str, Any]:
+    return {"item": e.item, "value": e.value, "limit": e.limit, "ratio": e.ratio, "exceeded": e.exceeded}
+
+
+async def sites(session: AsyncSession, tenant: str, kind: str, dust_limit: float) -> list[dict[str, Any]]:
+    if kind == "dust":
+        found = await entities.find_entities(
+            session, tenant, type=AIR, q='stationType=="constructionSite"', limit=1000
+        )
+    else:
+        found = await entities.find_entities(session, tenant, type=kind, limit=1000)
+    return [site_checks(kind, site, dust_limit) for site in found]
 
 
 # -- write-back consumer ---------------------------------------------------------------------------
