@@ -399,3 +399,36 @@ async def test_sites_against_their_limits(client: httpx.AsyncClient) -> None:
     assert (site["id"], site["value"], site["limit"], site["exceeded"]) == (
         "urn:ngsi-ld:AirQualityObserved:site-9", 180, 150, True,
     )  # fmt: skip
+
+
+async def test_hourly_aqi_under_2012_takes_rolling_means(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    monkeypatch.setenv("CITYHUB_APP_ENVIRONMENT_AQI_STANDARD", "HJ633-2012")
+    application = create_app(settings)
+    station = "urn:ngsi-ld:AirQualityObserved:legacy"
+    start = datetime(2026, 11, 20, tzinfo=UTC)
+    async with application.router.lifespan_context(application):
+        hub = application.state.hub
+        async with hub.sessions() as session, session.begin():
+            for h in range(19):  # 19 hours: too few for a 24-hour PM mean
+                values = {"so2": 10, "no2": 30, "co": 0.6, "o3": 100, "pm10": 60, "pm25": 50}
+                await entities.write_entities(
+                    session, TENANT, [_air(station, start + timedelta(hours=h), values)]
+                )
+        await _settle(application)
+        async with hub.sessions() as session:
+            found = await entities.read_entity(session, TENANT, station)
+            assert found is not None
+            assert "airQualityIndex" not in found
+        async with hub.sessions() as session, session.begin():
+            await entities.write_entities(
+                session, TENANT, [_air(station, start + timedelta(hours=19), values)]
+            )
+        await _settle(application)
+        async with hub.sessions() as session:
+            found = await entities.read_entity(session, TENANT, station)
+    assert found is not None
+    # PM2.5 24h mean 50 on the 2012 table -> 68.75 -> 69 (2026 would score the hour's 50 as 80)
+    assert found["airQualityIndex"]["value"] == 69
+    assert found["aqiStandard"]["value"] == "HJ633-2012"
