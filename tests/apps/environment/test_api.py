@@ -199,6 +199,12 @@ async def test_daily_rankings_good_days_and_trend(app: FastAPI, client: httpx.As
     await _history(
         app, "urn:ngsi-ld:AirQualityObserved:dirty", start, 48, [100.0] * 24 + [30.0] * 24, "410102"
     )
+    site = "urn:ngsi-ld:AirQualityObserved:site-1"  # a construction site: not in the ambient figures
+    await _history(app, site, start, 48, [300.0] * 48, "410102")
+    r = await client.post(
+        f"/ngsi-ld/v1/entities/{site}/attrs", json={"stationType": _prop("constructionSite")}
+    )
+    assert r.status_code == 204
     await _settle(app)
     period = {"start": "2026-11-18", "end": "2026-11-19"}
     daily = (await client.get("/api/v1/environment/stations/urn:ngsi-ld:AirQualityObserved:dirty/daily",

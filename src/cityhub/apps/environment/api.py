@@ -218,7 +218,7 @@ def build_router(settings: EnvironmentSettings, tz: tzinfo) -> APIRouter:
         if by == "station":
             groups = per_station
         else:
-            for s in await service.stations(session, tenant):
+            for s in await service.ambient_stations(session, tenant):
                 district = service.value_of(s, "district") or "unknown"
                 groups.setdefault(str(district), []).extend(per_station[s["id"]])
         lines = []

@@ -146,8 +146,26 @@ async def station_exists(session: AsyncSession, tenant: str, entity_id: str) -> 
     return await entities.read_entity(session, tenant, entity_id) is not None
 
 
-async def stations(session: AsyncSession, tenant: str, entity_type: str = AIR) -> list[dict[str, Any]]:
-    return await entities.find_entities(session, tenant, type=entity_type, limit=1000)
+PAGE = 1000
+
+
+async def stations(
+    session: AsyncSession, tenant: str, entity_type: str = AIR, q: str | None = None
+) -> list[dict[str, Any]]:
+    """Every entity of the type in the tenant (page by page), in creation order."""
+    found: list[dict[str, Any]] = []
+    while True:
+        page = await entities.find_entities(
+            session, tenant, type=entity_type, q=q, limit=PAGE, offset=len(found)
+        )
+        found.extend(page)
+        if len(page) < PAGE:
+            return found
+
+
+async def ambient_stations(session: AsyncSession, tenant: str) -> list[dict[str, Any]]:
+    """Air stations that measure ambient air: construction-site monitors are left out."""
+    return [s for s in await stations(session, tenant) if value_of(s, "stationType") != "constructionSite"]
 
 
 async def city_daily(
@@ -156,7 +174,7 @@ async def city_daily(
     """Daily AQI per station, and for the whole tenant from the mean of the stations' daily values."""
     per_station = {
         s["id"]: await daily_aqi(session, tenant, s["id"], first, last, standard, tz)
-        for s in await stations(session, tenant)
+        for s in await ambient_stations(session, tenant)
     }
     city = []
     for k in range((last - first).days + 1):
@@ -254,11 +272,9 @@ def _exceedance(e: limits.Exceedance) -> dict[str, Any]:
 
 async def sites(session: AsyncSession, tenant: str, kind: str, dust_limit: float) -> list[dict[str, Any]]:
     if kind == "dust":
-        found = await entities.find_entities(
-            session, tenant, type=AIR, q='stationType=="constructionSite"', limit=1000
-        )
+        found = await stations(session, tenant, AIR, q='stationType=="constructionSite"')
     else:
-        found = await entities.find_entities(session, tenant, type=kind, limit=1000)
+        found = await stations(session, tenant, kind)
     return [site_checks(kind, site, dust_limit) for site in found]
 
 
