@@ -235,6 +235,8 @@ async def test_daily_rankings_good_days_and_trend(app: FastAPI, client: httpx.As
         "/api/v1/environment/trends", params={"start": "2026-11-19", "end": "2026-11-18"}
     )
     assert backwards.status_code == 400
+    for far in ({"start": "0001-01-01", "end": "0001-01-02"}, {"start": "9999-12-30", "end": "9999-12-31"}):
+        assert (await client.get("/api/v1/environment/good-days", params=far)).status_code == 400
 
 
 async def test_forecast_from_aqi_history(app: FastAPI, client: httpx.AsyncClient) -> None:

@@ -41,6 +41,7 @@ from cityhub.apps.environment.settings import EnvironmentSettings
 from cityhub.plugins import BadRequestData, DbSession, NotFound, RequestTenant, UnprocessableEntity, utcnow
 
 MAX_DAYS = 366
+EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)
 
 
 class Impossible(UnprocessableEntity):
@@ -65,6 +66,8 @@ def _days(start: date | None, end: date | None, tz: tzinfo) -> tuple[date, date]
     first = start or (last - timedelta(days=29))
     if first > last or (last - first).days >= MAX_DAYS:
         raise BadRequestData(f"the period must run forward and cover at most {MAX_DAYS} days")
+    if first < EARLIEST or last > LATEST:
+        raise BadRequestData(f"dates must lie between {EARLIEST} and {LATEST}")
     return first, last
 
 
