@@ -16,4 +16,4 @@ class EnvironmentSettings(AppSettings):
     noise_day_start: time = time(6)
     noise_night_start: time = time(22)
     dust_pm10_limit: float = Field(150.0, gt=0, description="Site PM10 hourly limit, µg/m³")
-    forecast_history_days: int = Field(60, ge=9, le=366)
+    forecast_history_days: int = Field(60, ge=14, le=366)  # the model needs 14 days
