@@ -214,6 +214,17 @@ async def test_daily_rankings_good_days_and_trend(app: FastAPI, client: httpx.As
         ("2026-11-18", 137),
         ("2026-11-19", 58),
     ]  # PM10 60 -> 57.1 -> 58
+    hourly = await client.get(
+        "/api/v1/environment/stations/urn:ngsi-ld:AirQualityObserved:dirty/hourly",
+        params={"start": "2026-11-17T15:00:00Z", "end": "2026-11-17T18:00:00Z"},
+    )
+    # no reading before 16:00 UTC; then PM2.5 100 scored on the 24h table (2026): 137
+    assert [(h["hour"][11:16], h["aqi"]) for h in hourly.json()] == [
+        ("15:00", None),
+        ("16:00", 137),
+        ("17:00", 137),
+    ]
+    assert "pm25_1h" in hourly.json()[0]["missing"]
     ranking = (await client.get("/api/v1/environment/rankings", params=period)).json()
     assert [line["key"] for line in ranking["lines"]] == [
         "urn:ngsi-ld:AirQualityObserved:clean", "urn:ngsi-ld:AirQualityObserved:dirty",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -26,6 +26,7 @@ from cityhub.apps.environment.schemas import (
     Forecast,
     ForecastLine,
     GoodDays,
+    HourLine,
     LimitsRequest,
     NoiseAnswer,
     NoiseRequest,
@@ -41,6 +42,7 @@ from cityhub.apps.environment.settings import EnvironmentSettings
 from cityhub.plugins import BadRequestData, DbSession, NotFound, RequestTenant, UnprocessableEntity, utcnow
 
 MAX_DAYS = 366
+MAX_HOURLY_DAYS = 31
 EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)
 
 
@@ -69,6 +71,11 @@ def _days(start: date | None, end: date | None, tz: tzinfo) -> tuple[date, date]
     if first < EARLIEST or last > LATEST:
         raise BadRequestData(f"dates must lie between {EARLIEST} and {LATEST}")
     return first, last
+
+
+def _utc(at: datetime) -> datetime:
+    """A time given without an offset is taken as UTC."""
+    return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _day_line(d: service.DailyAqi) -> DayLine:
@@ -208,6 +215,35 @@ def build_router(settings: EnvironmentSettings, tz: tzinfo) -> APIRouter:
             session, tenant, station_id, first, last, standard or settings.aqi_standard, tz
         )
         return [_day_line(d) for d in days]
+
+    @router.get(
+        "/stations/{station_id}/hourly", response_model=list[HourLine], summary="Hourly AQI of a station"
+    )
+    async def station_hourly(
+        station_id: str, session: DbSession, tenant: RequestTenant,
+        start: datetime | None = None, end: datetime | None = None, standard: Standard | None = None,
+    ) -> list[HourLine]:  # fmt: skip
+        if not await service.station_exists(session, tenant, station_id):
+            raise NotFound(f"no station {station_id}")
+        last = _utc(end) if end else utcnow()
+        first = _utc(start) if start else last - timedelta(hours=24)
+        if first >= last or last - first > timedelta(days=MAX_HOURLY_DAYS):
+            raise BadRequestData(f"the period must run forward and cover at most {MAX_HOURLY_DAYS} days")
+        if first.date() < EARLIEST or last.date() > LATEST:
+            raise BadRequestData(f"dates must lie between {EARLIEST} and {LATEST}")
+        hours = await service.hourly_aqi_series(
+            session, tenant, station_id, first, last, standard or settings.aqi_standard
+        )
+        return [
+            HourLine(
+                hour=h.hour,
+                aqi=h.result.aqi if h.result else None,
+                category_zh=h.result.category.label_zh if h.result else None,
+                primary_pollutants=h.result.primary_pollutants if h.result else [],
+                missing=h.missing,
+            )
+            for h in hours
+        ]
 
     @router.get("/rankings", response_model=Ranking, summary="Stations or districts by mean daily AQI")
     async def rankings(

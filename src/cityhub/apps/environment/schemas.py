@@ -132,6 +132,14 @@ class DayLine(BaseModel):
     missing: list[str]
 
 
+class HourLine(BaseModel):
+    hour: datetime
+    aqi: int | None
+    category_zh: str | None
+    primary_pollutants: list[str]
+    missing: list[str]
+
+
 class RankLine(BaseModel):
     rank: int
     key: str

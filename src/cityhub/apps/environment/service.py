@@ -107,6 +107,34 @@ async def hourly_aqi(
 
 
 @dataclass(frozen=True)
+class HourlyAqi:
+    hour: datetime
+    result: AqiResult | None
+    missing: list[str]
+
+
+async def hourly_aqi_series(
+    session: AsyncSession, tenant: str, entity_id: str, start: datetime, end: datetime, standard: Standard
+) -> list[HourlyAqi]:
+    """The hourly AQI of each UTC hour in ``[start, end)``, from the station's readings."""
+    first = _hour(start)
+    span = 24 if standard is Standard.HJ633_2012 else 1
+    series = await hourly_series(
+        session, tenant, entity_id, POLLUTANTS, first - timedelta(hours=span - 1), end
+    )
+    out = []
+    hour = first
+    while hour < end:
+        items = averages.hourly_items(series, hour, standard)
+        try:
+            out.append(HourlyAqi(hour, compute_aqi(items, standard, "hour"), []))
+        except MissingPollutants as missing:
+            out.append(HourlyAqi(hour, None, missing.missing))
+        hour += timedelta(hours=1)
+    return out
+
+
+@dataclass(frozen=True)
 class DailyAqi:
     day: date
     result: AqiResult | None
