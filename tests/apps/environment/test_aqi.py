@@ -154,3 +154,27 @@ def test_vectorised_refuses_impossible_records() -> None:
     cols = {item: np.array([10.0, 10.0]) for item in REQUIRED[(S26, "hour")]}
     cols["pm25_1h"] = np.array([-3.0, 10.0])
     assert aqi_array(cols, S26, "hour").tolist()[0] == -1
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    base=st.lists(st.floats(min_value=0, max_value=600, allow_nan=False), min_size=7, max_size=7),
+    bump=st.floats(min_value=0, max_value=300, allow_nan=False),
+    which=st.integers(min_value=0, max_value=6),
+    standard=st.sampled_from(list(Standard)),
+)
+def test_aqi_never_falls_when_one_concentration_rises(
+    base: list[float], bump: float, which: int, standard: Standard
+) -> None:
+    items = REQUIRED[(standard, "day")]
+    day = {item: base[k] / (10 if item.startswith("co") else 1) for k, item in enumerate(items)}
+    item = items[which % len(items)]
+    raised = {**day, item: day[item] + bump}
+    if standard is Standard.HJ633_2012:  # a day's highest hour is never below its highest 8 hours
+        day["o3_1h"] = max(day["o3_1h"], day["o3_8h"])
+        raised["o3_1h"] = max(raised["o3_1h"], raised["o3_8h"], day["o3_1h"])
+    before = compute_aqi(day, standard, "day")
+    after = compute_aqi(raised, standard, "day")
+    assert after.aqi >= before.aqi
+    assert after.aqi == max(after.iaqi.values())
+    assert after.category.low <= after.aqi
