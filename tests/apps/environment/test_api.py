@@ -167,6 +167,11 @@ async def test_water_and_noise_entities_are_scored(app: FastAPI, client: httpx.A
         "acousticZone": {"type": "Property", "value": "1"},
         "LAeq": {"type": "Property", "value": 48.0, "observedAt": stamp},
     })  # fmt: skip
+    await client.post("/ngsi-ld/v1/entities", json={
+        "id": "urn:ngsi-ld:NoiseLevelObserved:n2", "type": "NoiseLevelObserved",
+        "acousticZone": {"type": "Property", "value": 2},  # a number: zone class 2
+        "LAeq": {"type": "Property", "value": 58.0, "observedAt": "2026-11-21T02:00:00Z"},  # 10:00 local
+    })  # fmt: skip
     await _settle(app)
     w = (await client.get("/api/v1/environment/water/stations")).json()
     assert w == [
@@ -180,6 +185,7 @@ async def test_water_and_noise_entities_are_scored(app: FastAPI, client: httpx.A
     ]
     n = (await client.get("/api/v1/environment/noise/stations")).json()
     assert (n[0]["period"], n[0]["limit"], n[0]["compliant"]) == ("night", 45, False)
+    assert (n[1]["period"], n[1]["limit"], n[1]["compliant"]) == ("day", 60, True)
 
 
 async def _history(

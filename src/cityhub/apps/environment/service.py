@@ -342,7 +342,7 @@ class Consumer:
                         await self.water(session, event.tenant, entity)
                     elif kind == NOISE and touched & _expanded(NOISE_INPUTS):
                         await self.noise(session, event.tenant, entity)
-                except (ValueError, KeyError) as problem:  # impossible values, units; unknown zone
+                except (ValueError, KeyError, TypeError) as problem:  # impossible values, units, zones
                     log.warning("%s %s: not scored: %s", event.tenant, entity["id"], problem)
 
     async def air(self, session: AsyncSession, tenant: str, entity: dict[str, Any]) -> None:
@@ -378,6 +378,7 @@ class Consumer:
 
     async def noise(self, session: AsyncSession, tenant: str, entity: dict[str, Any]) -> None:
         zone = value_of(entity, "acousticZone")
+        zone = str(zone) if isinstance(zone, int) and not isinstance(zone, bool) else zone  # 2 -> "2"
         level = value_of(entity, "LAeq")
         if zone not in noise.LIMITS or level is None:
             return
