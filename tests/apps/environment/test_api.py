@@ -457,3 +457,37 @@ async def test_hourly_aqi_under_2012_takes_rolling_means(
     # PM2.5 24h mean 50 on the 2012 table -> 68.75 -> 69 (2026 would score the hour's 50 as 80)
     assert found["airQualityIndex"]["value"] == 69
     assert found["aqiStandard"]["value"] == "HJ633-2012"
+
+
+async def test_noise_station_compliance_per_day_and_night(app: FastAPI, client: httpx.AsyncClient) -> None:
+    station = "urn:ngsi-ld:NoiseLevelObserved:school"
+    readings = [  # UTC; local is +8
+        ("2026-11-18T02:00:00Z", 50.0),  # 10:00, day
+        ("2026-11-18T06:00:00Z", 60.0),  # 14:00, day
+        ("2026-11-18T15:00:00Z", 44.0),  # 23:00, night of the 18th
+        ("2026-11-18T18:00:00Z", 44.0),  # 02:00 on the 19th, still the night of the 18th
+    ]
+    async with app.state.hub.sessions() as session, session.begin():
+        for stamp, level in readings:
+            await entities.write_entities(session, TENANT, [{
+                "id": station, "type": "NoiseLevelObserved", "acousticZone": _prop("1"),
+                "LAeq": {"type": "Property", "value": level, "observedAt": stamp},
+            }])  # fmt: skip
+    r = await client.get(
+        f"/api/v1/environment/noise/stations/{station}/compliance",
+        params={"start": "2026-11-18", "end": "2026-11-19"},
+    )
+    assert r.status_code == 200, r.text
+    lines = [(x["day"], x["period"], x["leq"], x["readings"], x["limit"], x["compliant"]) for x in r.json()]
+    assert lines == [
+        ("2026-11-18", "day", 57.4, 2, 55, False),  # 10·lg((10^5 + 10^6)/2)
+        ("2026-11-18", "night", 44.0, 2, 45, True),
+        ("2026-11-19", "day", None, 0, 55, None),
+        ("2026-11-19", "night", None, 0, 45, None),
+    ]
+    await client.post("/ngsi-ld/v1/entities", json={"id": "urn:ngsi-ld:NoiseLevelObserved:nozone",
+                                                    "type": "NoiseLevelObserved", "LAeq": _prop(40)})  # fmt: skip
+    nozone = await client.get(
+        "/api/v1/environment/noise/stations/urn:ngsi-ld:NoiseLevelObserved:nozone/compliance"
+    )
+    assert nozone.status_code == 422

@@ -29,6 +29,7 @@ from cityhub.apps.environment.schemas import (
     HourLine,
     LimitsRequest,
     NoiseAnswer,
+    NoiseLine,
     NoiseRequest,
     Ranking,
     RankLine,
@@ -315,6 +316,31 @@ def build_router(settings: EnvironmentSettings, tz: tzinfo) -> APIRouter:
             model="ridge regression per lead time on lagged hourly AQI, hour of day, weekend, trend",
             values=[ForecastLine(at=at, aqi=v) for at, v in values],
         )
+
+    @router.get(
+        "/noise/stations/{station_id}/compliance",
+        response_model=list[NoiseLine],
+        summary="Day and night Leq of a noise station per day against its zone's limits",
+    )
+    async def noise_station_compliance(
+        station_id: str, session: DbSession, tenant: RequestTenant,
+        start: date | None = None, end: date | None = None,
+    ) -> list[NoiseLine]:  # fmt: skip
+        station = await service.station(session, tenant, station_id)
+        if station is None:
+            raise NotFound(f"no station {station_id}")
+        zone = service.value_of(station, "acousticZone")
+        zone = str(zone) if isinstance(zone, int) and not isinstance(zone, bool) else zone
+        if zone not in noise.LIMITS:
+            raise UnprocessableEntity(
+                f"station {station_id} has no acousticZone (one of {', '.join(noise.ZONES)})"
+            )
+        first, last = _days(start, end, tz)
+        lines = await service.noise_compliance(
+            session, tenant, station_id, zone, first, last, tz,
+            settings.noise_day_start, settings.noise_night_start,
+        )  # fmt: skip
+        return [NoiseLine(**line.__dict__) for line in lines]
 
     @router.get("/water/stations", summary="Water stations: class, determining items, target")
     async def water_stations(session: DbSession, tenant: RequestTenant) -> list[dict[str, object]]:

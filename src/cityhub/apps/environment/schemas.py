@@ -82,6 +82,15 @@ class NoiseAnswer(BaseModel):
     night_lmax_compliant: bool | None
 
 
+class NoiseLine(BaseModel):
+    day: date
+    period: str
+    leq: float | None
+    readings: int
+    limit: float
+    compliant: bool | None
+
+
 class ExceedanceLine(BaseModel):
     item: str
     value: float

@@ -170,8 +170,12 @@ def _score_day(day: date, items: dict[str, float | None], standard: Standard) ->
         return DailyAqi(day, None, missing.missing, items)
 
 
+async def station(session: AsyncSession, tenant: str, entity_id: str) -> dict[str, Any] | None:
+    return await entities.read_entity(session, tenant, entity_id)
+
+
 async def station_exists(session: AsyncSession, tenant: str, entity_id: str) -> bool:
-    return await entities.read_entity(session, tenant, entity_id) is not None
+    return await station(session, tenant, entity_id) is not None
 
 
 PAGE = 1000
@@ -249,6 +253,56 @@ async def station_forecast(
     for at, value in series.items():
         y[int((at - start) / timedelta(hours=1))] = value
     return forecast(y, start)
+
+
+@dataclass(frozen=True)
+class NoisePeriodLine:
+    day: date
+    period: str
+    leq: float | None
+    readings: int
+    limit: float
+    compliant: bool | None
+
+
+async def noise_compliance(
+    session: AsyncSession,
+    tenant: str,
+    entity_id: str,
+    zone: str,
+    first: date,
+    last: date,
+    tz: tzinfo,
+    day_start: Any,
+    night_start: Any,
+) -> list[NoisePeriodLine]:
+    """Day and night Leq of a station per local day (the energy mean of its LAeq readings, each
+    reading an equal interval) against its zone's limits. A night belongs to the day it starts on."""
+    start = datetime(first.year, first.month, first.day, tzinfo=tz)
+    end = datetime(last.year, last.month, last.day, tzinfo=tz) + timedelta(days=1, hours=12)
+    history = await entities.read_history(session, tenant, entity_id, ["LAeq"], start, end)
+    buckets: dict[tuple[date, str], list[float]] = {}
+    for at, value in history["LAeq"]:
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= noise.MAX_LEVEL:
+            continue
+        local = _aware(at).astimezone(tz)
+        period = noise.period_of(local, day_start, night_start)
+        day = local.date()
+        if period == "night" and local.time() < day_start:
+            day -= timedelta(days=1)  # the small hours belong to the night that began the day before
+        buckets.setdefault((day, period), []).append(float(value))
+    out = []
+    day = first
+    while day <= last:
+        for period in ("day", "night"):
+            values = buckets.get((day, period), [])
+            bound = noise.limit(zone, period)
+            leq = round(noise.energy_mean(values), 1) if values else None
+            out.append(
+                NoisePeriodLine(day, period, leq, len(values), bound, None if leq is None else leq <= bound)
+            )
+        day += timedelta(days=1)
+    return out
 
 
 # -- sites checked against limits (computed when asked, from the entities' latest values) ----------
