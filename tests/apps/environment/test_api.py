@@ -485,8 +485,12 @@ async def test_noise_station_compliance_per_day_and_night(app: FastAPI, client: 
         ("2026-11-19", "day", None, 0, 55, None),
         ("2026-11-19", "night", None, 0, 45, None),
     ]
-    await client.post("/ngsi-ld/v1/entities", json={"id": "urn:ngsi-ld:NoiseLevelObserved:nozone",
-                                                    "type": "NoiseLevelObserved", "LAeq": _prop(40)})  # fmt: skip
+    nozone_station = {
+        "id": "urn:ngsi-ld:NoiseLevelObserved:nozone",
+        "type": "NoiseLevelObserved",
+        "LAeq": _prop(40),
+    }
+    await client.post("/ngsi-ld/v1/entities", json=nozone_station)
     nozone = await client.get(
         "/api/v1/environment/noise/stations/urn:ngsi-ld:NoiseLevelObserved:nozone/compliance"
     )
