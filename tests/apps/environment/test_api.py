@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from cityhub.app import create_app
 from cityhub.apps.environment.aqi import Standard
-from cityhub.apps.environment.service import Consumer
+from cityhub.apps.environment.tasks import Consumer
 from cityhub.config import Settings
 from cityhub.plugins import EntitiesChanged, Event, entities
 

@@ -9,6 +9,7 @@ from cityhub.apps.environment import service
 from cityhub.apps.environment.api import build_router
 from cityhub.apps.environment.limits import SOIL_SCREENING
 from cityhub.apps.environment.settings import EnvironmentSettings
+from cityhub.apps.environment.tasks import Consumer
 from cityhub.plugins import (
     AppContext,
     EntitiesChanged,
@@ -183,7 +184,7 @@ class EnvironmentApp(HubApp):
         settings = ctx.settings
         assert isinstance(settings, EnvironmentSettings)
         tz = ZoneInfo(settings.timezone)
-        consumer = service.Consumer(
+        consumer = Consumer(
             ctx.sessions, settings.aqi_standard, tz, settings.noise_day_start, settings.noise_night_start
         )
 

@@ -1,14 +1,9 @@
-"""The app's work on entities: computed results written back to the stations that report, daily
-AQI from the broker's history, rankings, good-day ratio, trends, and forecasts.
-
-Results are written through the entity facade, so they land in the history and subscriptions like
-any other write; the consumer acts only on changes of the attributes it reads, never on its own
-writes (which change only the attributes it computes).
-"""
+"""The app's reads of the broker: hourly and daily AQI from a station's history, rankings,
+good-day ratio, trends, forecasts, noise compliance per period, and sites against their limits.
+The write-back consumer is in ``tasks``."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -16,7 +11,7 @@ from statistics import mean
 from typing import Any
 
 import numpy as np
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.apps.environment import averages, limits, noise, water
 from cityhub.apps.environment.aqi import (
@@ -26,9 +21,7 @@ from cityhub.apps.environment.aqi import (
     compute_aqi,
 )
 from cityhub.apps.environment.forecast import forecast
-from cityhub.plugins import EntitiesChanged, Event, entities
-
-log = logging.getLogger("cityhub.apps.environment")
+from cityhub.plugins import entities
 
 AIR, WATER, NOISE = "AirQualityObserved", "WaterQualityObserved", "NoiseLevelObserved"
 POLLUTANTS = ("so2", "no2", "co", "o3", "pm10", "pm25")
@@ -56,7 +49,8 @@ def observed_at(entity: Mapping[str, Any], attrs: tuple[str, ...]) -> datetime |
     return max(times) if times else None
 
 
-def _prop(value: Any, at: datetime | None) -> dict[str, Any]:
+def observed_property(value: Any, at: datetime | None) -> dict[str, Any]:
+    """A normalized NGSI-LD Property, observed at ``at``."""
     prop: dict[str, Any] = {"type": "Property", "value": value}
     if at is not None:
         prop["observedAt"] = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -91,7 +85,7 @@ async def hourly_series(
     }
 
 
-def _hour(at: datetime) -> datetime:
+def hour_of(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
@@ -117,7 +111,7 @@ async def hourly_aqi_series(
     session: AsyncSession, tenant: str, entity_id: str, start: datetime, end: datetime, standard: Standard
 ) -> list[HourlyAqi]:
     """The hourly AQI of each UTC hour in ``[start, end)``, from the station's readings."""
-    first = _hour(start)
+    first = hour_of(start)
     span = 24 if standard is Standard.HJ633_2012 else 1
     series = await hourly_series(
         session, tenant, entity_id, POLLUTANTS, first - timedelta(hours=span - 1), end
@@ -241,7 +235,7 @@ def trend_slope(days: list[DailyAqi]) -> float | None:
 async def station_forecast(
     session: AsyncSession, tenant: str, entity_id: str, now: datetime, days: int
 ) -> list[tuple[datetime, float]]:
-    end = _hour(now) + timedelta(hours=1)
+    end = hour_of(now) + timedelta(hours=1)
     start = end - timedelta(days=days)
     series = (await hourly_series(session, tenant, entity_id, ("airQualityIndex",), start, end))[
         "airQualityIndex"
@@ -358,140 +352,3 @@ async def sites(session: AsyncSession, tenant: str, kind: str, dust_limit: float
     else:
         found = await stations(session, tenant, kind)
     return [site_checks(kind, site, dust_limit) for site in found]
-
-
-# -- write-back consumer ---------------------------------------------------------------------------
-
-
-@dataclass
-class Consumer:
-    sessions: async_sessionmaker[AsyncSession]
-    standard: Standard
-    tz: tzinfo
-    day_start: Any
-    night_start: Any
-
-    async def __call__(self, event: Event) -> None:
-        assert isinstance(event, EntitiesChanged)
-        if event.tenant is None:
-            return
-        watched = {entities.expand(t): t for t in (AIR, WATER, NOISE)}
-        work = []
-        for change in event.changes:
-            if change.get("entity") is None:
-                continue
-            kinds = [watched[t] for t in change.get("types", []) if t in watched]
-            if kinds:
-                work.append((kinds[0], change))
-        if not work:
-            return
-        async with self.sessions() as session, session.begin():
-            for kind, change in work:
-                touched = set(change.get("created", [])) | set(change.get("updated", []))
-                entity = entities.compact_entity(change["entity"])
-                try:
-                    if kind == AIR and touched & _expanded(POLLUTANTS):
-                        await self.air(session, event.tenant, entity)
-                    elif kind == WATER and touched & _expanded((*WATER_INPUTS, "targetWaterClass")):
-                        await self.water(session, event.tenant, entity)
-                    elif kind == NOISE and touched & _expanded(NOISE_INPUTS):
-                        await self.noise(session, event.tenant, entity)
-                except (ValueError, KeyError, TypeError) as problem:  # impossible values, units, zones
-                    log.warning("%s %s: not scored: %s", event.tenant, entity["id"], problem)
-
-    async def air(self, session: AsyncSession, tenant: str, entity: dict[str, Any]) -> None:
-        check_units(entity)
-        for pollutant in POLLUTANTS:
-            v = value_of(entity, pollutant)
-            if v is not None and (not isinstance(v, int | float) or v < 0):
-                raise UnusableReading(f"{pollutant}: {v!r}")
-        at = observed_at(entity, POLLUTANTS) or datetime.now(UTC)
-        try:
-            result = await hourly_aqi(session, tenant, entity["id"], _hour(at), self.standard)
-        except MissingPollutants as missing:
-            log.info("%s %s: no hourly AQI, missing %s", tenant, entity["id"], ", ".join(missing.missing))
-            return
-        await _write_back(session, tenant, AIR, entity, air_attributes(result, at))
-
-    async def water(self, session: AsyncSession, tenant: str, entity: dict[str, Any]) -> None:
-        attrs = {name: value_of(entity, name) for name in WATER_INPUTS}
-        measures = water.measures_of(attrs)
-        if not measures:
-            return
-        lake = value_of(entity, "waterBodyType") in water.LAKE_TYPES
-        found = water.classify(measures, lake=lake)
-        at = observed_at(entity, WATER_INPUTS)
-        out: dict[str, Any] = {
-            "waterQualityClass": _prop(found.water_class, at),
-            "waterQualityDeterminingItems": _prop(found.determining, at),
-        }
-        target = value_of(entity, "targetWaterClass")
-        if isinstance(target, str) and target in water.CLASSES:
-            out["waterQualityWorseThanTarget"] = _prop(found.worse_than(target), at)
-        await _write_back(session, tenant, WATER, entity, out)
-
-    async def noise(self, session: AsyncSession, tenant: str, entity: dict[str, Any]) -> None:
-        zone = value_of(entity, "acousticZone")
-        zone = str(zone) if isinstance(zone, int) and not isinstance(zone, bool) else zone  # 2 -> "2"
-        level = value_of(entity, "LAeq")
-        if zone not in noise.LIMITS or level is None:
-            return
-        at = observed_at(entity, ("LAeq",)) or datetime.now(UTC)
-        period = noise.period_of(at.astimezone(self.tz), self.day_start, self.night_start)
-        found = noise.comply(zone, period, level)
-        out = {
-            "noisePeriod": _prop(period, at),
-            "noiseLimit": _prop(found.limit, at),
-            "noiseCompliant": _prop(found.compliant, at),
-            "noiseExcess": _prop(found.excess, at),
-        }
-        lmax = value_of(entity, "LAmax")
-        if period == "night" and lmax is not None:
-            out["noiseNightLmaxCompliant"] = _prop(noise.night_lmax_ok(zone, lmax), at)
-        await _write_back(session, tenant, NOISE, entity, out)
-
-
-async def _write_back(
-    session: AsyncSession, tenant: str, kind: str, entity: dict[str, Any], out: dict[str, Any]
-) -> None:
-    """Write ``out`` to the entity unless it already holds exactly that (a redelivered change) or
-    holds results of a later reading (changes handled out of order)."""
-    current = await entities.read_entity(session, tenant, entity["id"])
-    if current is None:
-        return  # deleted since
-    if all(_same(current.get(name), prop) for name, prop in out.items()):
-        return
-    ours = _when(next(iter(out.values())).get("observedAt"))
-    for name in out:
-        held = current.get(name)
-        theirs = _when(held.get("observedAt")) if isinstance(held, dict) else None
-        if ours is not None and theirs is not None and theirs > ours:
-            return
-    await entities.write_entities(session, tenant, [{"id": entity["id"], "type": kind, **out}])
-
-
-def _same(held: Any, prop: dict[str, Any]) -> bool:
-    if not isinstance(held, dict) or held.get("value") != prop["value"]:
-        return False
-    return _when(held.get("observedAt")) == _when(prop.get("observedAt"))
-
-
-def _when(text: Any) -> datetime | None:
-    return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
-
-
-def _expanded(names: tuple[str, ...]) -> set[str]:
-    return {entities.expand(n) for n in names}
-
-
-def air_attributes(result: AqiResult, at: datetime) -> dict[str, Any]:
-    cat = result.category
-    return {
-        "airQualityIndex": _prop(result.aqi, at),
-        "airQualityLevel": _prop(cat.label_en.lower(), at),
-        "aqiCategory": _prop(
-            {"level": cat.level, "label_zh": cat.label_zh, "label_en": cat.label_en, "colour": cat.colour}, at
-        ),
-        "primaryPollutant": _prop(", ".join(result.primary_pollutants) or "none", at),
-        "aqiStandard": _prop(str(result.standard), at),
-    }
