@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import signal
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -137,7 +139,12 @@ async def _run(
             f"CST at {speed:g}× through {'MQTT ' + mqtt if mqtt else 'HTTP ' + str(client.base_url)}"
             " (Ctrl-C to stop)"
         )
-        return await simulator.run(duration, on_flush=_progress(10.0))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # SIGTERM (./dev up stopping it) ends the run between two sends, so no request is cut short
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGTERM, stop.set)
+        return await simulator.run(duration, stop=stop, on_flush=_progress(10.0))
 
     if mqtt:
         try:

@@ -88,7 +88,7 @@ class HttpSender:
                     )
                 except httpx.HTTPError as error:
                     tally.failed += 1
-                    log.warning("demo: %s not sent: %s", message.device_id, error)
+                    unsent.append(f"{type(error).__name__}: {error}")
                     return
             if response.status_code >= 500:
                 tally.failed += 1
@@ -98,7 +98,10 @@ class HttpSender:
                 reason = _reason(response)
                 tally.refusals[reason] = tally.refusals.get(reason, 0) + 1
 
+        unsent: list[str] = []
         await asyncio.gather(*(one(m) for m in messages))
+        if unsent:
+            log.warning("demo: %d of %d messages not sent (%s)", len(unsent), len(messages), unsent[0])
 
 
 def _reason(response: httpx.Response) -> str:
