@@ -190,8 +190,9 @@ def _districts(data: dict[str, Any]) -> tuple[District, ...]:
 
 
 def district_of(districts: tuple[District, ...], point: Coord) -> str:
-    """The district a point lies in: the nearest seat (the districts are the seats' Voronoi cells)."""
-    return min(districts, key=lambda d: distance(d.centre, point)).code
+    """The district a point lies in: the nearest seat, in degrees as the districts' Voronoi cells
+    were drawn."""
+    return min(districts, key=lambda d: (d.centre[0] - point[0]) ** 2 + (d.centre[1] - point[1]) ** 2).code
 
 
 def _cells(districts: tuple[District, ...]) -> tuple[GridCell, ...]:

@@ -2,8 +2,9 @@
 
 Nothing here keeps state or reads a clock: the same seed, sensor and instant always give the same
 reading, so a run can be replayed and tests can ask "what would the 8 o'clock reading be". Slow
-random variation is value noise (random values at fixed knots, smoothly interpolated), drawn from
-:class:`random.Random` seeded with a string, which does not depend on Python's hash seed.
+random variation is value noise (random values at fixed knots, smoothly interpolated); the random
+values are hashes of the seed and a key (BLAKE2), or :class:`random.Random` seeded with a string,
+neither of which depends on Python's hash seed.
 
 Local time is China Standard Time (UTC+8): rush hours, the daily pollution cycle and street lights
 follow the city's clock, not UTC.
@@ -11,6 +12,7 @@ follow the city's clock, not UTC.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from dataclasses import dataclass
@@ -44,7 +46,9 @@ class Conditions:
 
 
 def _uniform(*key: object) -> float:
-    return random.Random("|".join(map(str, key))).random()
+    """A uniform number in [0, 1) fixed by ``key`` (a hash: the same on every run and machine)."""
+    digest = hashlib.blake2b("|".join(map(str, key)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
 
 
 def _noise(seed: int, key: str, t: float, period: float) -> float:
@@ -299,13 +303,19 @@ def silent(seed: int, sensor: Sensor, at: datetime, conditions: Conditions) -> b
     2 to 8 hours (a flat battery, a lost link), long enough for device health to notice."""
     day = int(_seconds(at) // 86_400)
     for d in (day - 1, day):
-        rng = random.Random(f"silence|{seed}|{sensor.device_id}|{d}")
-        if rng.random() >= conditions.silence_rate:
-            continue
-        start = _EPOCH + timedelta(days=d, seconds=rng.uniform(0, 86_400))
-        if start <= at < start + timedelta(hours=rng.uniform(2, 8)):
+        window = _silence(seed, sensor.device_id, d, conditions.silence_rate)
+        if window is not None and window[0] <= at < window[1]:
             return True
     return False
+
+
+@lru_cache(maxsize=4096)
+def _silence(seed: int, device_id: str, day: int, rate: float) -> tuple[datetime, datetime] | None:
+    rng = random.Random(f"silence|{seed}|{device_id}|{day}")
+    if rng.random() >= rate:
+        return None
+    start = _EPOCH + timedelta(days=day, seconds=rng.uniform(0, 86_400))
+    return start, start + timedelta(hours=rng.uniform(2, 8))
 
 
 def faulty(seed: int, sensor: Sensor, at: datetime, conditions: Conditions) -> bool:
