@@ -31,7 +31,17 @@ def test_demo_command_seeds_and_streams_into_a_running_hub(tmp_path: Path, datab
     with running_hub(tmp_path, "hub", CITYHUB_DATABASE_URL=database_url) as hub:
         result = runner.invoke(
             cli,
-            ["demo", "--url", hub.url, "--duration", "15m", "--speed", "0", "--start", "2026-11-23T00:00:00Z"],
+            [
+                "demo",
+                "--url",
+                hub.url,
+                "--duration",
+                "15m",
+                "--speed",
+                "0",
+                "--start",
+                "2026-11-23T00:00:00Z",
+            ],
             env={},
         )
         assert result.exit_code == 0, result.output
