@@ -70,7 +70,7 @@ class HttpSender:
     """``POST /iot/json?k=…&i=…``, several at once. A refusal (4xx, a dead letter in the hub) is
     counted; an unreachable hub is logged and the messages are dropped (devices do not queue)."""
 
-    def __init__(self, client: httpx.AsyncClient, concurrency: int = 8) -> None:
+    def __init__(self, client: httpx.AsyncClient, concurrency: int = 64) -> None:
         self.client = client
         self.concurrency = concurrency
 
