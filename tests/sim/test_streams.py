@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from statistics import mean
 
-from cityhub.sim.city import build_city
+from cityhub.sim.city import KINDS, build_city
 from cityhub.sim.runner import Message, Simulator
 from cityhub.sim.streams import (
+    FAULTS,
     Conditions,
     air,
     episode_factor,
@@ -19,6 +20,7 @@ from cityhub.sim.streams import (
     reading,
     silent,
 )
+from cityhub.systems.standards.datamodels import BUILT_IN, DataModels
 
 CITY = build_city(42)
 
@@ -155,3 +157,15 @@ def test_some_sensors_fall_silent_for_hours() -> None:
             current = 0
     assert min(runs) >= 12  # two hours of 10-minute reports
     assert not any(silent(42, sensor, at, Conditions(silence_rate=0.0)) for at in hours[:500])
+
+
+def test_readings_conform_to_the_data_models_and_faults_do_not() -> None:
+    models = DataModels(BUILT_IN)
+    hours = [local(15, h, month=m) for m in (1, 4, 7, 10) for h in range(0, 24, 3)]
+    for sensor in CITY.sensors:
+        entity_type, interval = KINDS[sensor.kind]
+        for at in hours:
+            values = reading(CITY, 42, sensor, at, interval)
+            assert models.problems(entity_type, values) == [], (sensor.device_id, at, values)
+    for kind, values in FAULTS.items():
+        assert models.problems(KINDS[kind][0], values), kind
