@@ -178,13 +178,13 @@ class Simulator:
 
     def _phase(self, sensor: Sensor) -> int:
         interval = KINDS[sensor.kind][1]
-        return int(streams._uniform("phase", self.seed, sensor.device_id) * interval) // STEP * STEP
+        return int(streams.uniform("phase", self.seed, sensor.device_id) * interval) // STEP * STEP
 
     def due(self, sensor: Sensor, after: datetime, until: datetime) -> list[datetime]:
         """The sensor's report times in (``after``, ``until``]."""
         interval = KINDS[sensor.kind][1]
         phase = self._phase(sensor)
-        base = streams._EPOCH + timedelta(seconds=phase)
+        base = streams.EPOCH + timedelta(seconds=phase)
         first = math.floor((after - base).total_seconds() / interval) + 1
         found = []
         k = first

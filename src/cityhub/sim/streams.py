@@ -23,7 +23,7 @@ from typing import Any
 from cityhub.sim.city import NOISE_LIMITS, City, Sensor
 
 CST = timezone(timedelta(hours=8), "CST")
-_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 
 #: Impossible values a faulty sensor sends now and then (the data models refuse them): the
 #: classic 0xFFFF of an unread register, a negative count, a speed no car reaches.
@@ -45,7 +45,7 @@ class Conditions:
     silence_rate: float = 0.04
 
 
-def _uniform(*key: object) -> float:
+def uniform(*key: object) -> float:
     """A uniform number in [0, 1) fixed by ``key`` (a hash: the same on every run and machine)."""
     digest = hashlib.blake2b("|".join(map(str, key)).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
@@ -55,14 +55,14 @@ def _noise(seed: int, key: str, t: float, period: float) -> float:
     """Smooth noise in [-1, 1] at ``t`` seconds, varying over about ``period`` seconds."""
     knot = math.floor(t / period)
     frac = t / period - knot
-    a = _uniform(seed, key, knot) * 2 - 1
-    b = _uniform(seed, key, knot + 1) * 2 - 1
+    a = uniform(seed, key, knot) * 2 - 1
+    b = uniform(seed, key, knot + 1) * 2 - 1
     w = (1 - math.cos(math.pi * frac)) / 2
     return a + (b - a) * w
 
 
 def _seconds(at: datetime) -> float:
-    return (at - _EPOCH).total_seconds()
+    return (at - EPOCH).total_seconds()
 
 
 def _local(at: datetime) -> tuple[float, int, int]:
@@ -113,7 +113,7 @@ def incidents(city: City, seed: int, day: int) -> tuple[Incident, ...]:
         ids = roads[road]
         first = rng.randrange(len(ids))
         span = frozenset(ids[first : first + rng.randint(1, 3)])
-        start = _EPOCH + timedelta(days=day, seconds=rng.uniform(0, 86_400))
+        start = EPOCH + timedelta(days=day, seconds=rng.uniform(0, 86_400))
         end = start + timedelta(minutes=rng.uniform(30, 150))
         found.append(Incident(road, start, end, span, rng.uniform(0.2, 0.5)))
     return tuple(found)
@@ -191,7 +191,7 @@ def air(seed: int, sensor: Sensor, at: datetime) -> dict[str, Any]:
     hour, _, doy = _local(at)
     t = _seconds(at)
     winter = _season(doy)
-    site = 0.85 + 0.35 * _uniform(seed, sensor.device_id, "site")
+    site = 0.85 + 0.35 * uniform(seed, sensor.device_id, "site")
     slow = 1 + 0.25 * _noise(seed, sensor.device_id + "pm", t, 6 * 3600)
     # particulates: low in the afternoon when the boundary layer is deep, high at night
     daily = 1 + 0.25 * math.cos(2 * math.pi * (hour - 22) / 24)
@@ -248,7 +248,7 @@ def noise(seed: int, sensor: Sensor, at: datetime) -> dict[str, Any]:
     if sensor.static["zoneClass"] == "4a":
         base += 6 * (traffic_demand(at) - 0.4)
     level = base + 2.5 * _noise(seed, sensor.device_id, _seconds(at), 1800)
-    return {"LAeq": round(level, 1), "LAmax": round(level + 9 + 4 * _uniform(seed, sensor.device_id, at), 1)}
+    return {"LAeq": round(level, 1), "LAmax": round(level + 9 + 4 * uniform(seed, sensor.device_id, at), 1)}
 
 
 #: Occupancy by hour for each kind of car park (weekday; weekends shift towards shops and parks).
@@ -284,7 +284,7 @@ def _dark(hour: float, doy: int) -> bool:
 def light(seed: int, sensor: Sensor, at: datetime) -> dict[str, Any]:
     hour, _, doy = _local(at)
     day = int(_seconds(at) // 86_400)
-    defective = _uniform(seed, sensor.device_id, "lamp", day) < 0.01
+    defective = uniform(seed, sensor.device_id, "lamp", day) < 0.01
     on = _dark(hour, doy) and not defective
     level = (0.6 if 0.5 <= hour < 5 else 1.0) if on else 0.0
     return {
@@ -314,12 +314,12 @@ def _silence(seed: int, device_id: str, day: int, rate: float) -> tuple[datetime
     rng = random.Random(f"silence|{seed}|{device_id}|{day}")
     if rng.random() >= rate:
         return None
-    start = _EPOCH + timedelta(days=day, seconds=rng.uniform(0, 86_400))
+    start = EPOCH + timedelta(days=day, seconds=rng.uniform(0, 86_400))
     return start, start + timedelta(hours=rng.uniform(2, 8))
 
 
 def faulty(seed: int, sensor: Sensor, at: datetime, conditions: Conditions) -> bool:
-    return _uniform("fault", seed, sensor.device_id, at.isoformat()) < conditions.fault_rate
+    return uniform("fault", seed, sensor.device_id, at.isoformat()) < conditions.fault_rate
 
 
 def reading(city: City, seed: int, sensor: Sensor, at: datetime, interval: int) -> dict[str, Any]:
