@@ -98,3 +98,13 @@ async def test_a_short_run_lands_readings_and_a_fault_as_dead_letter(client: htt
     lot = city.of_kind("parking")[0]
     parked = (await client.get(f"{NGSI}/entities/{entity_id(lot)}", headers={"NGSILD-Tenant": CITY})).json()
     assert 0 <= parked["availableSpotNumber"]["value"] <= lot.static["totalSpotNumber"]
+
+
+async def test_seeding_without_roads_for_a_traffic_app_that_imports_them(client: httpx.AsyncClient) -> None:
+    city = build_city(42)
+    report = await seed(client, city, roads=False)
+    assert report.entities == len(city.cells)
+    assert await _count(client, "RoadSegment") == 0
+    later = await seed(client, city)  # the roads after all: only they are new
+    assert later.entities == len(city.roads)
+    assert later.devices == later.tenants == later.groups == 0

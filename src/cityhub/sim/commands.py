@@ -51,6 +51,12 @@ ClientId = Annotated[str | None, typer.Option(help="OAuth2 client id, to get a t
 ClientSecret = Annotated[str | None, typer.Option(help="OAuth2 client secret.")]
 Wait = Annotated[float, typer.Option(min=0, help="Seconds to wait for the hub's /readyz.")]
 Faults = Annotated[float, typer.Option(min=0, max=1, help="Share of readings sent as an impossible value.")]
+Roads = Annotated[
+    bool,
+    typer.Option(
+        "--roads/--no-roads", help="Write RoadSegment entities (off: a traffic app imports the OSM file)."
+    ),
+]
 Silences = Annotated[float, typer.Option(min=0, max=1, help="Daily chance a sensor falls silent for hours.")]
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -90,9 +96,9 @@ async def _ready(client: httpx.AsyncClient, wait: float) -> None:
         await asyncio.sleep(0.5)
 
 
-async def _seed(client: httpx.AsyncClient, city: City) -> None:
+async def _seed(client: httpx.AsyncClient, city: City, roads: bool) -> None:
     try:
-        report = await seed(client, city)
+        report = await seed(client, city, roads=roads)
     except SeedError as error:
         console.print(f"[bold red]seeding failed:[/] {error}")
         raise typer.Exit(1) from None
@@ -174,6 +180,7 @@ def demo(
     wait: Wait = 60.0,
     faults: Faults = 0.002,
     silences: Silences = 0.04,
+    roads: Roads = True,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
@@ -184,7 +191,7 @@ def demo(
         async with _client(url) as client:
             await _ready(client, wait)
             await authenticate(client, token=token, client_id=client_id, client_secret=client_secret)
-            await _seed(client, city)
+            await _seed(client, city, roads)
             return await _run(
                 client,
                 city,
@@ -207,6 +214,7 @@ def demo_seed(
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
     wait: Wait = 60.0,
+    roads: Roads = True,
 ) -> None:
     """Create the city's tenants, devices and static entities (idempotent)."""
 
@@ -214,7 +222,7 @@ def demo_seed(
         async with _client(url) as client:
             await _ready(client, wait)
             await authenticate(client, token=token, client_id=client_id, client_secret=client_secret)
-            await _seed(client, build_city(seed_value))
+            await _seed(client, build_city(seed_value), roads)
 
     asyncio.run(main())
 

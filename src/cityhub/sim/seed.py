@@ -248,8 +248,12 @@ async def _entities(client: httpx.AsyncClient, tenant: str, entities: list[dict[
     return created
 
 
-async def seed(client: httpx.AsyncClient, city: City) -> SeedReport:
-    """Create what of ``city`` the hub behind ``client`` lacks; returns what was created."""
+async def seed(client: httpx.AsyncClient, city: City, *, roads: bool = True) -> SeedReport:
+    """Create what of ``city`` the hub behind ``client`` lacks; returns what was created.
+
+    ``roads=False`` leaves the ``RoadSegment`` entities out, for a hub whose traffic application
+    imports the road network from the OSM file itself (its ways carry the segment ids as
+    ``ref:cityhub``, which the traffic detectors' ``refRoadSegment`` name)."""
     report = SeedReport()
     report.tenants = await _tenants(client, city)
     tenant = city.code
@@ -272,6 +276,7 @@ async def seed(client: httpx.AsyncClient, city: City) -> SeedReport:
         for chunk in _chunks(new_devices, 200):
             _check(await client.post("/iot/devices", json={"devices": chunk}, headers=headers), "devices")
             report.devices += len(chunk)
-    statics = [road_entity(city, road) for road in city.roads] + [cell_entity(c) for c in city.cells]
+    statics = [road_entity(city, road) for road in city.roads] if roads else []
+    statics += [cell_entity(c) for c in city.cells]
     report.entities = await _entities(client, tenant, statics)
     return report
