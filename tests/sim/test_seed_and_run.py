@@ -39,6 +39,13 @@ async def test_seeding_creates_tenants_devices_and_entities_once(client: httpx.A
         "/iot/devices", params={"limit": 1000}, headers={"fiware-service": CITY, "fiware-servicepath": "/*"}
     )
     assert devices.json()["count"] == len(city.sensors)
+    groups = await client.get(
+        "/iot/services", params={"limit": 1000}, headers={"fiware-service": CITY, "fiware-servicepath": "/*"}
+    )
+    intervals = {g["apikey"]: g["expected_interval"] for g in groups.json()["services"]}
+    # health judges silence in real time: at 60× a 10-minute air report comes every 10 s
+    assert intervals["zz-air-410102"] == 30
+    assert intervals["zz-water-410108"] == 70
     assert await _count(client, "RoadSegment") == len(city.roads)
     assert await _count(client, "GridCell") == len(city.cells)
     assert await _count(client, "TrafficFlowObserved") == len(city.of_kind("traffic"))

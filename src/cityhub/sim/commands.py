@@ -96,9 +96,9 @@ async def _ready(client: httpx.AsyncClient, wait: float) -> None:
         await asyncio.sleep(0.5)
 
 
-async def _seed(client: httpx.AsyncClient, city: City, roads: bool) -> None:
+async def _seed(client: httpx.AsyncClient, city: City, roads: bool, speed: float) -> None:
     try:
-        report = await seed(client, city, roads=roads)
+        report = await seed(client, city, roads=roads, speed=speed)
     except SeedError as error:
         console.print(f"[bold red]seeding failed:[/] {error}")
         raise typer.Exit(1) from None
@@ -191,7 +191,7 @@ def demo(
         async with _client(url) as client:
             await _ready(client, wait)
             await authenticate(client, token=token, client_id=client_id, client_secret=client_secret)
-            await _seed(client, city, roads)
+            await _seed(client, city, roads, speed)
             return await _run(
                 client,
                 city,
@@ -210,6 +210,7 @@ def demo(
 def demo_seed(
     url: Url = "http://127.0.0.1:8000",
     seed_value: Seed = 42,
+    speed: Speed = 60.0,
     token: Token = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
@@ -222,7 +223,7 @@ def demo_seed(
         async with _client(url) as client:
             await _ready(client, wait)
             await authenticate(client, token=token, client_id=client_id, client_secret=client_secret)
-            await _seed(client, build_city(seed_value), roads)
+            await _seed(client, build_city(seed_value), roads, speed)
 
     asyncio.run(main())
 

@@ -11,6 +11,7 @@ Idempotent: what exists is left alone; a second run creates nothing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -143,15 +144,25 @@ async def _listed(client: httpx.AsyncClient, path: str, member: str, tenant: str
             return found
 
 
-def _group(kind: str, district: str) -> dict[str, Any]:
-    entity_type, interval = KINDS[kind]
+def expected_interval(kind: str, speed: float) -> int:
+    """Real seconds between a sensor's reports when the simulation runs ``speed`` times faster than
+    the wall clock (device health judges silence in real time), with room for the simulator's
+    batching; a floor of 30 s. At ``speed`` 0 (as fast as possible) the simulated interval."""
+    interval = KINDS[kind][1]
+    if speed <= 0:
+        return interval
+    return max(30, math.ceil(interval / speed) + 10)
+
+
+def _group(kind: str, district: str, speed: float) -> dict[str, Any]:
+    entity_type, _ = KINDS[kind]
     return {
         "apikey": apikey(kind, district),
         "entity_type": entity_type,
         "resource": "/iot/json",
         "protocol": "IoTA-JSON",
         "transport": "HTTP",
-        "expected_interval": interval,
+        "expected_interval": expected_interval(kind, speed),
         "attributes": [
             {"object_id": name, "name": name, "type": kind_, **({"unitCode": unit} if unit else {})}
             for name, kind_, unit in MEASURES[kind]
@@ -248,12 +259,16 @@ async def _entities(client: httpx.AsyncClient, tenant: str, entities: list[dict[
     return created
 
 
-async def seed(client: httpx.AsyncClient, city: City, *, roads: bool = True) -> SeedReport:
+async def seed(
+    client: httpx.AsyncClient, city: City, *, roads: bool = True, speed: float = 60.0
+) -> SeedReport:
     """Create what of ``city`` the hub behind ``client`` lacks; returns what was created.
 
     ``roads=False`` leaves the ``RoadSegment`` entities out, for a hub whose traffic application
     imports the road network from the OSM file itself (its ways carry the segment ids as
-    ``ref:cityhub``, which the traffic detectors' ``refRoadSegment`` name)."""
+    ``ref:cityhub``, which the traffic detectors' ``refRoadSegment`` name). ``speed`` is the
+    speed-up the city will run at: it sets the devices' expected intervals (see
+    :func:`expected_interval`) when their service groups are created."""
     report = SeedReport()
     report.tenants = await _tenants(client, city)
     tenant = city.code
@@ -265,7 +280,7 @@ async def seed(client: httpx.AsyncClient, city: City, *, roads: bool = True) -> 
         key = apikey(sensor.kind, sensor.district)
         if key not in groups:
             groups.add(key)
-            new_groups.append(_group(sensor.kind, sensor.district))
+            new_groups.append(_group(sensor.kind, sensor.district, speed))
         if sensor.device_id not in devices:
             new_devices.append(_device(city, sensor))
     for district, (new_groups, new_devices) in sorted(paths.items()):
