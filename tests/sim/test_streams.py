@@ -77,14 +77,19 @@ def test_rush_hours_are_slower_than_the_night() -> None:
 
 
 def test_an_incident_slows_its_segments() -> None:
-    day = int((local(23, 12) - datetime(2020, 1, 1, tzinfo=UTC)).total_seconds() // 86_400)
-    incident = incidents(CITY, 42, day)[0]
+    start = int((local(23, 12) - datetime(2020, 1, 1, tzinfo=UTC)).total_seconds() // 86_400)
+    detected = {s.static["refRoadSegment"]: s for s in CITY.of_kind("traffic")}
+    # the first incident of the coming days on a segment that has a detector
+    found = next(
+        (incident, segment)
+        for day in range(start, start + 60)
+        for incident in incidents(CITY, 42, day)
+        for segment in sorted(incident.segments)
+        if segment in detected
+    )
+    incident, segment = found
+    sensor = detected[segment]
     during = incident.start + (incident.end - incident.start) / 2
-    segment = sorted(incident.segments)[0]
-    detectors = [s for s in CITY.of_kind("traffic") if s.static["refRoadSegment"] == segment]
-    if not detectors:  # every other primary segment has a detector; the factor applies all the same
-        return
-    sensor = detectors[0]
     assert incident_at(CITY, 42, segment, during) is incident
     slowed = reading(CITY, 42, sensor, during, 300)["averageVehicleSpeed"]
     free = sensor.static["freeFlowSpeed"]
