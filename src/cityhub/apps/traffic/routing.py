@@ -1,0 +1,287 @@
+"""Route planning on live travel times: A* with landmarks (ALT).
+
+Why it stays exact as traffic changes: landmark distances are computed once, on free-flow travel
+times. Live travel times are never below free-flow (live speeds are clamped to at most the free-flow
+speed), so every free-flow distance is a lower bound of the live one and the landmark potentials
+``max(d(L,t) - d(L,v), d(v,L) - d(t,L))`` stay admissible and consistent. A* with them therefore
+returns exact shortest paths on any travel times ≥ free-flow, penalised times for alternatives and
+congestion avoidance included, with no re-preprocessing when speeds change. Only a change of the
+network itself (new segments, higher free-flow speeds) needs new landmarks.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from cityhub.apps.traffic.network import RoadNetwork
+
+# Distances to unreachable nodes: finite, so that differences stay well defined. A bound of about
+# UNREACHABLE proves that the target cannot be reached at all.
+UNREACHABLE = 1e12
+_ACTIVE_LANDMARKS = 4
+
+
+@dataclass(frozen=True)
+class Path:
+    nodes: list[int]
+    edges: list[int]
+    seconds: float  # on the weights searched with
+    length_m: float
+
+
+def dijkstra_path(network: RoadNetwork, weights: Sequence[float], source: int, target: int) -> Path | None:
+    """Plain Dijkstra, stopping at the target: the reference the faster search is checked against."""
+    out_start, out_edges, dst = network.out_start, network.out_edges, network.dst
+    dist = {source: 0.0}
+    parent: dict[int, int] = {}
+    heap = [(0.0, source)]
+    done: set[int] = set()
+    while heap:
+        d, v = heapq.heappop(heap)
+        if v in done:
+            continue
+        if v == target:
+            return _trace(network, parent, source, target, d)
+        done.add(v)
+        for i in range(int(out_start[v]), int(out_start[v + 1])):
+            e = int(out_edges[i])
+            u = int(dst[e])
+            nd = d + weights[e]
+            if nd < dist.get(u, math.inf):
+                dist[u] = nd
+                parent[u] = e
+                heapq.heappush(heap, (nd, u))
+    return None
+
+
+def _trace(network: RoadNetwork, parent: dict[int, int], source: int, target: int, seconds: float) -> Path:
+    edges: list[int] = []
+    v = target
+    while v != source:
+        e = parent[v]
+        edges.append(e)
+        v = int(network.src[e])
+    edges.reverse()
+    nodes = [source] + [int(network.dst[e]) for e in edges]
+    length = float(network.length_m[edges].sum()) if edges else 0.0
+    return Path(nodes=nodes, edges=edges, seconds=seconds, length_m=length)
+
+
+def _all_distances(
+    network: RoadNetwork, weights: npt.NDArray[np.float64], sources: Sequence[int], *, reverse: bool
+) -> npt.NDArray[np.float64]:
+    """Distances from each source to every node (``reverse``: from every node to each source)."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    n = network.node_count
+    rows, cols = (network.dst, network.src) if reverse else (network.src, network.dst)
+    # csr_matrix sums parallel edges: keep the cheapest of each pair first
+    key = rows * n + cols
+    order = np.lexsort((weights, key))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = key[order][1:] != key[order][:-1]
+    keep = order[first]
+    graph = csr_matrix((weights[keep], (rows[keep], cols[keep])), shape=(n, n))
+    found = dijkstra(graph, directed=True, indices=list(sources))
+    return np.where(np.isfinite(found), found, UNREACHABLE)
+
+
+class Router:
+    """ALT router over one network. ``set_travel_times`` installs live times; queries are exact on
+    whatever times are installed (see the module's docstring)."""
+
+    def __init__(self, network: RoadNetwork, *, landmarks: int = 16, seed: int = 7) -> None:
+        self.network = network
+        self.free_flow = network.free_flow_seconds()
+        self._out_start: list[int] = network.out_start.tolist()
+        self._out_edges: list[int] = network.out_edges.tolist()
+        self._dst: list[int] = network.dst.tolist()
+        self._src: list[int] = network.src.tolist()
+        self._length: list[float] = network.length_m.tolist()
+        self.weights: list[float] = self.free_flow.tolist()
+        self._landmarks = self._choose_landmarks(min(landmarks, network.node_count), seed)
+        if self._landmarks:
+            frm = _all_distances(network, self.free_flow, self._landmarks, reverse=False)
+            to = _all_distances(network, self.free_flow, self._landmarks, reverse=True)
+            self._from: list[list[float]] = frm.tolist()
+            self._to: list[list[float]] = to.tolist()
+        else:
+            self._from, self._to = [], []
+
+    @property
+    def landmarks(self) -> list[int]:
+        return list(self._landmarks)
+
+    def _choose_landmarks(self, count: int, seed: int) -> list[int]:
+        """Farthest-point selection on free-flow times, ignoring direction: landmarks spread to the
+        edge of the network, where their bounds are tightest; unconnected parts get one first."""
+        n = self.network.node_count
+        if count <= 0 or n == 0:
+            return []
+        start = random.Random(seed).randrange(n)
+        around = self._either_way(start)
+        around[around >= UNREACHABLE] = -1.0
+        chosen = [int(np.argmax(around))]
+        nearest = self._either_way(chosen[0])
+        while len(chosen) < count:
+            nearest[chosen] = -1.0
+            candidate = int(np.argmax(nearest))
+            if nearest[candidate] <= 0:
+                break
+            chosen.append(candidate)
+            nearest = np.minimum(nearest, self._either_way(candidate))
+        return chosen
+
+    def _either_way(self, node: int) -> npt.NDArray[np.float64]:
+        forward = _all_distances(self.network, self.free_flow, [node], reverse=False)[0]
+        backward = _all_distances(self.network, self.free_flow, [node], reverse=True)[0]
+        return np.minimum(forward, backward)
+
+    def set_travel_times(self, seconds: npt.NDArray[np.float64]) -> None:
+        """Install live travel times (one per segment); times below free-flow are raised to it."""
+        self.weights = np.maximum(seconds, self.free_flow).tolist()
+
+    def update_travel_times(self, edges: Sequence[int], seconds: Sequence[float]) -> None:
+        ff = self.free_flow
+        for e, s in zip(edges, seconds, strict=True):
+            self.weights[e] = max(float(s), float(ff[e]))
+
+    def unreachable(self, source: int, target: int) -> bool:
+        """True when the landmarks prove that no path exists (False means: not proven)."""
+        return any(
+            (f[target] >= UNREACHABLE and f[source] < UNREACHABLE)
+            or (t[source] >= UNREACHABLE and t[target] < UNREACHABLE)
+            for f, t in zip(self._from, self._to, strict=True)
+        )
+
+    def shortest_path(
+        self, source: int, target: int, weights: Sequence[float] | None = None
+    ) -> Path | None:
+        """The exact shortest path on ``weights`` (the live times by default; any weights must be
+        ≥ free-flow times), or None when the target cannot be reached."""
+        w = self.weights if weights is None else weights
+        if source == target:
+            return Path([source], [], 0.0, 0.0)
+        if self.unreachable(source, target):
+            return None
+        active = self._active(source, target)
+        out_start, out_edges, dst = self._out_start, self._out_edges, self._dst
+        dist: dict[int, float] = {source: 0.0}
+        parent: dict[int, int] = {}
+        potential: dict[int, float] = {}
+        done: set[int] = set()
+        heap: list[tuple[float, int]] = [(0.0, source)]
+        push, pop = heapq.heappush, heapq.heappop
+        while heap:
+            _, v = pop(heap)
+            if v in done:
+                continue
+            if v == target:
+                return self._trace(parent, source, target, dist[target])
+            done.add(v)
+            dv = dist[v]
+            for i in range(out_start[v], out_start[v + 1]):
+                e = out_edges[i]
+                u = dst[e]
+                nd = dv + w[e]
+                if nd < dist.get(u, math.inf):
+                    dist[u] = nd
+                    parent[u] = e
+                    h = potential.get(u)
+                    if h is None:
+                        h = 0.0
+                        for f, ft, t, tt in active:
+                            a = ft - f[u]
+                            b = t[u] - tt
+                            if a > h:
+                                h = a
+                            if b > h:
+                                h = b
+                        potential[u] = h
+                    if h < UNREACHABLE / 2:
+                        push(heap, (nd + h, u))
+        return None
+
+    def _active(self, source: int, target: int) -> list[tuple[list[float], float, list[float], float]]:
+        """The landmarks that give the best bound between source and target."""
+        scored = []
+        for f, t in zip(self._from, self._to, strict=True):
+            bound = max(f[target] - f[source], t[source] - t[target])
+            scored.append((bound, f, t))
+        scored.sort(key=lambda item: item[0], reverse=True)
+        return [(f, f[target], t, t[target]) for _, f, t in scored[:_ACTIVE_LANDMARKS]]
+
+    def _trace(self, parent: dict[int, int], source: int, target: int, seconds: float) -> Path:
+        edges: list[int] = []
+        v = target
+        while v != source:
+            e = parent[v]
+            edges.append(e)
+            v = self._src[e]
+        edges.reverse()
+        nodes = [source] + [self._dst[e] for e in edges]
+        return Path(nodes, edges, seconds, sum(self._length[e] for e in edges))
+
+    def routes(
+        self,
+        source: int,
+        target: int,
+        *,
+        alternatives: int = 0,
+        penalties: dict[int, float] | None = None,
+        penalty: float = 1.4,
+        max_shared: float = 0.6,
+        max_stretch: float = 1.5,
+    ) -> list[Path]:
+        """The fastest route and up to ``alternatives`` others (penalty method: each found route's
+        segments are made ``penalty`` times slower and the search is run again; a candidate is kept
+        when at most ``max_shared`` of its length is shared with each kept route and it is at most
+        ``max_stretch`` times slower than the fastest). ``penalties`` multiplies chosen segments'
+        times (≥ 1), e.g. to avoid severe congestion. Travel times in the answer are the live ones."""
+        base = self.weights
+        if penalties:
+            base = list(base)
+            for e, factor in penalties.items():
+                base[e] *= max(factor, 1.0)
+        best = self.shortest_path(source, target, base)
+        if best is None:
+            return []
+        found = [self._real(best)]
+        if alternatives <= 0:
+            return found
+        searched = list(base)
+        for _ in range(alternatives * 3):
+            for e in found[-1].edges:
+                searched[e] *= penalty
+            candidate = self.shortest_path(source, target, searched)
+            if candidate is None:
+                break
+            real = self._real(candidate)
+            if real.seconds > max_stretch * found[0].seconds:
+                break
+            if all(self._shared(real, kept) <= max_shared for kept in found):
+                found.append(real)
+                if len(found) > alternatives:
+                    break
+            else:
+                for e in candidate.edges:
+                    searched[e] *= penalty
+        return found
+
+    def _real(self, path: Path) -> Path:
+        seconds = sum(self.weights[e] for e in path.edges)
+        return Path(path.nodes, path.edges, seconds, path.length_m)
+
+    def _shared(self, path: Path, other: Path) -> float:
+        if path.length_m <= 0:
+            return 1.0
+        common = set(path.edges) & set(other.edges)
+        return sum(self._length[e] for e in common) / path.length_m
