@@ -59,8 +59,13 @@ def test_tpi_mapping_is_piecewise_linear_and_levels() -> None:
     assert float(tpi_from_share(0.095)) == pytest.approx(5.0)
     assert float(tpi_from_share(0.9)) == 10.0
     assert [tpi_level(x) for x in (0, 1.99, 2, 5.5, 7.99, 8, 10)] == [
-        TpiLevel.FREE, TpiLevel.FREE, TpiLevel.BASICALLY_FREE, TpiLevel.LIGHT,
-        TpiLevel.MODERATE, TpiLevel.SEVERE, TpiLevel.SEVERE,
+        TpiLevel.FREE,
+        TpiLevel.FREE,
+        TpiLevel.BASICALLY_FREE,
+        TpiLevel.LIGHT,
+        TpiLevel.MODERATE,
+        TpiLevel.SEVERE,
+        TpiLevel.SEVERE,
     ]
     assert (TpiLevel.SEVERE.label_zh, TpiLevel.FREE.key) == ("严重拥堵", "free")
 
@@ -75,16 +80,27 @@ def test_area_indices_weighted_tti_and_congested_share() -> None:
     observed = np.array([True, True, True, False])
     states = segment_states(np.full(4, RoadClass.ARTERIAL.code, dtype=np.int8), speed)
     a, b, network = area_indices(
-        length_m=length, speed_kmh=speed, free_flow_kmh=free, weight=weight, states=states,
-        area_codes=np.array([0, 0, 1, 1]), area_names=["410102", "410105"], observed=observed,
+        length_m=length,
+        speed_kmh=speed,
+        free_flow_kmh=free,
+        weight=weight,
+        states=states,
+        area_codes=np.array([0, 0, 1, 1]),
+        area_names=["410102", "410105"],
+        observed=observed,
     )
-    assert a.area == "410102" and a.tti == pytest.approx((100 * 1 / 25 + 300 * 1 / 40) / (400 / 40))
-    assert a.congested_share == 0.0 and a.tpi == 0.0
-    assert b.tti == pytest.approx(4.0) and b.congested_share == 1.0 and b.tpi == 10.0
+    assert a.area == "410102"
+    assert a.tti == pytest.approx((100 * 1 / 25 + 300 * 1 / 40) / (400 / 40))
+    assert a.congested_share == 0.0
+    assert a.tpi == 0.0
+    assert b.tti == pytest.approx(4.0)
+    assert b.congested_share == 1.0
+    assert b.tpi == 10.0
     assert (b.segments, b.observed_segments) == (2, 1)
     vkt_jam = 50 * 2000
     assert network.congested_share == pytest.approx(vkt_jam / (100 * 1000 + 300 * 1000 + vkt_jam))
-    assert network.area == "network" and network.level is TpiLevel.SEVERE
+    assert network.area == "network"
+    assert network.level is TpiLevel.SEVERE
 
 
 def test_tti_from_a_sumo_run_matches_sumo() -> None:
@@ -103,17 +119,27 @@ def test_tti_from_a_sumo_run_matches_sumo() -> None:
         speed = np.array([e["speed"] * 3.6 for _, e in rows])
         for i, (_, e) in enumerate(rows):
             [one] = area_indices(
-                length_m=length[i : i + 1], speed_kmh=speed[i : i + 1], free_flow_kmh=free[i : i + 1],
-                weight=np.ones(1), states=np.zeros(1, dtype=np.int8), area_codes=np.zeros(1, dtype=np.int64),
-                area_names=[], observed=np.ones(1, dtype=bool),
+                length_m=length[i : i + 1],
+                speed_kmh=speed[i : i + 1],
+                free_flow_kmh=free[i : i + 1],
+                weight=np.ones(1),
+                states=np.zeros(1, dtype=np.int8),
+                area_codes=np.zeros(1, dtype=np.int64),
+                area_names=[],
+                observed=np.ones(1, dtype=bool),
             )
             assert one.tti == pytest.approx(1 / e["speedRelative"], rel=1e-4)
         # weight: vehicles on the segment so that Σ w·L/v is the vehicles' total time on it
         weight = np.array([e["sampledSeconds"] for _, e in rows]) * (speed / 3.6) / length
         network = area_indices(
-            length_m=length, speed_kmh=speed, free_flow_kmh=free, weight=weight,
-            states=np.zeros(len(rows), dtype=np.int8), area_codes=np.zeros(len(rows), dtype=np.int64),
-            area_names=[], observed=np.ones(len(rows), dtype=bool),
+            length_m=length,
+            speed_kmh=speed,
+            free_flow_kmh=free,
+            weight=weight,
+            states=np.zeros(len(rows), dtype=np.int8),
+            area_codes=np.zeros(len(rows), dtype=np.int64),
+            area_names=[],
+            observed=np.ones(len(rows), dtype=bool),
         )[-1]
         total = sum(e["sampledSeconds"] for _, e in rows)
         lost = sum(e["timeLoss"] for _, e in rows)

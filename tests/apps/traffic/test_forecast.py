@@ -35,7 +35,9 @@ def test_resample_to_slots() -> None:
     t0 = datetime(2026, 11, 2, 0, 7, tzinfo=UTC)
     series = resample([(t0, 30.0), (t0 + timedelta(minutes=5), 40.0), (t0 + timedelta(minutes=40), 20.0)])
     assert series.start == datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
-    assert series.values[0] == 35.0 and np.isnan(series.values[1]) and series.values[3] == 20.0
+    assert series.values[0] == 35.0
+    assert np.isnan(series.values[1])
+    assert series.values[3] == 20.0
     with pytest.raises(ValueError, match="no observations"):
         resample([])
 

@@ -39,7 +39,8 @@ def test_sumo_net_edges_lanes_speeds_and_skips() -> None:
     assert {n.id for n in net.nodes} == {"sumo-J0", "sumo-J1", "sumo-J2", "sumo-J3"}
     # UTM 49N with the net offset: x = 0 lies at easting 741000, inside Zhengzhou
     j0 = next(n for n in net.nodes if n.id == "sumo-J0")
-    assert 113.5 < j0.lon < 113.8 and 34.6 < j0.lat < 34.9
+    assert 113.5 < j0.lon < 113.8
+    assert 34.6 < j0.lat < 34.9
     j1 = next(n for n in net.nodes if n.id == "sumo-J1")
     network = build_network(net.nodes, net.segments)
     assert network.segment_count == 5
@@ -59,8 +60,13 @@ def test_utm_inverse_on_the_central_meridian_and_equator() -> None:
 
 
 def test_sumo_net_without_projection_needs_an_origin() -> None:
-    text = (DATA / "small.net.xml").read_text(encoding="utf-8").replace(
-        'projParameter="+proj=utm +zone=49 +ellps=WGS84 +datum=WGS84 +units=m +no_defs"', 'projParameter="!"'
+    text = (
+        (DATA / "small.net.xml")
+        .read_text(encoding="utf-8")
+        .replace(
+            'projParameter="+proj=utm +zone=49 +ellps=WGS84 +datum=WGS84 +units=m +no_defs"',
+            'projParameter="!"',
+        )
     )
     with pytest.raises(NetworkFormatError, match="not geo-referenced"):
         read_sumo_net(io.BytesIO(text.encode()))
@@ -73,7 +79,15 @@ def test_osm_ways_split_at_junctions_with_oneway_lanes_and_speeds() -> None:
     net = read_osm_xml(str(DATA / "small.osm"))
     by_id = {s.id: s for s in net.segments}
     assert sorted(by_id) == [
-        "osm-100-0", "osm-100-0-r", "osm-100-1", "osm-100-1-r", "osm-200-0", "osm-200-1", "osm-400-0",
+        "osm-100-0",
+        "osm-100-0-r",
+        "osm-100-1",
+        "osm-100-1-r",
+        "osm-200-0",
+        "osm-200-1",
+        "osm-400-0",
+        "osm-500-0",
+        "osm-500-0-r",
     ]
     first = by_id["osm-100-0"]
     assert (first.from_node, first.to_node, first.lanes, first.free_flow_kmh) == ("osm-1", "osm-2", 2, 60.0)
@@ -82,8 +96,18 @@ def test_osm_ways_split_at_junctions_with_oneway_lanes_and_speeds() -> None:
     assert by_id["osm-100-0-r"].shape == first.shape[::-1]
     assert by_id["osm-200-0"].road_class is RoadClass.SECONDARY
     ramp = by_id["osm-400-0"]
-    assert ramp.road_class is RoadClass.EXPRESSWAY and ramp.free_flow_kmh == pytest.approx(40.23, abs=0.01)
-    assert {n.id for n in net.nodes} == {"osm-1", "osm-2", "osm-3", "osm-4", "osm-5", "osm-7"}
+    assert ramp.road_class is RoadClass.EXPRESSWAY
+    assert ramp.free_flow_kmh == pytest.approx(40.23, abs=0.01)
+    assert {n.id for n in net.nodes} == {
+        "osm-1",
+        "osm-2",
+        "osm-3",
+        "osm-4",
+        "osm-5",
+        "osm-7",
+        "osm-8",
+        "osm-9",
+    }
 
 
 def test_osm_pbf_reads_like_xml(tmp_path: Path) -> None:
@@ -125,7 +149,12 @@ def test_bad_osm_input() -> None:
 
 
 def test_format_and_maxspeed_helpers() -> None:
-    assert [format_for_name(n) for n in ("a.net.xml", "b.OSM", "c.osm.pbf", "d.csv")] == ["sumo", "osm", "pbf", None]
+    assert [format_for_name(n) for n in ("a.net.xml", "b.OSM", "c.osm.pbf", "d.csv")] == [
+        "sumo",
+        "osm",
+        "pbf",
+        None,
+    ]
     assert [parse_maxspeed(v) for v in ("50", "50 km/h", "none", None)] == [50.0, 50.0, None, None]
 
 

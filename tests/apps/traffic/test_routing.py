@@ -40,7 +40,9 @@ def random_network(seed: int, nodes: int, edges: int) -> RoadNetwork:
     density=st.floats(0.5, 4.0),
     slowdown_seed=st.integers(0, 10_000),
 )
-def test_alt_equals_dijkstra_with_live_times(seed: int, nodes: int, density: float, slowdown_seed: int) -> None:
+def test_alt_equals_dijkstra_with_live_times(
+    seed: int, nodes: int, density: float, slowdown_seed: int
+) -> None:
     network = random_network(seed, nodes, int(nodes * density))
     router = Router(network, landmarks=4)
     rng = np.random.default_rng(slowdown_seed)
@@ -57,7 +59,8 @@ def test_alt_equals_dijkstra_with_live_times(seed: int, nodes: int, density: flo
             assert found is not None
             assert math.isclose(found.seconds, expected.seconds, rel_tol=1e-9)
             assert math.isclose(sum(router.weights[e] for e in found.edges), found.seconds, rel_tol=1e-9)
-            assert found.nodes[0] == s and found.nodes[-1] == t
+            assert found.nodes[0] == s
+            assert found.nodes[-1] == t
 
 
 def test_live_times_never_below_free_flow() -> None:
@@ -79,7 +82,8 @@ def line(n: int) -> RoadNetwork:
 def test_one_way_street_cannot_be_driven_backwards() -> None:
     router = Router(line(5), landmarks=2)
     path = router.shortest_path(0, 4)
-    assert path is not None and path.edges == [0, 1, 2, 3]
+    assert path is not None
+    assert path.edges == [0, 1, 2, 3]
     assert math.isclose(path.seconds, 400.0)
     assert router.shortest_path(4, 0) is None
 
@@ -88,7 +92,12 @@ def ladder() -> RoadNetwork:
     """Two parallel two-way roads joined at both ends: a fast one (north) and a slower one (south)."""
     nodes = [Node("a", 0.0, 0.0), Node("b", 0.02, 0.0), Node("n", 0.01, 0.005), Node("s", 0.01, -0.005)]
     segments = []
-    for sid, x, y, kmh in (("an", "a", "n", 60.0), ("nb", "n", "b", 60.0), ("as", "a", "s", 50.0), ("sb", "s", "b", 50.0)):
+    for sid, x, y, kmh in (
+        ("an", "a", "n", 60.0),
+        ("nb", "n", "b", 60.0),
+        ("as", "a", "s", 50.0),
+        ("sb", "s", "b", 50.0),
+    ):
         segments.append(Segment(sid, x, y, 1200.0, kmh, RoadClass.ARTERIAL))
         segments.append(Segment(sid + "-r", y, x, 1200.0, kmh, RoadClass.ARTERIAL))
     return RoadNetwork(nodes, segments)

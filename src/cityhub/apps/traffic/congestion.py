@@ -111,16 +111,19 @@ def segment_state(road_class: RoadClass, speed_kmh: float) -> SegmentState:
     return SegmentState.SEVERE
 
 
-def segment_states(class_codes: npt.NDArray[np.int8], speeds_kmh: npt.NDArray[np.float64]) -> npt.NDArray[np.int8]:
+def segment_states(
+    class_codes: npt.NDArray[np.int8], speeds_kmh: npt.NDArray[np.float64]
+) -> npt.NDArray[np.int8]:
     """:func:`segment_state` for arrays: the number of bounds a speed does not exceed."""
     bounds = _BOUNDS[class_codes.astype(np.int64)]
-    return (speeds_kmh[:, None] <= bounds).sum(axis=1).astype(np.int8)
+    states: npt.NDArray[np.int8] = (speeds_kmh[:, None] <= bounds).sum(axis=1).astype(np.int8)
+    return states
 
 
 def tpi_from_share(share: float | npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     xs = np.array([p[0] for p in TPI_CUT_POINTS])
     ys = np.array([p[1] for p in TPI_CUT_POINTS])
-    return np.interp(share, xs, ys)
+    return np.asarray(np.interp(share, xs, ys), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -163,9 +166,13 @@ def area_indices(
     seen = np.bincount(codes, weights=observed.astype(np.float64), minlength=n_areas)
     result = []
     for i, name in enumerate(area_names):
-        result.append(_index(name, sums[0][i], sums[1][i], sums[2][i], sums[3][i], int(counts[i]), int(seen[i])))
-    totals = [float(x.sum()) for x in sums]
-    result.append(_index("network", *totals, len(length_m), int(observed.sum())))
+        result.append(
+            _index(name, sums[0][i], sums[1][i], sums[2][i], sums[3][i], int(counts[i]), int(seen[i]))
+        )
+    actual_all, free_all, vkt_all, jam_all = (float(x.sum()) for x in sums)
+    result.append(
+        _index("network", actual_all, free_all, vkt_all, jam_all, len(length_m), int(observed.sum()))
+    )
     return result
 
 

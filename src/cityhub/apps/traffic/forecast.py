@@ -88,7 +88,9 @@ class ForecastModel:
         """Speeds at each horizon after slot ``index`` (default: the last slot) of ``series``."""
         i = len(series.values) - 1 if index is None else index
         horizon_steps = max(HORIZONS_MINUTES) // STEP_MINUTES
-        extended = SpeedSeries(series.start, np.append(series.values[: i + 1], np.full(horizon_steps, np.nan)))
+        extended = SpeedSeries(
+            series.start, np.append(series.values[: i + 1], np.full(horizon_steps, np.nan))
+        )
         expected = self.expected(extended)
         deviation = extended.values - expected
         lags = _recent(deviation, i)
@@ -140,7 +142,9 @@ def fit(series: SpeedSeries) -> ForecastModel:
         if ok.sum() < 4 * (LAGS + 1):
             continue
         x, y = x[ok], y[ok]
-        coefficients[h] = np.linalg.solve(x.T @ x + _RIDGE * len(y) * np.eye(LAGS + 1), x.T @ y)
+        coefficients[h] = np.asarray(
+            np.linalg.solve(x.T @ x + _RIDGE * len(y) * np.eye(LAGS + 1), x.T @ y), dtype=np.float64
+        )
     return ForecastModel(profile, coefficients, int(seen.sum()))
 
 
@@ -190,7 +194,9 @@ def evaluate(model: ForecastModel, series: SpeedSeries, first: int) -> list[Eval
             target = series.values[i + k]
             if not np.isfinite(target):
                 continue
-            delta = float(np.dot(coef[:LAGS], _recent(deviation, i)) + coef[LAGS]) if coef is not None else 0.0
+            delta = (
+                float(np.dot(coef[:LAGS], _recent(deviation, i)) + coef[LAGS]) if coef is not None else 0.0
+            )
             errors_model.append(abs(max(0.0, expected[i + k] + delta) - target))
             errors_base.append(abs(expected[i + k] - target))
         results.append(

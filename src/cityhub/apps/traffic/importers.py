@@ -317,7 +317,7 @@ def read_osm_pbf(path: str) -> ImportedNetwork:
     coords: dict[str, tuple[float, float]] = {}
     ways: list[_Way] = []
 
-    class Collector(osmium.SimpleHandler):  # type: ignore[misc]
+    class Collector(osmium.SimpleHandler):
         def way(self, w: Any) -> None:
             tags = {t.k: t.v for t in w.tags}
             if tags.get("highway") not in OSM_HIGHWAY_CLASSES:
@@ -357,7 +357,8 @@ def _osm_network(fmt: str, coords: dict[str, tuple[float, float]], ways: Iterabl
         oneway = way.tags.get("oneway", "")
         forward = backward = True
         if oneway in ("yes", "true", "1") or (
-            oneway == "" and (highway in _ONEWAY_BY_DEFAULT or way.tags.get("junction") in ("roundabout", "circular"))
+            oneway == ""
+            and (highway in _ONEWAY_BY_DEFAULT or way.tags.get("junction") in ("roundabout", "circular"))
         ):
             backward = False
         elif oneway in ("-1", "reverse"):
@@ -382,13 +383,32 @@ def _osm_network(fmt: str, coords: dict[str, tuple[float, float]], ways: Iterabl
                 junctions.update((piece[0], piece[-1]))
                 if forward:
                     net.segments.append(
-                        Segment(base, a, b, length, speed, road_class, lanes_fwd, way.tags.get("name"), way.id, shape)
+                        Segment(
+                            base,
+                            a,
+                            b,
+                            length,
+                            speed,
+                            road_class,
+                            lanes_fwd,
+                            way.tags.get("name"),
+                            way.id,
+                            shape,
+                        )
                     )
                 if backward:
                     net.segments.append(
                         Segment(
-                            f"{base}-r", b, a, length, speed, road_class, lanes_bwd,
-                            way.tags.get("name"), way.id, shape[::-1],
+                            f"{base}-r",
+                            b,
+                            a,
+                            length,
+                            speed,
+                            road_class,
+                            lanes_bwd,
+                            way.tags.get("name"),
+                            way.id,
+                            shape[::-1],
                         )
                     )
                 piece = [ref]

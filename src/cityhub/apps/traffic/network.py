@@ -6,6 +6,7 @@ congestion model read its numpy arrays. Segment ``i`` is edge ``i`` of the graph
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -88,7 +89,7 @@ def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
 
 
 def polyline_length_m(points: Sequence[tuple[float, float]]) -> float:
-    return sum(haversine_m(*a, *b) for a, b in zip(points, points[1:], strict=False))
+    return sum(haversine_m(*a, *b) for a, b in itertools.pairwise(points))
 
 
 class RoadNetwork:

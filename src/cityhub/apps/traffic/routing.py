@@ -143,7 +143,8 @@ class Router:
     def _either_way(self, node: int) -> npt.NDArray[np.float64]:
         forward = _all_distances(self.network, self.free_flow, [node], reverse=False)[0]
         backward = _all_distances(self.network, self.free_flow, [node], reverse=True)[0]
-        return np.minimum(forward, backward)
+        nearest: npt.NDArray[np.float64] = np.minimum(forward, backward)
+        return nearest
 
     def set_travel_times(self, seconds: npt.NDArray[np.float64]) -> None:
         """Install live travel times (one per segment); times below free-flow are raised to it."""
@@ -162,9 +163,7 @@ class Router:
             for f, t in zip(self._from, self._to, strict=True)
         )
 
-    def shortest_path(
-        self, source: int, target: int, weights: Sequence[float] | None = None
-    ) -> Path | None:
+    def shortest_path(self, source: int, target: int, weights: Sequence[float] | None = None) -> Path | None:
         """The exact shortest path on ``weights`` (the live times by default; any weights must be
         ≥ free-flow times), or None when the target cannot be reached."""
         w = self.weights if weights is None else weights
