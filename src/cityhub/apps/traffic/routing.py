@@ -16,6 +16,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -74,12 +75,9 @@ def _trace(network: RoadNetwork, parent: dict[int, int], source: int, target: in
     return Path(nodes=nodes, edges=edges, seconds=seconds, length_m=length)
 
 
-def _all_distances(
-    network: RoadNetwork, weights: npt.NDArray[np.float64], sources: Sequence[int], *, reverse: bool
-) -> npt.NDArray[np.float64]:
-    """Distances from each source to every node (``reverse``: from every node to each source)."""
+def _csgraph(network: RoadNetwork, weights: npt.NDArray[np.float64], *, reverse: bool) -> Any:
+    """The graph as a scipy sparse matrix (``reverse``: every segment turned around)."""
     from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import dijkstra
 
     n = network.node_count
     rows, cols = (network.dst, network.src) if reverse else (network.src, network.dst)
@@ -89,7 +87,21 @@ def _all_distances(
     first = np.ones(len(order), dtype=bool)
     first[1:] = key[order][1:] != key[order][:-1]
     keep = order[first]
-    graph = csr_matrix((weights[keep], (rows[keep], cols[keep])), shape=(n, n))
+    return csr_matrix((weights[keep], (rows[keep], cols[keep])), shape=(n, n))
+
+
+def _strong_components(graph: Any) -> list[int]:
+    from scipy.sparse.csgraph import connected_components
+
+    _, labels = connected_components(graph, directed=True, connection="strong")
+    found: list[int] = labels.tolist()
+    return found
+
+
+def _distances(graph: Any, sources: Sequence[int]) -> npt.NDArray[np.float64]:
+    """Distances from each source to every node of a :func:`_csgraph`, UNREACHABLE where none."""
+    from scipy.sparse.csgraph import dijkstra
+
     found = dijkstra(graph, directed=True, indices=list(sources))
     return np.where(np.isfinite(found), found, UNREACHABLE)
 
@@ -107,10 +119,15 @@ class Router:
         self._src: list[int] = network.src.tolist()
         self._length: list[float] = network.length_m.tolist()
         self.weights: list[float] = self.free_flow.tolist()
+        self._forward = _csgraph(network, self.free_flow, reverse=False)
+        self._backward = _csgraph(network, self.free_flow, reverse=True)
+        self._in_start: list[int] = network.in_start.tolist()
+        self._in_edges: list[int] = network.in_edges.tolist()
+        self._component: list[int] = _strong_components(self._forward)
         self._landmarks = self._choose_landmarks(min(landmarks, network.node_count), seed)
         if self._landmarks:
-            frm = _all_distances(network, self.free_flow, self._landmarks, reverse=False)
-            to = _all_distances(network, self.free_flow, self._landmarks, reverse=True)
+            frm = _distances(self._forward, self._landmarks)
+            to = _distances(self._backward, self._landmarks)
             self._from: list[list[float]] = frm.tolist()
             self._to: list[list[float]] = to.tolist()
         else:
@@ -141,8 +158,8 @@ class Router:
         return chosen
 
     def _either_way(self, node: int) -> npt.NDArray[np.float64]:
-        forward = _all_distances(self.network, self.free_flow, [node], reverse=False)[0]
-        backward = _all_distances(self.network, self.free_flow, [node], reverse=True)[0]
+        forward = _distances(self._forward, [node])[0]
+        backward = _distances(self._backward, [node])[0]
         nearest: npt.NDArray[np.float64] = np.minimum(forward, backward)
         return nearest
 
@@ -156,12 +173,44 @@ class Router:
             self.weights[e] = max(float(s), float(ff[e]))
 
     def unreachable(self, source: int, target: int) -> bool:
-        """True when the landmarks prove that no path exists (False means: not proven)."""
-        return any(
+        """Whether no path leads from source to target. Nodes of one strongly connected component
+        reach each other; otherwise the landmarks may prove it, else a search from both ends, each
+        step on the smaller side, settles it (fast when one end is a small dead end)."""
+        if self._component[source] == self._component[target]:
+            return False
+        if any(
             (f[target] >= UNREACHABLE and f[source] < UNREACHABLE)
             or (t[source] >= UNREACHABLE and t[target] < UNREACHABLE)
             for f, t in zip(self._from, self._to, strict=True)
-        )
+        ):
+            return True
+        return not self._reaches(source, target)
+
+    def _reaches(self, source: int, target: int) -> bool:
+        ahead, behind = {source}, {target}
+        ahead_queue, behind_queue = [source], [target]
+        while ahead_queue and behind_queue:
+            forward = len(ahead_queue) <= len(behind_queue)
+            queue, seen, other = (ahead_queue, ahead, behind) if forward else (behind_queue, behind, ahead)
+            start, edges, ends = (
+                (self._out_start, self._out_edges, self._dst)
+                if forward
+                else (self._in_start, self._in_edges, self._src)
+            )
+            following: list[int] = []
+            for v in queue:
+                for i in range(start[v], start[v + 1]):
+                    u = ends[edges[i]]
+                    if u in other:
+                        return True
+                    if u not in seen:
+                        seen.add(u)
+                        following.append(u)
+            if forward:
+                ahead_queue = following
+            else:
+                behind_queue = following
+        return False
 
     def shortest_path(self, source: int, target: int, weights: Sequence[float] | None = None) -> Path | None:
         """The exact shortest path on ``weights`` (the live times by default; any weights must be

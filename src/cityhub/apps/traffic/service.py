@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -195,6 +195,17 @@ class LiveNetwork:
         if flow is not None and math.isfinite(flow) and flow >= 0:
             self.flow[edge] = flow
             self.flow_observed[edge] = True
+
+    def observe_many(self, edges: Sequence[int], speeds_kmh: Sequence[float], at: datetime) -> None:
+        """:meth:`observe` for a batch of speeds."""
+        idx = np.asarray(edges, dtype=np.int64)
+        speeds = np.asarray(speeds_kmh, dtype=np.float64)
+        ok = np.isfinite(speeds) & (speeds >= 0)
+        idx, speeds = idx[ok], speeds[ok]
+        self.speed_kmh[idx] = speeds
+        self.observed_at[idx] = at.timestamp()
+        live = np.minimum(np.maximum(speeds, 0.5), self.network.free_flow_kmh[idx])
+        self.router.update_travel_times(idx.tolist(), (self.network.length_m[idx] / (live / 3.6)).tolist())
 
     def observed(self, now: datetime, ttl: float) -> npt.NDArray[np.bool_]:
         with np.errstate(invalid="ignore"):
