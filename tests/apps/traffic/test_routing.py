@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -33,7 +34,7 @@ def random_network(seed: int, nodes: int, edges: int) -> RoadNetwork:
     return RoadNetwork(node_list, segments)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
     nodes=st.integers(2, 60),
@@ -61,6 +62,14 @@ def test_alt_equals_dijkstra_with_live_times(
             assert math.isclose(sum(router.weights[e] for e in found.edges), found.seconds, rel_tol=1e-9)
             assert found.nodes[0] == s
             assert found.nodes[-1] == t
+            assert all(network.dst[a] == network.src[b] for a, b in itertools.pairwise(found.edges))
+            # alternatives: the first is the fastest, every one a real path no faster than it
+            routes = router.routes(s, t, alternatives=2)
+            assert math.isclose(routes[0].seconds, expected.seconds, rel_tol=1e-9)
+            for route in routes:
+                assert route.seconds >= routes[0].seconds * (1 - 1e-9)
+                assert route.nodes[0] == s
+                assert route.nodes[-1] == t
 
 
 def test_live_times_never_below_free_flow() -> None:

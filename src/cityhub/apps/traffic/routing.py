@@ -1,4 +1,4 @@
-"""Route planning on live travel times: A* with landmarks (ALT).
+"""Route planning on live travel times: bidirectional A* with landmarks (ALT).
 
 Why it stays exact as traffic changes: landmark distances are computed once, on free-flow travel
 times. Live travel times are never below free-flow (live speeds are clamped to at most the free-flow
@@ -121,6 +121,19 @@ class Router:
         self.weights: list[float] = self.free_flow.tolist()
         self._forward = _csgraph(network, self.free_flow, reverse=False)
         self._backward = _csgraph(network, self.free_flow, reverse=True)
+        # per junction: (segment, next junction) of every segment leaving it
+        self._adjacency: list[list[tuple[int, int]]] = [
+            [(e, self._dst[e]) for e in self._out_edges[self._out_start[v] : self._out_start[v + 1]]]
+            for v in range(network.node_count)
+        ]
+        # per junction: (segment, previous junction) of every segment arriving at it
+        self._reverse_adjacency: list[list[tuple[int, int]]] = [
+            [
+                (e, self._src[e])
+                for e in network.in_edges[network.in_start[v] : network.in_start[v + 1]].tolist()
+            ]
+            for v in range(network.node_count)
+        ]
         self._in_start: list[int] = network.in_start.tolist()
         self._in_edges: list[int] = network.in_edges.tolist()
         self._component: list[int] = _strong_components(self._forward)
@@ -214,69 +227,132 @@ class Router:
 
     def shortest_path(self, source: int, target: int, weights: Sequence[float] | None = None) -> Path | None:
         """The exact shortest path on ``weights`` (the live times by default; any weights must be
-        ≥ free-flow times), or None when the target cannot be reached."""
+        ≥ free-flow times), or None when the target cannot be reached.
+
+        Bidirectional A* with the average potential p(v) = (π_t(v) − π_s(v)) / 2, π_t a landmark
+        lower bound of d(v, t) and π_s one of d(s, v): p is consistent forwards and −p backwards,
+        so both searches run on the same non-negative reduced costs and the search can stop as soon
+        as the two smallest keys add up to the best meeting found."""
         w = self.weights if weights is None else weights
         if source == target:
             return Path([source], [], 0.0, 0.0)
         if self.unreachable(source, target):
             return None
         active = self._active(source, target)
-        out_start, out_edges, dst = self._out_start, self._out_edges, self._dst
-        dist: dict[int, float] = {source: 0.0}
-        parent: dict[int, int] = {}
-        potential: dict[int, float] = {}
-        done: set[int] = set()
-        heap: list[tuple[float, int]] = [(0.0, source)]
+        n = self.network.node_count
+        inf = math.inf
+        cutoff = UNREACHABLE / 2
+        potential = [inf] * n  # p(v); NaN once known to be off every source-target path
+        nan = math.nan
+
+        def p(u: int) -> float:
+            to_target = 0.0
+            from_source = 0.0
+            for f, ft, fs, g, gt, gs in active:
+                fu, gu = f[u], g[u]
+                x = ft - fu
+                if x > to_target:
+                    to_target = x
+                x = gu - gt
+                if x > to_target:
+                    to_target = x
+                x = fu - fs
+                if x > from_source:
+                    from_source = x
+                x = gs - gu
+                if x > from_source:
+                    from_source = x
+            if to_target >= cutoff or from_source >= cutoff:
+                return nan
+            return (to_target - from_source) / 2
+
+        dist_f = [inf] * n
+        dist_r = [inf] * n
+        parent_f = [-1] * n
+        parent_r = [-1] * n
+        closed_f = bytearray(n)
+        closed_r = bytearray(n)
+        dist_f[source] = 0.0
+        dist_r[target] = 0.0
+        potential[source] = p(source)
+        potential[target] = p(target)
+        heap_f: list[tuple[float, int]] = [(potential[source], source)]
+        heap_r: list[tuple[float, int]] = [(-potential[target], target)]
+        best = inf
+        meet = -1
         push, pop = heapq.heappush, heapq.heappop
-        while heap:
-            _, v = pop(heap)
-            if v in done:
-                continue
-            if v == target:
-                return self._trace(parent, source, target, dist[target])
-            done.add(v)
-            dv = dist[v]
-            for i in range(out_start[v], out_start[v + 1]):
-                e = out_edges[i]
-                u = dst[e]
-                nd = dv + w[e]
-                if nd < dist.get(u, math.inf):
-                    dist[u] = nd
-                    parent[u] = e
-                    h = potential.get(u)
-                    if h is None:
-                        h = 0.0
-                        for f, ft, t, tt in active:
-                            a = ft - f[u]
-                            b = t[u] - tt
-                            if a > h:
-                                h = a
-                            if b > h:
-                                h = b
-                        potential[u] = h
-                    if h < UNREACHABLE / 2:
-                        push(heap, (nd + h, u))
-        return None
-
-    def _active(self, source: int, target: int) -> list[tuple[list[float], float, list[float], float]]:
-        """The landmarks that give the best bound between source and target."""
-        scored = []
-        for f, t in zip(self._from, self._to, strict=True):
-            bound = max(f[target] - f[source], t[source] - t[target])
-            scored.append((bound, f, t))
-        scored.sort(key=lambda item: item[0], reverse=True)
-        return [(f, f[target], t, t[target]) for _, f, t in scored[:_ACTIVE_LANDMARKS]]
-
-    def _trace(self, parent: dict[int, int], source: int, target: int, seconds: float) -> Path:
+        adjacency, reverse = self._adjacency, self._reverse_adjacency
+        while heap_f and heap_r:
+            if heap_f[0][0] + heap_r[0][0] >= best:
+                break
+            if len(heap_f) <= len(heap_r):
+                _, v = pop(heap_f)
+                if closed_f[v]:
+                    continue
+                closed_f[v] = 1
+                dv = dist_f[v]
+                for e, u in adjacency[v]:
+                    nd = dv + w[e]
+                    if nd < dist_f[u]:
+                        h = potential[u]
+                        if h == inf:
+                            h = potential[u] = p(u)
+                        if h != h:  # NaN: u is on no path from source to target
+                            continue
+                        dist_f[u] = nd
+                        parent_f[u] = e
+                        if nd + dist_r[u] < best:
+                            best = nd + dist_r[u]
+                            meet = u
+                        push(heap_f, (nd + h, u))
+            else:
+                _, v = pop(heap_r)
+                if closed_r[v]:
+                    continue
+                closed_r[v] = 1
+                dv = dist_r[v]
+                for e, u in reverse[v]:
+                    nd = dv + w[e]
+                    if nd < dist_r[u]:
+                        h = potential[u]
+                        if h == inf:
+                            h = potential[u] = p(u)
+                        if h != h:
+                            continue
+                        dist_r[u] = nd
+                        parent_r[u] = e
+                        if nd + dist_f[u] < best:
+                            best = nd + dist_f[u]
+                            meet = u
+                        push(heap_r, (nd - h, u))
+        if meet < 0:
+            return None
         edges: list[int] = []
-        v = target
+        v = meet
         while v != source:
-            e = parent[v]
+            e = parent_f[v]
             edges.append(e)
             v = self._src[e]
         edges.reverse()
+        v = meet
+        while v != target:
+            e = parent_r[v]
+            edges.append(e)
+            v = self._dst[e]
         nodes = [source] + [self._dst[e] for e in edges]
-        return Path(nodes, edges, seconds, sum(self._length[e] for e in edges))
+        return Path(nodes, edges, best, sum(self._length[e] for e in edges))
+
+    def _active(
+        self, source: int, target: int
+    ) -> list[tuple[list[float], float, float, list[float], float, float]]:
+        """The _ACTIVE_LANDMARKS landmarks with the best bound between source and target, each as
+        (distances from it, to target, to source; distances to it, from target, from source)."""
+        scored = []
+        for f, g in zip(self._from, self._to, strict=True):
+            bound = max(f[target] - f[source], g[source] - g[target])
+            scored.append((bound, f, g))
+        scored.sort(key=lambda item: item[0], reverse=True)
+        return [(f, f[target], f[source], g, g[target], g[source]) for _, f, g in scored[:_ACTIVE_LANDMARKS]]
 
     def routes(
         self,
