@@ -3,6 +3,7 @@ parking and forecasts, through the HTTP API and the broker."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import httpx
@@ -10,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from cityhub.apps.traffic.service import LiveTraffic
+from cityhub.apps.traffic.tasks import Publisher
 from cityhub.plugins import isoformat, utcnow
 
 DATA = Path(__file__).parent / "data"
@@ -258,3 +260,23 @@ async def test_forecast_without_history_is_persistence(app: FastAPI, client: htt
     assert [f["horizon_minutes"] for f in body["forecasts"]] == [15, 30, 60]
     assert all(f["speed_kmh"] == 25.0 and f["state"] == "light" for f in body["forecasts"])
     assert (await client.get("/api/v1/traffic/forecast/nope")).status_code == 404
+
+
+async def test_periodic_publisher_writes_every_loaded_tenant(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await import_osm(client)
+    traffic = LiveTraffic(landmarks=2)
+    async with app.state.hub.sessions() as session:
+        live = await traffic.network(session, "410100")
+    assert live is not None
+    live.observe(live.network.segment_index["osm-100-1"], 30.0, None, utcnow())
+    publisher = Publisher(traffic, app.state.hub.sessions, 0, logging.getLogger("test"))
+    publisher.start()  # an interval of 0: never on its own
+    await publisher.publish_all()
+    await publisher.refresh_all()
+    await publisher.stop()
+    assert live.router.live_bounds
+    index = await client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:TrafficPerformanceIndex:410100:network")
+    assert index.status_code == 200
+    assert index.json()["observedSegments"]["value"] == 1
+    segment = (await client.get(f"/ngsi-ld/v1/entities/{SEG}osm-100-1")).json()
+    assert segment["congestionLevel"]["value"] == "light"  # 30 km/h on an arterial: 20–30

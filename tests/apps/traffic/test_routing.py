@@ -129,3 +129,39 @@ def test_alternatives_and_avoidance() -> None:
     [avoiding] = router.routes(a, b, penalties=south)
     assert [network.segments[e].id for e in avoiding.edges] == ["an", "nb"]
     assert math.isclose(avoiding.seconds, router.weights[0] + router.weights[2])
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 10_000), nodes=st.integers(2, 50), change_seed=st.integers(0, 10_000))
+def test_refreshed_bounds_stay_exact_as_times_rise_and_fall(seed: int, nodes: int, change_seed: int) -> None:
+    network = random_network(seed, nodes, nodes * 3)
+    router = Router(network, landmarks=4)
+    rng = np.random.default_rng(change_seed)
+    router.set_travel_times(router.free_flow * rng.uniform(1.0, 4.0, network.segment_count))
+    router.refresh_bounds()
+    assert router.live_bounds or network.segment_count == 0 or not router.landmarks
+    edges = rng.integers(0, max(network.segment_count, 1), 5).tolist() if network.segment_count else []
+    # slower: the refreshed bounds still hold; faster than the floor: back to free-flow bounds
+    factors = rng.choice([1.5, 0.3], len(edges)).tolist()
+    router.update_travel_times(edges, [router.weights[e] * f for e, f in zip(edges, factors, strict=True)])
+    for _ in range(8):
+        s, t = (int(x) for x in rng.integers(0, nodes, 2))
+        expected = dijkstra_path(network, router.weights, s, t)
+        found = router.shortest_path(s, t)
+        assert (found is None) == (expected is None)
+        if expected is not None and found is not None:
+            assert math.isclose(found.seconds, expected.seconds, rel_tol=1e-9)
+
+
+def test_bounds_fall_back_when_a_time_drops_below_its_floor() -> None:
+    router = Router(ladder(), landmarks=2)
+    router.set_travel_times(router.free_flow * 3)
+    assert not router.live_bounds
+    router.refresh_bounds()
+    assert router.live_bounds
+    router.update_travel_times([0], [router.weights[0] * 2])  # slower: still above the floor
+    assert router.live_bounds
+    router.update_travel_times([0], [router.free_flow[0]])  # back to free flow: below the floor
+    assert not router.live_bounds
+    router.refresh_bounds()
+    assert router.live_bounds

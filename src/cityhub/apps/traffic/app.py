@@ -57,7 +57,9 @@ class TrafficApp(HubApp):
             ("ParkingSpot", "路内泊位", "On-street parking spot"),
         ):
             registry.add_entity_type(name, title_zh=zh, title_en=en)
-        self._publisher = Publisher(traffic, sessions, settings.publish_interval, ctx.log)
+        self._publisher = Publisher(
+            traffic, sessions, settings.publish_interval, ctx.log, settings.bounds_refresh_interval
+        )
         self._publisher.start()
 
     async def teardown(self) -> None:

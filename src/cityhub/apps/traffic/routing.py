@@ -145,6 +145,12 @@ class Router:
             self._to: list[list[float]] = to.tolist()
         else:
             self._from, self._to = [], []
+        # landmark distances on a floor of the live times (see refresh_bounds), valid while no
+        # live time is below its floor
+        self._floor: list[float] | None = None
+        self._floor_from: list[list[float]] = []
+        self._floor_to: list[list[float]] = []
+        self._below_floor = 0
 
     @property
     def landmarks(self) -> list[int]:
@@ -178,12 +184,46 @@ class Router:
 
     def set_travel_times(self, seconds: npt.NDArray[np.float64]) -> None:
         """Install live travel times (one per segment); times below free-flow are raised to it."""
-        self.weights = np.maximum(seconds, self.free_flow).tolist()
+        live = np.maximum(seconds, self.free_flow)
+        self.weights = live.tolist()
+        if self._floor is not None:
+            self._below_floor = int((live < np.asarray(self._floor)).sum())
 
     def update_travel_times(self, edges: Sequence[int], seconds: Sequence[float]) -> None:
         ff = self.free_flow
+        floor = self._floor
         for e, s in zip(edges, seconds, strict=True):
-            self.weights[e] = max(float(s), float(ff[e]))
+            w = max(float(s), float(ff[e]))
+            self.weights[e] = w
+            if floor is not None and w < floor[e]:
+                self._below_floor += 1  # counted once per update: conservative until the next refresh
+
+    def floor_bounds(self, margin: float = 0.9) -> tuple[list[float], list[list[float]], list[list[float]]]:
+        """Landmark distances on a floor of the current live times (``margin`` × live, never below
+        free-flow): the slow part of :meth:`refresh_bounds`, safe to run in a worker thread."""
+        floor = np.maximum(np.asarray(self.weights) * margin, self.free_flow)
+        forward = _distances(_csgraph(self.network, floor, reverse=False), self._landmarks)
+        backward = _distances(_csgraph(self.network, floor, reverse=True), self._landmarks)
+        return floor.tolist(), forward.tolist(), backward.tolist()
+
+    def install_bounds(self, bounds: tuple[list[float], list[list[float]], list[list[float]]]) -> None:
+        """Use landmark distances from :meth:`floor_bounds`. Queries use them while every live time
+        is at or above its floor (then they are lower bounds of live distances, as free-flow ones
+        are, and tighter); one live time below its floor switches back to the free-flow bounds
+        until the next refresh. Exact either way."""
+        floor, forward, backward = bounds
+        if not self._landmarks:
+            return
+        self._floor, self._floor_from, self._floor_to = floor, forward, backward
+        self._below_floor = int((np.asarray(self.weights) < np.asarray(floor)).sum())
+
+    def refresh_bounds(self, margin: float = 0.9) -> None:
+        self.install_bounds(self.floor_bounds(margin))
+
+    @property
+    def live_bounds(self) -> bool:
+        """Whether queries on the live times use the bounds of the last refresh."""
+        return self._floor is not None and self._below_floor == 0
 
     def unreachable(self, source: int, target: int) -> bool:
         """Whether no path leads from source to target. Nodes of one strongly connected component
@@ -225,9 +265,12 @@ class Router:
                 behind_queue = following
         return False
 
-    def shortest_path(self, source: int, target: int, weights: Sequence[float] | None = None) -> Path | None:
+    def shortest_path(
+        self, source: int, target: int, weights: Sequence[float] | None = None, *, above_live: bool = False
+    ) -> Path | None:
         """The exact shortest path on ``weights`` (the live times by default; any weights must be
-        ≥ free-flow times), or None when the target cannot be reached.
+        ≥ free-flow times; ``above_live``: they are ≥ the live times, so the refreshed bounds hold
+        for them too), or None when the target cannot be reached.
 
         Bidirectional A* with the average potential p(v) = (π_t(v) − π_s(v)) / 2, π_t a landmark
         lower bound of d(v, t) and π_s one of d(s, v): p is consistent forwards and −p backwards,
@@ -238,7 +281,8 @@ class Router:
             return Path([source], [], 0.0, 0.0)
         if self.unreachable(source, target):
             return None
-        active = self._active(source, target)
+        use_floor = self.live_bounds and (weights is None or above_live)
+        active = self._active(source, target, use_floor)
         n = self.network.node_count
         inf = math.inf
         cutoff = UNREACHABLE / 2
@@ -343,12 +387,13 @@ class Router:
         return Path(nodes, edges, best, sum(self._length[e] for e in edges))
 
     def _active(
-        self, source: int, target: int
+        self, source: int, target: int, use_floor: bool = False
     ) -> list[tuple[list[float], float, float, list[float], float, float]]:
         """The _ACTIVE_LANDMARKS landmarks with the best bound between source and target, each as
         (distances from it, to target, to source; distances to it, from target, from source)."""
         scored = []
-        for f, g in zip(self._from, self._to, strict=True):
+        sets = (self._floor_from, self._floor_to) if use_floor else (self._from, self._to)
+        for f, g in zip(*sets, strict=True):
             bound = max(f[target] - f[source], g[source] - g[target])
             scored.append((bound, f, g))
         scored.sort(key=lambda item: item[0], reverse=True)
@@ -375,7 +420,7 @@ class Router:
             base = list(base)
             for e, factor in penalties.items():
                 base[e] *= max(factor, 1.0)
-        best = self.shortest_path(source, target, base)
+        best = self.shortest_path(source, target, base, above_live=True)
         if best is None:
             return []
         found = [self._real(best)]
@@ -385,7 +430,7 @@ class Router:
         for _ in range(alternatives * 3):
             for e in found[-1].edges:
                 searched[e] *= penalty
-            candidate = self.shortest_path(source, target, searched)
+            candidate = self.shortest_path(source, target, searched, above_live=True)
             if candidate is None:
                 break
             real = self._real(candidate)

@@ -372,6 +372,16 @@ class LiveTraffic:
                 at,
             )
 
+    async def refresh_bounds(self, tenant: str) -> None:
+        """Tighter routing bounds from the current live times (see ``Router.install_bounds``),
+        computed in a worker thread."""
+        live = self._networks.get(tenant)
+        if live is None:
+            return
+        bounds = await asyncio.to_thread(live.router.floor_bounds)
+        if self._networks.get(tenant) is live:
+            live.router.install_bounds(bounds)
+
     async def publish(self, session: AsyncSession, tenant: str) -> list[AreaIndex]:
         """Write the segments whose state or speed changed since the last time (``congestionLevel``,
         ``averageVehicleSpeed``, ``travelTimeIndex``) and the indices of every district and the
