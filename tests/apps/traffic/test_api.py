@@ -280,3 +280,36 @@ async def test_periodic_publisher_writes_every_loaded_tenant(app: FastAPI, clien
     assert index.json()["observedSegments"]["value"] == 1
     segment = (await client.get(f"/ngsi-ld/v1/entities/{SEG}osm-100-1")).json()
     assert segment["congestionLevel"]["value"] == "light"  # 30 km/h on an arterial: 20–30
+
+
+async def test_floating_cars_are_matched_to_segments_by_position_and_heading(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await import_osm(client)
+
+    async def car(key: str, lon: float, lat: float, heading: float, kmh: float) -> None:
+        now = isoformat(utcnow())
+        entity = {
+            "id": f"urn:ngsi-ld:Vehicle:{key}",
+            "type": "Vehicle",
+            "speed": {"type": "Property", "value": kmh, "observedAt": now},
+            "heading": {"type": "Property", "value": heading, "observedAt": now},
+            "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [lon, lat]}},
+        }
+        answer = await client.post("/ngsi-ld/v1/entities", json=entity, headers=JSON)
+        assert answer.status_code == 201, answer.text
+        await app.state.hub.relay.drain()
+
+    # on Jianshe Road between junctions 1 and 2, 10 m north of its axis: eastbound and westbound
+    await car("taxi-1", 113.6030, 34.75009, 90.0, 12.0)
+    await car("taxi-2", 113.6030, 34.75009, 268.0, 45.0)
+    await car("taxi-3", 113.6030, 34.7520, 90.0, 5.0)  # 220 m off any road: not matched
+    east = (await client.get(f"/api/v1/traffic/segments/{SEG}osm-100-0")).json()
+    west = (await client.get(f"/api/v1/traffic/segments/{SEG}osm-100-0-r")).json()
+    assert (east["speed_kmh"], east["state"], east["observed"]) == (12.0, "severe", True)
+    assert (west["speed_kmh"], west["state"]) == (45.0, "free")
+    # a second car on the same segment is smoothed into the first one's speed
+    await car("taxi-4", 113.6050, 34.74995, 92.0, 22.0)
+    east = (await client.get(f"/api/v1/traffic/segments/{SEG}osm-100-0")).json()
+    assert east["speed_kmh"] == pytest.approx(0.7 * 12 + 0.3 * 22)
+    assert (await client.get("/api/v1/traffic/state")).json()["observed_segments"] == 2

@@ -11,6 +11,7 @@ written on the segment itself.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,11 @@ DEFAULT_FLOW_PER_LANE = {
     RoadClass.SECONDARY: 500.0,
     RoadClass.BRANCH: 300.0,
 }
+#: Floating cars: how far from a segment a position still matches it, and the weight of one car's
+#: speed against the segment's recent speed.
+PROBE_MATCH_DISTANCE = 40.0
+PROBE_WEIGHT = 0.3
+PROBE_TYPE = "Vehicle"
 #: With ``avoid=severe``, segments in severe congestion count this many times their travel time.
 SEVERE_PENALTY = 10.0
 
@@ -207,6 +213,38 @@ class LiveNetwork:
         live = np.minimum(np.maximum(speeds, 0.5), self.network.free_flow_kmh[idx])
         self.router.update_travel_times(idx.tolist(), (self.network.length_m[idx] / (live / 3.6)).tolist())
 
+    def match_probe(self, lon: float, lat: float, heading: float | None) -> int | None:
+        """The segment a floating car at (lon, lat) driving towards ``heading`` (degrees clockwise
+        from north) is on: among the segments at the nearest junction, the closest one within
+        PROBE_MATCH_DISTANCE metres whose direction is within 60° of the heading; None if none."""
+        net = self.network
+        node, _ = net.nearest_node(lon, lat)
+        candidates = net.out_edges[net.out_start[node] : net.out_start[node + 1]].tolist()
+        candidates += net.in_edges[net.in_start[node] : net.in_start[node + 1]].tolist()
+        scale = math.cos(math.radians(lat)) * 111_195.0
+        best: tuple[float, int] | None = None
+        for edge in candidates:
+            shape = net.segment_shape(edge)
+            if heading is not None:
+                (x0, y0), (x1, y1) = shape[0], shape[-1]
+                bearing = math.degrees(math.atan2((x1 - x0) * scale, (y1 - y0) * 111_195.0)) % 360
+                if abs((bearing - heading + 180) % 360 - 180) > 60:
+                    continue
+            gap = min(_point_to_piece_m(lon, lat, a, b, scale) for a, b in itertools.pairwise(shape))
+            if gap <= PROBE_MATCH_DISTANCE and (best is None or gap < best[0]):
+                best = (gap, edge)
+        return best[1] if best else None
+
+    def probe(self, edge: int, speed_kmh: float, at: datetime, ttl: float) -> None:
+        """A floating car's speed on a segment: smoothed into a recent observation, else taken."""
+        recent = math.isfinite(self.observed_at[edge]) and self.observed_at[edge] >= at.timestamp() - ttl
+        value = (
+            (1 - PROBE_WEIGHT) * float(self.speed_kmh[edge]) + PROBE_WEIGHT * speed_kmh
+            if recent
+            else speed_kmh
+        )
+        self.observe(edge, value, None, at)
+
     def observed(self, now: datetime, ttl: float) -> npt.NDArray[np.bool_]:
         with np.errstate(invalid="ignore"):
             return np.isfinite(self.observed_at) & (self.observed_at >= now.timestamp() - ttl)
@@ -234,6 +272,19 @@ class LiveNetwork:
             area_names=self.district_names,
             observed=self.observed(now, ttl),
         )
+
+
+def _point_to_piece_m(
+    lon: float, lat: float, a: tuple[float, float], b: tuple[float, float], scale: float
+) -> float:
+    """Metres from (lon, lat) to the piece a-b, on a local plane (``scale``: metres per degree of
+    longitude there)."""
+    ax, ay = (a[0] - lon) * scale, (a[1] - lat) * 111_195.0
+    bx, by = (b[0] - lon) * scale, (b[1] - lat) * 111_195.0
+    dx, dy = bx - ax, by - ay
+    length2 = dx * dx + dy * dy
+    t = 0.0 if length2 == 0 else max(0.0, min(1.0, -(ax * dx + ay * dy) / length2))
+    return math.hypot(ax + t * dx, ay + t * dy)
 
 
 def live_network(network: RoadNetwork, districts: list[str | None], *, landmarks: int) -> LiveNetwork:
@@ -356,6 +407,20 @@ class LiveTraffic:
             if isinstance(speed, int | float) and abs(float(speed) - live.speed_kmh[edge]) > 0.006:
                 at = _observed_at(entity, "averageVehicleSpeed") or utcnow()
                 live.observe(edge, float(speed), None, at)
+        elif entities.expand(PROBE_TYPE) in types and live is not None and change.get("entity") is not None:
+            entity = entities.compact_entity(change["entity"])
+            speed, heading, location = (_value(entity, k) for k in ("speed", "heading", "location"))
+            point = (
+                _point_of(location)
+                if isinstance(location, dict) and location.get("type") == "Point"
+                else None
+            )
+            if not isinstance(speed, int | float) or point is None or not math.isfinite(speed) or speed < 0:
+                return
+            edge = live.match_probe(*point, float(heading) if isinstance(heading, int | float) else None)
+            if edge is not None:
+                at = _observed_at(entity, "speed") or _observed_at(entity, "location") or utcnow()
+                live.probe(edge, float(speed), at, self.observation_ttl)
         elif entities.expand(FLOW_TYPE) in types and live is not None and change.get("entity") is not None:
             entity = entities.compact_entity(change["entity"])
             target = _value(entity, "refRoadSegment")
