@@ -360,7 +360,9 @@ class LiveTraffic:
             offset += PAGE
         if not segments:
             return None
-        live = live_network(build_network(nodes.values(), segments), districts, landmarks=self.landmarks)
+        # seconds of CPU for a city (landmark trees): off the event loop
+        network = await asyncio.to_thread(build_network, list(nodes.values()), segments)
+        live = await asyncio.to_thread(live_network, network, districts, landmarks=self.landmarks)
         for edge, speed, at in speeds:
             if at is not None:
                 live.observe(edge, speed, None, at)
