@@ -31,14 +31,21 @@ export const CONGESTION_LEVELS: { max: number; level: Level }[] = [
   { max: Infinity, level: { key: "congestion.heavy", color: "#d73027" } },
 ];
 
-/** A road segment's congestion: its `congestionIndex` (TPI 0–10) when given, else estimated from
- *  `averageVehicleSpeed` against `maximumAllowedSpeed`, else from the boolean `congested`. */
+/** The traffic app's segment states (`congestionLevel` on a RoadSegment) as TPI bands. */
+const CONGESTION_STATES: Record<string, number> = { free: 1, basicallyFree: 3, light: 5, moderate: 7, severe: 9 };
+
+/** A road segment's congestion: the traffic app's `congestionLevel` when written, else its
+ *  `congestionIndex` (TPI 0–10), else estimated from `averageVehicleSpeed` against
+ *  `maximumAllowedSpeed`, else from the boolean `congested`. */
 export function congestionLevel(props: Record<string, unknown>): Level {
-  let tpi: number | undefined;
+  const state = String(props.congestionLevel);
   const index = props.congestionIndex;
   const speed = props.averageVehicleSpeed;
   const limit = props.maximumAllowedSpeed;
-  if (typeof index === "number" && Number.isFinite(index)) {
+  let tpi: number | undefined;
+  if (Object.hasOwn(CONGESTION_STATES, state)) {
+    tpi = CONGESTION_STATES[state]; // the traffic app's verdict, from speed by road class
+  } else if (typeof index === "number" && Number.isFinite(index)) {
     tpi = index;
   } else if (typeof speed === "number" && typeof limit === "number" && limit > 0) {
     tpi = Math.max(0, Math.min(10, 10 * (1 - speed / limit)));

@@ -49,6 +49,14 @@ describe("congestion levels", () => {
     expect(label("congestion.heavy")).toBe("严重拥堵");
   });
 
+  it("takes the traffic app's segment state first", () => {
+    expect(congestionLevel({ congestionLevel: "severe", congestionIndex: 1 }).key).toBe("congestion.heavy");
+    expect(congestionLevel({ congestionLevel: "basicallyFree" }).key).toBe("congestion.basic");
+    expect(congestionLevel({ congestionLevel: "moderate" }).key).toBe("congestion.medium");
+    expect(congestionLevel({ congestionLevel: "unheard-of", congestionIndex: 5 }).key).toBe("congestion.light");
+    expect(congestionLevel({ congestionLevel: "constructor" })).toBe(UNKNOWN);
+  });
+
   it("estimates it from speed against the limit, then from the congested flag", () => {
     expect(congestionLevel({ averageVehicleSpeed: 55, maximumAllowedSpeed: 60 }).key).toBe("congestion.free");
     expect(congestionLevel({ averageVehicleSpeed: 6, maximumAllowedSpeed: 60 }).key).toBe("congestion.heavy");
