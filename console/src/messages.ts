@@ -25,6 +25,13 @@ export const zhCN = {
     unknown: "未知",
     noData: "暂无数据",
   },
+  area: {
+    infrastructure: "基础设施集约化",
+    governance: "城市治理精细化",
+    livelihood: "民生服务便利化",
+    ecology: "生态宜居可持续化",
+    industry: "产业发展数字化",
+  },
   map: {
     layers: "图层",
     legend: "图例",
@@ -90,6 +97,13 @@ export const en: Messages = {
     offline: "Offline",
     unknown: "Unknown",
     noData: "No data",
+  },
+  area: {
+    infrastructure: "Intensive infrastructure",
+    governance: "Fine-grained governance",
+    livelihood: "Convenient public services",
+    ecology: "Liveable, sustainable ecology",
+    industry: "Digital industry",
   },
   map: {
     layers: "Layers",

@@ -28,6 +28,7 @@ describe("messages", () => {
       ...layers().map((def) => def.titleKey),
       ...[...levels, ...Object.values(DEVICE_LEVELS), ...Object.values(SEVERITY_LEVELS), UNKNOWN].map((level) => `level.${level.key}`),
       ...pages.map((page) => String(page.meta?.menu)),
+      ...["infrastructure", "governance", "livelihood", "ecology", "industry"].map((area) => `area.${area}`),
     ];
     for (const locale of ["zh-CN", "en"] as const) {
       for (const key of wanted) expect(typeof text(locale, key), `${locale} ${key}`).toBe("string");

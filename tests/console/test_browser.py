@@ -31,6 +31,9 @@ def test_sign_in_lands_on_the_cockpit_with_its_map(console: Session, shots: Path
     page = console.page
     page.wait_for_selector("[data-test=map][data-ready=true]")
     assert page.locator("[data-test=kpi-online]").is_visible()
+    # the evaluation indicators the apps provide, under their task areas (the hub's own: infrastructure)
+    page.locator("[data-test=kpi-indicators] dt").first.wait_for()
+    assert "基础设施集约化" in page.locator("[data-test=kpi-indicators]").inner_text()
     assert page.locator("canvas.maplibregl-canvas").count() == 1
     # the administrator's menu, in Chinese by default
     assert page.locator("[data-test=menu-map]").inner_text() == "城市地图"
