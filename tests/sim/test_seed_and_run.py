@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from cityhub.app import create_app
+from cityhub.config import Settings
 from cityhub.sim.city import build_city
 from cityhub.sim.runner import HttpSender, Simulator
 from cityhub.sim.seed import entity_id, seed
@@ -31,7 +33,9 @@ async def test_seeding_creates_tenants_devices_and_entities_once(client: httpx.A
     report = await seed(client, city)
     assert report.tenants == 12  # the districts; the city and province exist from the first start
     assert report.devices == len(city.sensors)
-    assert report.entities == len(city.roads) + len(city.cells)
+    # the hub runs the traffic application: it imports the roads, one segment per direction
+    assert report.entities == len(city.cells)
+    assert report.segments >= len(city.roads)
     tenants = (await client.get("/api/v1/tenants", params={"parent": CITY})).json()["items"]
     assert {t["code"]: t["name"] for t in tenants}["410104"] == "管城回族区"
     assert len(tenants) == 12
@@ -46,7 +50,7 @@ async def test_seeding_creates_tenants_devices_and_entities_once(client: httpx.A
     # health judges silence in real time: at 60× a 10-minute air report comes every 10 s
     assert intervals["zz-air-410102"] == 30
     assert intervals["zz-water-410108"] == 70
-    assert await _count(client, "RoadSegment") == len(city.roads)
+    assert await _count(client, "RoadSegment") == report.segments
     assert await _count(client, "GridCell") == len(city.cells)
     assert await _count(client, "TrafficFlowObserved") == len(city.of_kind("traffic"))
     station = city.of_kind("air")[0]
@@ -59,6 +63,7 @@ async def test_seeding_creates_tenants_devices_and_entities_once(client: httpx.A
     ).json()
     assert segment["location"]["value"]["type"] == "LineString"
     assert segment["freeFlowSpeed"]["value"] > 0
+    assert segment["areaServed"]["value"] == city.roads[0].district
     # a second run changes nothing
     again = await seed(client, city)
     assert not again.changed(), again
@@ -107,11 +112,24 @@ async def test_a_short_run_lands_readings_and_a_fault_as_dead_letter(client: htt
     assert 0 <= parked["availableSpotNumber"]["value"] <= lot.static["totalSpotNumber"]
 
 
-async def test_seeding_without_roads_for_a_traffic_app_that_imports_them(client: httpx.AsyncClient) -> None:
+async def test_seeding_without_roads(client: httpx.AsyncClient) -> None:
     city = build_city(42)
     report = await seed(client, city, roads=False)
     assert report.entities == len(city.cells)
+    assert report.segments == 0
     assert await _count(client, "RoadSegment") == 0
     later = await seed(client, city)  # the roads after all: only they are new
-    assert later.entities == len(city.roads)
-    assert later.devices == later.tenants == later.groups == 0
+    assert later.segments >= len(city.roads)
+    assert later.devices == later.tenants == later.groups == later.entities == 0
+
+
+async def test_a_hub_without_the_traffic_app_gets_the_roads_as_entities(settings: Settings) -> None:
+    application = create_app(settings.model_copy(update={"apps_disabled": ["traffic"]}))
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+            city = build_city(42)
+            report = await seed(client, city)
+            assert report.entities == len(city.roads) + len(city.cells)
+            assert report.segments == 0
+            assert await _count(client, "RoadSegment") == len(city.roads)

@@ -105,6 +105,7 @@ async def _seed(client: httpx.AsyncClient, city: City, roads: bool, speed: float
     console.print(
         f"demo city {city.name} ({city.name_en}): {report.tenants} tenants, {report.groups} service groups, "
         f"{report.devices} devices, {report.entities} entities created"
+        + (f", {report.segments} road segments imported by the traffic app" if report.segments else "")
         + ("" if report.changed() else " (all there already)")
     )
 

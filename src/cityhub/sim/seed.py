@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from cityhub.sim.city import KINDS, City, GridCell, RoadSegment, Sensor
+from cityhub.sim.city import KINDS, City, GridCell, RoadSegment, Sensor, osm_xml
 
 SERVICE = "fiware-service"
 SERVICE_PATH = "fiware-servicepath"
@@ -73,9 +73,10 @@ class SeedReport:
     groups: int = 0
     devices: int = 0
     entities: int = 0
+    segments: int = 0  # imported by the hub's traffic application
 
     def changed(self) -> bool:
-        return bool(self.tenants or self.groups or self.devices or self.entities)
+        return bool(self.tenants or self.groups or self.devices or self.entities or self.segments)
 
 
 def apikey(kind: str, district: str) -> str:
@@ -291,7 +292,33 @@ async def seed(
         for chunk in _chunks(new_devices, 200):
             _check(await client.post("/iot/devices", json={"devices": chunk}, headers=headers), "devices")
             report.devices += len(chunk)
-    statics = [road_entity(city, road) for road in city.roads] if roads else []
+    traffic = roads and await _has_app(client, "traffic")
+    statics = [road_entity(city, road) for road in city.roads] if roads and not traffic else []
     statics += [cell_entity(c) for c in city.cells]
     report.entities = await _entities(client, tenant, statics)
+    if traffic:
+        report.segments = await _road_network(client, city)
     return report
+
+
+async def _has_app(client: httpx.AsyncClient, name: str) -> bool:
+    response = await client.get("/api/v1/apps")
+    _check(response, "apps")
+    return any(app.get("name") == name and app.get("state") == "running" for app in response.json())
+
+
+async def _road_network(client: httpx.AsyncClient, city: City) -> int:
+    """Import the road network through the traffic application, once: it makes the segments
+    (one per direction) and routes on them. Its ways carry the ``RoadSegment`` ids the detectors
+    name, so their readings find their segments."""
+    headers = {"NGSILD-Tenant": city.code}
+    present = await client.get("/api/v1/traffic/segments", params={"limit": 1}, headers=headers)
+    if present.status_code == 200:
+        return 0
+    if present.status_code != 404:
+        _check(present, "road network")
+    files = {"file": ("zhengzhou.osm", osm_xml(city).encode(), "application/xml")}
+    response = await client.post("/api/v1/traffic/network", files=files, headers=headers)
+    _check(response, "road network")
+    imported: int = response.json()["segments_imported"]
+    return imported

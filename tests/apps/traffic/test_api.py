@@ -25,15 +25,25 @@ async def import_osm(client: httpx.AsyncClient, district: str | None = "410102")
     return await client.post("/api/v1/traffic/network", files=files, data=data)
 
 
-async def observe(app: FastAPI, client: httpx.AsyncClient, detector: str, segment: str, kmh: float) -> None:
+async def observe(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    detector: str,
+    segment: str,
+    kmh: float,
+    direction: str | None = "forward",
+) -> None:
+    """A detector's reading for ``segment``; ``direction`` None: a detector of the whole road."""
     now = isoformat(utcnow())
-    entity = {
+    entity: dict[str, object] = {
         "id": f"urn:ngsi-ld:TrafficFlowObserved:{detector}",
         "type": "TrafficFlowObserved",
         "refRoadSegment": {"type": "Relationship", "object": SEG + segment},
         "averageVehicleSpeed": {"type": "Property", "value": kmh, "observedAt": now, "unitCode": "KMH"},
         "intensity": {"type": "Property", "value": 600, "observedAt": now},
     }
+    if direction is not None:
+        entity["laneDirection"] = {"type": "Property", "value": direction}
     answer = await client.post("/ngsi-ld/v1/entities", json=entity, headers=JSON)
     if answer.status_code == 409:
         answer = await client.post(f"/ngsi-ld/v1/entities/{entity['id']}/attrs", json=entity, headers=JSON)
@@ -313,3 +323,19 @@ async def test_floating_cars_are_matched_to_segments_by_position_and_heading(
     east = (await client.get(f"/api/v1/traffic/segments/{SEG}osm-100-0")).json()
     assert east["speed_kmh"] == pytest.approx(0.7 * 12 + 0.3 * 22)
     assert (await client.get("/api/v1/traffic/state")).json()["observed_segments"] == 2
+
+
+async def test_a_detector_of_the_whole_road_counts_for_both_directions(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await import_osm(client)
+    await observe(app, client, "road", "osm-100-0", 10.0, direction=None)
+    await observe(app, client, "back", "osm-100-1", 12.0, direction="backward")
+    state = (await client.get("/api/v1/traffic/state")).json()
+    assert state["observed_segments"] == 3
+    severe = (await client.get("/api/v1/traffic/segments", params={"state": "severe"})).json()
+    assert sorted(s["id"] for s in severe["segments"]) == [
+        SEG + "osm-100-0",
+        SEG + "osm-100-0-r",
+        SEG + "osm-100-1-r",
+    ]

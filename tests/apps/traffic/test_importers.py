@@ -167,3 +167,20 @@ def test_sumo_edge_data() -> None:
     assert (interval.begin, interval.end) == (0.0, 300.0)
     assert interval.edges["A#0"]["traveltime"] == 90.0
     assert "traveltime" not in interval.edges["ramp"]
+
+
+def test_osm_ways_tagged_with_their_entity_keep_its_id_and_district() -> None:
+    osm = b"""<?xml version="1.0"?><osm version="0.6">
+      <node id="1" lat="34.75" lon="113.60"/><node id="2" lat="34.75" lon="113.61"/>
+      <node id="3" lat="34.76" lon="113.61"/>
+      <way id="7"><nd ref="1"/><nd ref="2"/><tag k="highway" v="primary"/>
+        <tag k="ref:cityhub" v="urn:ngsi-ld:RoadSegment:410100-0001"/><tag k="addr:district" v="410105"/></way>
+      <way id="8"><nd ref="2"/><nd ref="3"/><tag k="highway" v="secondary"/>
+        <tag k="ref:cityhub" v="not an entity"/><tag k="addr:district" v="Jinshui"/></way>
+    </osm>"""
+    net = read_osm_xml(io.BytesIO(osm))
+    by_id = {s.id: s for s in net.segments}
+    assert sorted(by_id) == ["410100-0001", "410100-0001-r", "osm-8-0", "osm-8-0-r"]
+    assert by_id["410100-0001"].district == "410105"
+    assert by_id["410100-0001-r"].district == "410105"
+    assert by_id["osm-8-0"].district is None  # not a division code

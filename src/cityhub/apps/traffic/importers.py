@@ -363,6 +363,8 @@ def _osm_network(fmt: str, coords: dict[str, tuple[float, float]], ways: Iterabl
             backward = False
         elif oneway in ("-1", "reverse"):
             forward = False
+        district = way.tags.get("addr:district")
+        district = district if district and _DISTRICT.fullmatch(district) else None
         lanes_total = _int_tag(way.tags.get("lanes"))
         lanes_fwd = _int_tag(way.tags.get("lanes:forward"))
         lanes_bwd = _int_tag(way.tags.get("lanes:backward"))
@@ -378,7 +380,7 @@ def _osm_network(fmt: str, coords: dict[str, tuple[float, float]], ways: Iterabl
             if uses.get(ref, 0) > 1 or ref == way.refs[-1]:
                 shape = [coords[r] for r in piece]
                 length = polyline_length_m(shape)
-                base = f"osm-{safe_id(way.id)}-{k}"
+                base = _way_segment_id(way, k)
                 a, b = f"osm-{safe_id(piece[0])}", f"osm-{safe_id(piece[-1])}"
                 junctions.update((piece[0], piece[-1]))
                 if forward:
@@ -394,6 +396,7 @@ def _osm_network(fmt: str, coords: dict[str, tuple[float, float]], ways: Iterabl
                             way.tags.get("name"),
                             way.id,
                             shape,
+                            district,
                         )
                     )
                 if backward:
@@ -409,12 +412,30 @@ def _osm_network(fmt: str, coords: dict[str, tuple[float, float]], ways: Iterabl
                             way.tags.get("name"),
                             way.id,
                             shape[::-1],
+                            district,
                         )
                     )
                 piece = [ref]
                 k += 1
     net.nodes = [Node(f"osm-{safe_id(r)}", *coords[r]) for r in sorted(junctions)]
     return net
+
+
+_DISTRICT = re.compile(r"\d{6}")
+#: A way's tag naming the ``RoadSegment`` entity its first piece becomes (a hub's own export of its
+#: network carries it, so sensors that name those entities find their segments after an import).
+SEGMENT_TAG = "ref:cityhub"
+_SEGMENT_URN = "urn:ngsi-ld:RoadSegment:"
+
+
+def _way_segment_id(way: _Way, piece: int) -> str:
+    """``osm-<way>-<piece>``; or, for a way tagged with its entity, that entity's id (``-<piece>``
+    after the first piece). The reverse direction adds ``-r`` to either."""
+    named = way.tags.get(SEGMENT_TAG, "")
+    if named.startswith(_SEGMENT_URN) and len(named) > len(_SEGMENT_URN):
+        base = safe_id(named[len(_SEGMENT_URN) :])
+        return base if piece == 0 else f"{base}-{piece}"
+    return f"osm-{safe_id(way.id)}-{piece}"
 
 
 def _int_tag(value: str | None) -> int | None:

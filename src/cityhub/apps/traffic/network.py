@@ -72,6 +72,7 @@ class Segment:
     name: str | None = None
     road: str | None = None  # the way / street the segment belongs to
     shape: list[tuple[float, float]] = field(default_factory=list)  # (lon, lat), from → to
+    district: str | None = None  # GB/T 2260 code, when the source says
 
 
 @dataclass

@@ -127,6 +127,16 @@ def _observed_at(entity: Mapping[str, Any], name: str) -> datetime | None:
     return None
 
 
+def _observed_edges(live: LiveNetwork, target: str, direction: Any) -> list[int]:
+    """The segments a detector's observation is for: the one it names, and that road's other
+    direction (an import names it ``<id>-r``) unless ``laneDirection`` says which one it counts
+    (``forward``: the named segment, ``backward``: the other)."""
+    seg_id = target[len(SEGMENT_PREFIX) :] if target.startswith(SEGMENT_PREFIX) else target
+    index = live.network.segment_index
+    wanted = {"forward": [seg_id], "backward": [f"{seg_id}-r"]}.get(str(direction), [seg_id, f"{seg_id}-r"])
+    return [index[name] for name in wanted if name in index]
+
+
 def segment_from_entity(entity: Mapping[str, Any]) -> tuple[Segment, Node, Node, str | None] | None:
     """The segment an entity describes with its two junctions and district; None when it lacks
     what routing needs (junctions, points, length, speed)."""
@@ -378,7 +388,7 @@ class LiveTraffic:
         network = build_network(imported.nodes, imported.segments)
         batch: list[dict[str, Any]] = []
         for edge in range(network.segment_count):
-            batch.append(segment_entity(network, edge, district))
+            batch.append(segment_entity(network, edge, district or network.segments[edge].district))
             if len(batch) >= WRITE_BATCH:
                 await entities.write_entities(session, tenant, batch)
                 batch = []
@@ -426,18 +436,17 @@ class LiveTraffic:
         elif entities.expand(FLOW_TYPE) in types and live is not None and change.get("entity") is not None:
             entity = entities.compact_entity(change["entity"])
             target = _value(entity, "refRoadSegment")
-            edge = live.network.segment_index.get(str(target)[len(SEGMENT_PREFIX) :]) if target else None
-            if edge is None:
-                return
+            edges = _observed_edges(live, str(target), _value(entity, "laneDirection")) if target else []
             speed = _value(entity, "averageVehicleSpeed")
             flow = _value(entity, "intensity")
             at = _observed_at(entity, "averageVehicleSpeed") or _observed_at(entity, "intensity") or utcnow()
-            live.observe(
-                edge,
-                float(speed) if isinstance(speed, int | float) else None,
-                float(flow) if isinstance(flow, int | float) else None,
-                at,
-            )
+            for edge in edges:
+                live.observe(
+                    edge,
+                    float(speed) if isinstance(speed, int | float) else None,
+                    float(flow) if isinstance(flow, int | float) else None,
+                    at,
+                )
 
     async def refresh_bounds(self, tenant: str) -> None:
         """Tighter routing bounds from the current live times (see ``Router.install_bounds``),
