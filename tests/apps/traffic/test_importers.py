@@ -174,7 +174,8 @@ def test_osm_ways_tagged_with_their_entity_keep_its_id_and_district() -> None:
       <node id="1" lat="34.75" lon="113.60"/><node id="2" lat="34.75" lon="113.61"/>
       <node id="3" lat="34.76" lon="113.61"/>
       <way id="7"><nd ref="1"/><nd ref="2"/><tag k="highway" v="primary"/>
-        <tag k="ref:cityhub" v="urn:ngsi-ld:RoadSegment:410100-0001"/><tag k="addr:district" v="410105"/></way>
+        <tag k="ref:cityhub" v="urn:ngsi-ld:RoadSegment:410100-0001"/>
+        <tag k="addr:district" v="410105"/></way>
       <way id="8"><nd ref="2"/><nd ref="3"/><tag k="highway" v="secondary"/>
         <tag k="ref:cityhub" v="not an entity"/><tag k="addr:district" v="Jinshui"/></way>
     </osm>"""
