@@ -95,6 +95,8 @@ async def test_without_a_build_the_hub_says_how_to_make_one(database_url: str, t
         assert page.status_code == 503
         assert "npm run build" in page.text
         assert "CITYHUB_CONSOLE_DIR" in page.text
+        assert (await http.get("/cases/42")).status_code == 503  # a client route: the same page
+        assert (await http.get("/wp-login.php")).status_code == 404  # a file: missing, built or not
         assert (await http.get("/healthz")).status_code == 200
 
 

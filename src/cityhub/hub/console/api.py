@@ -149,8 +149,6 @@ class ConsoleFiles:
 
     def _answer(self, path: str) -> Response | None:
         index = self.root / "index.html"
-        if not index.is_file():
-            return HTMLResponse(_MISSING_PAGE.format(where=self.root), status_code=503)
         relative = path.lstrip("/")
         if relative:
             candidate = (self.root / relative).resolve()
@@ -158,5 +156,7 @@ class ConsoleFiles:
                 hashed = candidate.is_relative_to(self.root / "assets")
                 return FileResponse(candidate, headers={"Cache-Control": IMMUTABLE if hashed else REVALIDATE})
             if "." in relative.rsplit("/", 1)[-1]:
-                return None  # a file that is not there, not a client route
+                return None  # a file that is not there, not a client route: 404, built or not
+        if not index.is_file():
+            return HTMLResponse(_MISSING_PAGE.format(where=self.root), status_code=503)
         return FileResponse(index, headers={"Cache-Control": REVALIDATE})
