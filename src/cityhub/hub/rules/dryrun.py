@@ -70,7 +70,7 @@ def _replay(rule: CompiledRule, entity_id: str, rows: list[Any], start: datetime
     evaluations = 0
     since: datetime | None = None
     firing = False
-    last_heard = start
+    last_heard: datetime | None = None  # nothing is known of the time before the window
 
     def fire(at: datetime) -> None:
         episodes.append(Episode(fired_at=at, cleared_at=None, value=value_of(attrs, rule.attribute_iri)))
@@ -87,7 +87,7 @@ def _replay(rule: CompiledRule, entity_id: str, rows: list[Any], start: datetime
             kept = [i for i in current if i.get("datasetId") != dataset_id]
             attrs[attribute] = kept if deleted_at is not None else [*kept, data]
         if rule.absence is not None:
-            if at - last_heard >= rule.absence:
+            if last_heard is not None and at - last_heard >= rule.absence:
                 fire(last_heard + rule.absence)
                 clear(at)
             last_heard = at
@@ -117,7 +117,7 @@ def _replay(rule: CompiledRule, entity_id: str, rows: list[Any], start: datetime
             if firing:
                 clear(at)
             since, firing = None, False
-    if rule.absence is not None and end - last_heard >= rule.absence:
+    if rule.absence is not None and last_heard is not None and end - last_heard >= rule.absence:
         fire(last_heard + rule.absence)
     elif rule.hold is not None and since is not None and not firing and end >= since + rule.hold:
         fire(since + rule.hold)
