@@ -1,6 +1,9 @@
 """Telling channels about alerts, after commit: :class:`AlertNotice` events are consumed here (a
-shared consumer: one hub process sends each), every channel of the alert is tried up to
-``attempts`` times with a doubling pause, and each try is logged as an :class:`AlertDelivery`.
+shared consumer: one hub process sends each). The consumer takes the notice and returns at once;
+the sending runs in the background, so a slow receiver never holds up the bus. Every channel of
+the alert is tried up to ``attempts`` times with a doubling pause, and each try is logged as an
+:class:`AlertDelivery`. A process stopped cleanly finishes what it was sending; one that dies
+while sending loses those notices (their deliveries are missing from the alert's log).
 
 Channels: ``in-app`` (the alerts list and its event stream: nothing to send, logged as delivered),
 ``webhook:<url>`` (HTTP POST of the alert as JSON), ``mqtt:<topic>`` (published on the configured
@@ -96,8 +99,11 @@ class Channels:
         self.sent = 0
         self.failed = 0
         self._http: httpx.AsyncClient | None = None
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def aclose(self) -> None:
+        if self._sending:
+            await asyncio.wait(self._sending, timeout=self.timeout * self.attempts)
         if self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -118,7 +124,12 @@ class Channels:
                 return
             alert = await service.get_alert(session, str(event.alert_id))
             body = payload(alert, event.notice)
-            channels = list(alert.channels)
+        task = asyncio.get_running_loop().create_task(self._send_all(tenant, alert, event.notice, body))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send_all(self, tenant: str, alert: Alert, notice: str, body: dict[str, Any]) -> None:
+        channels = list(alert.channels)
         results = await asyncio.gather(*(self._send(channel, alert, body) for channel in channels))
         async with self.sessions() as session, session.begin():
             scope_to_tenant(session, tenant)
@@ -128,7 +139,7 @@ class Channels:
                         AlertDelivery(
                             alert_id=alert.alert_id,
                             channel=channel,
-                            notice=event.notice,
+                            notice=notice,
                             attempt=attempt,
                             ok=error is None,
                             error=error,

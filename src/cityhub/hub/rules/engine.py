@@ -256,9 +256,12 @@ class RuleEngine:
         async with self.sessions() as session, session.begin():
             scope_to_tenant(session, tenant)
             index = await self.index(session, tenant)
-            if not index or not await first_delivery(session, CONSUMER, event):
+            if not index:
                 return
             outcomes, failed = evaluate(index, event.changes)
+            # a change no rule concerns (most of them) costs no receipt
+            if not (outcomes or failed) or not await first_delivery(session, CONSUMER, event):
+                return
             self.evaluations += len(outcomes)
             for rule_id, reason in failed.items():
                 log.error("rule %s of tenant %s failed and is disabled: %s", rule_id, tenant, reason)
