@@ -3,11 +3,19 @@ alerts; alert lifecycle and history; rules that fail are disabled; per tenant. S
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import orjson
+import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from cityhub.hub.rules import service
+from cityhub.hub.rules.models import Alert
+from cityhub.kit.db import current_tenant
 from tests.bus.support import wait_until
 from tests.hub.rules.support import ALERTS, ENTITIES, RULES, add_rule, air, alerts, put_entity, wait_alerts
 
@@ -200,3 +208,58 @@ async def test_rule_crud_and_bad_definitions(client: httpx.AsyncClient, app: Fas
         assert named in response.json()["detail"], (named, response.json()["detail"])
     assert (await client.post(RULES, json={"definition": "x"})).status_code == 400
     assert (await client.get(f"{RULES}/nope")).status_code == 404
+
+
+async def test_the_raised_hook_runs_in_the_raising_transaction(client: httpx.AsyncClient) -> None:
+    seen: list[tuple[str | None, str]] = []
+
+    async def open_case(session: AsyncSession, alert: Alert) -> None:
+        seen.append((current_tenant(session), alert.entity_id))
+        if alert.open_case is not None:
+            alert.case_id = f"case-{alert.open_case['category']}"
+
+    service.on_alert_raised.append(open_case)
+    try:
+        await add_rule(client, PM25_HIGH | {"open_case": {"category": "environment"}})
+        await put_entity(client, air(STATION, 80))
+        [alert] = await wait_alerts(client, "an alert", lambda items: len(items) == 1)
+    finally:
+        service.on_alert_raised.remove(open_case)
+    assert seen == [(alert["tenant"], STATION)]
+    assert alert["open_case"] == {"category": "environment"}
+    assert alert["case_id"] == "case-environment"
+
+
+async def test_alert_notices_stream_as_server_sent_events(client: httpx.AsyncClient, app: FastAPI) -> None:
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
+    )
+    serving = asyncio.create_task(server.serve())
+    await wait_until(lambda: server.started, what="the HTTP server")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        async with (
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as http,
+            http.stream("GET", f"{ALERTS}/stream") as stream,
+        ):
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            lines = stream.aiter_lines()
+            assert await anext(lines) == ": connected"
+            await add_rule(client, PM25_HIGH)
+            await put_entity(client, air(STATION, 80))
+            received = [line async for line in _until_data(lines)]
+            assert received[0] == "event: raised"
+            notice = orjson.loads(received[1].removeprefix("data: "))
+            [alert] = await alerts(client)
+            assert notice == {"tenant": alert["tenant"], "alert": alert["id"], "notice": "raised"}
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def _until_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    async for line in lines:
+        if line.startswith(("event:", "data:")):
+            yield line
+            if line.startswith("data:"):
+                return
