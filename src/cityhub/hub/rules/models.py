@@ -55,7 +55,11 @@ class RuleState(TenantOwned, Base):
     (a ``for`` window under way) and whether it is firing. Written only when it changes."""
 
     __tablename__ = "rules_state"
-    __table_args__ = (PrimaryKeyConstraint("rule_id", "entity_id"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("rule_id", "entity_id"),
+        # a change's states are looked up by its entities: a few rows, whatever the number of rules
+        Index("ix_rules_state_entity", "tenant_code", "entity_id"),
+    )
 
     tenant_code: Mapped[str] = mapped_column(String(TENANT_NAME_LENGTH), nullable=False)
     rule_id: Mapped[uuid.UUID] = mapped_column(nullable=False)

@@ -475,14 +475,14 @@ async def write_alert_entity(
 async def states(
     session: AsyncSession, pairs: Sequence[tuple[uuid.UUID, str]]
 ) -> dict[tuple[uuid.UUID, str], RuleState]:
+    """The states of these (rule, entity) pairs that exist, read by entity (a change's entities
+    have few states, while the rules it was evaluated against may be hundreds)."""
     if not pairs:
         return {}
-    rules = {rule for rule, _ in pairs}
+    wanted = set(pairs)
     entities = {entity for _, entity in pairs}
-    rows = await session.scalars(
-        select(RuleState).where(RuleState.rule_id.in_(rules), RuleState.entity_id.in_(entities))
-    )
-    return {(row.rule_id, row.entity_id): row for row in rows}
+    rows = await session.scalars(select(RuleState).where(RuleState.entity_id.in_(entities)))
+    return {key: row for row in rows if (key := (row.rule_id, row.entity_id)) in wanted}
 
 
 def overdue(alert: Alert, minutes: dict[str, float], now: datetime) -> bool:

@@ -58,6 +58,8 @@ def upgrade() -> None:
         sa.Column("updated_at", UTC, nullable=False),
         sa.PrimaryKeyConstraint("rule_id", "entity_id", name=op.f("pk_rules_state")),
     )
+    with op.batch_alter_table("rules_state", schema=None) as batch_op:
+        batch_op.create_index("ix_rules_state_entity", ["tenant_code", "entity_id"], unique=False)
 
     op.create_table(
         "rules_alert",
@@ -136,6 +138,8 @@ def downgrade() -> None:
         batch_op.drop_index("ix_rules_alert_raised")
         batch_op.drop_index("ix_rules_alert_key")
     op.drop_table("rules_alert")
+    with op.batch_alter_table("rules_state", schema=None) as batch_op:
+        batch_op.drop_index("ix_rules_state_entity")
     op.drop_table("rules_state")
     with op.batch_alter_table("rules_rule", schema=None) as batch_op:
         batch_op.drop_index("ix_rules_rule_tenant_enabled")
