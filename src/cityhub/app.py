@@ -338,6 +338,25 @@ class Hub:
                 float(value),
             )
         yield (
+            "cityhub_rule_evaluations",
+            "Rule conditions this process evaluated since start.",
+            {},
+            float(self.rules.evaluations),
+        )
+        yield (
+            "cityhub_alerts_raised",
+            "Alerts this process raised since start.",
+            {},
+            float(self.rules.raised),
+        )
+        for name, value in (("sent", self.channels.sent), ("failed", self.channels.failed)):
+            yield (
+                "cityhub_alert_deliveries",
+                "Alert notices this process delivered to channels since start, by outcome.",
+                {"outcome": name},
+                float(value),
+            )
+        yield (
             "cityhub_ingest_messages",
             "Device messages this process accepted since start.",
             {"outcome": "accepted"},

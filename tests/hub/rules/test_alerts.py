@@ -68,6 +68,9 @@ async def test_firing_raises_one_alert_bumps_it_and_resolves_when_clear(client: 
     # firing again after resolve raises a new alert (no suppression on this rule)
     await put_entity(client, air(STATION, 99))
     await wait_alerts(client, "a second alert", lambda items: len(items) == 2)
+    metrics = (await client.get("/metrics")).text
+    assert "cityhub_alerts_raised 2.0" in metrics
+    assert 'cityhub_alert_deliveries{outcome="failed"} 0.0' in metrics
 
 
 async def test_lifecycle_transitions_comments_and_history(client: httpx.AsyncClient) -> None:
