@@ -266,3 +266,19 @@ async def _until_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
             yield line
             if line.startswith("data:"):
                 return
+
+
+async def test_out_of_range_input_is_a_400(client: httpx.AsyncClient) -> None:
+    assert (await client.get(ALERTS, params={"offset": 2**70})).status_code == 400
+    assert (await client.get(ALERTS, params={"since": "2026-01-01T00:00:00"})).status_code == 400
+    naive = {"definition": PM25_HIGH, "start": "2026-01-01T00:00:00"}
+    response = await client.post(f"{RULES}/dry-run", json=naive)
+    assert response.status_code == 400
+    assert "start" in response.json()["detail"]
+    for member, value in (
+        ("name", "x" * 201),
+        ("entity_type", "T" * 1025),
+        ("channels", ["webhook:http://" + "a" * 2000]),
+    ):
+        response = await client.post(RULES, json={"definition": PM25_HIGH | {member: value}})
+        assert response.status_code == 400, (member, response.text)

@@ -274,3 +274,21 @@ async def test_rules_from_application_templates(client: httpx.AsyncClient, app: 
     assert (await client.post(url, json={"params": {"other": 1}})).status_code == 400
     assert (await client.post(url, json={"overrides": {"severity": "huge"}})).status_code == 400
     assert (await client.post(f"{RULES}/templates/nope/instantiate", json={})).status_code == 404
+
+
+async def test_a_window_under_way_survives_a_restart(settings: Settings) -> None:
+    first = create_app(settings)
+    async with first.router.lifespan_context(first):
+        transport = httpx.ASGITransport(app=first)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+            await add_rule(client, {"entity_type": "AirQualityObserved", "when": HIGH, "for": "PT10M"})
+            await put_entity(client, air(STATION, 80))
+            await wait_until(lambda: _states(first), what="the window under way")
+    second = create_app(settings)
+    async with second.router.lifespan_context(second):
+        await second.state.hub.rules.tick(now=utcnow() + timedelta(minutes=11))
+        transport = httpx.ASGITransport(app=second)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+            [alert] = await alerts(client)
+            assert alert["entity_id"] == STATION
+            assert alert["value"] == 80

@@ -227,6 +227,9 @@ async def dry_run_rule(tenant: Tenant, rule_id: str, body: DryRun | None = None)
 async def _dry_run(
     tenant: RulesTenant, definition: dict[str, Any], body: DryRun, rule_id: Any = None
 ) -> DryRunResult:
+    for moment, name in ((body.start, "start"), (body.end, "end")):
+        if moment is not None and moment.tzinfo is None:
+            raise BadRequestData(f"{name} needs a time zone (…Z or an offset)")
     compiled = tenant.engine.compile(rule_id or uuid.uuid4(), definition)
     start, end = window(body.start, body.end, utcnow())
     return await dry_run(tenant.session, compiled, start, end)
@@ -247,7 +250,7 @@ async def list_alerts(
     since: Annotated[datetime | None, Query(description="Raised at or after")] = None,
     until: Annotated[datetime | None, Query(description="Raised before")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> AlertPage:
     for value in state or ():
         if value not in NEXT_STATES:

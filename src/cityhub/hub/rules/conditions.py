@@ -191,8 +191,8 @@ def _check_channels(channels: Any) -> None:
         raise _fail("channels", "must be a list such as ['in-app', 'webhook:https://…']")
     for index, channel in enumerate(channels):
         where = f"channels[{index}]"
-        if not isinstance(channel, str):
-            raise _fail(where, "must be a string")
+        if not isinstance(channel, str) or len(channel) > 2000:
+            raise _fail(where, "must be a string of at most 2000 characters")
         kind, _, target = channel.partition(":")
         if kind not in CHANNEL_KINDS:
             raise _fail(where, f"the kind is one of {', '.join(CHANNEL_KINDS)}")
@@ -218,12 +218,16 @@ def check_definition(definition: Any, *, template: bool = False) -> None:
         raise _fail("", f"unknown members {', '.join(sorted(unknown))}")
     if "params" in definition and not template:
         raise _fail("params", "only a template declares params")
-    if not isinstance(definition.get("entity_type"), str) or not definition["entity_type"]:
-        raise _fail("entity_type", "required: the type of entity the rule watches")
-    if "name" in definition and (not isinstance(definition["name"], str) or not definition["name"]):
-        raise _fail("name", "must be a non-empty string")
+    entity_type = definition.get("entity_type")
+    if not isinstance(entity_type, str) or not entity_type or len(entity_type) > 1024:
+        raise _fail("entity_type", "required: the type of entity the rule watches (at most 1024 characters)")
+    name = definition.get("name", "x")
+    if not isinstance(name, str) or not name or len(name) > 200:
+        raise _fail("name", "must be a string of 1 to 200 characters")
     ids = definition.get("entity_ids")
-    if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids)):
+    if ids is not None and (
+        not isinstance(ids, list) or not all(isinstance(i, str) and 0 < len(i) <= 2048 for i in ids)
+    ):
         raise _fail("entity_ids", "must be a list of entity ids")
     if "when" not in definition and "absence" not in definition:
         raise _fail("when", "required unless absence is given")
