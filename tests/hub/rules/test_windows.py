@@ -292,3 +292,35 @@ async def test_a_window_under_way_survives_a_restart(settings: Settings) -> None
             [alert] = await alerts(client)
             assert alert["entity_id"] == STATION
             assert alert["value"] == 80
+
+
+async def test_rate_of_change_and_sub_properties_through_the_broker(client: httpx.AsyncClient) -> None:
+    gauge = "urn:ngsi-ld:WaterObserved:river-1"
+    rising = {
+        "name": "river rising",
+        "entity_type": "WaterObserved",
+        "when": {
+            "all": [
+                {"rate": "waterLevel", "per": "PT1H", "op": ">", "value": 0.5},
+                {"path": "waterLevel.quality", "op": "==", "value": "good"},
+            ]
+        },
+    }
+    await add_rule(client, rising)
+
+    def level(value: float, at: str, quality: str = "good") -> dict[str, Any]:
+        reading = {"type": "Property", "value": value, "observedAt": at}
+        return {
+            "id": gauge,
+            "type": "WaterObserved",
+            "waterLevel": reading | {"quality": {"type": "Property", "value": quality}},
+        }
+
+    await put_entity(client, level(1.0, "2026-11-21T06:00:00Z"))
+    await put_entity(client, level(1.3, "2026-11-21T07:00:00Z"))  # 0.3 an hour
+    await put_entity(client, level(2.0, "2026-11-21T07:30:00Z", quality="suspect"))  # 1.4 an hour, suspect
+    await put_entity(client, level(2.4, "2026-11-21T08:00:00Z"))  # 0.8 an hour, good
+    [alert] = await wait_alerts(client, "rising fast", lambda items: len(items) == 1)
+    assert alert["value"] == 2.4
+    assert alert["count"] == 1
+    assert alert["attribute"] == "waterLevel"
