@@ -9,13 +9,15 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.hub.rules import service
 from cityhub.hub.rules.models import Alert
-from cityhub.kit.db import current_tenant
+from cityhub.kit.db import current_tenant, scope_to_tenant
 from tests.bus.support import wait_until
 from tests.hub.rules.support import ALERTS, ENTITIES, RULES, add_rule, air, alerts, put_entity, wait_alerts
 
@@ -282,3 +284,28 @@ async def test_out_of_range_input_is_a_400(client: httpx.AsyncClient) -> None:
     ):
         response = await client.post(RULES, json={"definition": PM25_HIGH | {member: value}})
         assert response.status_code == 400, (member, response.text)
+
+
+async def test_the_database_keeps_one_open_alert_per_key(app: FastAPI) -> None:
+    def alert(state: str) -> Alert:
+        return Alert(
+            dedup_key="rule|urn:x",
+            entity_id="urn:x",
+            entity_type="T",
+            state=state,
+            severity="info",
+            raised_severity="info",
+            message_zh="",
+            message_en="",
+            reading={},
+            channels=[],
+            count=1,
+        )
+
+    async with app.state.hub.sessions() as session, session.begin():
+        scope_to_tenant(session, "410100")
+        session.add_all([alert("resolved"), alert("resolved"), alert("raised")])
+    with pytest.raises(IntegrityError):
+        async with app.state.hub.sessions() as session, session.begin():
+            scope_to_tenant(session, "410100")
+            session.add(alert("acknowledged"))

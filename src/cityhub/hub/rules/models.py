@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Index, Integer, PrimaryKeyConstraint, String, Text
+from sqlalchemy import Boolean, Index, Integer, PrimaryKeyConstraint, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityhub.hub.broker.models import TENANT_NAME_LENGTH
@@ -75,6 +75,16 @@ class Alert(TenantOwned, Base):
     __tablename__ = "rules_alert"
     __table_args__ = (
         Index("ix_rules_alert_key", "tenant_code", "dedup_key", "state"),
+        # one open alert per key, even when two hub processes fire it at once (the loser's
+        # transaction fails, its event is delivered again and then bumps the winner's alert)
+        Index(
+            "uq_rules_alert_open",
+            "tenant_code",
+            "dedup_key",
+            unique=True,
+            sqlite_where=text("state != 'resolved'"),
+            postgresql_where=text("state != 'resolved'"),
+        ),
         Index("ix_rules_alert_raised", "tenant_code", "raised_at"),
         Index("ix_rules_alert_state", "state", "escalated_at"),
     )

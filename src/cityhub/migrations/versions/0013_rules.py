@@ -93,6 +93,13 @@ def upgrade() -> None:
         batch_op.create_index("ix_rules_alert_key", ["tenant_code", "dedup_key", "state"], unique=False)
         batch_op.create_index("ix_rules_alert_raised", ["tenant_code", "raised_at"], unique=False)
         batch_op.create_index("ix_rules_alert_state", ["state", "escalated_at"], unique=False)
+        batch_op.create_index(
+            "uq_rules_alert_open",
+            ["tenant_code", "dedup_key"],
+            unique=True,
+            sqlite_where=sa.text("state != 'resolved'"),
+            postgresql_where=sa.text("state != 'resolved'"),
+        )
 
     op.create_table(
         "rules_alert_event",
@@ -134,6 +141,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_rules_alert_event_alert")
     op.drop_table("rules_alert_event")
     with op.batch_alter_table("rules_alert", schema=None) as batch_op:
+        batch_op.drop_index("uq_rules_alert_open")
         batch_op.drop_index("ix_rules_alert_state")
         batch_op.drop_index("ix_rules_alert_raised")
         batch_op.drop_index("ix_rules_alert_key")
