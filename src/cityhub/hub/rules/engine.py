@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -204,7 +204,8 @@ def evaluate(
     return outcomes, failed
 
 
-EscalationMinutes = Callable[[], dict[str, float]]
+def _window_over(state: RuleState, rule: CompiledRule, now: datetime) -> bool:
+    return state.since is not None and rule.hold is not None and state.since + rule.hold <= now
 
 
 class RuleEngine:
@@ -296,7 +297,8 @@ class RuleEngine:
                 elif state.since is None:
                     state.since = outcome.at
                     state.updated_at = utcnow()
-                if rule.hold is None or outcome.at - state.since >= rule.hold:  # type: ignore[operator]
+                since = state.since or outcome.at
+                if rule.hold is None or outcome.at - since >= rule.hold:
                     await self._fire(session, rule, outcome.entity_id, outcome.entity, outcome.at)
                     if not state.firing:
                         state.firing = True
@@ -369,7 +371,7 @@ class RuleEngine:
                 RuleState.since.is_not(None),
             )
         )
-        due = [row for row in rows if row.since + index.rules[row.rule_id].hold <= now]  # type: ignore[operator]
+        due = [row for row in rows if _window_over(row, index.rules[row.rule_id], now)]
         if not due:
             return
         entities = await broker.stored_entities(session, list({row.entity_id for row in due}))
