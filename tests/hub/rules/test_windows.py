@@ -76,22 +76,28 @@ async def test_a_window_broken_before_it_completes_fires_nothing(
 async def test_absence_fires_for_silent_entities_and_clears_when_they_speak(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    await add_rule(client, {"entity_type": "AirQualityObserved", "absence": "PT30M", "severity": "minor"})
-    await put_entity(client, air(STATION, 10))
-    await put_entity(client, air(STATION + "-other", 10))
+    # a type no installed application writes to, so only these writes count as data
+    await add_rule(client, {"entity_type": "RainGauge", "absence": "PT30M", "severity": "minor"})
+    gauge = "urn:ngsi-ld:RainGauge:zz-1"
+
+    def rain(entity_id: str, value: float) -> dict[str, Any]:
+        return {"id": entity_id, "type": "RainGauge", "precipitation": {"type": "Property", "value": value}}
+
+    await put_entity(client, rain(gauge, 10))
+    await put_entity(client, rain(gauge + "-other", 10))
     await app.state.hub.rules.tick(now=utcnow() + timedelta(minutes=10))
     assert await alerts(client) == []
     await app.state.hub.rules.tick(now=utcnow() + timedelta(minutes=31))
     found = await alerts(client)
-    assert sorted(a["entity_id"] for a in found) == [STATION, STATION + "-other"]
+    assert sorted(a["entity_id"] for a in found) == [gauge, gauge + "-other"]
     await app.state.hub.rules.tick(now=utcnow() + timedelta(minutes=45))
     assert len(await alerts(client)) == 2  # silent still: no second alert
 
-    await put_entity(client, air(STATION, 11))
+    await put_entity(client, rain(gauge, 11))
     resolved = await wait_alerts(
         client, "the alert of the entity that spoke resolved", lambda items: len(items) == 1, state="resolved"
     )
-    assert resolved[0]["entity_id"] == STATION
+    assert resolved[0]["entity_id"] == gauge
 
 
 async def test_suppression_after_resolve_counts_firings_and_raises_nothing(
@@ -254,9 +260,9 @@ TEMPLATE = {
 async def test_rules_from_application_templates(client: httpx.AsyncClient, app: FastAPI) -> None:
     templates = app.state.hub.registry.rule_templates
     templates["pm25_high"] = RuleTemplate("environment", "pm25_high", "PM2.5 超标", "PM2.5 high", TEMPLATE)
-    listed = (await client.get(f"{RULES}/templates")).json()
-    assert [t["key"] for t in listed] == ["pm25_high"]
-    assert listed[0]["title_zh"] == "PM2.5 超标"
+    listed = {t["key"]: t for t in (await client.get(f"{RULES}/templates")).json()}
+    assert listed["pm25_high"]["title_zh"] == "PM2.5 超标"
+    assert listed["pm25_high"]["app"] == "environment"
 
     url = f"{RULES}/templates/pm25_high/instantiate"
     response = await client.post(
