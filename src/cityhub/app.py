@@ -45,6 +45,13 @@ from cityhub.hub.ops import api as ops_api
 from cityhub.hub.ops.metrics import HubMetrics, MetricsMiddleware, Sample
 from cityhub.hub.retention import api as retention_api
 from cityhub.hub.retention.tasks import RetentionTask
+from cityhub.hub.rules import api as rules_api
+from cityhub.hub.rules.channels import CONSUMER as ALERTS_CONSUMER
+from cityhub.hub.rules.channels import Channels, SmtpSettings
+from cityhub.hub.rules.engine import CONSUMER as RULES_CONSUMER
+from cityhub.hub.rules.engine import RuleEngine
+from cityhub.hub.rules.service import AlertNotice
+from cityhub.hub.rules.tasks import RulesTask
 from cityhub.hub.tenancy import api as tenancy_api
 from cityhub.hub.tenancy import service as tenancy
 from cityhub.kit.db import create_engine, session_factory
@@ -130,6 +137,32 @@ class Hub:
         #: Open live streams of the web console, fed by this process's own consumer.
         self.console = LiveFeed()
         self.retention = RetentionTask(self.sessions, settings.history_retention_interval)
+        self.rules = RuleEngine(
+            self.sessions,
+            default_tenant=settings.default_tenant,
+            escalation_minutes=settings.rules_escalation_minutes,
+        )
+        self.rules_task = RulesTask(self.rules, settings.rules_check_interval)
+        self.channels = Channels(
+            self.sessions,
+            default_tenant=settings.default_tenant,
+            mqtt_url=settings.rules_mqtt_url or settings.mqtt_url,
+            smtp=(
+                SmtpSettings(
+                    host=settings.smtp_host,
+                    port=settings.smtp_port,
+                    username=settings.smtp_username,
+                    password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+                    sender=settings.smtp_sender,
+                    starttls=settings.smtp_starttls,
+                    timeout=settings.rules_delivery_timeout,
+                )
+                if settings.smtp_host
+                else None
+            ),
+            attempts=settings.rules_delivery_attempts,
+            timeout=settings.rules_delivery_timeout,
+        )
         self.platform = HubPlatform(self.engine, self.bus, settings.instance_name)
         self.runner = AppRunner(self.registry, self.sessions, self.platform)
         self.metrics = HubMetrics()
@@ -185,6 +218,9 @@ class Hub:
         self._register_data_models()
         self.bus.subscribe(NOTIFY_CONSUMER, [EntitiesChanged, RegistrationsChanged], self._on_changes)
         self.bus.subscribe(COMMANDS_CONSUMER, [EntitiesChanged], self.commands.on_changes)
+        self.bus.subscribe(RULES_CONSUMER, [EntitiesChanged], self.rules.on_changes)
+        self.bus.subscribe(ALERTS_CONSUMER, [AlertNotice], self.channels.on_notice)
+        self.bus.subscribe("rules-stream", [AlertNotice], self.channels.on_local, shared=False)
         self.bus.subscribe("console-live-feed", [EntitiesChanged], self.console.on_changes, shared=False)
         for consumer in self.registry.consumers:
             self.bus.subscribe(consumer.name, consumer.event_types, consumer.handler, shared=consumer.shared)
@@ -198,7 +234,9 @@ class Hub:
         await self.bus.start()
         await self.relay.start()
         await self.notifier.start()
-        await self.ingest.start((await self.contexts.resolve(None)).expand)
+        core = (await self.contexts.resolve(None)).expand
+        await self.ingest.start(core)
+        self.rules.start(core)
         await self.commands.start()
         await self.health.start()
         if self.mqtt is not None:
@@ -206,6 +244,7 @@ class Hub:
         if self.backups is not None:
             self.backups.start()
         await self.retention.start()
+        self.rules_task.start()
         log.info(
             "CityHub %s up: database %s, bus %s, %d app(s)",
             __version__,
@@ -225,10 +264,12 @@ class Hub:
         if self.backups is not None:
             await self.backups.stop()
         await self.retention.stop()
+        await self.rules_task.stop()
         await self.relay.stop()
         await self.notifier.stop()
         await self.runner.teardown()
         await self.bus.stop()
+        await self.channels.aclose()
         await self.contexts.aclose()
         if self.security is not None:
             await self.security.aclose()
@@ -298,6 +339,25 @@ class Hub:
             yield (
                 "cityhub_notifications",
                 "Notifications this process tried to deliver since start, by outcome.",
+                {"outcome": name},
+                float(value),
+            )
+        yield (
+            "cityhub_rule_evaluations",
+            "Rule conditions this process evaluated since start.",
+            {},
+            float(self.rules.evaluations),
+        )
+        yield (
+            "cityhub_alerts_raised",
+            "Alerts this process raised since start.",
+            {},
+            float(self.rules.raised),
+        )
+        for name, value in (("sent", self.channels.sent), ("failed", self.channels.failed)):
+            yield (
+                "cityhub_alert_deliveries",
+                "Alert notices this process delivered to channels since start, by outcome.",
                 {"outcome": name},
                 float(value),
             )
@@ -399,6 +459,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.include_router(router)
         _declare_bearer(app)
     app.include_router(retention_api.router)
+    for router in rules_api.ROUTERS:
+        app.include_router(router)
     app.include_router(console_api.router)
     # The console's files answer what no route matches, the apps' routes mounted at start-up included.
     app.router.default = console_api.ConsoleFiles(

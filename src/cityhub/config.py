@@ -177,6 +177,40 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds between applications of the history retention policies; 0 turns it off.",
     )
+    rules_check_interval: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds between the rule engine's checks: completed for-windows, silent entities "
+        "(absence rules), escalation; 0 turns them off.",
+    )
+    rules_escalation_minutes: dict[str, float] = Field(
+        default_factory=lambda: {
+            "critical": 15.0,
+            "major": 30.0,
+            "minor": 60.0,
+            "warning": 120.0,
+            "info": 0.0,
+        },
+        description="Minutes an alert of each severity may stay unacknowledged before it is escalated "
+        "once (JSON object; 0: never).",
+    )
+    rules_mqtt_url: str | None = Field(
+        None, description="MQTT broker alert channels publish to; unset: CITYHUB_MQTT_URL."
+    )
+    rules_delivery_attempts: int = Field(
+        3, ge=1, le=20, description="Tries per alert channel before a delivery counts as failed."
+    )
+    rules_delivery_timeout: float = Field(
+        10.0, gt=0, description="Seconds a webhook, MQTT broker or SMTP server gets per try."
+    )
+    smtp_host: str | None = Field(
+        None, description="SMTP server for e-mail alert channels; unset: no e-mail."
+    )
+    smtp_port: int = Field(25, ge=1, le=65535, description="Port of the SMTP server.")
+    smtp_username: str | None = Field(None, description="SMTP login, if the server wants one.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_sender: str = Field("cityhub@localhost", description="From address of alert e-mails.")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
     apps_disabled: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated names of installed apps not to load."
     )
@@ -225,7 +259,7 @@ class Settings(BaseSettings):
             raise ValueError("must be memory:// or nats://host:port")
         return value
 
-    @field_validator("mqtt_url")
+    @field_validator("mqtt_url", "rules_mqtt_url")
     @classmethod
     def _known_mqtt(cls, value: str | None) -> str | None:
         if value and not value.startswith(("mqtt://", "mqtts://")):

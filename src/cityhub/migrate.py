@@ -26,6 +26,7 @@ def target_metadata() -> MetaData:
     import cityhub.hub.broker.models
     import cityhub.hub.ingest.models
     import cityhub.hub.retention.models
+    import cityhub.hub.rules.models
     import cityhub.hub.tenancy.models
     import cityhub.systems.security.models  # noqa: F401
 

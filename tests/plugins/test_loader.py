@@ -194,7 +194,8 @@ def test_registry_refuses_duplicates() -> None:
         two.add_router(APIRouter(), prefix="/api/v1/one")
     with pytest.raises(ValueError, match="prefix"):
         two.add_router(APIRouter(), prefix="api/v1/two/")
-    one.add_rule_template("aqi_high", title_zh="高", title_en="High", definition={"gt": 200})
+    aqi_high = {"entity_type": "AirQualityObserved", "when": {"attr": "aqi", "op": ">", "value": 200}}
+    one.add_rule_template("aqi_high", title_zh="高", title_en="High", definition=aqi_high)
     with pytest.raises(DuplicateRegistration):
         two.add_rule_template("aqi_high", title_zh="高", title_en="High", definition={})
     one.add_case_type(

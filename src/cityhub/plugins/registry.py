@@ -15,6 +15,7 @@ from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.bus import Event, Handler
+from cityhub.hub.rules.conditions import InvalidRule, check_definition
 from cityhub.plugins.indicators import Indicator
 
 
@@ -171,9 +172,16 @@ class AppRegistry:
     def add_rule_template(
         self, key: str, *, title_zh: str, title_en: str, definition: dict[str, Any]
     ) -> None:
+        """A rule template: a rule definition whose values may be ``{"param": name}``, with the
+        parameters declared in its ``params`` (see docs/rules.md). It is checked here: a template
+        that cannot make a valid rule raises ValueError saying what is wrong."""
         self._check_open()
         if key in self._registry.rule_templates:
             raise DuplicateRegistration(f"rule template {key} already registered")
+        try:
+            check_definition(definition, template=True)
+        except InvalidRule as error:
+            raise ValueError(f"rule template {key}: {error.detail}") from None
         self._registry.rule_templates[key] = RuleTemplate(self.app, key, title_zh, title_en, definition)
 
     def add_case_type(
