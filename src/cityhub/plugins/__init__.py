@@ -28,6 +28,7 @@ from cityhub.plugins.loader import ENTRY_POINT_GROUP, AppRunner, Discovered, dis
 from cityhub.plugins.manifest import AppSettings, Manifest
 from cityhub.plugins.registry import (
     AppRegistry,
+    CaseAction,
     CaseType,
     DuplicateRegistration,
     EntityType,
@@ -49,6 +50,7 @@ __all__ = [
     "AppStatus",
     "BadRequestData",
     "Base",
+    "CaseAction",
     "CaseType",
     "Conflict",
     "DbSession",
