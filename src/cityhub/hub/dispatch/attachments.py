@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.hub.dispatch.models import DispatchAttachment, DispatchCase, DispatchCaseEvent
 from cityhub.kit.errors import NotFound, PayloadTooLarge, UnsupportedMediaType
-from cityhub.kit.time import utcnow
+from cityhub.kit.time import ensure_utc, utcnow
 
 ALLOWED_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
 
@@ -74,7 +74,7 @@ async def add_attachment(
         content_type=found,
         size=len(content),
         sha256=digest,
-        taken_at=taken_at,
+        taken_at=ensure_utc(taken_at) if taken_at is not None else None,
         uploader=uploader,
         created_at=now,
     )
