@@ -4,12 +4,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.hub.dispatch import attachments, evaluation, reference, service, workflow
 from cityhub.hub.dispatch.casetypes import CaseType
@@ -41,6 +43,7 @@ from cityhub.hub.dispatch.schemas import (
 )
 from cityhub.kit.errors import BadRequestData, NotFound
 from cityhub.kit.web import DbSession, RequestTenant
+from cityhub.systems.security.models import Department
 
 cases = APIRouter(prefix="/api/v1/cases", tags=["dispatch"])
 dispatch = APIRouter(prefix="/api/v1/dispatch", tags=["dispatch"])
@@ -58,6 +61,15 @@ def actor_of(request: Request, given: str | None) -> str:
     if isinstance(username, str):
         return username
     return given or "anonymous"
+
+
+async def _department_of(request: Request, session: AsyncSession) -> tuple[str, str] | None:
+    """(tenant, code) of the caller's department, when access control knows one."""
+    department_id = getattr(getattr(request.state, "principal", None), "department_id", None)
+    if not isinstance(department_id, uuid.UUID):
+        return None
+    department = await session.get(Department, department_id)
+    return (department.tenant_code, department.code) if department is not None else None
 
 
 def read_case(session: Any, case: DispatchCase) -> CaseRead:
@@ -188,6 +200,7 @@ async def take_action(
         department=body.department,
         department_tenant=body.department_tenant,
         extend_minutes=body.extend_minutes,
+        acting_department=await _department_of(request, session),
     )
     return read_case(session, case)
 
