@@ -201,9 +201,40 @@ async def open_case(
     no department found waits in the triage queue; a report of the same category within the
     duplicate radius of an open case of the last 24 hours is kept, linked to that case
     (``duplicate_of``), in the final state ``merged``."""
-    assert current_tenant(session) in (None, tenant), "open a case in a session of its tenant"
-    if current_tenant(session) is None:
-        scope_to_tenant(session, tenant)
+    scoped = current_tenant(session)
+    if scoped not in (None, tenant):
+        raise ValueError(f"a case of tenant {tenant} opened in a session of tenant {scoped}")
+    scope_to_tenant(session, tenant)
+    try:
+        return await _open_case(
+            session,
+            case_type=case_type,
+            category_code=category_code,
+            title=title,
+            description=description,
+            location=location,
+            urgency=urgency,
+            source=source,
+            source_ref=source_ref,
+            reporter=reporter,
+        )
+    finally:
+        scope_to_tenant(session, scoped)
+
+
+async def _open_case(
+    session: AsyncSession,
+    *,
+    case_type: str,
+    category_code: str,
+    title: str,
+    description: str,
+    location: Mapping[str, Any] | None,
+    urgency: str,
+    source: str,
+    source_ref: str | None,
+    reporter: str | None,
+) -> DispatchCase:
     kind = workflow.case_type(session, case_type)
     if urgency not in URGENCIES:
         raise BadRequestData(f"urgency must be one of {', '.join(URGENCIES)}")
