@@ -251,3 +251,23 @@ async def test_correcting_a_triaged_case_routes_it(app: FastAPI, client: httpx.A
     await act(client, unknown["id"], "cancel", note="误报")
     closed = await client.patch(f"{CASES}/{unknown['id']}", json={"title": "新标题"})
     assert closed.status_code == 409
+
+
+async def test_nul_characters_and_huge_numbers_are_a_clear_400(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await city(app, client)
+    case = await open_case(client)
+    for method, path, kwargs in (
+        ("POST", CASES, {"json": {"category": "E0101", "title": "bad\u0000title"}}),
+        ("GET", CASES, {"params": {"state": "a\u0000b"}}),
+        ("GET", CASES, {"params": {"offset": 2**70}}),
+        ("GET", f"{DISPATCH}/categories/C%000101", {}),
+        ("POST", f"{CASES}/{case['id']}/comments", {"json": {"body": "x\u0000"}}),
+        ("POST", f"{CASES}/{case['id']}/transitions", {"json": {"action": "file", "note": "\u0000"}}),
+        ("GET", f"{DISPATCH}/evaluation", {"params": {"period": "0000-01"}}),
+        ("GET", f"{DISPATCH}/evaluation", {"params": {"period": "9999-12"}}),
+        ("PATCH", f"{DISPATCH}/categories/E0101", {"json": {"limits": {"normal": {"handling": 10**12}}}}),
+    ):
+        response = await client.request(method, path, **kwargs)
+        assert response.status_code == 400, (method, path, response.text)

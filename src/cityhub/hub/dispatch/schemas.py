@@ -5,14 +5,40 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Urgency = Literal["normal", "urgent"]
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a NUL character hides anywhere in the value (PostgreSQL cannot store one)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(v) for v in value)
+    return False
+
+
+class Input(BaseModel):
+    """A request body: unknown members refused, NUL characters refused anywhere in it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if has_nul(data):
+            raise ValueError("text cannot hold NUL characters")
+        return data
+
+
 Code = Annotated[str, Field(min_length=1, max_length=64)]
 Division = Annotated[str, Field(pattern=r"^\d{6}$", description="A GB/T 2260 division code.")]
 
 
-class CaseCreate(BaseModel):
+class CaseCreate(Input):
     model_config = ConfigDict(extra="forbid")
 
     case_type: str = Field("urban_management", max_length=64)
@@ -26,7 +52,7 @@ class CaseCreate(BaseModel):
     reporter: str | None = Field(None, max_length=100)
 
 
-class CaseUpdate(BaseModel):
+class CaseUpdate(Input):
     """A correction of an open case (a person working the triage queue, or a mistake)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -83,7 +109,7 @@ class CasePage(BaseModel):
     offset: int
 
 
-class TransitionIn(BaseModel):
+class TransitionIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     action: str = Field(min_length=1, max_length=64, examples=["dispatch", "verify"])
@@ -109,7 +135,7 @@ class HistoryRead(BaseModel):
     data: dict[str, Any] | None
 
 
-class CommentIn(BaseModel):
+class CommentIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     body: str = Field(min_length=1, max_length=10_000)
@@ -159,7 +185,7 @@ class CaseTypeRead(BaseModel):
     actions: list[ActionRead]
 
 
-class CategoryIn(BaseModel):
+class CategoryIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     code: str = Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")
@@ -179,7 +205,7 @@ class CategoryIn(BaseModel):
     active: bool = True
 
 
-class CategoryUpdate(BaseModel):
+class CategoryUpdate(Input):
     model_config = ConfigDict(extra="forbid")
 
     name_zh: str | None = Field(None, min_length=1, max_length=100)
@@ -222,7 +248,7 @@ class GridImported(BaseModel):
     updated: int
 
 
-class RouteIn(BaseModel):
+class RouteIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     category: str | None = Field(None, max_length=16, description="None: any category (the district's own).")
@@ -241,7 +267,7 @@ class RouteRead(BaseModel):
     department_tenant: str
 
 
-class CalendarIn(BaseModel):
+class CalendarIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     timezone: str = "Asia/Shanghai"
@@ -251,8 +277,12 @@ class CalendarIn(BaseModel):
     workdays: list[str] = Field(default_factory=list)
 
 
-class CalendarRead(CalendarIn):
-    pass
+class CalendarRead(BaseModel):
+    timezone: str
+    weekdays: list[int]
+    hours: list[list[str]]
+    holidays: list[str]
+    workdays: list[str]
 
 
 class DepartmentScore(BaseModel):
