@@ -7,6 +7,7 @@ its NGSI-LD entity (type ``CityCase``) through the broker's write path, in the s
 
 from __future__ import annotations
 
+import hashlib
 import math
 import uuid
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.bus import enqueue
@@ -23,7 +24,13 @@ from cityhub.hub.dispatch.calendar import WorkingCalendar
 from cityhub.hub.dispatch.casetypes import CaseAction, CaseType
 from cityhub.hub.dispatch.entity import write_entities
 from cityhub.hub.dispatch.events import CaseOpened, CaseTransitioned
-from cityhub.hub.dispatch.models import DispatchCase, DispatchCaseEvent, DispatchCategory, DispatchComment
+from cityhub.hub.dispatch.models import (
+    DispatchCase,
+    DispatchCaseEvent,
+    DispatchCategory,
+    DispatchComment,
+    DispatchSetup,
+)
 from cityhub.kit.db import current_tenant, scope_to_tenant
 from cityhub.kit.errors import BadRequestData, Conflict, Forbidden, NotFound
 from cityhub.kit.geo import haversine_m
@@ -125,6 +132,26 @@ def _point(location: Mapping[str, Any] | None) -> tuple[float, float] | None:
     if not (-180 <= lon <= 180 and -90 <= lat <= 90) or not (math.isfinite(lon) and math.isfinite(lat)):
         raise BadRequestData("location: longitude within ±180 and latitude within ±90")
     return lon, lat
+
+
+async def _serialize_reports(session: AsyncSession, category_code: str) -> None:
+    """Reports of one category in one tenant are opened one transaction at a time, so two reports
+    of the same thing arriving together are linked rather than both opened: on PostgreSQL an
+    advisory lock held until commit; on SQLite a write to the tenant's setup row, which takes the
+    database's write lock before the duplicate check reads (reads before a transaction's first
+    write see every commit, so without it concurrent reports all find nothing)."""
+    if session.get_bind().dialect.name != "postgresql":
+        tenant = _tenant(session)
+        await session.execute(
+            update(DispatchSetup)
+            .where(DispatchSetup.tenant_code == tenant)
+            .values(updated_at=DispatchSetup.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+        return
+    digest = hashlib.blake2b(f"dispatch:{_tenant(session)}:{category_code}".encode(), digest_size=8).digest()
+    key = int.from_bytes(digest, "big", signed=True)
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 async def _duplicate_target(
@@ -262,7 +289,10 @@ async def _open_case(
         created_at=now,
         updated_at=now,
     )
-    original = await _duplicate_target(session, category_code, point, now) if point and category else None
+    original = None
+    if point and category:
+        await _serialize_reports(session, category_code)
+        original = await _duplicate_target(session, category_code, point, now)
     if original is not None:
         case.state = workflow.MERGED
         case.duplicate_of = original.id
