@@ -134,6 +134,17 @@ def _point(location: Mapping[str, Any] | None) -> tuple[float, float] | None:
     return lon, lat
 
 
+async def take_write_lock(session: AsyncSession) -> None:
+    """On SQLite: begin writing now (a no-op write to the tenant's setup row), so that the reads
+    that follow see every transaction committed before and none commits until this one does."""
+    await session.execute(
+        update(DispatchSetup)
+        .where(DispatchSetup.tenant_code == _tenant(session))
+        .values(updated_at=DispatchSetup.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def _serialize_reports(session: AsyncSession, category_code: str) -> None:
     """Reports of one category in one tenant are opened one transaction at a time, so two reports
     of the same thing arriving together are linked rather than both opened: on PostgreSQL an
@@ -141,13 +152,7 @@ async def _serialize_reports(session: AsyncSession, category_code: str) -> None:
     database's write lock before the duplicate check reads (reads before a transaction's first
     write see every commit, so without it concurrent reports all find nothing)."""
     if session.get_bind().dialect.name != "postgresql":
-        tenant = _tenant(session)
-        await session.execute(
-            update(DispatchSetup)
-            .where(DispatchSetup.tenant_code == tenant)
-            .values(updated_at=DispatchSetup.updated_at)
-            .execution_options(synchronize_session=False)
-        )
+        await take_write_lock(session)
         return
     digest = hashlib.blake2b(f"dispatch:{_tenant(session)}:{category_code}".encode(), digest_size=8).digest()
     key = int.from_bytes(digest, "big", signed=True)
