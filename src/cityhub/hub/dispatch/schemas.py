@@ -39,8 +39,6 @@ Division = Annotated[str, Field(pattern=r"^\d{6}$", description="A GB/T 2260 div
 
 
 class CaseCreate(Input):
-    model_config = ConfigDict(extra="forbid")
-
     case_type: str = Field("urban_management", max_length=64)
     category: str = Field(min_length=1, max_length=16, description="A category code, e.g. C0101 or E0502.")
     title: str = Field(min_length=1, max_length=200)
@@ -54,8 +52,6 @@ class CaseCreate(Input):
 
 class CaseUpdate(Input):
     """A correction of an open case (a person working the triage queue, or a mistake)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     category: str | None = Field(None, min_length=1, max_length=16)
     title: str | None = Field(None, min_length=1, max_length=200)
@@ -110,8 +106,6 @@ class CasePage(BaseModel):
 
 
 class TransitionIn(Input):
-    model_config = ConfigDict(extra="forbid")
-
     action: str = Field(min_length=1, max_length=64, examples=["dispatch", "verify"])
     note: str | None = Field(None, max_length=10_000)
     department: str | None = Field(None, max_length=64, description="For dispatch: the department code.")
@@ -136,8 +130,6 @@ class HistoryRead(BaseModel):
 
 
 class CommentIn(Input):
-    model_config = ConfigDict(extra="forbid")
-
     body: str = Field(min_length=1, max_length=10_000)
     author: str | None = Field(None, max_length=100, description="Who writes, when access control is off.")
 
@@ -186,8 +178,6 @@ class CaseTypeRead(BaseModel):
 
 
 class CategoryIn(Input):
-    model_config = ConfigDict(extra="forbid")
-
     code: str = Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")
     kind: Literal["component", "event"]
     major_code: str = Field(pattern=r"^\d{2}$")
@@ -206,8 +196,6 @@ class CategoryIn(Input):
 
 
 class CategoryUpdate(Input):
-    model_config = ConfigDict(extra="forbid")
-
     name_zh: str | None = Field(None, min_length=1, max_length=100)
     name_en: str | None = Field(None, min_length=1, max_length=100)
     limits: dict[str, dict[str, int]] | None = None
@@ -249,8 +237,6 @@ class GridImported(BaseModel):
 
 
 class RouteIn(Input):
-    model_config = ConfigDict(extra="forbid")
-
     category: str | None = Field(None, max_length=16, description="None: any category (the district's own).")
     district: Division | None = None
     grid_cell: str | None = Field(None, max_length=32)
@@ -268,8 +254,6 @@ class RouteRead(BaseModel):
 
 
 class CalendarIn(Input):
-    model_config = ConfigDict(extra="forbid")
-
     timezone: str = "Asia/Shanghai"
     weekdays: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5])
     hours: list[list[str]] = Field(default_factory=lambda: [["09:00", "12:00"], ["13:00", "17:30"]])

@@ -1,4 +1,4 @@
-"""Cases: opening (routing, triage, duplicates), transitions, history, comments, overdue marking.
+"""Cases: opening (routing, triage, duplicates), corrections, transitions, history, comments.
 
 Functions take the session first (scoped to the case's tenant) and never commit; events leave
 after the commit through the outbox. Every change of a case is one history row and one write of
