@@ -271,3 +271,28 @@ async def test_nul_characters_and_huge_numbers_are_a_clear_400(
     ):
         response = await client.request(method, path, **kwargs)
         assert response.status_code == 400, (method, path, response.text)
+
+
+async def test_redispatch_after_failed_verification_goes_to_another_department(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await city(app, client)
+    case = await open_case(client)
+    for action in ("file", "dispatch", "accept", "feedback"):
+        await act(client, case["id"], action)
+    again = await act(client, case["id"], "redispatch", note="不属于城管职责,应由市政处理")
+    assert again.json()["state"] == "filed"
+    assert again.json()["reworks"] == 1
+    moved = await act(client, case["id"], "dispatch", department="municipal-works")
+    assert (moved.json()["department_tenant"], moved.json()["department"]) == ("410100", "municipal-works")
+    for action in ("accept", "feedback", "verify"):
+        assert (await act(client, case["id"], action)).status_code == 200
+    now = utcnow()
+    window = {"from": isoformat(now - timedelta(hours=1)), "to": isoformat(now + timedelta(hours=1))}
+    departments = (await client.get(f"{DISPATCH}/evaluation", params=window)).json()["departments"]
+    assert [(d["department"], d["handled"], d["reworked"]) for d in departments] == [
+        ("municipal-works", 1, 1)
+    ]
+    history = (await client.get(f"{CASES}/{case['id']}/history")).json()
+    dispatches = [h["data"]["department"] for h in history if h["action"] == "dispatch"]
+    assert dispatches == ["urban", "municipal-works"]
