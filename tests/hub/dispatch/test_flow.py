@@ -158,6 +158,15 @@ async def test_unknown_category_and_outside_every_cell_go_to_triage(
     assert dispatched.json()["triage"] is False
     assert dispatched.json()["department_tenant"] == "410100"
     assert (await client.get(CASES, params={"triage": "true"})).json()["total"] == 1
+    await act(client, unknown["id"], "cancel", note="无法核实")
+    assert (await client.get(CASES, params={"triage": "true"})).json()["total"] == 0  # no longer waiting
+    closed = (await client.get(CASES, params={"open": "false"})).json()
+    assert [c["id"] for c in closed["items"]] == [unknown["id"]]
+    assert (await client.get(CASES, params={"open": "true"})).json()["total"] == 2
+    later = {"opened_after": isoformat(utcnow() + timedelta(hours=1))}
+    assert (await client.get(CASES, params=later)).json()["total"] == 0
+    naive = await client.get(CASES, params={"opened_after": "2026-11-21T08:00:00"})
+    assert naive.status_code == 400
 
 
 async def test_duplicate_reports_nearby_are_linked_not_multiplied(

@@ -117,11 +117,35 @@ async def list_cases(
     triage: Annotated[bool | None, Query(description="true: the triage queue")] = None,
     case_type: str | None = None,
     duplicate_of: str | None = None,
+    is_open: Annotated[
+        bool | None,
+        Query(alias="open", description="true: not closed, cancelled or merged; false: the others"),
+    ] = None,
+    opened_after: Annotated[
+        datetime | None, Query(description="Opened at or after (ISO 8601 with offset).")
+    ] = None,
+    opened_before: Annotated[
+        datetime | None, Query(description="Opened before (ISO 8601 with offset).")
+    ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> CasePage:
+    for moment in (opened_after, opened_before):
+        if moment is not None and moment.tzinfo is None:
+            raise BadRequestData("opened_after and opened_before need a time zone offset (or Z)")
     where = service.CaseFilter(
-        state, category, department, district, grid_cell, overdue, triage, case_type, duplicate_of
+        state,
+        category,
+        department,
+        district,
+        grid_cell,
+        overdue,
+        triage,
+        case_type,
+        duplicate_of,
+        is_open,
+        opened_after,
+        opened_before,
     )
     rows, total = await service.list_cases(session, where, limit=limit, offset=offset)
     return CasePage(items=[read_case(session, c) for c in rows], total=total, limit=limit, offset=offset)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select, text, update
+from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.bus import enqueue
@@ -476,9 +476,23 @@ class CaseFilter:
     triage: bool | None = None
     case_type: str | None = None
     duplicate_of: str | None = None
+    #: True: cases not in a terminal state of their type (nor merged); False: the others
+    is_open: bool | None = None
+    opened_after: datetime | None = None
+    opened_before: datetime | None = None
 
 
-def _filtered(where: CaseFilter) -> Select[Any]:
+def _open_condition(types: Mapping[str, CaseType]) -> ColumnElement[bool]:
+    """Cases in no terminal state of their type (a case of an unknown type counts as open)."""
+    closed = [
+        and_(DispatchCase.case_type == key, DispatchCase.state.in_(kind.terminal))
+        for key, kind in types.items()
+        if kind.terminal
+    ]
+    return and_(DispatchCase.state != workflow.MERGED, not_(or_(false(), *closed)))
+
+
+def _filtered(where: CaseFilter, types: Mapping[str, CaseType]) -> Select[Any]:
     statement = select(DispatchCase)
     for column, value in (
         (DispatchCase.state, where.state),
@@ -492,8 +506,14 @@ def _filtered(where: CaseFilter) -> Select[Any]:
     ):
         if value is not None:
             statement = statement.where(column == value)
-    if where.triage:  # the queue: cases still waiting for a person to decide
-        statement = statement.where(DispatchCase.state != workflow.MERGED)
+    is_open = True if where.triage else where.is_open  # the queue: cases still waiting for a person
+    if is_open is not None:
+        condition = _open_condition(types)
+        statement = statement.where(condition if is_open else not_(condition))
+    if where.opened_after is not None:
+        statement = statement.where(DispatchCase.created_at >= where.opened_after)
+    if where.opened_before is not None:
+        statement = statement.where(DispatchCase.created_at < where.opened_before)
     if where.duplicate_of is not None:
         try:
             statement = statement.where(DispatchCase.duplicate_of == uuid.UUID(where.duplicate_of))
@@ -505,7 +525,7 @@ def _filtered(where: CaseFilter) -> Select[Any]:
 async def list_cases(
     session: AsyncSession, where: CaseFilter, *, limit: int, offset: int
 ) -> tuple[list[DispatchCase], int]:
-    statement = _filtered(where)
+    statement = _filtered(where, workflow.case_types(session))
     total = await session.scalar(select(func.count()).select_from(statement.subquery()))
     rows = await session.scalars(
         statement.order_by(DispatchCase.created_at.desc(), DispatchCase.id).limit(limit).offset(offset)
