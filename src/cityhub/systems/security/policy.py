@@ -118,8 +118,13 @@ _PUBLIC_PATHS = frozenset(
 #: (``k``) and refuses, counts and keeps as a dead letter what an unknown key sends.
 DEVICE_PATHS = frozenset({"/iot/json", "/iot/d"})
 _SELF_SERVICE = re.compile(r"^/api/v1/auth/(me|totp/enroll|totp/confirm|revoke|password)$")
-#: POST endpoints that only read (NGSI-LD queries with a body).
-_READ_POSTS = re.compile(r"^/ngsi-ld/v1/(temporal/)?entityOperations/query$")
+#: POST endpoints that only read (NGSI-LD queries with a body; the environment app's calculators,
+#: which store nothing).
+_READ_POSTS = re.compile(
+    r"^(/ngsi-ld/v1/(temporal/)?entityOperations/query"
+    r"|/api/v1/environment/(aqi|water/class|noise/compliance|soil/compliance|sources/compliance"
+    r"|energy/intensity))$"
+)
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
