@@ -10,7 +10,7 @@ from importlib import resources
 from typing import Any
 
 import shapely
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.hub.dispatch.calendar import DEFAULT_CALENDAR, WorkingCalendar
@@ -333,7 +333,10 @@ async def route(
     department of that code, else the case's tenant's); then the district's own department
     (属地管理: a route with no category)."""
     tenant = _tenant(session)
-    routes = await list_routes(session)
+    wanted: ColumnElement[bool] = DispatchRoute.category_code.is_(None)
+    if category is not None:
+        wanted = or_(wanted, DispatchRoute.category_code == category.code)
+    routes = list(await session.scalars(select(DispatchRoute).where(wanted)))
     district = cell.district_code if cell is not None else None
     grid = cell.code if cell is not None else None
     if category is not None:
