@@ -333,10 +333,10 @@ async def route(
     department of that code, else the case's tenant's); then the district's own department
     (属地管理: a route with no category)."""
     tenant = _tenant(session)
-    wanted: ColumnElement[bool] = DispatchRoute.category_code.is_(None)
+    relevant: ColumnElement[bool] = DispatchRoute.category_code.is_(None)
     if category is not None:
-        wanted = or_(wanted, DispatchRoute.category_code == category.code)
-    routes = list(await session.scalars(select(DispatchRoute).where(wanted)))
+        relevant = or_(relevant, DispatchRoute.category_code == category.code)
+    routes = list(await session.scalars(select(DispatchRoute).where(relevant)))
     district = cell.district_code if cell is not None else None
     grid = cell.code if cell is not None else None
     if category is not None:
