@@ -172,6 +172,8 @@ async def import_grid_cells(session: AsyncSession, collection: Any) -> Imported:
         if not isinstance(feature, dict) or feature.get("type") != "Feature":
             raise BadRequestData(f"{where}: not a GeoJSON Feature")
         properties = feature.get("properties") or {}
+        if not isinstance(properties, dict):
+            raise BadRequestData(f"{where}: properties must be an object")
         code, district = properties.get("code"), properties.get("district")
         if not isinstance(code, str) or not 1 <= len(code) <= 32:
             raise BadRequestData(f"{where}: properties.code, a text of 1 to 32 characters, is missing")
@@ -281,7 +283,10 @@ async def create_route(session: AsyncSession, data: dict[str, Any]) -> DispatchR
     if data.get("category_code") is not None and await find_category(session, data["category_code"]) is None:
         raise BadRequestData(f"no category {data['category_code']}")
     if data.get("grid_code") is not None:
-        cell = await get_grid_cell(session, data["grid_code"])
+        try:
+            cell = await get_grid_cell(session, data["grid_code"])
+        except NotFound as error:
+            raise BadRequestData(error.detail) from None
         if data.get("district_code") not in (None, cell.district_code):
             raise BadRequestData(f"grid cell {cell.code} lies in district {cell.district_code}")
         data["district_code"] = cell.district_code
