@@ -220,7 +220,7 @@ async def import_grid_cells(session: AsyncSession, collection: Any) -> Imported:
 
 
 async def list_grid_cells(
-    session: AsyncSession, *, district: str | None, limit: int, offset: int
+    session: AsyncSession, *, district: str | None, limit: int | None, offset: int
 ) -> tuple[list[DispatchGridCell], int]:
     statement = select(DispatchGridCell)
     if district is not None:
