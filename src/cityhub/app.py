@@ -35,6 +35,10 @@ from cityhub.hub.broker.notifier import CONSUMER as NOTIFY_CONSUMER
 from cityhub.hub.broker.notifier import Notifier
 from cityhub.hub.console import api as console_api
 from cityhub.hub.console.service import LiveFeed
+from cityhub.hub.dispatch import api as dispatch_api
+from cityhub.hub.dispatch import service as dispatch
+from cityhub.hub.dispatch import workflow as dispatch_workflow
+from cityhub.hub.dispatch.tasks import OverdueTask
 from cityhub.hub.ingest import api as ingest_api
 from cityhub.hub.ingest.commands import CONSUMER as COMMANDS_CONSUMER
 from cityhub.hub.ingest.commands import Commands
@@ -83,15 +87,26 @@ class Hub:
         self.bus = create_bus(
             settings.bus_url, stream=settings.bus_stream, instance_name=settings.instance_name
         )
-        # Sessions wake the relay after a commit that added events (see cityhub.bus.outbox).
-        self.sessions = session_factory(self.engine, **{WAKE_KEY: self._wake_relay})
+        self.registry = Registry()
+        dispatch_workflow.register_builtin(self.registry.case_types)
+        # Sessions wake the relay after a commit that added events (see cityhub.bus.outbox), and
+        # know the case types (the registry's, filled by the apps at start) and dispatch options.
+        self.sessions = session_factory(
+            self.engine,
+            **{
+                WAKE_KEY: self._wake_relay,
+                dispatch_workflow.CASE_TYPES_KEY: self.registry.case_types,
+                dispatch.OPTIONS_KEY: dispatch.Options(
+                    duplicate_radius_m=settings.dispatch_duplicate_radius_m
+                ),
+            },
+        )
         self.relay: OutboxRelay = OutboxRelay(
             self.sessions,
             self.bus,
             poll_interval=settings.outbox_poll_interval,
             retention=timedelta(hours=settings.outbox_retention_hours),
         )
-        self.registry = Registry()
         self.contexts = ContextStore(
             preload=settings.broker_contexts, fetch_timeout=settings.broker_context_timeout
         )
@@ -163,6 +178,7 @@ class Hub:
             attempts=settings.rules_delivery_attempts,
             timeout=settings.rules_delivery_timeout,
         )
+        self.overdue = OverdueTask(self.sessions, settings.dispatch_overdue_interval)
         self.platform = HubPlatform(self.engine, self.bus, settings.instance_name)
         self.runner = AppRunner(self.registry, self.sessions, self.platform)
         self.metrics = HubMetrics()
@@ -245,6 +261,7 @@ class Hub:
             self.backups.start()
         await self.retention.start()
         self.rules_task.start()
+        await self.overdue.start()
         log.info(
             "CityHub %s up: database %s, bus %s, %d app(s)",
             __version__,
@@ -265,6 +282,7 @@ class Hub:
             await self.backups.stop()
         await self.retention.stop()
         await self.rules_task.stop()
+        await self.overdue.stop()
         await self.relay.stop()
         await self.notifier.stop()
         await self.runner.teardown()
@@ -459,7 +477,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.include_router(router)
         _declare_bearer(app)
     app.include_router(retention_api.router)
-    for router in rules_api.ROUTERS:
+    for router in (*rules_api.ROUTERS, *dispatch_api.ROUTERS):
         app.include_router(router)
     app.include_router(console_api.router)
     # The console's files answer what no route matches, the apps' routes mounted at start-up included.

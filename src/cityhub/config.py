@@ -211,6 +211,22 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = Field(None, description="SMTP password.")
     smtp_sender: str = Field("cityhub@localhost", description="From address of alert e-mails.")
     smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    data_dir: Path = Field(
+        Path("var"), description="Folder for files the hub keeps (case attachments under dispatch/)."
+    )
+    dispatch_attachment_max_bytes: int = Field(
+        1_000_000,
+        gt=0,
+        description="Largest case photo accepted (413 beyond); CITYHUB_MAX_BODY_BYTES applies too.",
+    )
+    dispatch_duplicate_radius_m: float = Field(
+        50.0,
+        ge=0,
+        description="Metres within which a report joins an open case of its category (last 24 h).",
+    )
+    dispatch_overdue_interval: float = Field(
+        60.0, ge=0, description="Seconds between checks for overdue cases; 0 turns the check off."
+    )
     apps_disabled: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated names of installed apps not to load."
     )

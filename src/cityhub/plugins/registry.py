@@ -15,8 +15,26 @@ from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.bus import Event, Handler
+from cityhub.hub.dispatch.casetypes import ACTION_EFFECTS, CaseAction, CaseType, transitions_of
 from cityhub.hub.rules.conditions import InvalidRule, check_definition
 from cityhub.plugins.indicators import Indicator
+
+__all__ = [
+    "ACTION_EFFECTS",
+    "AppRegistry",
+    "CaseAction",
+    "CaseType",
+    "Consumer",
+    "DuplicateRegistration",
+    "EntityType",
+    "IndicatorProvider",
+    "IndicatorValue",
+    "Registry",
+    "RegistryClosed",
+    "RouterEntry",
+    "RuleTemplate",
+    "transitions_of",
+]
 
 
 class RegistryClosed(RuntimeError):
@@ -68,23 +86,6 @@ class RuleTemplate:
     title_zh: str
     title_en: str
     definition: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class CaseType:
-    """A case workflow: states and the allowed transitions between them."""
-
-    app: str
-    key: str
-    title_zh: str
-    title_en: str
-    initial: str
-    transitions: dict[str, tuple[str, ...]]
-
-    def __post_init__(self) -> None:
-        states = set(self.transitions) | {s for targets in self.transitions.values() for s in targets}
-        if self.initial not in states:
-            raise ValueError(f"case type {self.key}: initial state {self.initial!r} has no transitions")
 
 
 @dataclass(frozen=True)
@@ -191,13 +192,36 @@ class AppRegistry:
         title_zh: str,
         title_en: str,
         initial: str,
-        transitions: dict[str, Sequence[str]],
+        transitions: dict[str, Sequence[str]] | None = None,
+        actions: Sequence[CaseAction] = (),
+        terminal: Sequence[str] = (),
+        stages: dict[str, str] | None = None,
+        state_titles: dict[str, tuple[str, str]] | None = None,
     ) -> None:
+        """Register a case workflow: give ``transitions``, or ``actions`` (the transitions follow
+        from them), or both (each action must be one of the transitions)."""
         self._check_open()
         if key in self._registry.case_types:
             raise DuplicateRegistration(f"case type {key} already registered")
-        frozen = {state: tuple(targets) for state, targets in transitions.items()}
-        self._registry.case_types[key] = CaseType(self.app, key, title_zh, title_en, initial, frozen)
+        if transitions is None and not actions:
+            raise ValueError(f"case type {key}: give its transitions or its actions")
+        frozen = (
+            {state: tuple(targets) for state, targets in transitions.items()}
+            if transitions is not None
+            else transitions_of(actions)
+        )
+        self._registry.case_types[key] = CaseType(
+            self.app,
+            key,
+            title_zh,
+            title_en,
+            initial,
+            frozen,
+            tuple(actions),
+            tuple(terminal),
+            dict(stages or {}),
+            dict(state_titles or {}),
+        )
 
     def add_indicator_provider(self, indicator: Indicator, provider: IndicatorProvider) -> None:
         self._check_open()
