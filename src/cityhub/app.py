@@ -35,6 +35,7 @@ from cityhub.hub.broker.notifier import CONSUMER as NOTIFY_CONSUMER
 from cityhub.hub.broker.notifier import Notifier
 from cityhub.hub.console import api as console_api
 from cityhub.hub.console.service import LiveFeed
+from cityhub.hub.dispatch import alerts as dispatch_alerts
 from cityhub.hub.dispatch import api as dispatch_api
 from cityhub.hub.dispatch import service as dispatch
 from cityhub.hub.dispatch import workflow as dispatch_workflow
@@ -89,6 +90,7 @@ class Hub:
         )
         self.registry = Registry()
         dispatch_workflow.register_builtin(self.registry.case_types)
+        dispatch_alerts.install()  # alerts whose rules ask for it open cases
         # Sessions wake the relay after a commit that added events (see cityhub.bus.outbox), and
         # know the case types (the registry's, filled by the apps at start) and dispatch options.
         self.sessions = session_factory(
@@ -477,7 +479,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.include_router(router)
         _declare_bearer(app)
     app.include_router(retention_api.router)
-    for router in (*rules_api.ROUTERS, *dispatch_api.ROUTERS):
+    for router in (*rules_api.ROUTERS, *dispatch_api.ROUTERS, dispatch_alerts.router):
         app.include_router(router)
     app.include_router(console_api.router)
     # The console's files answer what no route matches, the apps' routes mounted at start-up included.
