@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhub.hub.rules import service
 from cityhub.hub.rules.models import Alert
 from cityhub.kit.db import current_tenant, scope_to_tenant
+from cityhub.systems.security.policy import Permission, requirement
 from tests.bus.support import wait_until
 from tests.hub.rules.support import ALERTS, ENTITIES, RULES, add_rule, air, alerts, put_entity, wait_alerts
 
@@ -309,3 +310,12 @@ async def test_the_database_keeps_one_open_alert_per_key(app: FastAPI) -> None:
         async with app.state.hub.sessions() as session, session.begin():
             scope_to_tenant(session, "410100")
             session.add(alert("acknowledged"))
+
+
+def test_dry_runs_only_read_so_readers_may_run_them() -> None:
+    for path in ("/api/v1/rules/dry-run", "/api/v1/rules/7d0c6c7e-0000-4000-8000-000000000000/dry-run"):
+        needed = requirement("POST", path)
+        assert needed is not None
+        assert needed.permission is Permission.DATA_READ
+    assert requirement("POST", "/api/v1/rules").permission is Permission.DATA_WRITE  # type: ignore[union-attr]
+    assert requirement("POST", "/api/v1/rules/x/y/dry-run").permission is Permission.DATA_WRITE  # type: ignore[union-attr]

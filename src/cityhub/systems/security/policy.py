@@ -123,7 +123,8 @@ _SELF_SERVICE = re.compile(r"^/api/v1/auth/(me|totp/enroll|totp/confirm|revoke|p
 _READ_POSTS = re.compile(
     r"^(/ngsi-ld/v1/(temporal/)?entityOperations/query"
     r"|/api/v1/environment/(aqi|water/class|noise/compliance|soil/compliance|sources/compliance"
-    r"|energy/intensity))$"
+    r"|energy/intensity)"
+    r"|/api/v1/rules/([^/]+/)?dry-run)$"
 )
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
