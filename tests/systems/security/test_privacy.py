@@ -17,6 +17,7 @@ from cityhub.app import create_app
 from cityhub.cli import app as cli
 from cityhub.config import Settings
 from cityhub.systems.security.models import AuditRecord
+from tests.hub.broker.receiver import Receiver
 from tests.systems.security.conftest import add_user, bearer, client_for
 
 KEY1 = "k1:" + base64.b64encode(b"1" * 32).decode()
@@ -244,3 +245,26 @@ def test_rotation_reencrypts_and_a_missing_key_is_a_clear_error(
     assert unknown.exit_code == 1
     assert "k2" in unknown.output
     assert RESIDENT in unknown.output
+
+
+async def test_notifications_carry_masked_values(database_url: str) -> None:
+    application = create_app(_settings(database_url, KEY1))
+    async with (
+        application.router.lifespan_context(application),
+        Receiver() as receiver,
+        client_for(application) as http,
+    ):
+        body = {
+            "id": "urn:ngsi-ld:Subscription:residents",
+            "type": "Subscription",
+            "entities": [{"type": "Resident"}],
+            "notification": {"endpoint": {"uri": receiver.url, "accept": "application/json"}},
+        }
+        assert (await http.post("/ngsi-ld/v1/subscriptions", json=body)).status_code == 201
+        assert (await http.post("/ngsi-ld/v1/entities", json=resident())).status_code == 201
+        received = await asyncio.wait_for(receiver.received.get(), timeout=30)
+    shown = str(received.body)
+    for secret in SECRETS:
+        assert secret not in shown
+    assert "410105********1234" in shown
+    assert "138****5678" in shown
