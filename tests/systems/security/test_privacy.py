@@ -148,6 +148,25 @@ async def test_a_data_officer_sees_plaintext_and_each_read_is_audited(secure_app
         assert count == len(READS)
 
 
+async def test_q_cannot_probe_masked_values_without_clearance(secure_app: FastAPI) -> None:
+    async with client_for(secure_app) as http:
+        await _write(secure_app, http)
+        viewer = await add_user(secure_app, "410100", [("410100", "viewer")])
+        officer = await add_user(secure_app, "410100", [("410100", "data_officer")])
+        for q, viewer_sees, officer_sees in (
+            (f'name=="{NAME}"', 0, 2),  # personal: stored plain, comparable with clearance only
+            ("name", 0, 2),
+            (f'phone=="{PHONE}"', 0, 0),  # sensitive: encrypted, never comparable
+            ("householdSize==3", 2, 2),
+        ):
+            for account, expected in ((viewer, viewer_sees), (officer, officer_sees)):
+                response = await http.get(
+                    f"/ngsi-ld/v1/entities?type=Resident&q={q}", headers=await bearer(http, account)
+                )
+                assert response.status_code == 200
+                assert len(response.json()) == expected, (q, account.username)
+
+
 async def test_clearance_is_held_per_tenant(secure_app: FastAPI) -> None:
     async with client_for(secure_app) as http:
         await _write(secure_app, http)

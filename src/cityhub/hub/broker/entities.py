@@ -302,6 +302,7 @@ async def _answer_query(
 ) -> Response:
     page = page_size(limit, offset, count)
     view.disclosure = broker.disclosure
+    query.matches = broker.disclosure.guard_query(query.matches)
     query.keep = view.matches_attrs
     if not broker.tenant_given or await service.tenant_exists(broker.session, broker.tenant):
         found, total = await service.query_entities(broker.session, query, limit=page, offset=offset)

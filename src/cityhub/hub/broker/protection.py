@@ -21,7 +21,7 @@ name them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,6 +30,7 @@ import orjson
 from cityhub.hub.broker.ngsi import content_key
 
 ENVELOPE = "encrypted"
+Matcher = Callable[[dict[str, Any]], bool]
 ENVELOPE_PREFIX = "v1:"
 _LOCAL = re.compile(r"[/#:]")
 
@@ -200,6 +201,24 @@ class Disclosure:
         for name in rules:
             revealed[name] = self.instances(entity["id"], entity["type"], name, attrs[name])
         return entity | {"attrs": revealed}
+
+    def comparable(self, entity: dict[str, Any]) -> dict[str, Any]:
+        """The entity as q compares it for this caller: without clearance, classified attributes
+        are absent (a comparison would let the caller recover a masked value guess by guess)."""
+        if self.clear:
+            return entity
+        rules = classified(entity["type"], entity["attrs"])
+        if not rules:
+            return entity
+        return entity | {"attrs": {n: i for n, i in entity["attrs"].items() if n not in rules}}
+
+    def guard_query(
+        self, matches: Callable[[dict[str, Any]], bool] | None
+    ) -> Callable[[dict[str, Any]], bool] | None:
+        """``matches`` (a compiled q, scopeQ, type expression) over :meth:`comparable` entities."""
+        if matches is None or self.clear:
+            return matches
+        return lambda entity: matches(self.comparable(entity))
 
     def noted(self) -> dict[str, Any] | None:
         """What was shown unmasked, for the audit record (names, never values); None: nothing."""

@@ -302,6 +302,7 @@ async def _page(
     if chosen.attrs is not None and not chosen.attrs:  # pick of id/type alone: history of any attribute
         chosen = dataclasses.replace(chosen, attrs=None)
     query.where = history.has_history(chosen, params.time)
+    query.matches = broker.disclosure.guard_query(query.matches)
     if not broker.tenant_given or await service.tenant_exists(broker.session, broker.tenant):
         found, total = await service.query_entities(broker.session, query, limit=page, offset=offset)
     else:
