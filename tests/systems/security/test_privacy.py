@@ -10,12 +10,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import ValidationError
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
 from cityhub.app import create_app
 from cityhub.cli import app as cli
-from cityhub.config import Settings
+from cityhub.config import DEV_DATA_KEYS, Settings
 from cityhub.systems.security.models import AuditRecord
 from tests.hub.broker.receiver import Receiver
 from tests.systems.security.conftest import add_user, bearer, client_for
@@ -287,3 +288,31 @@ async def test_notifications_carry_masked_values(database_url: str) -> None:
         assert secret not in shown
     assert "410105********1234" in shown
     assert "138****5678" in shown
+
+
+async def test_production_refuses_to_start_without_data_keys(database_url: str) -> None:
+    production = Settings(
+        env="production",
+        database_url=database_url,
+        bus_url="memory://",
+        instance_name="test",
+        secret_key="production-signing-key-" + "p" * 32,
+    )
+    application = create_app(production)
+    with pytest.raises(RuntimeError, match="CITYHUB_DATA_KEYS"):
+        async with application.router.lifespan_context(application):
+            pass
+
+
+def test_production_refuses_the_development_data_key(database_url: str) -> None:
+    with pytest.raises(ValidationError, match="development key"):
+        Settings(
+            env="production",
+            database_url=database_url,
+            secret_key="production-signing-key-" + "p" * 32,
+            data_keys=DEV_DATA_KEYS,
+        )
+    with pytest.raises(ValidationError, match="32 bytes"):
+        Settings(env="test", database_url=database_url, data_keys="k1:" + base64.b64encode(b"x").decode())
+    assert Settings(env="development", database_url=database_url).data_key_ring == DEV_DATA_KEYS
+    assert Settings(env="test", database_url=database_url).data_key_ring is None

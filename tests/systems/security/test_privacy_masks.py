@@ -9,13 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cityhub.hub.broker.protection import binding
+from cityhub.hub.broker.protection import Rule, binding
 from cityhub.systems.security.privacy import (
     FULL,
     PROVINCES,
     DataKeyError,
     InvalidDataKeys,
     KeyRing,
+    PersonalData,
     mask,
     mask_address,
     mask_email,
@@ -183,3 +184,19 @@ def test_classification_is_checked() -> None:
         )
     model = model_from_schema("X", {"properties": {"a": {"type": "string", "x-personal": "sensitive"}}})
     assert model.personal() == {"a": {"level": "sensitive", "mask": "full"}}
+
+
+def test_applications_classify_their_models() -> None:
+    models = default_models()
+    personal = PersonalData(models, None)
+    assert personal.rules(("https://example.org/ns/Visitor",)) == {}
+    spec = {"type": "string", "x-personal": "sensitive", "x-mask": "plate"}
+    models.register(
+        model_from_schema("Visitor", {"properties": {"carPlate": spec, "count": {"type": "integer"}}})
+    )
+    personal.refresh()
+    rules = personal.rules(("https://example.org/ns/Visitor",))
+    assert rules == {"carPlate": Rule(level="sensitive", mask="plate")}
+    assert personal.has_sensitive
+    with pytest.raises(DataKeyError, match="no data key"):
+        personal.encrypt(b"x", b"c")
