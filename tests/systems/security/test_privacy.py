@@ -149,6 +149,20 @@ async def test_a_data_officer_sees_plaintext_and_each_read_is_audited(secure_app
         assert count == len(READS)
 
 
+async def test_aggregates_of_classified_attributes_need_clearance(secure_app: FastAPI) -> None:
+    path = f"/ngsi-ld/v1/temporal/entities/{RESIDENT}?options=aggregatedValues&aggrMethods=totalCount,max"
+    async with client_for(secure_app) as http:
+        await _write(secure_app, http)
+        viewer = await add_user(secure_app, "410100", [("410100", "viewer")])
+        officer = await add_user(secure_app, "410100", [("410100", "data_officer")])
+        seen = (await http.get(path, headers=await bearer(http, viewer))).json()
+        assert "householdSize" in seen
+        assert "phone" not in seen
+        seen = (await http.get(path, headers=await bearer(http, officer))).json()
+        assert "householdSize" in seen
+        assert "phone" in seen
+
+
 async def test_q_cannot_probe_masked_values_without_clearance(secure_app: FastAPI) -> None:
     async with client_for(secure_app) as http:
         await _write(secure_app, http)

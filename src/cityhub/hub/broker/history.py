@@ -375,6 +375,8 @@ def render(
         out["createdAt"], out["modifiedAt"] = entity["createdAt"], entity["modifiedAt"]
     if aggregated is not None:
         for name, values in aggregated.items():
+            if disclosure is not None and not disclosure.aggregable(entity, name):
+                continue  # aggregates of masked values (min, max, distinct ones) would show them
             out[ctx.compact(name)] = values.groups[0] if len(values.groups) == 1 else values.groups
         return out
     for name, series in instances.items():

@@ -202,6 +202,16 @@ class Disclosure:
             revealed[name] = self.instances(entity["id"], entity["type"], name, attrs[name])
         return entity | {"attrs": revealed}
 
+    def aggregable(self, entity: dict[str, Any], name: str) -> bool:
+        """Whether aggregates of an attribute may be shown: always with clearance (noted), never
+        of a classified attribute without it."""
+        if not classified(entity["type"], (name,)):
+            return True
+        if self.clear and self.audited:
+            self.entities.add(entity["id"])
+            self.attributes.add(local_name(name))
+        return self.clear
+
     def comparable(self, entity: dict[str, Any]) -> dict[str, Any]:
         """The entity as q compares it for this caller: without clearance, classified attributes
         are absent (a comparison would let the caller recover a masked value guess by guess)."""

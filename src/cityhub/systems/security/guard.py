@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cityhub.config import Settings
+from cityhub.hub.broker.http import PERSONAL_CLEARANCE, PERSONAL_READS
 from cityhub.hub.ingest.api import FIWARE_TENANT_PATHS, iot_tenant
 from cityhub.kit.errors import Forbidden, TooManyRequests, Unauthorized
 from cityhub.kit.time import utcnow
@@ -50,11 +51,9 @@ from cityhub.systems.security.ratelimit import RateLimiter, create_rate_limiter
 log = logging.getLogger(__name__)
 
 PRINCIPAL = "principal"
-#: Set on each authorized request: whether the caller holds ``personal:read`` in the request's
-#: tenant. The broker reads it (and only it) to mask personal information, and notes under
-#: ``PERSONAL_READS`` what it showed unmasked, which :class:`AuditMiddleware` records.
-PERSONAL_CLEARANCE = "personal_clearance"
-PERSONAL_READS = "personal_reads"
+# PERSONAL_CLEARANCE is set on each authorized request: whether the caller holds ``personal:read``
+# in the request's tenant. The broker reads it (and only it) to mask personal information, and
+# notes under PERSONAL_READS what it showed unmasked, which :class:`AuditMiddleware` records.
 
 
 @dataclass(frozen=True)
