@@ -188,7 +188,10 @@ class Compiled:
         return False
 
     def matches(self, entity: dict[str, Any]) -> bool:
-        if self.q is not None and not self.q.evaluate(entity, self.ctx.expand):
+        # a subscriber has no clearance: its q sees no classified attribute (no probing by q)
+        if self.q is not None and not self.q.evaluate(
+            protection.for_subscribers().comparable(entity), self.ctx.expand
+        ):
             return False
         if self.scope is not None and not self.scope.evaluate(entity.get("scope", [])):
             return False
