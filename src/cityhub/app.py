@@ -29,6 +29,7 @@ from cityhub.bus import Event, create_bus
 from cityhub.bus.outbox import WAKE_KEY, OutboxRelay
 from cityhub.config import Settings, get_settings
 from cityhub.hub.broker import api as broker_api
+from cityhub.hub.broker import protection
 from cityhub.hub.broker.context import ContextStore
 from cityhub.hub.broker.events import EntitiesChanged, RegistrationsChanged
 from cityhub.hub.broker.notifier import CONSUMER as NOTIFY_CONSUMER
@@ -73,6 +74,7 @@ from cityhub.plugins import AppRunner, Registry, discover
 from cityhub.systems.infrastructure import api as infrastructure_api
 from cityhub.systems.security import api as security_api
 from cityhub.systems.security.guard import AuditMiddleware, SecurityRuntime, declare_bearer, guard
+from cityhub.systems.security.privacy import PersonalData, data_key_ring
 from cityhub.systems.security.tasks import BackupSchedule
 from cityhub.systems.standards.datamodels import InvalidModel, default_models, model_from_schema
 
@@ -205,6 +207,9 @@ class Hub:
         )
         if self.security is not None:
             self.ingest.on_unknown_key.append(self.security.unknown_device_key)
+        #: Personal information in entities: classification from the data models, the data keys.
+        self.personal_data = PersonalData(self.ingest.models, data_key_ring(settings))
+        protection.install(self.personal_data)
 
     def _wake_relay(self) -> None:
         self.relay.wake()
@@ -234,6 +239,15 @@ class Hub:
         await self.runner.setup(discover(self.settings.apps_disabled))
         self.platform.statuses = self.runner.statuses
         self._register_data_models()
+        self.personal_data.refresh()
+        protection.install(self.personal_data)
+        if self.personal_data.keys is None and self.personal_data.has_sensitive:
+            if self.settings.env == "production":
+                raise RuntimeError(
+                    "CITYHUB_DATA_KEYS must be set in production: data models classify attributes as "
+                    "sensitive, which are stored encrypted"
+                )
+            log.warning("CITYHUB_DATA_KEYS is not set: sensitive personal information cannot be written")
         self.bus.subscribe(NOTIFY_CONSUMER, [EntitiesChanged, RegistrationsChanged], self._on_changes)
         self.bus.subscribe(COMMANDS_CONSUMER, [EntitiesChanged], self.commands.on_changes)
         self.bus.subscribe(RULES_CONSUMER, [EntitiesChanged], self.rules.on_changes)

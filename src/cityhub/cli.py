@@ -765,3 +765,45 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+security_app = typer.Typer(help="Security: personal information and its data keys.", no_args_is_help=True)
+app.add_typer(security_app, name="security")
+
+
+@security_app.command("rotate-data-key")
+def security_rotate_data_key(
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Rows re-encrypted per transaction.")] = 500,
+) -> None:
+    """Re-encrypt every stored personal value under the current data key (the first of
+    CITYHUB_DATA_KEYS). Resumable and idempotent; values under a key not held are listed, never
+    dropped (exit 1)."""
+    from cityhub.systems.security import rotation
+    from cityhub.systems.security.privacy import data_key_ring
+
+    settings = _settings()
+    ring = data_key_ring(settings)
+    if ring is None:
+        err.print("[bold red]CITYHUB_DATA_KEYS is not set:[/] give the new key first, then the old ones")
+        raise typer.Exit(2)
+
+    async def run(engine: AsyncEngine) -> rotation.Rotated:
+        await _require_schema(engine)
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task(f"re-encrypting under {ring.current}", total=None)
+            return await rotation.rotate(
+                session_factory(engine),
+                ring,
+                batch=batch,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+
+    outcome = _run(run, settings)
+    console.print(
+        f"{outcome.values} value(s) re-encrypted under {ring.current}, "
+        f"{outcome.current} already under it, {len(outcome.problems)} that cannot be opened"
+    )
+    for problem in outcome.problems:
+        err.print(f"[bold red]cannot open:[/] {problem}")
+    if outcome.problems:
+        raise typer.Exit(1)

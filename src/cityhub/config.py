@@ -7,6 +7,7 @@ message naming the variable: a misconfigured hub must not come up half-right.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -22,6 +23,8 @@ ENV_PREFIX = "CITYHUB_"
 #: Applications read their own settings from CITYHUB_APP_<NAME>_*; those are checked by each app.
 APP_ENV_PREFIX = "CITYHUB_APP_"
 DEV_SECRET_KEY = "cityhub-development-secret-do-not-use-in-production"
+#: Published, hence for development only: never used unless CITYHUB_ENV=development.
+DEV_DATA_KEYS = "dev:Y2l0eWh1Yi1kZXZlbG9wbWVudC1kYXRhLWtleS0zMiE="
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/cityhub.db"
 
 
@@ -58,6 +61,10 @@ class Settings(BaseSettings):
     )
     secret_key: SecretStr = Field(
         SecretStr(DEV_SECRET_KEY), description="Signing key for tokens; must be set in production."
+    )
+    data_keys: SecretStr | None = Field(
+        None,
+        description="Keys of personal data at rest: id:base64key,... (AES-256, the first current).",
     )
     default_tenant: str = Field(
         "410100", description="GB/T 2260 code of the tenant used when a request names none."
@@ -297,11 +304,43 @@ class Settings(BaseSettings):
             )
         if self.env == "production" and len(self.secret_key.get_secret_value()) < 32:
             raise ValueError(f"{ENV_PREFIX}SECRET_KEY must be at least 32 characters in production")
+        if (
+            self.env == "production"
+            and self.data_keys is not None
+            and DEV_DATA_KEYS.split(":")[1] in self.data_keys.get_secret_value()
+        ):
+            raise ValueError(f"{ENV_PREFIX}DATA_KEYS must not hold the development key in production")
         if self.env == "production":
             if self.auth_mode != "on" and "auth_mode" in self.model_fields_set:
                 raise ValueError(f"{ENV_PREFIX}AUTH_MODE must be on in production")
             self.auth_mode = "on"  # production is secured even when the setting is left out
         return self
+
+    @field_validator("data_keys")
+    @classmethod
+    def _readable_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        for item in value.get_secret_value().split(","):
+            key_id, sep, encoded = item.strip().partition(":")
+            if not sep or not key_id.strip():
+                raise ValueError("write each key as id:base64key, the keys separated by commas")
+            try:
+                material = base64.b64decode(
+                    encoded.strip() + "=" * (-len(encoded.strip()) % 4), altchars=b"-_"
+                )
+            except ValueError:
+                raise ValueError(f"data key {key_id.strip()}: not base64") from None
+            if len(material) != 32:
+                raise ValueError(f"data key {key_id.strip()}: 32 bytes (256 bits) are needed")
+        return value
+
+    @property
+    def data_key_ring(self) -> str | None:
+        """``CITYHUB_DATA_KEYS``, or in development (only) the published development key."""
+        if self.data_keys is not None:
+            return self.data_keys.get_secret_value()
+        return DEV_DATA_KEYS if self.env == "development" else None
 
     @property
     def uses_dev_secret(self) -> bool:

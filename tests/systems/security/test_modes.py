@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import httpx
@@ -87,7 +88,10 @@ async def test_security_headers_and_strict_cors(database_url: str) -> None:
 
 
 async def test_hsts_in_production(database_url: str) -> None:
-    app = create_app(secure_settings(database_url, env="production", secret_key=STRONG_KEY))
+    data_keys = "k1:" + base64.b64encode(b"k" * 32).decode()  # production needs them (built-in models)
+    app = create_app(
+        secure_settings(database_url, env="production", secret_key=STRONG_KEY, data_keys=data_keys)
+    )
     async with app.router.lifespan_context(app), client_for(app) as http:
         response = await http.get("/healthz")
     assert response.headers["strict-transport-security"].startswith("max-age=31536000")

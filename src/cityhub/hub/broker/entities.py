@@ -170,6 +170,7 @@ async def retrieve_entity(broker: Broker, entity_id: str, shown: Shown) -> Respo
     await broker.read_tenant()
     ctx = await broker.context()
     view = shown.view(ctx)
+    view.disclosure = broker.disclosure
     entity = await service.get_entity(broker.session, entity_id_of(entity_id))
     if not view.matches_attrs(entity):
         raise NotFound(f"entity {entity_id} has none of the attributes asked for")
@@ -300,6 +301,8 @@ async def _answer_query(
     count: bool,
 ) -> Response:
     page = page_size(limit, offset, count)
+    view.disclosure = broker.disclosure
+    query.matches = broker.disclosure.guard_query(query.matches)
     query.keep = view.matches_attrs
     if not broker.tenant_given or await service.tenant_exists(broker.session, broker.tenant):
         found, total = await service.query_entities(broker.session, query, limit=page, offset=offset)

@@ -36,6 +36,7 @@ from sqlalchemy.orm import aliased
 from cityhub.hub.broker import ngsi
 from cityhub.hub.broker.context import ActiveContext
 from cityhub.hub.broker.models import BrokerAttributeInstance, BrokerEntity
+from cityhub.hub.broker.protection import Disclosure
 from cityhub.kit.errors import BadRequestData
 from cityhub.kit.time import isoformat, parse_datetime
 
@@ -360,9 +361,11 @@ def render(
     options: set[str],
     query: TimeQuery,
     aggregated: dict[str, Aggregated] | None = None,
+    disclosure: Disclosure | None = None,
 ) -> dict[str, Any]:
     """An entity's temporal representation, compacted with ``ctx``; with ``aggregated`` (see
-    :mod:`cityhub.hub.broker.aggregation`), its aggregatedValues."""
+    :mod:`cityhub.hub.broker.aggregation`), its aggregatedValues. ``disclosure``: how personal
+    information is shown."""
     sys_attrs = "sysAttrs" in options
     shell = {"id": entity["id"], "type": entity["type"], "attrs": {}} | (
         {"scope": entity["scope"]} if entity.get("scope") else {}
@@ -372,17 +375,23 @@ def render(
         out["createdAt"], out["modifiedAt"] = entity["createdAt"], entity["modifiedAt"]
     if aggregated is not None:
         for name, values in aggregated.items():
+            if disclosure is not None and not disclosure.aggregable(entity, name):
+                continue  # aggregates of masked values (min, max, distinct ones) would show them
             out[ctx.compact(name)] = values.groups[0] if len(values.groups) == 1 else values.groups
         return out
     for name, series in instances.items():
         kind, rows = series.kind, series.rows
         term = ctx.compact(name)
+        datas = [r.data for r in rows]
+        if disclosure is not None:
+            datas = disclosure.instances(entity["id"], entity["type"], name, datas)
         if "temporalValues" in options:
             key = ngsi.content_key(kind)
             groups: list[dict[str, Any]] = []
+            shown = {id(r): data for r, data in zip(rows, datas, strict=True)}
             # one object per datasetId; an attribute pagination left no instances of shows empty
             for dataset, members in _by_dataset(rows) or [(None, [])]:
-                pairs = [[_simple(r.data, key, ctx), isoformat(_time_of(r, query))] for r in members]
+                pairs = [[_simple(shown[id(r)], key, ctx), isoformat(_time_of(r, query))] for r in members]
                 one = {"type": kind, PLURALS[key]: pairs}
                 groups.append(one | ({"datasetId": dataset} if dataset is not None else {}))
             out[term] = groups[0] if len(groups) == 1 else groups
@@ -395,7 +404,7 @@ def render(
                     "type": [],
                     "createdAt": "",
                     "modifiedAt": "",
-                    "attrs": {name: [r.data for r in rows]},
+                    "attrs": {name: datas},
                 },
                 ctx,
                 sys_attrs=sys_attrs,

@@ -14,6 +14,7 @@ from fastapi import Depends, Request, Response
 
 from cityhub.hub.broker import ngsi, service
 from cityhub.hub.broker.context import ActiveContext, ContextStore, link_header, parse_link_header
+from cityhub.hub.broker.protection import Disclosure
 from cityhub.kit.db import scope_to_tenant
 from cityhub.kit.errors import BadRequestData, HubError, InvalidRequest, UnsupportedMediaType
 from cityhub.kit.time import isoformat, utcnow
@@ -27,6 +28,9 @@ GEO_ROUTES = frozenset({"retrieve_entity", "query_entities"})
 MERGE_PATCH = "application/merge-patch+json"
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
+#: What access control sets on a request (see ``protection``) and what the broker notes back.
+PERSONAL_CLEARANCE = "personal_clearance"
+PERSONAL_READS = "personal_reads"
 
 
 class NotAcceptable(HubError):
@@ -55,6 +59,10 @@ class BrokerRequest:
             raise BadRequestData(f"tenant {self.tenant!r} is not a valid tenant name")
         scope_to_tenant(session, self.tenant)
         self.contexts: ContextStore = request.app.state.hub.contexts
+        # Set by access control on every request it lets through; absent when it is off, and
+        # then personal information is shown as written (development).
+        clearance = getattr(request.state, PERSONAL_CLEARANCE, None)
+        self.disclosure = Disclosure(clear=clearance is not False, audited=clearance is True)
         self.accept = _negotiate(request.headers.get("accept"))
         route = getattr(request.scope.get("route"), "name", None)
         if self.accept == GEO_JSON and request.method == "GET" and route not in GEO_ROUTES:
@@ -116,6 +124,9 @@ class BrokerRequest:
             headers["Link"] = ",".join(filter(None, (link_header(ctx.urls[0]), headers.get("Link"))))
         if self.tenant_given:
             headers[TENANT_HEADER] = self.tenant
+        noted = self.disclosure.noted()
+        if noted is not None:
+            setattr(self.request.state, PERSONAL_READS, noted)
         return Response(orjson.dumps(payload), status_code=status, media_type=media, headers=headers)
 
 

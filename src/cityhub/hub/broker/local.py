@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhub.hub.broker import changes, ngsi, service
+from cityhub.hub.broker import changes, ngsi, protection, service
 from cityhub.hub.broker.context import core_context
 from cityhub.hub.broker.entities import entity_query
 from cityhub.hub.broker.models import BrokerAttributeInstance
@@ -41,8 +41,9 @@ def expand(name: str) -> str:
 
 
 def compact_entity(stored: Mapping[str, Any]) -> dict[str, Any]:
-    """An entity as stored (an ``EntitiesChanged`` change's ``entity``) in normalized form."""
-    return ngsi.compact_entity(stored, core_context())
+    """An entity as stored (an ``EntitiesChanged`` change's ``entity``) in normalized form.
+    Applications run in the hub's process: encrypted personal information is given decrypted."""
+    return ngsi.compact_entity(protection.Disclosure(clear=True).entity(dict(stored)), core_context())
 
 
 async def write_entities(
@@ -142,5 +143,6 @@ async def read_history(
     history: dict[str, list[tuple[datetime, Any]]] = {name: [] for name in attrs}
     async with _in_tenant(session, tenant):
         for attribute, when, data in await session.execute(statement):
-            history[names[attribute]].append((when, data.get(ngsi.content_key(data.get("type", "")))))
+            content = data.get(ngsi.content_key(data.get("type", "")))
+            history[names[attribute]].append((when, protection.open_content(entity_id, attribute, content)))
     return history

@@ -41,7 +41,7 @@ from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cityhub.bus.inbox import first_delivery
-from cityhub.hub.broker import ngsi, service, views
+from cityhub.hub.broker import ngsi, protection, service, views
 from cityhub.hub.broker.context import ActiveContext, ContextStore, link_header
 from cityhub.hub.broker.csource_notify import (
     NEWLY_MATCHING,
@@ -188,7 +188,10 @@ class Compiled:
         return False
 
     def matches(self, entity: dict[str, Any]) -> bool:
-        if self.q is not None and not self.q.evaluate(entity, self.ctx.expand):
+        # a subscriber has no clearance: its q sees no classified attribute (no probing by q)
+        if self.q is not None and not self.q.evaluate(
+            protection.for_subscribers().comparable(entity), self.ctx.expand
+        ):
             return False
         if self.scope is not None and not self.scope.evaluate(entity.get("scope", [])):
             return False
@@ -232,6 +235,7 @@ async def compile_subscription(row: BrokerSubscription, contexts: ContextStore) 
         attrs=attributes,
         join=notification.get("join"),
         join_level=notification.get("joinLevel", 1),
+        disclosure=protection.for_subscribers(),
     )
     endpoint = notification["endpoint"]
     return Compiled(
@@ -428,14 +432,18 @@ class Notifier:
             if "attributeDeleted" in sub.triggers:
                 for name in change["deleted"]:
                     if sub.attributes is None or name in sub.attributes:
-                        instance = change["previous"][name][0]
+                        (instance,) = protection.for_subscribers().instances(
+                            entity["id"], entity["type"], name, change["previous"][name][:1]
+                        )
                         shown[sub.view.ctx.compact(name)] = _null_instance(
                             instance, sub.show_changes, fmt, sub.view.ctx
                         )
             if sub.show_changes and fmt != "keyValues":
                 for name in change["updated"]:
                     term = sub.view.ctx.compact(name)
-                    previous = change["previous"][name]
+                    previous = protection.for_subscribers().instances(
+                        entity["id"], entity["type"], name, change["previous"][name]
+                    )
                     if isinstance(shown.get(term), dict) and len(previous) == 1:
                         key = ngsi.content_key(previous[0].get("type", "Property"))
                         if key in previous[0]:
@@ -461,8 +469,11 @@ class Notifier:
         if sub.show_changes or sub.attributes is not None:
             for name, instances in change["previous"].items():
                 if sub.attributes is None or name in sub.attributes:
+                    masked = protection.for_subscribers().instances(
+                        change["id"], before["type"], name, instances
+                    )
                     shown[ctx.compact(name)] = _null_instance(
-                        instances[0], sub.show_changes, sub.view.fmt, ctx, entity_gone=True
+                        masked[0], sub.show_changes, sub.view.fmt, ctx, entity_gone=True
                     )
         return shown
 

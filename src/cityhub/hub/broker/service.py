@@ -15,6 +15,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from cityhub.hub.broker.events import record
 from cityhub.hub.broker.models import BrokerEntity, BrokerEntityType, BrokerTenant
 from cityhub.hub.broker.ngsi import NGSI_LD
+from cityhub.hub.broker.protection import seal
 from cityhub.hub.tenancy.models import Tenant
 from cityhub.kit.db import current_tenant, note_written, upsert_insert
 from cityhub.kit.errors import AlreadyExists, NonexistentTenant, NotFound
@@ -107,6 +108,7 @@ def writable(entity: dict[str, Any]) -> dict[str, Any]:
 async def create_entity(session: AsyncSession, entity: dict[str, Any]) -> None:
     if await _load(session, entity["id"]) is not None:
         raise AlreadyExists(f"entity {entity['id']} already exists")
+    entity = seal(entity)  # sensitive personal information is stored (and announced) encrypted
     row = BrokerEntity(entity_id=entity["id"], data=entity)
     _fill(row, entity)
     session.add(row)
@@ -132,6 +134,7 @@ async def write_many(
     insert = upsert_insert(session)
     rows = []
     for entity in entities:
+        entity = seal(entity)
         record(session, before.get(entity["id"]), entity)
         box = _bbox(entity) or (None, None, None, None)
         rows.append(
@@ -175,6 +178,7 @@ async def save_entity(session: AsyncSession, entity: dict[str, Any]) -> None:
     row = await _load(session, entity["id"])
     if row is None:
         raise NotFound(f"entity {entity['id']} does not exist")
+    entity = seal(entity)
     record(session, row.data, entity)
     _fill(row, entity)
     row.data = entity

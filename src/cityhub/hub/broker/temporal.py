@@ -24,7 +24,7 @@ from sqlalchemy import Table, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from cityhub.hub.broker import aggregation, changes, history, ngsi, order, service, views
+from cityhub.hub.broker import aggregation, changes, history, ngsi, order, protection, service, views
 from cityhub.hub.broker.context import ActiveContext
 from cityhub.hub.broker.entities import QUERY_PARAMS, Selection, query_object
 from cityhub.hub.broker.events import on_before_commit
@@ -207,6 +207,7 @@ async def _answer(
                 options=params.options,
                 query=params.time,
                 aggregated=aggregated.get(entity["id"], {}),
+                disclosure=broker.disclosure,
             )
             for entity in entities
         ]
@@ -218,7 +219,12 @@ async def _answer(
         )
         shown = [
             history.render(
-                entity, found.entities.get(entity["id"], {}), ctx, options=params.options, query=params.time
+                entity,
+                found.entities.get(entity["id"], {}),
+                ctx,
+                options=params.options,
+                query=params.time,
+                disclosure=broker.disclosure,
             )
             for entity in entities
         ]
@@ -296,6 +302,7 @@ async def _page(
     if chosen.attrs is not None and not chosen.attrs:  # pick of id/type alone: history of any attribute
         chosen = dataclasses.replace(chosen, attrs=None)
     query.where = history.has_history(chosen, params.time)
+    query.matches = broker.disclosure.guard_query(query.matches)
     if not broker.tenant_given or await service.tenant_exists(broker.session, broker.tenant):
         found, total = await service.query_entities(broker.session, query, limit=page, offset=offset)
     else:
@@ -373,6 +380,7 @@ async def _add_history(
     attrs: dict[str, list[dict[str, Any]]],
     at: str,
     *,
+    types: list[str],
     replace: bool = True,
 ) -> None:
     """Write the instances a temporal request gives, the way ``keep_history`` writes changes. An
@@ -385,7 +393,7 @@ async def _add_history(
     rows = [
         _row(tenant, entity_id, name, {"createdAt": at, "modifiedAt": at} | instance, at)
         for name, instances in attrs.items()
-        for instance in instances
+        for instance in protection.seal_instances(entity_id, types, name, instances)
     ]
     await broker.session.run_sync(_store, rows)
 
@@ -442,7 +450,7 @@ async def create_temporal(broker: Broker) -> Response:
         changes.stamp(stored, moment)
         await service.save_entity(broker.session, stored)
         status = 204
-    await _add_history(broker, entity_id, attrs, moment, replace=status == 204)
+    await _add_history(broker, entity_id, attrs, moment, types=types, replace=status == 204)
     location = f"/ngsi-ld/v1/temporal/entities/{entity_id}" if status == 201 else None
     return created(broker, location, status)
 
@@ -464,7 +472,7 @@ async def add_instances(broker: Broker, entity_id: str) -> Response:
     moment = now()
     changes.stamp(stored, moment)
     await service.save_entity(broker.session, stored)
-    await _add_history(broker, stored["id"], attrs, moment)
+    await _add_history(broker, stored["id"], attrs, moment, types=stored["type"])
     return Response(status_code=204)
 
 
@@ -534,6 +542,9 @@ async def modify_instance(broker: Broker, entity_id: str, attr: str, instance_id
     fragment = {k: v for k, v in body.items() if k != "@context"}
     raw = fragment.get(attr, fragment.get(row.attribute, fragment))
     instance = ngsi.expand_instance(row.attribute, raw, ctx)
+    stored = (await service.get_entities(broker.session, [row.entity_id])).get(row.entity_id)
+    types = stored["type"] if stored is not None else []
+    (instance,) = protection.seal_instances(row.entity_id, types, row.attribute, [instance])
     updated = row.data | instance | {"modifiedAt": now()}
     row.data = updated
     observed = updated.get("observedAt")

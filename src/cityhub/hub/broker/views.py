@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from cityhub.hub.broker.ngsi import NGSI_LD, Context, Format, check_name, compact_entity, require_uri
+from cityhub.hub.broker.protection import Disclosure
 from cityhub.kit.errors import BadRequestData
 
 NONE_DATASET = "@none"
@@ -90,6 +91,8 @@ class View:
     join: str | None = None  # inline | flat
     join_level: int = 1
     geometry_property: str = NGSI_LD + "location"
+    #: How personal information is shown (None: as stored, for internal renderings).
+    disclosure: Disclosure | None = None
 
     def __post_init__(self) -> None:
         if self.pick is not None and self.omit is not None:
@@ -142,6 +145,8 @@ class View:
 
     def render(self, entity: dict[str, Any]) -> dict[str, Any]:
         names, show_id, show_type = self.wanted(entity)
+        if self.disclosure is not None:
+            entity = self.disclosure.entity(entity, names)
         if self.dataset_ids is not None:
             filtered = {n: self._instances(entity, n) for n in entity["attrs"]}
             entity = entity | {"attrs": {n: i for n, i in filtered.items() if i}}

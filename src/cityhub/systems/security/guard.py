@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cityhub.config import Settings
+from cityhub.hub.broker.http import PERSONAL_CLEARANCE, PERSONAL_READS
 from cityhub.hub.ingest.api import FIWARE_TENANT_PATHS, iot_tenant
 from cityhub.kit.errors import Forbidden, TooManyRequests, Unauthorized
 from cityhub.kit.time import utcnow
@@ -44,12 +45,15 @@ from cityhub.kit.web import TENANT_HEADER, StatusNoted
 from cityhub.systems.security import audit, credentials, service
 from cityhub.systems.security.awareness import VOLUME_REFUSALS, Detector
 from cityhub.systems.security.models import BlockedSource
-from cityhub.systems.security.policy import DEVICE_PATHS, Principal, is_read, requirement
+from cityhub.systems.security.policy import DEVICE_PATHS, Permission, Principal, is_read, requirement
 from cityhub.systems.security.ratelimit import RateLimiter, create_rate_limiter
 
 log = logging.getLogger(__name__)
 
 PRINCIPAL = "principal"
+# PERSONAL_CLEARANCE is set on each authorized request: whether the caller holds ``personal:read``
+# in the request's tenant. The broker reads it (and only it) to mask personal information, and
+# notes under PERSONAL_READS what it showed unmasked, which :class:`AuditMiddleware` records.
 
 
 @dataclass(frozen=True)
@@ -252,6 +256,11 @@ class SecurityRuntime:
             verb = "read" if is_read(request.method, path) else "write"
             where = f"in tenant {tenant}" if needed.scope == "tenant" else "on this hub"
             raise Forbidden(f"{principal.username} may not {verb} here {where}")
+        setattr(
+            request.state,
+            PERSONAL_CLEARANCE,
+            principal.can(Permission.PERSONAL_READ, tenant, cascade=self.cascade),
+        )
 
 
 async def guard(request: Request) -> None:
@@ -307,7 +316,9 @@ def client_address(request: Request) -> str | None:
 
 
 class AuditMiddleware:
-    """Every write request (and every refused one) goes into the audit chain once answered."""
+    """Every write request (and every refused one) goes into the audit chain once answered, and so
+    does every read that showed personal information unmasked (``personal.read``: who, the tenant,
+    the entities and the attribute names, never the values)."""
 
     #: The login service audits logins itself; a device's measures are data, not actions: the
     #: broker's history keeps them, and the gateway keeps each refused one as a dead letter.
@@ -323,16 +334,31 @@ class AuditMiddleware:
             return
         method: str = scope.get("method", "GET")
         path: str = scope.get("path", "")
-        if is_read(method, path) or path in self.SKIP:
+        if path in self.SKIP:
             await self.app(scope, receive, send)
+            return
+        if is_read(method, path):
+            sent = StatusNoted(send)
+            await self.app(scope, receive, sent)
+            reads = scope.get("state", {}).get(PERSONAL_READS)
+            if reads:
+                await self._record(scope, method, path, sent.status, "personal.read", reads)
             return
         sent = StatusNoted(send)
         try:
             await self.app(scope, receive, sent)
         finally:
-            await self._record(scope, method, path, sent.status)
+            await self._record(scope, method, path, sent.status, f"http.{method.lower()}")
 
-    async def _record(self, scope: Scope, method: str, path: str, status: int) -> None:
+    async def _record(
+        self,
+        scope: Scope,
+        method: str,
+        path: str,
+        status: int,
+        action: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
         principal = scope.get("state", {}).get(PRINCIPAL)
         headers = dict(scope.get("headers", []))
         default = self.runtime.settings.default_tenant
@@ -342,13 +368,14 @@ class AuditMiddleware:
             async with self.runtime.sessions() as session, session.begin():
                 await audit.append(
                     session,
-                    f"http.{method.lower()}",
+                    action,
                     actor=principal.username if isinstance(principal, Principal) else "anonymous",
                     tenant_code=tenant[:64],
                     source=client[0] if client else None,
                     method=method,
                     path=path,
                     status=status,
+                    detail=detail,
                 )
         except Exception:
             log.exception("could not write the audit record of %s %s", method, path)

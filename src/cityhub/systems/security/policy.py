@@ -22,6 +22,8 @@ class Permission(StrEnum):
     SECURITY_READ = "security:read"
     SECURITY_MANAGE = "security:manage"
     OPS_READ = "ops:read"
+    #: Clearance to see personal information unmasked (PIPL: 个人信息, 敏感个人信息).
+    PERSONAL_READ = "personal:read"
 
 
 #: Permissions a person may use only with a token obtained with the second factor (TOTP).
@@ -42,6 +44,8 @@ ROLES: dict[str, frozenset[Permission]] = {
     "auditor": frozenset({Permission.AUDIT_READ, Permission.SECURITY_READ}),
     "operator": frozenset({Permission.DATA_READ, Permission.DATA_WRITE, Permission.OPS_READ}),
     "viewer": frozenset({Permission.DATA_READ}),
+    #: Reads data with personal information unmasked; every such read is audited.
+    "data_officer": frozenset({Permission.DATA_READ, Permission.PERSONAL_READ}),
 }
 
 

@@ -30,6 +30,12 @@ _CHECKS: dict[str, Any] = {
 }
 
 
+#: Personal information (PIPL 个人信息) and sensitive personal information (敏感个人信息): an
+#: attribute's ``x-personal``; ``x-mask`` says how it is masked for callers without clearance.
+PERSONAL_LEVELS = ("personal", "sensitive")
+MASKS = ("id_card", "phone", "plate", "name", "email", "address", "full")
+
+
 class InvalidModel(ValueError):
     """A data model definition that cannot be used."""
 
@@ -42,6 +48,14 @@ class DataModel:
     title_en: str
     properties: Mapping[str, Mapping[str, Any]]
 
+    def personal(self) -> dict[str, dict[str, str]]:
+        """The classified attributes: name → ``{"level": …, "mask": …}``."""
+        return {
+            name: {"level": str(spec["x-personal"]), "mask": str(spec.get("x-mask", "full"))}
+            for name, spec in self.properties.items()
+            if "x-personal" in spec
+        }
+
     def schema(self) -> dict[str, Any]:
         """The model as a JSON-Schema-like document (what the API lists)."""
         return {
@@ -51,7 +65,7 @@ class DataModel:
             "description": {"zh": self.title_zh, "en": self.title_en},
             "type": "object",
             "properties": {name: dict(spec) for name, spec in self.properties.items()},
-        }
+        } | ({"x-personal": self.personal()} if self.personal() else {})
 
     def problems(self, values: Mapping[str, Any]) -> list[str]:
         """What is wrong with ``values`` (attribute name → value); empty when they conform."""
@@ -87,6 +101,13 @@ def model_from_schema(name: str, schema: Mapping[str, Any]) -> DataModel:
         for bound in ("minimum", "maximum"):
             if bound in spec and not _CHECKS["number"](spec[bound]):
                 raise InvalidModel(f"data model {name}: {attribute}.{bound} must be a number")
+        level, mask = spec.get("x-personal"), spec.get("x-mask")
+        if level is not None and level not in PERSONAL_LEVELS:
+            raise InvalidModel(f"data model {name}: {attribute}.x-personal must be personal or sensitive")
+        if mask is not None and (level is None or mask not in MASKS):
+            raise InvalidModel(
+                f"data model {name}: {attribute}.x-mask must be one of {', '.join(MASKS)}, with x-personal"
+            )
     description = schema.get("description")
     titles = description if isinstance(description, Mapping) else {}
     return DataModel(
@@ -328,6 +349,70 @@ BUILT_IN: tuple[DataModel, ...] = (
 )
 
 
+def _personal(level: str, mask: str, **spec: Any) -> dict[str, Any]:
+    return {"type": "string", "x-personal": level, "x-mask": mask} | spec
+
+
+#: Models whose attributes carry personal information, classified (see docs/security.md).
+PERSONAL_MODELS: tuple[DataModel, ...] = (
+    DataModel(
+        "CitizenReport",
+        "0.1.0",
+        "市民上报",
+        "Citizen report",
+        {
+            "category": {"type": "string"},
+            "description": {"type": "string"},
+            "status": _text("received", "assigned", "inProgress", "resolved", "closed"),
+            "reporterName": _personal("personal", "name"),
+            "reporterPhone": _personal("sensitive", "phone"),
+            "reporterEmail": _personal("personal", "email"),
+            "reporterIdCard": _personal("sensitive", "id_card"),
+            "address": _personal("personal", "address"),
+        },
+    ),
+    DataModel(
+        "Resident",
+        "0.1.0",
+        "居民",
+        "Resident",
+        {
+            "name": _personal("personal", "name"),
+            "idCardNumber": _personal("sensitive", "id_card"),
+            "phone": _personal("sensitive", "phone"),
+            "email": _personal("personal", "email"),
+            "address": _personal("personal", "address"),
+        },
+    ),
+    DataModel(
+        "TrafficViolation",
+        "0.1.0",
+        "交通违法记录",
+        "Traffic violation",
+        {
+            "violationType": {"type": "string"},
+            "fine": _num(0, 100_000, "CNY"),
+            "penaltyPoints": {"type": "integer", "minimum": 0, "maximum": 12},
+            # a plate with where and when it was seen is a trace of a person's whereabouts
+            "vehiclePlate": _personal("sensitive", "plate"),
+            "driverName": _personal("personal", "name"),
+            "driverIdCard": _personal("sensitive", "id_card"),
+        },
+    ),
+    DataModel(
+        "ParkingRecord",
+        "0.1.0",
+        "停车记录",
+        "Parking record",
+        {
+            "vehiclePlate": _personal("sensitive", "plate"),
+            "fee": _num(0, 100_000, "CNY"),
+            "status": _text("parked", "left", "paid"),
+        },
+    ),
+)
+
+
 def default_models() -> DataModels:
     """A registry holding the built-in models."""
-    return DataModels(BUILT_IN)
+    return DataModels((*BUILT_IN, *PERSONAL_MODELS))

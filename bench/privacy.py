@@ -1,0 +1,174 @@
+"""What personal-information protection costs the broker: masking and decryption on reads,
+encryption on writes.
+
+    .venv/bin/python bench/privacy.py [--entities 3000] [--requests 2000]
+                                      [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+
+One hub with ``CITYHUB_AUTH_MODE=on`` and a data key, called through its ASGI app by a viewer (no
+clearance: every classified value is decrypted and masked). Two entity types with the same
+attributes: ``Resident`` (classified: ID-card number and phone sensitive, hence encrypted; name and
+address personal) and ``Household`` (no classification), the baseline. Reads alternate between
+the two request by request so that drift of the machine hits both alike: ``GET /entities/{id}``
+and ``GET /entities?type=…&limit=100``. Writes: batch upserts of 100 entities of each type in
+turn, entities per second. Prints p50s and ratios (classified / baseline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import platform
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from cityhub import migrate
+from cityhub.app import create_app
+from cityhub.config import Settings
+from cityhub.kit.db import create_engine
+from cityhub.systems.security import service
+from cityhub.systems.security.schemas import UserCreate
+
+TENANT = "410100"
+PASSWORD = "Bench-Password-2026"
+KEY = "bench-signing-key-" + "b" * 32
+DATA_KEY = "bench:" + base64.b64encode(b"d" * 32).decode()
+TYPES = ("Resident", "Household")
+
+
+def settings(url: str) -> Settings:
+    return Settings(
+        env="test",
+        database_url=url,
+        instance_name="bench",
+        secret_key=KEY,
+        log_level="WARNING",
+        auth_mode="on",
+        rate_limit_per_minute=0,
+        data_keys=DATA_KEY,
+    )
+
+
+def person(entity_type: str, index: int) -> dict[str, Any]:
+    return {
+        "id": f"urn:ngsi-ld:{entity_type}:{index}",
+        "type": entity_type,
+        "name": {"type": "Property", "value": "张三丰"},
+        "idCardNumber": {"type": "Property", "value": f"410105199001{index % 1_000_000:06d}"},
+        "phone": {"type": "Property", "value": f"138{index % 100_000_000:08d}"},
+        "address": {"type": "Property", "value": "河南省郑州市金水区花园路100号"},
+        "householdSize": {"type": "Property", "value": index % 6 + 1},
+        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [113.6, 34.7]}},
+    }
+
+
+async def run(url: str, entities: int, requests: int) -> None:
+    engine = create_engine(url)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+    app = create_app(settings(url))
+    async with app.router.lifespan_context(app):
+        async with app.state.hub.sessions() as session, session.begin():
+            for username, role in (("bench-operator", "operator"), ("bench-viewer", "viewer")):
+                await service.create_user(
+                    session,
+                    UserCreate(username=username, password=PASSWORD, roles=[role]),
+                    tenant=TENANT,
+                    actor="bench",
+                    min_length=12,
+                )
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
+            headers = {}
+            for username in ("bench-operator", "bench-viewer"):
+                token = await http.post(
+                    "/api/v1/auth/token",
+                    data={"grant_type": "password", "username": username, "password": PASSWORD},
+                )
+                assert token.status_code == 200, token.text
+                headers[username] = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            writes: dict[str, list[float]] = {t: [] for t in TYPES}
+            for start in range(0, entities, 100):
+                for entity_type in TYPES:
+                    batch = [person(entity_type, i) for i in range(start, min(start + 100, entities))]
+                    began = time.perf_counter()
+                    response = await http.post(
+                        "/ngsi-ld/v1/entityOperations/upsert", json=batch, headers=headers["bench-operator"]
+                    )
+                    writes[entity_type].append(len(batch) / (time.perf_counter() - began))
+                    assert response.status_code in (201, 204), response.text
+            rng = random.Random(7)
+            reads: dict[tuple[str, str], list[float]] = {
+                (kind, t): [] for kind in ("get", "query") for t in TYPES
+            }
+            viewer = headers["bench-viewer"]
+            for round_number in range(requests + 100):
+                index = rng.randrange(entities)
+                order = list(TYPES)
+                rng.shuffle(order)
+                for entity_type in order:
+                    for kind, path in (
+                        ("get", f"/ngsi-ld/v1/entities/urn:ngsi-ld:{entity_type}:{index}"),
+                        (
+                            "query",
+                            f"/ngsi-ld/v1/entities?type={entity_type}&limit=100&offset={index % 20 * 100}",
+                        ),
+                    ):
+                        began = time.perf_counter()
+                        response = await http.get(path, headers=viewer)
+                        elapsed = time.perf_counter() - began
+                        assert response.status_code == 200, response.text
+                        if round_number >= 100:  # the first rounds warm caches up
+                            reads[(kind, entity_type)].append(elapsed * 1000)
+            shown = (await http.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Resident:1", headers=viewer)).json()
+            assert shown["idCardNumber"]["value"].count("*") == 8, shown
+    print(f"{entities} entities of each type, {requests} reads of each kind and type, viewer (masked)")
+    print(f"{'figure':<36}{'classified':>12}{'baseline':>12}{'ratio':>8}")
+    for kind, label in (("get", "GET /entities/{id} p50 ms"), ("query", "GET /entities?type (100) p50 ms")):
+        classified = statistics.median(reads[(kind, "Resident")])
+        base = statistics.median(reads[(kind, "Household")])
+        print(f"{label:<36}{classified:>12.3f}{base:>12.3f}{classified / base:>8.3f}")
+    encrypted = statistics.median(writes["Resident"])
+    plain = statistics.median(writes["Household"])
+    print(
+        f"{'upsert batches of 100, entities/s':<36}{encrypted:>12.0f}{plain:>12.0f}{encrypted / plain:>8.3f}"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--entities", type=int, default=3000)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--postgres", help="admin DSN; a database is created for the run and dropped")
+    args = parser.parse_args()
+    backend = "postgresql" if args.postgres else "sqlite"
+    print(f"python {platform.python_version()} on {platform.machine()}, database {backend}")
+    if args.postgres:
+        name = f"cityhub_bench_privacy_{uuid.uuid4().hex[:8]}"
+        admin = await asyncpg.connect(args.postgres)
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            base = args.postgres.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+            await run(f"{base}/{name}", args.entities, args.requests)
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        await run(f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}", args.entities, args.requests)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
