@@ -14,8 +14,10 @@ from sqlalchemy import select
 
 from cityhub.app import create_app
 from cityhub.config import Settings
+from cityhub.hub.broker import service as broker
+from cityhub.hub.broker.events import EntitiesChanged, diff
 from cityhub.hub.rules.models import RuleState
-from cityhub.kit.db import ALL_TENANTS
+from cityhub.kit.db import ALL_TENANTS, scope_to_tenant
 from cityhub.kit.time import isoformat, parse_datetime, utcnow
 from cityhub.plugins.registry import RuleTemplate
 from tests.bus.support import wait_until
@@ -86,12 +88,21 @@ async def test_absence_fires_for_silent_entities_and_clears_when_they_speak(
     await put_entity(client, rain(gauge, 10))
     await put_entity(client, rain(gauge + "-other", 10))
     await app.state.hub.rules.tick(now=utcnow() + timedelta(minutes=10))
+    await app.state.hub.relay.drain()
     assert await alerts(client) == []
     await app.state.hub.rules.tick(now=utcnow() + timedelta(minutes=31))
     found = await alerts(client)
     assert sorted(a["entity_id"] for a in found) == [gauge, gauge + "-other"]
     await app.state.hub.rules.tick(now=utcnow() + timedelta(minutes=45))
     assert len(await alerts(client)) == 2  # silent still: no second alert
+
+    # news of a creation that arrives only now (a slow or redelivering bus) is no sign of life
+    async with app.state.hub.sessions() as session:
+        scope_to_tenant(session, "410100")
+        stored = await broker.stored_entities(session, [gauge])
+    late = EntitiesChanged(tenant="410100", changes=[diff(None, stored[gauge])])
+    await app.state.hub.rules.on_changes(late)
+    assert len(await alerts(client, state="raised")) == 2
 
     await put_entity(client, rain(gauge, 11))
     resolved = await wait_alerts(

@@ -278,8 +278,9 @@ class RuleEngine:
             rule = outcome.rule
             key = (rule.rule_id, outcome.entity_id)
             state = known.get(key)
-            if rule.check is None:  # absence rule: the entity spoke
-                if state is not None and state.firing:
+            if rule.check is None:  # absence rule: the entity spoke, unless this is news of
+                # the last change before the silence (an event delivered late): not newer than it
+                if state is not None and state.firing and (state.since is None or outcome.at > state.since):
                     state.firing = False
                     state.updated_at = utcnow()
                     await self._clear(session, rule, outcome.entity_id, outcome.at)
@@ -416,6 +417,7 @@ class RuleEngine:
                 if state is None:
                     state = RuleState(rule_id=rule.rule_id, entity_id=entity_id, since=modified_at)
                     session.add(state)
+                state.since = modified_at  # the last change before the silence
                 state.firing = True
                 state.updated_at = now
                 firing = service.Firing(
