@@ -63,6 +63,7 @@ from cityhub.hub.tenancy import service as tenancy
 from cityhub.kit.db import create_engine, session_factory
 from cityhub.kit.errors import AlreadyExists
 from cityhub.kit.logs import configure_logging
+from cityhub.kit.periodic import Periodic
 from cityhub.kit.web import (
     PROBLEM_MEDIA_TYPES,
     BodyLimitMiddleware,
@@ -182,6 +183,10 @@ class Hub:
             attempts=settings.rules_delivery_attempts,
             timeout=settings.rules_delivery_timeout,
         )
+        #: notices a dead process owed to alert channels, sent again
+        self.owed_notices = Periodic(
+            "owed alert notices", settings.rules_check_interval, self.channels.resend_owed
+        )
         self.overdue = OverdueTask(self.sessions, settings.dispatch_overdue_interval)
         self.platform = HubPlatform(self.engine, self.bus, settings.instance_name)
         self.runner = AppRunner(self.registry, self.sessions, self.platform)
@@ -277,6 +282,7 @@ class Hub:
             self.backups.start()
         await self.retention.start()
         self.rules_task.start()
+        self.owed_notices.start()
         await self.overdue.start()
         log.info(
             "CityHub %s up: database %s, bus %s, %d app(s)",
@@ -298,6 +304,7 @@ class Hub:
             await self.backups.stop()
         await self.retention.stop()
         await self.rules_task.stop()
+        await self.owed_notices.stop()
         await self.overdue.stop()
         await self.relay.stop()
         await self.notifier.stop()

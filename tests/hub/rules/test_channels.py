@@ -7,6 +7,7 @@ import asyncio
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from email import message_from_bytes
 from typing import Any
 
@@ -20,6 +21,9 @@ from fastapi import FastAPI
 
 from cityhub.app import create_app
 from cityhub.config import Settings
+from cityhub.hub.rules.models import OWED, AlertDelivery
+from cityhub.kit.db import scope_to_tenant
+from cityhub.kit.time import utcnow
 from tests.bus.support import wait_until
 from tests.hub.ingest.support import DeviceEndpoint
 from tests.hub.rules.support import ALERTS, add_rule, air, put_entity, wait_alerts
@@ -149,3 +153,50 @@ async def test_a_dead_webhook_is_retried_and_logged(hub: FastAPI) -> None:
         failed = [d for d in deliveries if not d["ok"]]
         assert [d["attempt"] for d in sorted(failed, key=lambda d: d["attempt"])] == [1, 2]
         assert all(d["channel"] == f"webhook:{dead}" and d["error"] for d in failed)
+
+
+async def test_a_notice_a_dead_process_owed_is_sent_again(hub: FastAPI) -> None:
+    """A process that died while sending left its owed rows: another claims and sends them, once."""
+    async with DeviceEndpoint(b"ok") as webhook:
+        transport = httpx.ASGITransport(app=hub)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+            definition = {
+                "entity_type": "AirQualityObserved",
+                "when": {"attr": "pm25", "op": ">", "value": 75},
+                "channels": ["in-app"],
+            }
+            await add_rule(client, definition)
+            await put_entity(client, air(STATION, 99))
+            [alert] = await wait_alerts(client, "an alert", lambda items: len(items) == 1)
+            channels = hub.state.hub.channels
+            # what the dead process had committed with its receipt of the notice, and not sent
+            died_at = utcnow() - channels.grace - timedelta(seconds=1)
+            async with hub.state.hub.sessions() as session, session.begin():
+                scope_to_tenant(session, "410100")
+                session.add(
+                    AlertDelivery(
+                        alert_id=uuid.UUID(alert["id"]),
+                        channel=f"webhook:{webhook.url}",
+                        notice="raised",
+                        attempt=OWED,
+                        ok=False,
+                        at=died_at,
+                    )
+                )
+            shown = (await client.get(f"{ALERTS}/{alert['id']}/history")).json()
+            assert [o["channel"] for o in shown["owed"]] == [f"webhook:{webhook.url}"]
+
+            assert await channels.resend_owed(utcnow() - channels.grace) == 0  # not stale yet then
+            assert await channels.resend_owed() == 1
+            assert await channels.resend_owed() == 0  # claimed: no second sending
+            posted = orjson.loads(await asyncio.wait_for(webhook.received.get(), 20))
+            assert (posted["id"], posted["notice"]) == (alert["id"], "raised")
+
+            async def settled() -> dict[str, Any] | None:
+                body: dict[str, Any] = (await client.get(f"{ALERTS}/{alert['id']}/history")).json()
+                return body if not body["owed"] and len(body["deliveries"]) == 2 else None
+
+            history = await wait_until(settled, what="the owed notice delivered and logged")
+            sent = [d for d in history["deliveries"] if d["channel"].startswith("webhook:")]
+            assert [(d["ok"], d["attempt"]) for d in sent] == [(True, 1)]
+            assert webhook.received.empty()

@@ -21,7 +21,7 @@ from cityhub.hub.rules import service
 from cityhub.hub.rules.conditions import SEVERITIES, InvalidRule, check_definition
 from cityhub.hub.rules.dryrun import dry_run, window
 from cityhub.hub.rules.engine import RuleEngine
-from cityhub.hub.rules.models import NEXT_STATES, Alert, Rule
+from cityhub.hub.rules.models import NEXT_STATES, OWED, Alert, Rule
 from cityhub.hub.rules.schemas import (
     AlertAction,
     AlertComment,
@@ -34,6 +34,7 @@ from cityhub.hub.rules.schemas import (
     DryRun,
     DryRunResult,
     FromTemplate,
+    OwedRead,
     RuleCreate,
     RulePage,
     RuleRead,
@@ -350,7 +351,9 @@ async def history(tenant: Tenant, alert_id: str) -> AlertHistory:
                 at=d.at, channel=d.channel, notice=d.notice, attempt=d.attempt, ok=d.ok, error=d.error
             )
             for d in sent
+            if d.attempt != OWED
         ],
+        owed=[OwedRead(since=d.at, channel=d.channel, notice=d.notice) for d in sent if d.attempt == OWED],
     )
 
 

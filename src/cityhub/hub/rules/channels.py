@@ -2,8 +2,13 @@
 shared consumer: one hub process sends each). The consumer takes the notice and returns at once;
 the sending runs in the background, so a slow receiver never holds up the bus. Every channel of
 the alert is tried up to ``attempts`` times with a doubling pause, and each try is logged as an
-:class:`AlertDelivery`. A process stopped cleanly finishes what it was sending; one that dies
-while sending loses those notices (their deliveries are missing from the alert's log).
+:class:`AlertDelivery`.
+
+Nothing taken is lost: the notice's receipt is committed together with one *owed* delivery row per
+channel (``attempt`` 0), and the row goes only when that channel's tries are logged. A process
+stopped cleanly finishes what it was sending; the owed rows of one that died are claimed by
+:meth:`Channels.resend_owed` (every hub process runs it periodically) once they are older than any
+live sending can take, and sent again. A receiver may then hear a notice twice, never not at all.
 
 Channels: ``in-app`` (the alerts list and its event stream: nothing to send, logged as delivered),
 ``webhook:<url>`` (HTTP POST of the alert as JSON), ``mqtt:<topic>`` (published on the configured
@@ -16,8 +21,10 @@ import asyncio
 import logging
 import smtplib
 import ssl
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,14 +32,15 @@ from urllib.parse import urlsplit
 import aiomqtt
 import httpx
 import orjson
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cityhub.bus import Event
 from cityhub.bus.inbox import first_delivery
 from cityhub.hub.rules import service
-from cityhub.hub.rules.models import Alert, AlertDelivery
-from cityhub.kit.db import scope_to_tenant
-from cityhub.kit.time import isoformat
+from cityhub.hub.rules.models import OWED, Alert, AlertDelivery
+from cityhub.kit.db import ALL_TENANTS, scope_to_tenant
+from cityhub.kit.time import isoformat, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,11 @@ class SmtpSettings:
     sender: str = "cityhub@localhost"
     starttls: bool = False
     timeout: float = 10.0
+
+
+def _rows(marks: dict[str, uuid.UUID]) -> Any:
+    """Deleting the owed rows of ``marks`` (channel → row id)."""
+    return delete(AlertDelivery).where(AlertDelivery.delivery_id.in_(list(marks.values())))
 
 
 def payload(alert: Alert, notice: str) -> dict[str, Any]:
@@ -115,6 +128,12 @@ class Channels:
             listener({"tenant": event.tenant, "alert": str(event.alert_id), "notice": event.notice})
         return asyncio.sleep(0)
 
+    @property
+    def grace(self) -> timedelta:
+        """Longer than a live process can spend on one notice: its tries, pauses and a margin."""
+        pauses = self.first_pause * (2 ** max(self.attempts - 1, 0))
+        return timedelta(seconds=self.attempts * self.timeout + pauses + 30.0)
+
     async def on_notice(self, event: Event) -> None:
         assert isinstance(event, service.AlertNotice)
         tenant = event.tenant or self.default_tenant
@@ -124,15 +143,77 @@ class Channels:
                 return
             alert = await service.get_alert(session, str(event.alert_id))
             body = payload(alert, event.notice)
-        task = asyncio.get_running_loop().create_task(self._send_all(tenant, alert, event.notice, body))
+            owed = [
+                AlertDelivery(
+                    alert_id=alert.alert_id, channel=channel, notice=event.notice, attempt=OWED, ok=False
+                )
+                for channel in dict.fromkeys(alert.channels)
+            ]
+            session.add_all(owed)
+            await session.flush()
+            marks = {row.channel: row.delivery_id for row in owed}
+        self._start(tenant, alert, event.notice, body, marks)
+
+    def _start(
+        self, tenant: str, alert: Alert, notice: str, body: dict[str, Any], marks: dict[str, uuid.UUID]
+    ) -> None:
+        task = asyncio.get_running_loop().create_task(self._send_all(tenant, alert, notice, body, marks))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _send_all(self, tenant: str, alert: Alert, notice: str, body: dict[str, Any]) -> None:
-        channels = list(alert.channels)
+    async def resend_owed(self, now: datetime | None = None) -> int:
+        """Claim the notices owed longer than :attr:`grace` (their process died while sending) and
+        send them again; returns how many channels were claimed. A claim moves the row's time
+        forward with a compare-and-set, so two processes never take the same one."""
+        moment = now or utcnow()
+        async with self.sessions() as session, session.begin():
+            stale = (
+                await session.execute(
+                    select(
+                        AlertDelivery.delivery_id,
+                        AlertDelivery.at,
+                        AlertDelivery.tenant_code,
+                        AlertDelivery.alert_id,
+                        AlertDelivery.notice,
+                        AlertDelivery.channel,
+                    )
+                    .where(AlertDelivery.attempt == OWED, AlertDelivery.at < moment - self.grace)
+                    .order_by(AlertDelivery.at)
+                    .limit(500)
+                    .execution_options(**{ALL_TENANTS: True})
+                )
+            ).all()
+            claimed: dict[tuple[str, uuid.UUID, str], dict[str, uuid.UUID]] = {}
+            for delivery_id, at, tenant, alert_id, notice, channel in stale:
+                taken = await session.execute(
+                    update(AlertDelivery)
+                    .where(AlertDelivery.delivery_id == delivery_id, AlertDelivery.at == at)
+                    .values(at=moment)
+                    .execution_options(**{ALL_TENANTS: True})
+                )
+                if getattr(taken, "rowcount", 0) == 1:
+                    claimed.setdefault((tenant, alert_id, notice), {})[channel] = delivery_id
+        for (tenant, alert_id, notice), marks in claimed.items():
+            async with self.sessions() as session:
+                scope_to_tenant(session, tenant)
+                alert = await session.get(Alert, alert_id)
+                body = payload(alert, notice) if alert is not None else None
+            if alert is None or body is None:  # the alert is gone: nothing to tell
+                async with self.sessions() as session, session.begin():
+                    await session.execute(_rows(marks))
+                continue
+            log.info("alert %s: sending the %s notice owed to %s again", alert_id, notice, ", ".join(marks))
+            self._start(tenant, alert, notice, body, marks)
+        return sum(len(marks) for marks in claimed.values())
+
+    async def _send_all(
+        self, tenant: str, alert: Alert, notice: str, body: dict[str, Any], marks: dict[str, uuid.UUID]
+    ) -> None:
+        channels = list(marks)
         results = await asyncio.gather(*(self._send(channel, alert, body) for channel in channels))
         async with self.sessions() as session, session.begin():
             scope_to_tenant(session, tenant)
+            await session.execute(_rows(marks))
             for channel, tries in zip(channels, results, strict=True):
                 for attempt, error in enumerate(tries, start=1):
                     session.add(

@@ -133,8 +133,13 @@ class AlertEvent(TenantOwned, Base):
     data: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
 
 
+#: ``AlertDelivery.attempt`` of a notice owed to a channel and not yet tried to the end.
+OWED = 0
+
+
 class AlertDelivery(TenantOwned, Base):
-    """One try to tell a channel about an alert."""
+    """One try to tell a channel about an alert; or, with ``attempt`` :data:`OWED`, a notice still
+    owed to the channel (see :mod:`cityhub.hub.rules.channels`)."""
 
     __tablename__ = "rules_alert_delivery"
     __table_args__ = (Index("ix_rules_alert_delivery_alert", "alert_id", "at"),)

@@ -176,6 +176,15 @@ class DeliveryRead(BaseModel):
     error: str | None
 
 
+class OwedRead(BaseModel):
+    """A notice not yet delivered to a channel nor given up on: being sent, or to be sent again."""
+
+    since: datetime
+    channel: str
+    notice: str
+
+
 class AlertHistory(BaseModel):
     events: list[AlertEventRead]
     deliveries: list[DeliveryRead]
+    owed: list[OwedRead] = []
