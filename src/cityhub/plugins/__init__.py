@@ -22,6 +22,8 @@ from cityhub.kit.errors import (
 )
 from cityhub.kit.time import isoformat, utcnow
 from cityhub.kit.web import TENANT_HEADER, DbSession, RequestTenant
+from cityhub.plugins import entities
+from cityhub.plugins.entities import EntitiesChanged
 from cityhub.plugins.indicators import Indicator, TaskArea
 from cityhub.plugins.lifecycle import AppContext, AppStatus, EventCounts, HubApp, Platform, TenantInfo
 from cityhub.plugins.loader import ENTRY_POINT_GROUP, AppRunner, Discovered, discover
@@ -56,6 +58,7 @@ __all__ = [
     "DbSession",
     "Discovered",
     "DuplicateRegistration",
+    "EntitiesChanged",
     "EntityType",
     "Event",
     "EventCounts",
@@ -82,6 +85,7 @@ __all__ = [
     "current_tenant",
     "discover",
     "enqueue",
+    "entities",
     "first_delivery",
     "isoformat",
     "scope_to_tenant",

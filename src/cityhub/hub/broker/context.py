@@ -269,6 +269,13 @@ def _core_terms() -> dict[str, TermDefinition]:
     return b.terms
 
 
+@functools.cache
+def core_context() -> ActiveContext:
+    """The active context of a request that gives none: the core context and its @vocab. Code in
+    the hub's own process (applications, the rule engine) names attributes in it."""
+    return ActiveContext(_core_terms(), DEFAULT_VOCAB, value=None, urls=[CORE_CONTEXT_URL])
+
+
 def _parse_document(url: str, raw: bytes) -> dict[str, Any]:
     try:
         document = orjson.loads(raw)

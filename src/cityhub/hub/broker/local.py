@@ -1,0 +1,146 @@
+"""The broker for code in the hub's own process: applications, the rule engine, the case workflow.
+
+Entities go in and come out in normalized NGSI-LD under the core @context (short names such as
+``temperature``, ``location``), as a client that sends no @context would write them. Writes take
+the broker's own path, in the caller's transaction: history, subscriptions and
+``EntitiesChanged`` see them exactly as they see a request's. Every function takes the NGSI-LD
+tenant to act in, and leaves the session's tenant scope as it found it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cityhub.hub.broker import changes, ngsi, service
+from cityhub.hub.broker.context import core_context
+from cityhub.hub.broker.entities import entity_query
+from cityhub.hub.broker.models import BrokerAttributeInstance
+from cityhub.kit.db import current_tenant, scope_to_tenant
+from cityhub.kit.time import isoformat, utcnow
+
+
+@asynccontextmanager
+async def _in_tenant(session: AsyncSession, tenant: str) -> AsyncIterator[None]:
+    previous = current_tenant(session)
+    scope_to_tenant(session, tenant)
+    try:
+        yield
+    finally:
+        scope_to_tenant(session, previous)
+
+
+def expand(name: str) -> str:
+    """An attribute or type name of the core @context as the broker stores it (an IRI)."""
+    return core_context().expand(name)
+
+
+def compact_entity(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """An entity as stored (an ``EntitiesChanged`` change's ``entity``) in normalized form."""
+    return ngsi.compact_entity(stored, core_context())
+
+
+async def write_entities(
+    session: AsyncSession, tenant: str, entities: Sequence[Mapping[str, Any]], *, replace: bool = False
+) -> None:
+    """Create the entities that do not exist; merge the given attributes into those that do (an
+    attribute given replaces the stored one of the same datasetId), or with ``replace`` replace
+    them whole. Invalid entities raise ``BadRequestData`` before anything is written."""
+    ctx = core_context()
+    expanded = [ngsi.expand_entity(dict(entity), ctx) for entity in entities]
+    async with _in_tenant(session, tenant):
+        await service.ensure_tenant(session, tenant)
+        before = await service.stored_entities(session, [entity["id"] for entity in expanded])
+        moment = isoformat(utcnow())
+        current: dict[str, dict[str, Any]] = {}
+        retyped: list[str] = []
+        for entity in expanded:
+            entity_id = entity["id"]
+            existing = current.get(entity_id) or before.get(entity_id)
+            if existing is None:
+                changes.stamp(entity, moment, created=True)
+                current[entity_id] = entity
+                continue
+            types = set(existing["type"])
+            if replace:
+                target = changes.replaced(existing, entity, moment)
+            else:
+                target = existing if entity_id in current else service.writable(existing)
+                changes.add_types(target, entity["type"])
+                changes.append(target, entity["attrs"], moment)
+            current[entity_id] = target
+            if set(target["type"]) != types:
+                retyped.append(entity_id)
+        await service.write_many(session, list(current.values()), before=before, retyped=retyped)
+
+
+async def read_entity(session: AsyncSession, tenant: str, entity_id: str) -> dict[str, Any] | None:
+    async with _in_tenant(session, tenant):
+        found = await service.stored_entities(session, [entity_id])
+    stored = found.get(entity_id)
+    return compact_entity(stored) if stored is not None else None
+
+
+async def find_entities(
+    session: AsyncSession,
+    tenant: str,
+    *,
+    type: str | None = None,
+    q: str | None = None,
+    georel: str | None = None,
+    geometry: str | None = None,
+    coordinates: str | None = None,
+    limit: int = 1000,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Entities as ``GET /ngsi-ld/v1/entities`` with these parameters finds them, in creation order."""
+    query = entity_query(
+        core_context(),
+        ids=None,
+        types=type,
+        id_pattern=None,
+        q=q,
+        scope_q=None,
+        geo=(georel, geometry, coordinates, None),
+    )
+    async with _in_tenant(session, tenant):
+        found, _ = await service.query_entities(session, query, limit=limit, offset=offset)
+    return [compact_entity(entity) for entity in found]
+
+
+async def delete_entities(session: AsyncSession, tenant: str, entity_ids: Sequence[str]) -> None:
+    """Delete the entities that exist; ids of none are passed over."""
+    async with _in_tenant(session, tenant):
+        stored = await service.stored_entities(session, list(entity_ids))
+        for entity_id in stored:
+            await service.delete_entity(session, entity_id)
+
+
+async def read_history(
+    session: AsyncSession, tenant: str, entity_id: str, attrs: Sequence[str], start: datetime, end: datetime
+) -> dict[str, list[tuple[datetime, Any]]]:
+    """Each attribute's values in ``[start, end)`` by time (observedAt, else when it was stored),
+    oldest first; deletion marks are left out."""
+    names = {expand(name): name for name in attrs}
+    at = func.coalesce(BrokerAttributeInstance.observed_at, BrokerAttributeInstance.recorded_at)
+    statement = (
+        select(BrokerAttributeInstance.attribute, at, BrokerAttributeInstance.data)
+        .where(
+            BrokerAttributeInstance.entity_id == entity_id,
+            BrokerAttributeInstance.attribute.in_(list(names)),
+            BrokerAttributeInstance.deleted_at.is_(None),
+            at >= start,
+            at < end,
+        )
+        .order_by(at)
+    )
+    history: dict[str, list[tuple[datetime, Any]]] = {name: [] for name in attrs}
+    async with _in_tenant(session, tenant):
+        for attribute, when, data in await session.execute(statement):
+            history[names[attribute]].append((when, data.get(ngsi.content_key(data.get("type", "")))))
+    return history
