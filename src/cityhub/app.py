@@ -34,6 +34,7 @@ from cityhub.hub.broker.events import EntitiesChanged, RegistrationsChanged
 from cityhub.hub.broker.notifier import CONSUMER as NOTIFY_CONSUMER
 from cityhub.hub.broker.notifier import Notifier
 from cityhub.hub.dispatch import api as dispatch_api
+from cityhub.hub.dispatch import open311 as open311_api
 from cityhub.hub.dispatch import service as dispatch
 from cityhub.hub.dispatch import workflow as dispatch_workflow
 from cityhub.hub.dispatch.tasks import OverdueTask
@@ -413,6 +414,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _declare_bearer(app)
     app.include_router(retention_api.router)
     for router in dispatch_api.ROUTERS:
+        app.include_router(router)
+    for router in open311_api.ROUTERS:
         app.include_router(router)
     # ETSI GS CIM 009 answers errors as ProblemDetails in application/json
     setattr(app.state, PROBLEM_MEDIA_TYPES, {broker_api.router.prefix + "/": "application/json"})
