@@ -223,3 +223,31 @@ async def test_bad_case_input_is_a_clear_4xx(app: FastAPI, client: httpx.AsyncCl
         assert response.status_code == status, (body, response.text)
         assert response.json()["detail"]
     assert (await client.get(f"{CASES}/not-a-case")).status_code == 404
+
+
+async def test_correcting_a_triaged_case_routes_it(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await city(app, client)
+    unknown = await open_case(client, category="X9999", title="不明事项")
+    assert unknown["due_at"] is None
+    response = await client.patch(
+        f"{CASES}/{unknown['id']}", json={"category": "E0101", "actor": "operator-3"}
+    )
+    assert response.status_code == 200, response.text
+    corrected = response.json()
+    assert corrected["triage"] is False
+    assert (corrected["department_tenant"], corrected["department"]) == (JINSHUI, "urban")
+    assert corrected["due_at"] is not None
+    outside = await open_case(client, location=OUTSIDE)
+    moved = (await client.patch(f"{CASES}/{outside['id']}", json={"location": IN_ERQI})).json()
+    assert (moved["district"], moved["department_tenant"], moved["triage"]) == (ERQI, ERQI, False)
+    urgent = (await client.patch(f"{CASES}/{moved['id']}", json={"urgency": "urgent"})).json()
+    assert urgent["due_at"] < moved["due_at"]
+    history = (await client.get(f"{CASES}/{unknown['id']}/history")).json()
+    assert history[-1]["action"] == "correct"
+    assert history[-1]["actor"] == "operator-3"
+    assert history[-1]["data"]["category_code"] == {"from": "X9999", "to": "E0101"}
+    bad = await client.patch(f"{CASES}/{unknown['id']}", json={"title": None})
+    assert bad.status_code == 400
+    await act(client, unknown["id"], "cancel", note="误报")
+    closed = await client.patch(f"{CASES}/{unknown['id']}", json={"title": "新标题"})
+    assert closed.status_code == 409

@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse
 
 from cityhub.hub.dispatch import attachments, evaluation, reference, service, workflow
 from cityhub.hub.dispatch.casetypes import CaseType
+from cityhub.hub.dispatch.entity import entity_id
 from cityhub.hub.dispatch.models import DispatchAttachment, DispatchCase, DispatchGridCell, DispatchRoute
 from cityhub.hub.dispatch.schemas import (
     ActionRead,
@@ -23,6 +24,7 @@ from cityhub.hub.dispatch.schemas import (
     CasePage,
     CaseRead,
     CaseTypeRead,
+    CaseUpdate,
     CategoryIn,
     CategoryRead,
     CategoryUpdate,
@@ -63,7 +65,7 @@ def read_case(session: Any, case: DispatchCase) -> CaseRead:
     titles = kind.state_titles.get(case.state) if kind else None
     return CaseRead(
         id=str(case.id),
-        entity_id=service.entity_id(case),
+        entity_id=entity_id(case),
         case_type=case.case_type,
         state=case.state,
         state_title_zh=titles[0] if titles else None,
@@ -153,6 +155,19 @@ async def list_cases(
 @cases.get("/{case_id}", response_model=CaseRead, summary="One case")
 async def get_case(session: DbSession, tenant: RequestTenant, case_id: str) -> CaseRead:
     return read_case(session, await service.get_case(session, case_id))
+
+
+@cases.patch("/{case_id}", response_model=CaseRead, summary="Correct an open case (routes it again)")
+async def correct_case(
+    request: Request, session: DbSession, tenant: RequestTenant, case_id: str, body: CaseUpdate
+) -> CaseRead:
+    given = body.model_dump(exclude_unset=True)
+    actor = actor_of(request, given.pop("actor", None))
+    if "category" in given:
+        given["category_code"] = given.pop("category")
+    if any(given.get(name, "") is None for name in ("category_code", "title", "urgency")):
+        raise BadRequestData("category, title and urgency cannot be null")
+    return read_case(session, await service.correct_case(session, case_id, actor=actor, changes=given))
 
 
 @cases.post(

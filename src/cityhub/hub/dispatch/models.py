@@ -49,13 +49,17 @@ class DispatchCategory(TenantOwned, Base):
 
 
 class DispatchGridCell(TenantOwned, Base):
-    """A unit grid cell 单元网格: a polygon with its code and the district it belongs to. The
-    bounding box columns pre-filter point-in-polygon lookups through an index."""
+    """A unit grid cell 单元网格: a polygon with its code and the district it belongs to.
+
+    Point lookups use the bounding box: with ``span`` the largest side of any cell's box (read
+    from its own index), a cell holding (lon, lat) has ``min_lon`` in [lon − span, lon] and
+    ``min_lat`` in [lat − span, lat], a narrow range of the box index."""
 
     __tablename__ = "dispatch_grid_cell"
     __table_args__ = (
         UniqueConstraint("tenant_code", "code"),
-        Index("ix_dispatch_grid_cell_box", "tenant_code", "min_lon", "max_lon", "min_lat", "max_lat"),
+        Index("ix_dispatch_grid_cell_box", "tenant_code", "min_lon", "min_lat"),
+        Index("ix_dispatch_grid_cell_span", "tenant_code", "span"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -67,6 +71,8 @@ class DispatchGridCell(TenantOwned, Base):
     min_lat: Mapped[float] = mapped_column(Float, nullable=False)
     max_lon: Mapped[float] = mapped_column(Float, nullable=False)
     max_lat: Mapped[float] = mapped_column(Float, nullable=False)
+    #: the larger side of the bounding box, in degrees
+    span: Mapped[float] = mapped_column(Float, nullable=False)
 
 
 class DispatchRoute(TenantOwned, Base):

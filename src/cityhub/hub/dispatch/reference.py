@@ -191,6 +191,7 @@ async def import_grid_cells(session: AsyncSession, collection: Any) -> Imported:
             "min_lat": geometry.bbox[1],
             "max_lon": geometry.bbox[2],
             "max_lat": geometry.bbox[3],
+            "span": max(geometry.bbox[2] - geometry.bbox[0], geometry.bbox[3] - geometry.bbox[1]),
         }
     existing = {
         cell.code: cell
@@ -236,12 +237,18 @@ async def delete_grid_cell(session: AsyncSession, code: str) -> None:
 
 async def locate(session: AsyncSession, lon: float, lat: float) -> DispatchGridCell | None:
     """The grid cell holding the point: the index on the cells' bounding boxes finds the few
-    candidates, an exact point-in-polygon test decides (a point on a shared edge goes to the cell
-    with the smallest code)."""
+    candidates (see :class:`DispatchGridCell`), an exact point-in-polygon test decides (a point
+    on a shared edge goes to the cell with the smallest code)."""
     cell = DispatchGridCell
+    span = select(func.max(cell.span)).scalar_subquery()  # one statement: the subquery runs once
     candidates = await session.scalars(
         select(cell)
-        .where(cell.min_lon <= lon, cell.max_lon >= lon, cell.min_lat <= lat, cell.max_lat >= lat)
+        .where(
+            cell.min_lon.between(lon - span, lon),
+            cell.min_lat.between(lat - span, lat),
+            cell.max_lon >= lon,
+            cell.max_lat >= lat,
+        )
         .order_by(cell.code)
     )
     point = shapely.Point(lon, lat)

@@ -26,6 +26,19 @@ class CaseCreate(BaseModel):
     reporter: str | None = Field(None, max_length=100)
 
 
+class CaseUpdate(BaseModel):
+    """A correction of an open case (a person working the triage queue, or a mistake)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: str | None = Field(None, min_length=1, max_length=16)
+    title: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=10_000)
+    location: dict[str, Any] | None = Field(None, description="A GeoJSON Point; null removes it.")
+    urgency: Urgency | None = None
+    actor: str | None = Field(None, max_length=100, description="Who corrects, when access control is off.")
+
+
 class CaseRead(BaseModel):
     id: str
     entity_id: str

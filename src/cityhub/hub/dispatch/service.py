@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,20 +18,17 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.bus import enqueue
-from cityhub.hub.broker import changes
-from cityhub.hub.broker import service as broker
-from cityhub.hub.broker.context import CORE_CONTEXT_URL, ActiveContext, _core_terms
 from cityhub.hub.dispatch import reference, workflow
 from cityhub.hub.dispatch.calendar import WorkingCalendar
 from cityhub.hub.dispatch.casetypes import CaseAction, CaseType
-from cityhub.hub.dispatch.events import CaseEscalated, CaseOpened, CaseTransitioned
+from cityhub.hub.dispatch.entity import write_entities
+from cityhub.hub.dispatch.events import CaseOpened, CaseTransitioned
 from cityhub.hub.dispatch.models import DispatchCase, DispatchCaseEvent, DispatchCategory, DispatchComment
-from cityhub.kit.db import ALL_TENANTS, current_tenant, scope_to_tenant
+from cityhub.kit.db import current_tenant, scope_to_tenant
 from cityhub.kit.errors import BadRequestData, Conflict, NotFound
 from cityhub.kit.geo import haversine_m
 from cityhub.kit.time import isoformat, utcnow
 
-ENTITY_TYPE = "CityCase"
 #: ``session.info`` key: the hub's :class:`Options` for this workflow.
 OPTIONS_KEY = "cityhub.dispatch"
 URGENCIES = reference.URGENCIES
@@ -55,85 +52,10 @@ def _tenant(session: AsyncSession) -> str:
     return tenant
 
 
-def entity_id(case: DispatchCase) -> str:
-    return f"urn:ngsi-ld:{ENTITY_TYPE}:{case.id}"
-
-
-# -- the NGSI-LD entity -----------------------------------------------------------------------------
-
-_CORE = ActiveContext(
-    _core_terms(), "https://uri.etsi.org/ngsi-ld/default-context/", value=None, urls=[CORE_CONTEXT_URL]
-)
-
-
-def _property(value: Any) -> list[dict[str, Any]]:
-    return [{"type": "Property", "value": value}]
-
-
-def entity_of(case: DispatchCase, now: str, created_at: str | None) -> dict[str, Any]:
-    """The case as a normalized, expanded NGSI-LD entity, as the broker stores it."""
-    attrs: dict[str, Any] = {
-        "name": _property(case.title),
-        "category": _property(case.category_code),
-        "state": _property(case.state),
-        "urgency": _property(case.urgency),
-        "source": _property(case.source),
-        "caseType": _property(case.case_type),
-        "triage": _property(case.triage),
-        "overdue": _property(case.overdue),
-    }
-    if case.description:
-        attrs["description"] = _property(case.description)
-    for name, value in (
-        ("department", case.department_code),
-        ("departmentTenant", case.department_tenant),
-        ("gridCell", case.grid_code),
-        ("district", case.district_code),
-        ("sourceRef", case.source_ref),
-    ):
-        if value is not None:
-            attrs[name] = _property(value)
-    if case.due_at is not None:
-        attrs["dueAt"] = [
-            {"type": "Property", "value": {"@type": "DateTime", "@value": isoformat(case.due_at)}}
-        ]
-    if case.lon is not None and case.lat is not None:
-        attrs["location"] = [
-            {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [case.lon, case.lat]}}
-        ]
-    if case.duplicate_of is not None:
-        attrs["duplicateOf"] = [
-            {"type": "Relationship", "object": f"urn:ngsi-ld:{ENTITY_TYPE}:{case.duplicate_of}"}
-        ]
-    entity: dict[str, Any] = {
-        "id": entity_id(case),
-        "type": [_CORE.expand(ENTITY_TYPE)],
-        "attrs": {_CORE.expand(name): instances for name, instances in attrs.items()},
-    }
-    changes.stamp(entity, now, created=True)
-    if created_at is not None:
-        entity["createdAt"] = created_at
-    return entity
-
-
-async def write_entities(session: AsyncSession, cases: Sequence[DispatchCase]) -> None:
-    """Write the cases' entities through the broker (history, subscriptions, change events)."""
-    if not cases:
-        return
-    await broker.ensure_tenant(session, _tenant(session))
-    before = await broker.stored_entities(session, [entity_id(case) for case in cases])
-    now = isoformat(utcnow())
-    written = []
-    for case in cases:
-        previous = before.get(entity_id(case))
-        written.append(entity_of(case, now, previous.get("createdAt") if previous else None))
-    await broker.write_many(session, written, before=before)
-
-
 # -- history ----------------------------------------------------------------------------------------
 
 
-def _history(
+def record_history(
     session: AsyncSession,
     case: DispatchCase,
     *,
@@ -236,6 +158,30 @@ async def _duplicate_target(
     return best[1] if best is not None else None
 
 
+async def _route_case(
+    session: AsyncSession, case: DispatchCase, category: DispatchCategory | None
+) -> reference.Routed | None:
+    """Locate the case's grid cell and district and choose its department, or put it in the
+    triage queue saying why."""
+    point = (case.lon, case.lat) if case.lon is not None and case.lat is not None else None
+    cell = await reference.locate(session, *point) if point else None
+    reasons = []
+    if category is None:
+        reasons.append(f"unknown category {case.category_code}")
+    if point is not None and cell is None:
+        reasons.append("outside every grid cell")
+    routed = await reference.route(session, category, cell) if not reasons else None
+    if not reasons and routed is None:
+        reasons.append("no department found" if point else "no location and no route for the category")
+    case.grid_code = cell.code if cell else None
+    case.district_code = cell.district_code if cell else None
+    case.department_tenant = routed.department_tenant if routed else None
+    case.department_code = routed.department_code if routed else None
+    case.triage = bool(reasons)
+    case.triage_reason = "; ".join(reasons)[:200] if reasons else None
+    return routed
+
+
 async def open_case(
     session: AsyncSession,
     *,
@@ -295,7 +241,7 @@ async def open_case(
         await session.flush()
         original.duplicates += 1
         original.updated_at = now
-        _history(
+        record_history(
             session,
             case,
             actor=actor,
@@ -306,7 +252,7 @@ async def open_case(
             note=f"duplicate of {original.id}",
             data={"duplicate_of": str(original.id)},
         )
-        _history(
+        record_history(
             session,
             original,
             actor=actor,
@@ -319,25 +265,11 @@ async def open_case(
         await write_entities(session, [case, original])
         _announce_opened(session, case)
         return case
-    cell = await reference.locate(session, *point) if point else None
-    reasons = []
-    if category is None:
-        reasons.append(f"unknown category {category_code}")
-    if point is not None and cell is None:
-        reasons.append("outside every grid cell")
-    routed = await reference.route(session, category, cell) if not reasons else None
-    if not reasons and routed is None:
-        reasons.append("no department found" if point else "no location and no route for the category")
-    case.grid_code = cell.code if cell else None
-    case.district_code = cell.district_code if cell else None
-    if routed is not None:
-        case.department_tenant, case.department_code = routed.department_tenant, routed.department_code
-    case.triage = bool(reasons)
-    case.triage_reason = "; ".join(reasons)[:200] if reasons else None
+    routed = await _route_case(session, case, category)
     _start_stage(case, kind, category, await reference.working_calendar(session), now)
     session.add(case)
     await session.flush()
-    _history(
+    record_history(
         session,
         case,
         actor=actor,
@@ -376,6 +308,81 @@ def _announce_opened(session: AsyncSession, case: DispatchCase) -> None:
             source_ref=case.source_ref,
         ),
     )
+
+
+# -- correcting -------------------------------------------------------------------------------------
+
+#: What a correction may change.
+CORRECTABLE = ("category_code", "location", "urgency", "title", "description")
+
+
+async def correct_case(
+    session: AsyncSession, case_id: str | uuid.UUID, *, actor: str, changes: Mapping[str, Any]
+) -> DispatchCase:
+    """Correct an open case: its category, location, urgency, title or description. Until the
+    case is dispatched, a new category or location routes it again (which may take it out of the
+    triage queue, or put it in); a new category or urgency recomputes the running stage's due
+    time from the stage's start."""
+    case = await get_case(session, case_id)
+    kind = workflow.case_type(session, case.case_type)
+    if not workflow.is_open(kind, case.state):
+        raise Conflict(f"case {case.id} is {case.state}: it can no longer be corrected", state=case.state)
+    unknown = set(changes) - set(CORRECTABLE)
+    if unknown:
+        raise BadRequestData(f"cannot change {', '.join(sorted(unknown))}; only {', '.join(CORRECTABLE)}")
+    recorded: dict[str, Any] = {}
+    if "urgency" in changes and changes["urgency"] not in URGENCIES:
+        raise BadRequestData(f"urgency must be one of {', '.join(URGENCIES)}")
+    for name in ("title", "description", "urgency", "category_code"):
+        if name in changes and changes[name] is not None and changes[name] != getattr(case, name):
+            if name == "title" and not str(changes[name]).strip():
+                raise BadRequestData("a case needs a title")
+            recorded[name] = {"from": getattr(case, name), "to": changes[name]}
+            setattr(case, name, changes[name])
+    if "location" in changes:
+        point = _point(changes["location"])
+        old = [case.lon, case.lat] if case.lon is not None else None
+        new = list(point) if point else None
+        if new != old:
+            recorded["location"] = {"from": old, "to": new}
+            case.lon, case.lat = point if point else (None, None)
+    if not recorded:
+        return case
+    now = utcnow()
+    category = await reference.find_category(session, case.category_code)
+    if category is not None and not category.active:
+        category = None
+    if case.dispatched_at is None and ({"category_code", "location"} & set(recorded)):
+        routed = await _route_case(session, case, category)
+        recorded["routing"] = {
+            "department": case.department_code,
+            "department_tenant": case.department_tenant,
+            "rule": routed.rule if routed else None,
+            "triage": case.triage,
+        }
+    running = case.stage is not None and kind.stages.get(case.state) == case.stage  # not while suspended
+    if {"category_code", "urgency"} & set(recorded) and running:
+        assert case.stage is not None
+        minutes = reference.limit_minutes(category, case.urgency, case.stage)
+        start = case.stage_started_at or now
+        calendar = await reference.working_calendar(session)
+        case.due_at = calendar.add(start, minutes) if minutes is not None else None
+        case.overdue = case.due_at is not None and case.due_at < now and case.overdue
+    case.updated_at = now
+    record_history(
+        session,
+        case,
+        actor=actor,
+        action="correct",
+        from_state=case.state,
+        to_state=case.state,
+        data=recorded,
+        at=now,
+        note=case.triage_reason,
+    )
+    await session.flush()
+    await write_entities(session, [case])
+    return case
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -557,7 +564,7 @@ async def transition(
     else:
         _start_stage(case, kind, category, calendar, now, restart=effect == "rework")
     case.updated_at = now
-    _history(
+    record_history(
         session,
         case,
         actor=actor,
@@ -595,7 +602,7 @@ async def add_comment(
         raise BadRequestData("a comment needs a body")
     comment = DispatchComment(case_id=case.id, author=author, body=body, created_at=utcnow())
     session.add(comment)
-    _history(
+    record_history(
         session,
         case,
         actor=author,
@@ -613,61 +620,3 @@ async def list_comments(session: AsyncSession, case: DispatchCase) -> list[Dispa
         select(DispatchComment).where(DispatchComment.case_id == case.id).order_by(DispatchComment.created_at)
     )
     return list(rows)
-
-
-# -- overdue ----------------------------------------------------------------------------------------
-
-
-async def overdue_tenants(session: AsyncSession, now: datetime) -> list[str]:
-    """Tenants with a case past due not yet marked, on an unscoped session."""
-    rows = await session.scalars(
-        select(DispatchCase.tenant_code)
-        .where(DispatchCase.due_at < now, DispatchCase.overdue.is_(False))
-        .distinct()
-        .execution_options(**{ALL_TENANTS: True})
-    )
-    return sorted(rows)
-
-
-async def mark_overdue(session: AsyncSession, *, now: datetime | None = None) -> list[DispatchCase]:
-    """Mark the tenant's cases whose stage is past due: a history row, the escalation flag and a
-    :class:`CaseEscalated` event, once per stage (a new stage or an extension clears them)."""
-    now = now or utcnow()
-    statement = select(DispatchCase).where(
-        DispatchCase.due_at.is_not(None), DispatchCase.due_at < now, DispatchCase.overdue.is_(False)
-    )
-    if session.get_bind().dialect.name == "postgresql":  # two hub processes never escalate a case twice
-        statement = statement.with_for_update(skip_locked=True)
-    rows = list(await session.scalars(statement))
-    for case in rows:
-        assert case.due_at is not None
-        assert case.stage is not None
-        case.overdue = True
-        case.escalated_at = now
-        if case.stage == "handling":
-            case.handling_overdue = True
-        case.updated_at = now
-        _history(
-            session,
-            case,
-            actor=SYSTEM_ACTOR,
-            action="overdue",
-            from_state=case.state,
-            to_state=case.state,
-            at=now,
-            data={"stage": case.stage, "due_at": isoformat(case.due_at)},
-        )
-        enqueue(
-            session,
-            CaseEscalated(
-                tenant=case.tenant_code,
-                case_id=str(case.id),
-                stage=case.stage,
-                due_at=case.due_at,
-                department=case.department_code,
-                district=case.district_code,
-            ),
-        )
-    await session.flush()
-    await write_entities(session, rows)
-    return rows

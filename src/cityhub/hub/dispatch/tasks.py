@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cityhub.hub.dispatch import service
+from cityhub.hub.dispatch import overdue
 from cityhub.kit.db import scope_to_tenant
 from cityhub.kit.periodic import Periodic
 from cityhub.kit.time import utcnow
@@ -20,12 +20,12 @@ async def mark_all_overdue(sessions: async_sessionmaker[AsyncSession], *, now: d
     """Mark every tenant's overdue cases, each tenant in a transaction of its own; how many."""
     now = now or utcnow()
     async with sessions() as session:
-        tenants = await service.overdue_tenants(session, now)
+        tenants = await overdue.overdue_tenants(session, now)
     marked = 0
     for tenant in tenants:
         async with sessions() as session, session.begin():
             scope_to_tenant(session, tenant)
-            marked += len(await service.mark_overdue(session, now=now))
+            marked += len(await overdue.mark_overdue(session, now=now))
     return marked
 
 

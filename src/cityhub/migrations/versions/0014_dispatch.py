@@ -110,16 +110,16 @@ def upgrade() -> None:
         sa.Column("min_lat", sa.Float(), nullable=False),
         sa.Column("max_lon", sa.Float(), nullable=False),
         sa.Column("max_lat", sa.Float(), nullable=False),
+        sa.Column("span", sa.Float(), nullable=False),
         sa.Column("tenant_code", sa.String(length=6), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dispatch_grid_cell")),
         sa.UniqueConstraint("tenant_code", "code", name=op.f("uq_dispatch_grid_cell_tenant_code")),
     )
     with op.batch_alter_table("dispatch_grid_cell", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_dispatch_grid_cell_box",
-            ["tenant_code", "min_lon", "max_lon", "min_lat", "max_lat"],
-            unique=False,
+            "ix_dispatch_grid_cell_box", ["tenant_code", "min_lon", "min_lat"], unique=False
         )
+        batch_op.create_index("ix_dispatch_grid_cell_span", ["tenant_code", "span"], unique=False)
         batch_op.create_index(batch_op.f("ix_dispatch_grid_cell_tenant_code"), ["tenant_code"], unique=False)
 
     op.create_table(
@@ -242,6 +242,7 @@ def downgrade() -> None:
     op.drop_table("dispatch_route")
     with op.batch_alter_table("dispatch_grid_cell", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_dispatch_grid_cell_tenant_code"))
+        batch_op.drop_index("ix_dispatch_grid_cell_span")
         batch_op.drop_index("ix_dispatch_grid_cell_box")
 
     op.drop_table("dispatch_grid_cell")
