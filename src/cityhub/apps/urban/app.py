@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import field_validator
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cityhub.apps.urban import components
+from cityhub.apps.urban.api import build_router
+from cityhub.plugins import (
+    AppContext,
+    AppSettings,
+    Event,
+    HubApp,
+    Indicator,
+    IndicatorValue,
+    Manifest,
+    NotFound,
+    cases,
+    scope_to_tenant,
+    utcnow,
+)
+
+
+class UrbanSettings(AppSettings):
+    #: CITYHUB_APP_URBAN_WEIGHTS: handling, on-time, rework, overdue, extension (the published 30/20/20/20/10)
+    weights: str = "30,20,20,20,10"
+
+    @field_validator("weights")
+    @classmethod
+    def _five_weights(cls, value: str) -> str:
+        try:
+            cases.parse_weights(value)
+        except Exception as error:
+            raise ValueError(str(error)) from None
+        return value
+
+
+class UrbanApp(HubApp):
+    manifest = Manifest(
+        name="urban",
+        version="1.0.0",
+        title_zh="数字化城市管理",
+        title_en="Urban management",
+        indicators=(Indicator.SMART_URBAN_MANAGEMENT,),
+        settings_model=UrbanSettings,
+    )
+
+    async def setup(self, ctx: AppContext) -> None:
+        settings = ctx.settings if isinstance(ctx.settings, UrbanSettings) else UrbanSettings()
+        weights = cases.parse_weights(settings.weights)
+        sessions = ctx.sessions
+
+        async def follow(event: Event) -> None:
+            await follow_case(sessions, event)
+
+        ctx.registry.add_entity_type(components.ENTITY_TYPE, title_zh="城市部件", title_en="Urban component")
+        ctx.registry.add_router(build_router(weights), prefix="/api/v1/urban")
+        ctx.registry.subscribe("components", [cases.CaseOpened, cases.CaseTransitioned], follow, shared=True)
+        ctx.registry.add_indicator_provider(Indicator.SMART_URBAN_MANAGEMENT, closure_rate)
+
+
+async def follow_case(sessions: async_sessionmaker[AsyncSession], event: Event) -> None:
+    """A component's state follows the cases about it (idempotent: a redelivery changes nothing)."""
+    if event.tenant is None:
+        return
+    async with sessions() as session, session.begin():
+        scope_to_tenant(session, event.tenant)
+        try:
+            case = await cases.get_case(session, str(getattr(event, "case_id", "")))
+        except NotFound:
+            return
+        if components.code_of(case.source_ref) is None:
+            return
+        assert case.source_ref is not None
+        ended = cases.closed_states(session, case.case_type)
+        if case.state not in ended:
+            await components.case_opened(session, event.tenant, case.id, case.source_ref)
+        else:
+            repaired = case.closed_at is not None
+            await components.case_ended(session, event.tenant, case.id, case.source_ref, repaired=repaired)
+
+
+async def closure_rate(session: AsyncSession, tenant: str) -> IndicatorValue:
+    """Share of the urban management cases dispatched in the last 30 days that are closed."""
+    now = utcnow()
+    scores = await cases.evaluate(session, now - timedelta(days=30), now)
+    dispatched = sum(s.dispatched for s in scores)
+    handled = sum(s.handled for s in scores)
+    return IndicatorValue(
+        indicator=Indicator.SMART_URBAN_MANAGEMENT,
+        value=round(100.0 * handled / dispatched, 1) if dispatched else 0.0,
+        unit="%",
+        label_zh="近30日派遣案件结案率",
+        label_en="Closure rate of the cases dispatched in the last 30 days",
+    )
