@@ -17,7 +17,7 @@ from cityhub.apps.urban.schemas import (
     ComponentRead,
     ImportReport,
 )
-from cityhub.plugins import BadRequestData, DbSession, NotFound, RequestTenant, cases
+from cityhub.plugins import BadRequestData, DbSession, NotFound, RequestTenant, cases, casestats
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
@@ -26,7 +26,7 @@ def build_router(weights: Sequence[float]) -> APIRouter:
     router = APIRouter(tags=["urban"])
 
     def chosen_weights(given: str | None) -> tuple[float, ...]:
-        return tuple(weights) if given is None else cases.parse_weights(given)
+        return tuple(weights) if given is None else casestats.parse_weights(given)
 
     # -- components ---------------------------------------------------------------------------------
 
@@ -109,7 +109,7 @@ def build_router(weights: Sequence[float]) -> APIRouter:
             session,
             tenant=tenant,
             case_type=service.CASE_TYPE,
-            category=component.category,
+            category_code=component.category,
             title=body.title or f"{component.name} {component.code}",
             description=body.description,
             location={"type": "Point", "coordinates": [component.lon, component.lat]},
@@ -118,7 +118,7 @@ def build_router(weights: Sequence[float]) -> APIRouter:
             source_ref=components.entity_id(code),
             reporter=body.reporter,
         )
-        if case.state not in cases.closed_states(session, case.case_type):
+        if case.state not in casestats.closed_states(session, case.case_type):
             await components.case_opened(session, tenant, case.id, components.entity_id(code))
         return {"case": case.id, "state": case.state, "duplicate_of": case.duplicate_of, "component": code}
 
@@ -154,7 +154,7 @@ def build_router(weights: Sequence[float]) -> APIRouter:
         return {
             "start": start,
             "end": end,
-            "weights": dict(zip(cases.WEIGHT_NAMES, chosen, strict=True)),
+            "weights": dict(zip(casestats.WEIGHT_NAMES, chosen, strict=True)),
             "departments": await service.evaluation(session, start, end, chosen),
         }
 

@@ -17,6 +17,7 @@ from cityhub.plugins import (
     Manifest,
     NotFound,
     cases,
+    casestats,
     scope_to_tenant,
     utcnow,
 )
@@ -30,7 +31,7 @@ class UrbanSettings(AppSettings):
     @classmethod
     def _five_weights(cls, value: str) -> str:
         try:
-            cases.parse_weights(value)
+            casestats.parse_weights(value)
         except Exception as error:
             raise ValueError(str(error)) from None
         return value
@@ -48,7 +49,7 @@ class UrbanApp(HubApp):
 
     async def setup(self, ctx: AppContext) -> None:
         settings = ctx.settings if isinstance(ctx.settings, UrbanSettings) else UrbanSettings()
-        weights = cases.parse_weights(settings.weights)
+        weights = casestats.parse_weights(settings.weights)
         sessions = ctx.sessions
 
         async def follow(event: Event) -> None:
@@ -67,13 +68,13 @@ async def follow_case(sessions: async_sessionmaker[AsyncSession], event: Event) 
     async with sessions() as session, session.begin():
         scope_to_tenant(session, event.tenant)
         try:
-            case = await cases.get_case(session, str(getattr(event, "case_id", "")))
+            case = await cases.read_case_of(session, event.tenant, str(getattr(event, "case_id", "")))
         except NotFound:
             return
         if components.code_of(case.source_ref) is None:
             return
         assert case.source_ref is not None
-        ended = cases.closed_states(session, case.case_type)
+        ended = casestats.closed_states(session, case.case_type)
         if case.state not in ended:
             await components.case_opened(session, event.tenant, case.id, case.source_ref)
         else:
@@ -84,7 +85,7 @@ async def follow_case(sessions: async_sessionmaker[AsyncSession], event: Event) 
 async def closure_rate(session: AsyncSession, tenant: str) -> IndicatorValue:
     """Share of the urban management cases dispatched in the last 30 days that are closed."""
     now = utcnow()
-    scores = await cases.evaluate(session, now - timedelta(days=30), now)
+    scores = await casestats.evaluate(session, now - timedelta(days=30), now)
     dispatched = sum(s.dispatched for s in scores)
     handled = sum(s.handled for s in scores)
     return IndicatorValue(

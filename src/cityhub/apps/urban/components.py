@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhub.plugins import BadRequestData, NotFound, cases, entities
+from cityhub.plugins import BadRequestData, NotFound, casestats, entities
 
 ENTITY_TYPE = "UrbanComponent"
 PREFIX = f"urn:ngsi-ld:{ENTITY_TYPE}:"
@@ -162,7 +162,7 @@ class Checker:
 
     @classmethod
     async def load(cls, session: AsyncSession) -> Checker:
-        return cls({c.code for c in await cases.component_categories(session) if c.active})
+        return cls({c.code for c in await casestats.component_categories(session) if c.active})
 
     async def check(self, session: AsyncSession, data: dict[str, Any]) -> Component:
         """A component from loose input (an API body, a CSV row, a GeoJSON feature); raises
@@ -172,7 +172,7 @@ class Checker:
             raise BadRequestData(f"code {code!r}: 16 digits (division 6, major 2, minor 2, serial 6)")
         division = code[:6]
         if division not in self.divisions:
-            self.divisions[division] = await cases.is_known_division(session, division)
+            self.divisions[division] = await casestats.is_known_division(session, division)
         if not self.divisions[division]:
             raise BadRequestData(f"code {code}: {division} is no division the hub knows (GB/T 2260)")
         category = f"C{code[6:8]}{code[8:10]}"

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhub.plugins import BadRequestData, cases, utcnow
+from cityhub.plugins import BadRequestData, casestats, utcnow
 
 CASE_TYPE = "urban_management"
 
@@ -32,7 +32,7 @@ QUEUES: dict[str, dict[str, tuple[str, str, tuple[str, ...], bool]]] = {
 CENTRES = {"supervision": ("监督中心", "supervision centre"), "command": ("指挥中心", "command centre")}
 
 
-def _item(case: cases.CaseView, clock: cases.WorkingClock, now: datetime) -> dict[str, Any]:
+def _item(case: casestats.CaseView, clock: casestats.WorkingClock, now: datetime) -> dict[str, Any]:
     return {
         "id": case.id,
         "title": case.title,
@@ -54,8 +54,8 @@ async def queues(session: AsyncSession, *, limit: int) -> dict[str, Any]:
     """Each centre's queues with their count and the first ``limit`` cases, the most pressing
     (least working time left) first."""
     now = utcnow()
-    clock = await cases.working_clock(session)
-    ended = cases.closed_states(session, CASE_TYPE)
+    clock = await casestats.working_clock(session)
+    ended = casestats.closed_states(session, CASE_TYPE)
     answer: dict[str, Any] = {}
     for centre, named in QUEUES.items():
         lines: dict[str, Any] = {}
@@ -63,11 +63,11 @@ async def queues(session: AsyncSession, *, limit: int) -> dict[str, Any]:
             if overdue_only:
                 found = [
                     c
-                    for c in await cases.find_cases(session, case_type=CASE_TYPE, overdue=True)
+                    for c in await casestats.find_cases(session, case_type=CASE_TYPE, overdue=True)
                     if c.state not in ended
                 ]
             else:
-                found = await cases.find_cases(session, case_type=CASE_TYPE, states=states)
+                found = await casestats.find_cases(session, case_type=CASE_TYPE, states=states)
             found.sort(key=lambda c: (c.due_at is None, c.due_at or now, c.created_at))
             lines[name] = {
                 "title_zh": zh,
@@ -85,7 +85,7 @@ async def period_bounds(
     if period is not None:
         if start is not None or end is not None:
             raise BadRequestData("give period, or from and to, not both")
-        return await cases.month_bounds(session, period)
+        return await casestats.month_bounds(session, period)
     if start is None or end is None:
         raise BadRequestData("give period=YYYY-MM, or from and to")
     if start.tzinfo is None or end.tzinfo is None:
@@ -106,10 +106,10 @@ async def grid_statistics(
     session: AsyncSession, start: datetime, end: datetime, *, top: int
 ) -> dict[str, Any]:
     """Cases opened in [start, end) per grid cell and category; ``reports`` counts the linked
-    duplicates too. Hot spots: the ``top`` cells with most cases."""
-    found = await cases.find_cases(session, case_type=CASE_TYPE, created_from=start, created_to=end)
-    cells = {c.code: c for c in await cases.grid_cells(session)}
-    names = await cases.category_names(session)
+    duplicates too. Hot spots: the ``top`` cells with most casestats."""
+    found = await casestats.find_cases(session, case_type=CASE_TYPE, created_from=start, created_to=end)
+    cells = {c.code: c for c in await casestats.grid_cells(session)}
+    names = await casestats.category_names(session)
     tallies: dict[str | None, CellTally] = {}
     by_category: Counter[str] = Counter()
     for case in found:
@@ -156,8 +156,8 @@ async def grid_statistics(
 async def evaluation(
     session: AsyncSession, start: datetime, end: datetime, weights: Sequence[float]
 ) -> list[dict[str, Any]]:
-    scores = await cases.evaluate(session, start, end, weights=weights)
-    names = await cases.department_names(session, ((s.department_tenant, s.department) for s in scores))
+    scores = await casestats.evaluate(session, start, end, weights=weights)
+    names = await casestats.department_names(session, ((s.department_tenant, s.department) for s in scores))
     lines = []
     for score in sorted(scores, key=lambda s: (-(s.score or 0), s.department_tenant, s.department)):
         line = score.model_dump()
@@ -170,18 +170,18 @@ async def monthly(
     session: AsyncSession, tenant: str, period: str, weights: Sequence[float]
 ) -> dict[str, Any]:
     """Everything the monthly report shows."""
-    start, end = await cases.month_bounds(session, period)
+    start, end = await casestats.month_bounds(session, period)
     statistics = await grid_statistics(session, start, end, top=10)
-    found = await cases.find_cases(session, case_type=CASE_TYPE, created_from=start, created_to=end)
+    found = await casestats.find_cases(session, case_type=CASE_TYPE, created_from=start, created_to=end)
     own = [c for c in found if c.duplicate_of is None]
-    closed = cases.closed_states(session, CASE_TYPE) - {cases.MERGED, "cancelled"}
+    closed = casestats.closed_states(session, CASE_TYPE) - {casestats.MERGED, "cancelled"}
     by_source = Counter(c.source for c in own)
     return {
         "tenant": tenant,
         "period": period,
         "start": start,
         "end": end,
-        "weights": dict(zip(cases.WEIGHT_NAMES, weights, strict=True)),
+        "weights": dict(zip(casestats.WEIGHT_NAMES, weights, strict=True)),
         "summary": {
             "cases": len(own),
             "reports": len(found),

@@ -4,16 +4,17 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.hub.dispatch import attachments, evaluation, reference, service, workflow
 from cityhub.hub.dispatch.casetypes import CaseType
-from cityhub.hub.dispatch.entity import entity_id
 from cityhub.hub.dispatch.models import DispatchAttachment, DispatchCase, DispatchGridCell, DispatchRoute
 from cityhub.hub.dispatch.schemas import (
     ActionRead,
@@ -39,8 +40,10 @@ from cityhub.hub.dispatch.schemas import (
     RouteRead,
     TransitionIn,
 )
+from cityhub.hub.dispatch.views import read_case
 from cityhub.kit.errors import BadRequestData, NotFound
 from cityhub.kit.web import DbSession, RequestTenant
+from cityhub.systems.security.models import Department
 
 cases = APIRouter(prefix="/api/v1/cases", tags=["dispatch"])
 dispatch = APIRouter(prefix="/api/v1/dispatch", tags=["dispatch"])
@@ -60,49 +63,13 @@ def actor_of(request: Request, given: str | None) -> str:
     return given or "anonymous"
 
 
-def read_case(session: Any, case: DispatchCase) -> CaseRead:
-    kind = workflow.case_types(session).get(case.case_type)
-    titles = kind.state_titles.get(case.state) if kind else None
-    return CaseRead(
-        id=str(case.id),
-        entity_id=entity_id(case),
-        case_type=case.case_type,
-        state=case.state,
-        state_title_zh=titles[0] if titles else None,
-        state_title_en=titles[1] if titles else None,
-        title=case.title,
-        description=case.description,
-        category=case.category_code,
-        urgency=case.urgency,
-        source=case.source,
-        source_ref=case.source_ref,
-        reporter=case.reporter,
-        location=(
-            {"type": "Point", "coordinates": [case.lon, case.lat]}
-            if case.lon is not None and case.lat is not None
-            else None
-        ),
-        grid_cell=case.grid_code,
-        district=case.district_code,
-        department=case.department_code,
-        department_tenant=case.department_tenant,
-        triage=case.triage,
-        triage_reason=case.triage_reason,
-        duplicate_of=str(case.duplicate_of) if case.duplicate_of else None,
-        duplicates=case.duplicates,
-        stage=case.stage,
-        due_at=case.due_at,
-        overdue=case.overdue,
-        escalated_at=case.escalated_at,
-        dispatched_at=case.dispatched_at,
-        handled_at=case.handled_at,
-        closed_at=case.closed_at,
-        reworks=case.reworks,
-        extensions=case.extensions,
-        allowed_actions=[a.name for a in service.allowed_actions(case, kind)] if kind else [],
-        created_at=case.created_at,
-        updated_at=case.updated_at,
-    )
+async def _department_of(request: Request, session: AsyncSession) -> tuple[str, str] | None:
+    """(tenant, code) of the caller's department, when access control knows one."""
+    department_id = getattr(getattr(request.state, "principal", None), "department_id", None)
+    if not isinstance(department_id, uuid.UUID):
+        return None
+    department = await session.get(Department, department_id)
+    return (department.tenant_code, department.code) if department is not None else None
 
 
 # -- cases ------------------------------------------------------------------------------------------
@@ -188,6 +155,7 @@ async def take_action(
         department=body.department,
         department_tenant=body.department_tenant,
         extend_minutes=body.extend_minutes,
+        acting_department=await _department_of(request, session),
     )
     return read_case(session, case)
 

@@ -25,7 +25,7 @@ from cityhub.hub.dispatch.entity import write_entities
 from cityhub.hub.dispatch.events import CaseOpened, CaseTransitioned
 from cityhub.hub.dispatch.models import DispatchCase, DispatchCaseEvent, DispatchCategory, DispatchComment
 from cityhub.kit.db import current_tenant, scope_to_tenant
-from cityhub.kit.errors import BadRequestData, Conflict, NotFound
+from cityhub.kit.errors import BadRequestData, Conflict, Forbidden, NotFound
 from cityhub.kit.geo import haversine_m
 from cityhub.kit.time import isoformat, utcnow
 
@@ -201,9 +201,40 @@ async def open_case(
     no department found waits in the triage queue; a report of the same category within the
     duplicate radius of an open case of the last 24 hours is kept, linked to that case
     (``duplicate_of``), in the final state ``merged``."""
-    assert current_tenant(session) in (None, tenant), "open a case in a session of its tenant"
-    if current_tenant(session) is None:
-        scope_to_tenant(session, tenant)
+    scoped = current_tenant(session)
+    if scoped not in (None, tenant):
+        raise ValueError(f"a case of tenant {tenant} opened in a session of tenant {scoped}")
+    scope_to_tenant(session, tenant)
+    try:
+        return await _open_case(
+            session,
+            case_type=case_type,
+            category_code=category_code,
+            title=title,
+            description=description,
+            location=location,
+            urgency=urgency,
+            source=source,
+            source_ref=source_ref,
+            reporter=reporter,
+        )
+    finally:
+        scope_to_tenant(session, scoped)
+
+
+async def _open_case(
+    session: AsyncSession,
+    *,
+    case_type: str,
+    category_code: str,
+    title: str,
+    description: str,
+    location: Mapping[str, Any] | None,
+    urgency: str,
+    source: str,
+    source_ref: str | None,
+    reporter: str | None,
+) -> DispatchCase:
     kind = workflow.case_type(session, case_type)
     if urgency not in URGENCIES:
         raise BadRequestData(f"urgency must be one of {', '.join(URGENCIES)}")
@@ -500,14 +531,24 @@ async def transition(
     department: str | None = None,
     department_tenant: str | None = None,
     extend_minutes: int | None = None,
+    acting_department: tuple[str, str] | None = None,
 ) -> DispatchCase:
     """Take ``action`` on the case. An action the case's state does not allow is a 409 naming the
-    allowed ones; a note is required where the action needs a reason."""
+    allowed ones; a note is required where the action needs a reason.
+
+    ``acting_department`` (tenant, code) is the caller's department when the caller belongs to
+    one: such a caller takes only actions open to departments, and only on its own cases (403);
+    the supervision and command centres' staff belong to none and take every action."""
     case = await get_case(session, case_id)
     kind = workflow.case_type(session, case.case_type)
     chosen = next((a for a in allowed_actions(case, kind) if a.name == action), None)
     if chosen is None:
         raise _refuse(case, kind, action)
+    if acting_department is not None:
+        if chosen.actors and "department" not in chosen.actors:
+            raise Forbidden(f"{action} is taken by the {' or '.join(chosen.actors)} centre, not a department")
+        if (case.department_tenant, case.department_code) != acting_department:
+            raise Forbidden(f"case {case.id} is not a case of department {acting_department[1]}")
     if chosen.needs_reason and not (note and note.strip()):
         raise BadRequestData(f"{action} needs a reason: give a note")
     if extend_minutes is not None and chosen.effect != "extend":
