@@ -103,11 +103,17 @@ class CellTally:
 
 
 async def grid_statistics(
-    session: AsyncSession, start: datetime, end: datetime, *, top: int
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    *,
+    top: int,
+    found: list[casestats.CaseView] | None = None,
 ) -> dict[str, Any]:
     """Cases opened in [start, end) per grid cell and category; ``reports`` counts the linked
     duplicates too. Hot spots: the ``top`` cells with most casestats."""
-    found = await casestats.find_cases(session, case_type=CASE_TYPE, created_from=start, created_to=end)
+    if found is None:
+        found = await casestats.find_cases(session, case_type=CASE_TYPE, created_from=start, created_to=end)
     cells = {c.code: c for c in await casestats.grid_cells(session)}
     names = await casestats.category_names(session)
     tallies: dict[str | None, CellTally] = {}
@@ -171,8 +177,8 @@ async def monthly(
 ) -> dict[str, Any]:
     """Everything the monthly report shows."""
     start, end = await casestats.month_bounds(session, period)
-    statistics = await grid_statistics(session, start, end, top=10)
     found = await casestats.find_cases(session, case_type=CASE_TYPE, created_from=start, created_to=end)
+    statistics = await grid_statistics(session, start, end, top=10, found=found)
     own = [c for c in found if c.duplicate_of is None]
     closed = casestats.closed_states(session, CASE_TYPE) - {casestats.MERGED, "cancelled"}
     by_source = Counter(c.source for c in own)
