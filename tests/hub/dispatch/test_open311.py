@@ -248,3 +248,19 @@ async def test_bad_bodies(app: FastAPI, client: httpx.AsyncClient) -> None:
     xml = await client.post(f"{OPEN311}/requests.xml", data={"service_code": "E0101"})
     assert xml.status_code == 400
     assert ElementTree.fromstring(xml.content).findtext("error/code") == "400"
+
+
+async def test_jurisdictions_keep_their_requests_apart(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await city(app, client)
+    request_id = (await post(client)).json()[0]["service_request_id"]
+    default = app.state.default_tenant
+    assert [r["service_request_id"] for r in (await client.get(f"{OPEN311}/requests.json")).json()] == [
+        request_id
+    ]
+    mine = await client.get(f"{OPEN311}/requests.json", params={"jurisdiction_id": default})
+    assert [r["service_request_id"] for r in mine.json()] == [request_id]
+    other = await client.get(f"{OPEN311}/requests.json", params={"jurisdiction_id": JINSHUI})
+    assert other.status_code == 200
+    assert other.json() == []
+    hidden = await client.get(f"{OPEN311}/requests/{request_id}.json", params={"jurisdiction_id": JINSHUI})
+    assert hidden.status_code == 404
