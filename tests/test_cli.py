@@ -50,7 +50,7 @@ def test_db_upgrade_and_current(empty_database_url: str) -> None:
 
 
 def test_apps_list_shows_the_builtin_app() -> None:
-    result = invoke("apps", "list")
+    result = invoke("apps", "list", env={"COLUMNS": "200"})  # wide enough for every app's indicators
     assert result.exit_code == 0
     assert "system" in result.stdout
     assert "city_hub_platform" in result.stdout

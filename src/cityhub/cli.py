@@ -21,6 +21,7 @@ from cityhub.config import Settings, SettingsError, load_settings
 from cityhub.kit.db import create_engine, session_factory, wait_for_database
 from cityhub.kit.errors import HubError
 from cityhub.kit.logs import configure_logging
+from cityhub.sim.commands import demo_app
 
 app = typer.Typer(help="CityHub · 新型智慧城市中枢平台", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema (migrations).", no_args_is_help=True)
@@ -37,6 +38,7 @@ users_app = typer.Typer(help="User accounts (security).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 audit_app = typer.Typer(help="The audit log and its hash chain.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(demo_app, name="demo")
 
 console = Console()
 err = Console(stderr=True)

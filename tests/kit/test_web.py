@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel
 
 from cityhub.kit.errors import Conflict
@@ -123,3 +123,43 @@ async def test_other_http_errors_keep_their_status_and_kind(http: httpx.AsyncCli
         "detail": "short and stout",
         "instance": "/teapot",
     }
+
+
+async def test_client_gone_before_its_body_is_logged_not_a_500(caplog: pytest.LogCaptureFixture) -> None:
+    """A device that hangs up mid-request: an info line, no 'unhandled error', no 500."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/iot/json")
+    async def measures(request: Request) -> dict[str, int]:
+        return {"bytes": len(await request.body())}
+
+    sent: list[dict[str, object]] = []
+    chunks = [{"type": "http.request", "body": b'{"t": 2', "more_body": True}, {"type": "http.disconnect"}]
+
+    async def receive() -> dict[str, object]:
+        return chunks.pop(0)
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "path": "/iot/json",
+        "raw_path": b"/iot/json",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")],
+        "scheme": "http",
+        "server": ("t", 80),
+        "client": ("127.0.0.1", 1),
+        "root_path": "",
+    }
+    with caplog.at_level("INFO", logger="cityhub.kit.web"):
+        await app(scope, receive, send)  # type: ignore[arg-type]
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert start["status"] == 400
+    assert "client went away" in caplog.text
+    assert "unhandled error" not in caplog.text

@@ -18,11 +18,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityhub.kit.db import scope_to_tenant
 from cityhub.kit.errors import (
     HUB_ERRORS,
+    BadRequestData,
     HubError,
     InvalidRequest,
     MethodNotAllowed,
@@ -120,6 +122,14 @@ def install_error_handlers(app: FastAPI) -> None:
             "instance": request.url.path,
         }
         return ProblemResponse(body, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, error: ClientDisconnect) -> Response:
+        # The client closed the connection before its body was read: nothing was done, nothing is
+        # acknowledged, and no one is left to answer (a device sends the message again).
+        log.info("client went away before %s %s was read", request.method, request.url.path)
+        gone = BadRequestData("the client closed the connection before the request was read")
+        return problem(gone, request)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> Response:

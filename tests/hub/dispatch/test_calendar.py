@@ -72,6 +72,7 @@ def test_results_are_utc() -> None:
         {"hours": []},
         {"holidays": ["2026-13-01"]},
         {"hours": [["nine", "ten"]]},
+        {"weekdays": []},
     ],
 )
 def test_bad_calendars_are_refused(data: dict[str, object]) -> None:

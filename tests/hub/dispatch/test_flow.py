@@ -158,6 +158,15 @@ async def test_unknown_category_and_outside_every_cell_go_to_triage(
     assert dispatched.json()["triage"] is False
     assert dispatched.json()["department_tenant"] == "410100"
     assert (await client.get(CASES, params={"triage": "true"})).json()["total"] == 1
+    await act(client, unknown["id"], "cancel", note="无法核实")
+    assert (await client.get(CASES, params={"triage": "true"})).json()["total"] == 0  # no longer waiting
+    closed = (await client.get(CASES, params={"open": "false"})).json()
+    assert [c["id"] for c in closed["items"]] == [unknown["id"]]
+    assert (await client.get(CASES, params={"open": "true"})).json()["total"] == 2
+    later = {"opened_after": isoformat(utcnow() + timedelta(hours=1))}
+    assert (await client.get(CASES, params=later)).json()["total"] == 0
+    naive = await client.get(CASES, params={"opened_after": "2026-11-21T08:00:00"})
+    assert naive.status_code == 400
 
 
 async def test_duplicate_reports_nearby_are_linked_not_multiplied(
@@ -251,3 +260,48 @@ async def test_correcting_a_triaged_case_routes_it(app: FastAPI, client: httpx.A
     await act(client, unknown["id"], "cancel", note="误报")
     closed = await client.patch(f"{CASES}/{unknown['id']}", json={"title": "新标题"})
     assert closed.status_code == 409
+
+
+async def test_nul_characters_and_huge_numbers_are_a_clear_400(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await city(app, client)
+    case = await open_case(client)
+    for method, path, kwargs in (
+        ("POST", CASES, {"json": {"category": "E0101", "title": "bad\u0000title"}}),
+        ("GET", CASES, {"params": {"state": "a\u0000b"}}),
+        ("GET", CASES, {"params": {"offset": 2**70}}),
+        ("GET", f"{DISPATCH}/categories/C%000101", {}),
+        ("POST", f"{CASES}/{case['id']}/comments", {"json": {"body": "x\u0000"}}),
+        ("POST", f"{CASES}/{case['id']}/transitions", {"json": {"action": "file", "note": "\u0000"}}),
+        ("GET", f"{DISPATCH}/evaluation", {"params": {"period": "0000-01"}}),
+        ("GET", f"{DISPATCH}/evaluation", {"params": {"period": "9999-12"}}),
+        ("PATCH", f"{DISPATCH}/categories/E0101", {"json": {"limits": {"normal": {"handling": 10**12}}}}),
+    ):
+        response = await client.request(method, path, **kwargs)
+        assert response.status_code == 400, (method, path, response.text)
+
+
+async def test_redispatch_after_failed_verification_goes_to_another_department(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await city(app, client)
+    case = await open_case(client)
+    for action in ("file", "dispatch", "accept", "feedback"):
+        await act(client, case["id"], action)
+    again = await act(client, case["id"], "redispatch", note="不属于城管职责,应由市政处理")
+    assert again.json()["state"] == "filed"
+    assert again.json()["reworks"] == 1
+    moved = await act(client, case["id"], "dispatch", department="municipal-works")
+    assert (moved.json()["department_tenant"], moved.json()["department"]) == ("410100", "municipal-works")
+    for action in ("accept", "feedback", "verify"):
+        assert (await act(client, case["id"], action)).status_code == 200
+    now = utcnow()
+    window = {"from": isoformat(now - timedelta(hours=1)), "to": isoformat(now + timedelta(hours=1))}
+    departments = (await client.get(f"{DISPATCH}/evaluation", params=window)).json()["departments"]
+    assert [(d["department"], d["handled"], d["reworked"]) for d in departments] == [
+        ("municipal-works", 1, 1)
+    ]
+    history = (await client.get(f"{CASES}/{case['id']}/history")).json()
+    dispatches = [h["data"]["department"] for h in history if h["action"] == "dispatch"]
+    assert dispatches == ["urban", "municipal-works"]

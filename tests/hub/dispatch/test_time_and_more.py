@@ -3,6 +3,7 @@ types, attachments and the reference tables, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -401,3 +402,28 @@ async def test_cases_stay_in_their_tenant(app: FastAPI, client: httpx.AsyncClien
     async with app.state.sessions() as session:
         scope_to_tenant(session, JINSHUI)
         assert await service.list_cases(session, service.CaseFilter(), limit=10, offset=0) == ([], 0)
+
+
+async def test_reports_arriving_together_are_linked_not_both_opened(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await city(app, client)
+
+    async def report(title: str) -> str:
+        async with app.state.sessions() as session, session.begin():
+            case = await service.open_case(
+                session,
+                tenant="410100",
+                case_type="urban_management",
+                category_code="E0101",
+                title=title,
+                description="",
+                location=IN_JINSHUI,
+                urgency="normal",
+                source="citizen",
+                source_ref=None,
+            )
+            return case.state
+
+    states = await asyncio.gather(*(report(f"report {n}") for n in range(4)))
+    assert sorted(states) == ["collected", "merged", "merged", "merged"]

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, File, Form, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,18 +39,26 @@ from cityhub.hub.dispatch.schemas import (
     RouteIn,
     RouteRead,
     TransitionIn,
+    has_nul,
 )
 from cityhub.hub.dispatch.views import read_case
 from cityhub.kit.errors import BadRequestData, NotFound
 from cityhub.kit.web import DbSession, RequestTenant
 from cityhub.systems.security.models import Department
 
-cases = APIRouter(prefix="/api/v1/cases", tags=["dispatch"])
-dispatch = APIRouter(prefix="/api/v1/dispatch", tags=["dispatch"])
+
+async def _plain_text(request: Request) -> None:
+    """Paths and queries with a NUL character are refused: PostgreSQL cannot compare with one."""
+    if has_nul(dict(request.query_params)) or has_nul(dict(request.path_params)):
+        raise BadRequestData("a path or query parameter holds a NUL character")
+
+
+cases = APIRouter(prefix="/api/v1/cases", tags=["dispatch"], dependencies=[Depends(_plain_text)])
+dispatch = APIRouter(prefix="/api/v1/dispatch", tags=["dispatch"], dependencies=[Depends(_plain_text)])
 ROUTERS = (cases, dispatch)
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=2**31)]
 
 
 def actor_of(request: Request, given: str | None) -> str:
@@ -109,11 +117,35 @@ async def list_cases(
     triage: Annotated[bool | None, Query(description="true: the triage queue")] = None,
     case_type: str | None = None,
     duplicate_of: str | None = None,
+    is_open: Annotated[
+        bool | None,
+        Query(alias="open", description="true: not closed, cancelled or merged; false: the others"),
+    ] = None,
+    opened_after: Annotated[
+        datetime | None, Query(description="Opened at or after (ISO 8601 with offset).")
+    ] = None,
+    opened_before: Annotated[
+        datetime | None, Query(description="Opened before (ISO 8601 with offset).")
+    ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> CasePage:
+    for moment in (opened_after, opened_before):
+        if moment is not None and moment.tzinfo is None:
+            raise BadRequestData("opened_after and opened_before need a time zone offset (or Z)")
     where = service.CaseFilter(
-        state, category, department, district, grid_cell, overdue, triage, case_type, duplicate_of
+        state,
+        category,
+        department,
+        district,
+        grid_cell,
+        overdue,
+        triage,
+        case_type,
+        duplicate_of,
+        is_open,
+        opened_after,
+        opened_before,
     )
     rows, total = await service.list_cases(session, where, limit=limit, offset=offset)
     return CasePage(items=[read_case(session, c) for c in rows], total=total, limit=limit, offset=offset)
@@ -229,6 +261,8 @@ async def add_attachment(
     uploader: Annotated[str | None, Form(max_length=100)] = None,
 ) -> AttachmentRead:
     case = await service.get_case(session, case_id)
+    if has_nul([uploader, file.filename]):
+        raise BadRequestData("uploader and file name cannot hold NUL characters")
     if taken_at is not None and taken_at.tzinfo is None:
         raise BadRequestData("taken_at needs a time zone offset (or Z)")
     limit = request.app.state.hub.settings.dispatch_attachment_max_bytes
@@ -356,6 +390,8 @@ def _cell(cell: DispatchGridCell) -> GridCellRead:
 async def import_grid_cells(
     session: DbSession, tenant: RequestTenant, body: Annotated[dict[str, Any], Body()]
 ) -> GridImported:
+    if has_nul(body):
+        raise BadRequestData("the grid cells cannot hold NUL characters")
     outcome = await reference.import_grid_cells(session, body)
     return GridImported(created=outcome.created, updated=outcome.updated)
 

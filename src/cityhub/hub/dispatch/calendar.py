@@ -85,6 +85,8 @@ class WorkingCalendar:
                 raise BadRequestData("calendar hours overlap")
         if not spans:
             raise BadRequestData("calendar hours: at least one working span")
+        if not weekdays and not merged["workdays"]:
+            raise BadRequestData("calendar: no working day at all (weekdays and workdays are empty)")
         return cls(
             zone,
             frozenset(weekdays),

@@ -42,9 +42,12 @@ def month_bounds(period: str, zone: object) -> tuple[datetime, datetime]:
         raise BadRequestData(f"period {period!r} is not a month YYYY-MM")
     year, month = int(found.group(1)), int(found.group(2))
     nxt = (year + 1, 1) if month == 12 else (year, month + 1)
-    start = datetime(year, month, 1, tzinfo=zone)  # type: ignore[arg-type]
-    end = datetime(nxt[0], nxt[1], 1, tzinfo=zone)  # type: ignore[arg-type]
-    return ensure_utc(start), ensure_utc(end)
+    try:
+        start = datetime(year, month, 1, tzinfo=zone)  # type: ignore[arg-type]
+        end = datetime(nxt[0], nxt[1], 1, tzinfo=zone)  # type: ignore[arg-type]
+        return ensure_utc(start), ensure_utc(end)
+    except (ValueError, OverflowError):
+        raise BadRequestData(f"period {period!r} is out of range") from None
 
 
 def parse_weights(text: str | None) -> tuple[float, ...]:

@@ -78,11 +78,26 @@ async def find_cases(
     overdue: bool | None = None,
     triage: bool | None = None,
     case_type: str | None = None,
+    is_open: bool | None = None,
+    opened_after: datetime | None = None,
+    opened_before: datetime | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> tuple[list[CaseRead], int]:
     """Cases filtered as ``GET /api/v1/cases`` filters them, newest first, and how many match."""
-    where = service.CaseFilter(state, category, department, district, grid_cell, overdue, triage, case_type)
+    where = service.CaseFilter(
+        state,
+        category,
+        department,
+        district,
+        grid_cell,
+        overdue,
+        triage,
+        case_type,
+        is_open=is_open,
+        opened_after=opened_after,
+        opened_before=opened_before,
+    )
     async with _in_tenant(session, tenant):
         rows, total = await service.list_cases(session, where, limit=limit, offset=offset)
         return [read_case(session, row) for row in rows], total

@@ -12,7 +12,7 @@ from cityhub.bus import enqueue
 from cityhub.hub.dispatch.entity import write_entities
 from cityhub.hub.dispatch.events import CaseEscalated
 from cityhub.hub.dispatch.models import DispatchCase
-from cityhub.hub.dispatch.service import SYSTEM_ACTOR, record_history
+from cityhub.hub.dispatch.service import SYSTEM_ACTOR, record_history, take_write_lock
 from cityhub.kit.db import ALL_TENANTS
 from cityhub.kit.time import isoformat, utcnow
 
@@ -37,8 +37,12 @@ async def mark_overdue(session: AsyncSession, *, now: datetime | None = None) ->
     statement = select(DispatchCase).where(
         DispatchCase.due_at.is_not(None), DispatchCase.due_at < now, DispatchCase.overdue.is_(False)
     )
-    if session.get_bind().dialect.name == "postgresql":  # two hub processes never escalate a case twice
+    # Two hub processes never escalate a case twice: PostgreSQL locks the rows (another process
+    # skips them); SQLite's write lock is taken first, so the read sees the other's commit.
+    if session.get_bind().dialect.name == "postgresql":
         statement = statement.with_for_update(skip_locked=True)
+    else:
+        await take_write_lock(session)
     rows = list(await session.scalars(statement))
     for case in rows:
         assert case.due_at is not None

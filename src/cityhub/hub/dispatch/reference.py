@@ -23,6 +23,8 @@ from cityhub.kit.time import utcnow
 from cityhub.systems.security.models import Department
 
 URGENCIES = ("normal", "urgent")
+#: The longest time limit: 200 working days of 7.5 hours.
+MAX_MINUTES = 90_000
 KINDS = ("component", "event")
 
 
@@ -85,8 +87,10 @@ def check_limits(limits: dict[str, Any]) -> dict[str, dict[str, int]]:
         for stage, minutes in stages.items():
             if stage not in STAGES:
                 raise BadRequestData(f"limits.{urgency}: unknown stage {stage!r}; use {', '.join(STAGES)}")
-            if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes <= 0:
-                raise BadRequestData(f"limits.{urgency}.{stage}: a positive number of working minutes")
+            if not isinstance(minutes, int) or isinstance(minutes, bool) or not 0 < minutes <= MAX_MINUTES:
+                raise BadRequestData(
+                    f"limits.{urgency}.{stage}: a number of working minutes from 1 to {MAX_MINUTES}"
+                )
         checked[urgency] = dict(stages)
     return checked
 

@@ -5,16 +5,40 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Urgency = Literal["normal", "urgent"]
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a NUL character hides anywhere in the value (PostgreSQL cannot store one)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(v) for v in value)
+    return False
+
+
+class Input(BaseModel):
+    """A request body: unknown members refused, NUL characters refused anywhere in it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if has_nul(data):
+            raise ValueError("text cannot hold NUL characters")
+        return data
+
+
 Code = Annotated[str, Field(min_length=1, max_length=64)]
 Division = Annotated[str, Field(pattern=r"^\d{6}$", description="A GB/T 2260 division code.")]
 
 
-class CaseCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CaseCreate(Input):
     case_type: str = Field("urban_management", max_length=64)
     category: str = Field(min_length=1, max_length=16, description="A category code, e.g. C0101 or E0502.")
     title: str = Field(min_length=1, max_length=200)
@@ -26,10 +50,8 @@ class CaseCreate(BaseModel):
     reporter: str | None = Field(None, max_length=100)
 
 
-class CaseUpdate(BaseModel):
+class CaseUpdate(Input):
     """A correction of an open case (a person working the triage queue, or a mistake)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     category: str | None = Field(None, min_length=1, max_length=16)
     title: str | None = Field(None, min_length=1, max_length=200)
@@ -83,9 +105,7 @@ class CasePage(BaseModel):
     offset: int
 
 
-class TransitionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TransitionIn(Input):
     action: str = Field(min_length=1, max_length=64, examples=["dispatch", "verify"])
     note: str | None = Field(None, max_length=10_000)
     department: str | None = Field(None, max_length=64, description="For dispatch: the department code.")
@@ -109,9 +129,7 @@ class HistoryRead(BaseModel):
     data: dict[str, Any] | None
 
 
-class CommentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CommentIn(Input):
     body: str = Field(min_length=1, max_length=10_000)
     author: str | None = Field(None, max_length=100, description="Who writes, when access control is off.")
 
@@ -159,9 +177,7 @@ class CaseTypeRead(BaseModel):
     actions: list[ActionRead]
 
 
-class CategoryIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CategoryIn(Input):
     code: str = Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")
     kind: Literal["component", "event"]
     major_code: str = Field(pattern=r"^\d{2}$")
@@ -179,9 +195,7 @@ class CategoryIn(BaseModel):
     active: bool = True
 
 
-class CategoryUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CategoryUpdate(Input):
     name_zh: str | None = Field(None, min_length=1, max_length=100)
     name_en: str | None = Field(None, min_length=1, max_length=100)
     limits: dict[str, dict[str, int]] | None = None
@@ -222,9 +236,7 @@ class GridImported(BaseModel):
     updated: int
 
 
-class RouteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RouteIn(Input):
     category: str | None = Field(None, max_length=16, description="None: any category (the district's own).")
     district: Division | None = None
     grid_cell: str | None = Field(None, max_length=32)
@@ -241,9 +253,7 @@ class RouteRead(BaseModel):
     department_tenant: str
 
 
-class CalendarIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CalendarIn(Input):
     timezone: str = "Asia/Shanghai"
     weekdays: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5])
     hours: list[list[str]] = Field(default_factory=lambda: [["09:00", "12:00"], ["13:00", "17:30"]])
@@ -251,8 +261,12 @@ class CalendarIn(BaseModel):
     workdays: list[str] = Field(default_factory=list)
 
 
-class CalendarRead(CalendarIn):
-    pass
+class CalendarRead(BaseModel):
+    timezone: str
+    weekdays: list[int]
+    hours: list[list[str]]
+    holidays: list[str]
+    workdays: list[str]
 
 
 class DepartmentScore(BaseModel):

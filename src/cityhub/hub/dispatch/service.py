@@ -1,4 +1,4 @@
-"""Cases: opening (routing, triage, duplicates), transitions, history, comments, overdue marking.
+"""Cases: opening (routing, triage, duplicates), corrections, transitions, history, comments.
 
 Functions take the session first (scoped to the case's tenant) and never commit; events leave
 after the commit through the outbox. Every change of a case is one history row and one write of
@@ -7,6 +7,7 @@ its NGSI-LD entity (type ``CityCase``) through the broker's write path, in the s
 
 from __future__ import annotations
 
+import hashlib
 import math
 import uuid
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.bus import enqueue
@@ -23,7 +24,13 @@ from cityhub.hub.dispatch.calendar import WorkingCalendar
 from cityhub.hub.dispatch.casetypes import CaseAction, CaseType
 from cityhub.hub.dispatch.entity import write_entities
 from cityhub.hub.dispatch.events import CaseOpened, CaseTransitioned
-from cityhub.hub.dispatch.models import DispatchCase, DispatchCaseEvent, DispatchCategory, DispatchComment
+from cityhub.hub.dispatch.models import (
+    DispatchCase,
+    DispatchCaseEvent,
+    DispatchCategory,
+    DispatchComment,
+    DispatchSetup,
+)
 from cityhub.kit.db import current_tenant, scope_to_tenant
 from cityhub.kit.errors import BadRequestData, Conflict, Forbidden, NotFound
 from cityhub.kit.geo import haversine_m
@@ -125,6 +132,31 @@ def _point(location: Mapping[str, Any] | None) -> tuple[float, float] | None:
     if not (-180 <= lon <= 180 and -90 <= lat <= 90) or not (math.isfinite(lon) and math.isfinite(lat)):
         raise BadRequestData("location: longitude within ±180 and latitude within ±90")
     return lon, lat
+
+
+async def take_write_lock(session: AsyncSession) -> None:
+    """On SQLite: begin writing now (a no-op write to the tenant's setup row), so that the reads
+    that follow see every transaction committed before and none commits until this one does."""
+    await session.execute(
+        update(DispatchSetup)
+        .where(DispatchSetup.tenant_code == _tenant(session))
+        .values(updated_at=DispatchSetup.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _serialize_reports(session: AsyncSession, category_code: str) -> None:
+    """Reports of one category in one tenant are opened one transaction at a time, so two reports
+    of the same thing arriving together are linked rather than both opened: on PostgreSQL an
+    advisory lock held until commit; on SQLite a write to the tenant's setup row, which takes the
+    database's write lock before the duplicate check reads (reads before a transaction's first
+    write see every commit, so without it concurrent reports all find nothing)."""
+    if session.get_bind().dialect.name != "postgresql":
+        await take_write_lock(session)
+        return
+    digest = hashlib.blake2b(f"dispatch:{_tenant(session)}:{category_code}".encode(), digest_size=8).digest()
+    key = int.from_bytes(digest, "big", signed=True)
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 async def _duplicate_target(
@@ -262,7 +294,10 @@ async def _open_case(
         created_at=now,
         updated_at=now,
     )
-    original = await _duplicate_target(session, category_code, point, now) if point and category else None
+    original = None
+    if point and category:
+        await _serialize_reports(session, category_code)
+        original = await _duplicate_target(session, category_code, point, now)
     if original is not None:
         case.state = workflow.MERGED
         case.duplicate_of = original.id
@@ -441,9 +476,23 @@ class CaseFilter:
     triage: bool | None = None
     case_type: str | None = None
     duplicate_of: str | None = None
+    #: True: cases not in a terminal state of their type (nor merged); False: the others
+    is_open: bool | None = None
+    opened_after: datetime | None = None
+    opened_before: datetime | None = None
 
 
-def _filtered(where: CaseFilter) -> Select[Any]:
+def _open_condition(types: Mapping[str, CaseType]) -> ColumnElement[bool]:
+    """Cases in no terminal state of their type (a case of an unknown type counts as open)."""
+    closed = [
+        and_(DispatchCase.case_type == key, DispatchCase.state.in_(kind.terminal))
+        for key, kind in types.items()
+        if kind.terminal
+    ]
+    return and_(DispatchCase.state != workflow.MERGED, not_(or_(false(), *closed)))
+
+
+def _filtered(where: CaseFilter, types: Mapping[str, CaseType]) -> Select[Any]:
     statement = select(DispatchCase)
     for column, value in (
         (DispatchCase.state, where.state),
@@ -457,8 +506,14 @@ def _filtered(where: CaseFilter) -> Select[Any]:
     ):
         if value is not None:
             statement = statement.where(column == value)
-    if where.triage:  # the queue: cases still waiting for a person to decide
-        statement = statement.where(DispatchCase.state != workflow.MERGED)
+    is_open = True if where.triage else where.is_open  # the queue: cases still waiting for a person
+    if is_open is not None:
+        condition = _open_condition(types)
+        statement = statement.where(condition if is_open else not_(condition))
+    if where.opened_after is not None:
+        statement = statement.where(DispatchCase.created_at >= where.opened_after)
+    if where.opened_before is not None:
+        statement = statement.where(DispatchCase.created_at < where.opened_before)
     if where.duplicate_of is not None:
         try:
             statement = statement.where(DispatchCase.duplicate_of == uuid.UUID(where.duplicate_of))
@@ -470,7 +525,7 @@ def _filtered(where: CaseFilter) -> Select[Any]:
 async def list_cases(
     session: AsyncSession, where: CaseFilter, *, limit: int, offset: int
 ) -> tuple[list[DispatchCase], int]:
-    statement = _filtered(where)
+    statement = _filtered(where, workflow.case_types(session))
     total = await session.scalar(select(func.count()).select_from(statement.subquery()))
     rows = await session.scalars(
         statement.order_by(DispatchCase.created_at.desc(), DispatchCase.id).limit(limit).offset(offset)

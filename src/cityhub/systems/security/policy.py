@@ -121,8 +121,13 @@ DEVICE_PATHS = frozenset({"/iot/json", "/iot/d"})
 #: source address and, where the city requires it, by a registered client key).
 OPEN311_PREFIX = "/open311/"
 _SELF_SERVICE = re.compile(r"^/api/v1/auth/(me|totp/enroll|totp/confirm|revoke|password)$")
-#: POST endpoints that only read (NGSI-LD queries with a body).
-_READ_POSTS = re.compile(r"^/ngsi-ld/v1/(temporal/)?entityOperations/query$")
+#: POST endpoints that only read (NGSI-LD queries with a body; the environment app's calculators,
+#: which store nothing).
+_READ_POSTS = re.compile(
+    r"^(/ngsi-ld/v1/(temporal/)?entityOperations/query"
+    r"|/api/v1/environment/(aqi|water/class|noise/compliance|soil/compliance|sources/compliance"
+    r"|energy/intensity))$"
+)
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

@@ -1,0 +1,297 @@
+"""Seeding the demo city into a hub, through its public APIs only.
+
+Tenants through ``/api/v1/tenants``, service groups and devices through the ingestion provisioning
+API (``/iot/services``, ``/iot/devices``), static entities (road segments, grid cells) through the
+NGSI-LD batch API. The city's monitoring networks belong to the city tenant; each district is its
+own tenant too, and is the service path (``/410102``) of the devices and entities in it, so device
+health counts by district and NGSI-LD ``scopeQ=/410102`` selects a district.
+
+Idempotent: what exists is left alone; a second run creates nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from cityhub.sim.city import KINDS, City, GridCell, RoadSegment, Sensor
+
+SERVICE = "fiware-service"
+SERVICE_PATH = "fiware-servicepath"
+
+#: The measures of each kind: (attribute name, IoT Agent type, unit code). Devices send JSON whose
+#: keys are the attribute names.
+MEASURES: dict[str, tuple[tuple[str, str, str | None], ...]] = {
+    "air": (
+        ("pm25", "Number", "GQ"),
+        ("pm10", "Number", "GQ"),
+        ("o3", "Number", "GQ"),
+        ("no2", "Number", "GQ"),
+        ("so2", "Number", "GQ"),
+        ("co", "Number", "GP"),
+        ("temperature", "Number", "CEL"),
+        ("relativeHumidity", "Number", None),
+    ),
+    "water": (
+        ("temperature", "Number", "CEL"),
+        ("pH", "Number", None),
+        ("O2", "Number", "M1"),
+        ("NH4", "Number", "M1"),
+        ("turbidity", "Number", None),
+        ("conductivity", "Number", None),
+    ),
+    "noise": (("LAeq", "Number", "2N"), ("LAmax", "Number", "2N")),
+    "traffic": (
+        ("averageVehicleSpeed", "Number", "KMH"),
+        ("intensity", "Integer", None),
+        ("occupancy", "Number", None),
+        ("congested", "Boolean", None),
+    ),
+    "parking": (("availableSpotNumber", "Integer", None), ("occupancy", "Number", None)),
+    "light": (
+        ("powerState", "Text", None),
+        ("illuminanceLevel", "Number", None),
+        ("powerConsumption", "Number", "KWT"),
+        ("status", "Text", None),
+    ),
+}
+#: How a static attribute's Python value is declared to the IoT Agent API.
+_STATIC_TYPES = {bool: "Boolean", int: "Integer", float: "Number", str: "Text"}
+
+
+class SeedError(Exception):
+    """The hub refused part of the seeding; the message says what and why."""
+
+
+@dataclass
+class SeedReport:
+    tenants: int = 0
+    groups: int = 0
+    devices: int = 0
+    entities: int = 0
+
+    def changed(self) -> bool:
+        return bool(self.tenants or self.groups or self.devices or self.entities)
+
+
+def apikey(kind: str, district: str) -> str:
+    return f"zz-{kind}-{district}"
+
+
+def entity_id(sensor: Sensor) -> str:
+    return f"urn:ngsi-ld:{KINDS[sensor.kind][0]}:{sensor.device_id}"
+
+
+def _check(response: httpx.Response, what: str) -> None:
+    if response.status_code >= 400:
+        raise SeedError(f"{what}: HTTP {response.status_code} {response.text[:500]}")
+
+
+async def authenticate(
+    client: httpx.AsyncClient,
+    *,
+    token: str | None = None,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+) -> None:
+    """Make ``client`` send a bearer token: the one given, or one obtained with the OAuth2 client
+    credentials grant. Needed when the hub runs with ``CITYHUB_AUTH_MODE=on``."""
+    if token is None and client_id is not None:
+        response = await client.post(
+            "/api/v1/auth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": client_secret or "",
+            },
+        )
+        _check(response, "token (client credentials)")
+        token = str(response.json()["access_token"])
+    if token is not None:
+        client.headers["Authorization"] = f"Bearer {token}"
+
+
+async def _tenants(client: httpx.AsyncClient, city: City) -> int:
+    created = 0
+    for code in ("410000", city.code):
+        if (await client.get(f"/api/v1/tenants/{code}")).status_code == 404:
+            _check(await client.post("/api/v1/tenants", json={"code": code}), f"tenant {code}")
+            created += 1
+    listed = await client.get("/api/v1/tenants", params={"parent": city.code, "limit": 1000})
+    _check(listed, "tenants")
+    have = {item["code"] for item in listed.json()["items"]}
+    for district in city.districts:
+        if district.code not in have:
+            body = {"code": district.code, "name": district.name, "name_en": district.name_en}
+            _check(await client.post("/api/v1/tenants", json=body), f"tenant {district.code}")
+            created += 1
+    return created
+
+
+async def _listed(client: httpx.AsyncClient, path: str, member: str, tenant: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    headers = {SERVICE: tenant, SERVICE_PATH: "/*"}
+    while True:
+        response = await client.get(path, params={"limit": 1000, "offset": len(found)}, headers=headers)
+        _check(response, path)
+        page = response.json()[member]
+        found.extend(page)
+        if len(page) < 1000:
+            return found
+
+
+def expected_interval(kind: str, speed: float) -> int:
+    """Real seconds between a sensor's reports when the simulation runs ``speed`` times faster than
+    the wall clock (device health judges silence in real time), with room for the simulator's
+    batching; a floor of 30 s. At ``speed`` 0 (as fast as possible) the simulated interval."""
+    interval = KINDS[kind][1]
+    if speed <= 0:
+        return interval
+    return max(30, math.ceil(interval / speed) + 10)
+
+
+def _group(kind: str, district: str, speed: float) -> dict[str, Any]:
+    entity_type, _ = KINDS[kind]
+    return {
+        "apikey": apikey(kind, district),
+        "entity_type": entity_type,
+        "resource": "/iot/json",
+        "protocol": "IoTA-JSON",
+        "transport": "HTTP",
+        "expected_interval": expected_interval(kind, speed),
+        "attributes": [
+            {"object_id": name, "name": name, "type": kind_, **({"unitCode": unit} if unit else {})}
+            for name, kind_, unit in MEASURES[kind]
+        ],
+        "static_attributes": [{"name": "source", "type": "Text", "value": "CityHub demo city"}],
+    }
+
+
+def _point(at: tuple[float, float]) -> dict[str, Any]:
+    return {"type": "Point", "coordinates": [at[0], at[1]]}
+
+
+def _device(city: City, sensor: Sensor) -> dict[str, Any]:
+    district = city.district(sensor.district)
+    static: list[dict[str, Any]] = [
+        {"name": "name", "type": "Text", "value": sensor.name},
+        {"name": "nameEn", "type": "Text", "value": sensor.name_en},
+        {"name": "location", "type": "geo:json", "value": _point(sensor.location)},
+        {"name": "district", "type": "Text", "value": district.code},
+        {"name": "districtName", "type": "Text", "value": district.name},
+    ]
+    for name, value in sensor.static.items():
+        kind = "Relationship" if name.startswith("ref") else _STATIC_TYPES.get(type(value), "Property")
+        static.append({"name": name, "type": kind, "value": value})
+    return {
+        "device_id": sensor.device_id,
+        "entity_name": entity_id(sensor),
+        "entity_type": KINDS[sensor.kind][0],
+        "apikey": apikey(sensor.kind, sensor.district),
+        "protocol": "IoTA-JSON",
+        "transport": "HTTP",
+        "static_attributes": static,
+    }
+
+
+def road_entity(city: City, road: RoadSegment) -> dict[str, Any]:
+    """A RoadSegment (Smart Data Models field names) for when no traffic application imports roads."""
+    return {
+        "id": road.id,
+        "type": "RoadSegment",
+        "scope": f"/{road.district}",
+        "name": {"type": "Property", "value": road.road},
+        "nameEn": {"type": "Property", "value": road.road_en},
+        "roadClass": {"type": "Property", "value": road.road_class},
+        "length": {"type": "Property", "value": round(road.length, 1), "unitCode": "MTR"},
+        "totalLaneNumber": {"type": "Property", "value": road.lanes * 2},
+        "laneCount": {"type": "Property", "value": road.lanes},
+        "freeFlowSpeed": {"type": "Property", "value": road.free_flow_speed, "unitCode": "KMH"},
+        "maximumAllowedSpeed": {"type": "Property", "value": road.speed_limit, "unitCode": "KMH"},
+        "district": {"type": "Property", "value": road.district},
+        "location": {
+            "type": "GeoProperty",
+            "value": {"type": "LineString", "coordinates": [list(p) for p in road.line]},
+        },
+    }
+
+
+def cell_entity(cell: GridCell) -> dict[str, Any]:
+    """A unit grid cell of digital urban management (GB/T 30428)."""
+    return {
+        "id": f"urn:ngsi-ld:GridCell:{cell.code}",
+        "type": "GridCell",
+        "scope": f"/{cell.district}",
+        "code": {"type": "Property", "value": cell.code},
+        "district": {"type": "Property", "value": cell.district},
+        "location": {
+            "type": "GeoProperty",
+            "value": {"type": "Polygon", "coordinates": [[list(p) for p in cell.polygon]]},
+        },
+    }
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+async def _entities(client: httpx.AsyncClient, tenant: str, entities: list[dict[str, Any]]) -> int:
+    created = 0
+    headers = {"NGSILD-Tenant": tenant}
+    for chunk in _chunks(entities, 200):
+        response = await client.post("/ngsi-ld/v1/entityOperations/create", json=chunk, headers=headers)
+        if response.status_code == 201:
+            created += len(chunk)
+            continue
+        if response.status_code != 207:
+            _check(response, "entities")
+        outcome = response.json()
+        # entities already there are the idempotent case; anything else is a real refusal
+        others = [e for e in outcome["errors"] if e.get("error", {}).get("status") != 409]
+        if others:
+            raise SeedError(f"entities: {others[:3]}")
+        created += len(outcome["success"])
+    return created
+
+
+async def seed(
+    client: httpx.AsyncClient, city: City, *, roads: bool = True, speed: float = 60.0
+) -> SeedReport:
+    """Create what of ``city`` the hub behind ``client`` lacks; returns what was created.
+
+    ``roads=False`` leaves the ``RoadSegment`` entities out, for a hub whose traffic application
+    imports the road network from the OSM file itself (its ways carry the segment ids as
+    ``ref:cityhub``, which the traffic detectors' ``refRoadSegment`` name). ``speed`` is the
+    speed-up the city will run at: it sets the devices' expected intervals (see
+    :func:`expected_interval`) when their service groups are created."""
+    report = SeedReport()
+    report.tenants = await _tenants(client, city)
+    tenant = city.code
+    groups = {g["apikey"] for g in await _listed(client, "/iot/services", "services", tenant)}
+    devices = {d["device_id"] for d in await _listed(client, "/iot/devices", "devices", tenant)}
+    paths: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+    for sensor in city.sensors:
+        new_groups, new_devices = paths.setdefault(sensor.district, ([], []))
+        key = apikey(sensor.kind, sensor.district)
+        if key not in groups:
+            groups.add(key)
+            new_groups.append(_group(sensor.kind, sensor.district, speed))
+        if sensor.device_id not in devices:
+            new_devices.append(_device(city, sensor))
+    for district, (new_groups, new_devices) in sorted(paths.items()):
+        headers = {SERVICE: tenant, SERVICE_PATH: f"/{district}"}
+        for chunk in _chunks(new_groups, 100):
+            _check(await client.post("/iot/services", json={"services": chunk}, headers=headers), "groups")
+            report.groups += len(chunk)
+        for chunk in _chunks(new_devices, 200):
+            _check(await client.post("/iot/devices", json={"devices": chunk}, headers=headers), "devices")
+            report.devices += len(chunk)
+    statics = [road_entity(city, road) for road in city.roads] if roads else []
+    statics += [cell_entity(c) for c in city.cells]
+    report.entities = await _entities(client, tenant, statics)
+    return report

@@ -1,0 +1,117 @@
+"""The demo city against a started hub (SQLite or PostgreSQL): seeding through the public APIs,
+and a short simulated run through the real ingestion path."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from cityhub.sim.city import build_city
+from cityhub.sim.runner import HttpSender, Simulator
+from cityhub.sim.seed import entity_id, seed
+from cityhub.sim.streams import Conditions
+
+CITY = "410100"
+NGSI = "/ngsi-ld/v1"
+
+
+async def _count(client: httpx.AsyncClient, entity_type: str) -> int:
+    response = await client.get(
+        f"{NGSI}/entities",
+        params={"type": entity_type, "count": "true", "limit": 1},
+        headers={"NGSILD-Tenant": CITY},
+    )
+    assert response.status_code == 200, response.text
+    return int(response.headers["NGSILD-Results-Count"])
+
+
+async def test_seeding_creates_tenants_devices_and_entities_once(client: httpx.AsyncClient) -> None:
+    city = build_city(42)
+    report = await seed(client, city)
+    assert report.tenants == 12  # the districts; the city and province exist from the first start
+    assert report.devices == len(city.sensors)
+    assert report.entities == len(city.roads) + len(city.cells)
+    tenants = (await client.get("/api/v1/tenants", params={"parent": CITY})).json()["items"]
+    assert {t["code"]: t["name"] for t in tenants}["410104"] == "管城回族区"
+    assert len(tenants) == 12
+    devices = await client.get(
+        "/iot/devices", params={"limit": 1000}, headers={"fiware-service": CITY, "fiware-servicepath": "/*"}
+    )
+    assert devices.json()["count"] == len(city.sensors)
+    groups = await client.get(
+        "/iot/services", params={"limit": 1000}, headers={"fiware-service": CITY, "fiware-servicepath": "/*"}
+    )
+    intervals = {g["apikey"]: g["expected_interval"] for g in groups.json()["services"]}
+    # health judges silence in real time: at 60× a 10-minute air report comes every 10 s
+    assert intervals["zz-air-410102"] == 30
+    assert intervals["zz-water-410108"] == 70
+    assert await _count(client, "RoadSegment") == len(city.roads)
+    assert await _count(client, "GridCell") == len(city.cells)
+    assert await _count(client, "TrafficFlowObserved") == len(city.of_kind("traffic"))
+    station = city.of_kind("air")[0]
+    got = (await client.get(f"{NGSI}/entities/{entity_id(station)}", headers={"NGSILD-Tenant": CITY})).json()
+    assert got["location"]["value"]["type"] == "Point"
+    assert got["district"]["value"] == station.district
+    assert got["scope"] == f"/{station.district}"
+    segment = (
+        await client.get(f"{NGSI}/entities/{city.roads[0].id}", headers={"NGSILD-Tenant": CITY})
+    ).json()
+    assert segment["location"]["value"]["type"] == "LineString"
+    assert segment["freeFlowSpeed"]["value"] > 0
+    # a second run changes nothing
+    again = await seed(client, city)
+    assert not again.changed(), again
+
+
+async def test_a_short_run_lands_readings_and_a_fault_as_dead_letter(client: httpx.AsyncClient) -> None:
+    city = build_city(42)
+    await seed(client, city)
+    start = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # Monday, 14:00 in Zhengzhou
+    simulator = Simulator(
+        city,
+        HttpSender(client),
+        seed=42,
+        start=start,
+        speed=0,
+        conditions=Conditions(fault_rate=0.02, silence_rate=0.0),
+        kinds=["air", "parking", "water"],
+    )
+    tally = await simulator.run(timedelta(hours=2))
+    assert tally.messages > 0
+    assert tally.faults > 0
+    assert tally.refused == tally.faults, tally.refusals
+    assert tally.refusals == {"validation-failed": tally.faults}
+    assert tally.failed == 0
+    station = city.of_kind("air")[0]
+    got = (await client.get(f"{NGSI}/entities/{entity_id(station)}", headers={"NGSILD-Tenant": CITY})).json()
+    assert got["pm25"]["unitCode"] == "GQ"
+    assert got["pm25"]["observedAt"] > "2026-11-23T06:00:00Z"
+    history = await client.get(
+        f"{NGSI}/temporal/entities/{entity_id(station)}",
+        params={"attrs": "pm25"},
+        headers={"NGSILD-Tenant": CITY},
+    )
+    assert history.status_code == 200, history.text
+    instances = history.json()["pm25"]
+    assert len(instances) >= 10  # every 10 simulated minutes for two hours, less faults
+    letters = await client.get(
+        "/api/v1/ingest/dead-letters",
+        params={"reason": "validation-failed", "limit": 1000},
+        headers={"fiware-service": CITY},
+    )
+    assert letters.status_code == 200, letters.text
+    assert len(letters.json()["deadLetters"]) == tally.faults
+    lot = city.of_kind("parking")[0]
+    parked = (await client.get(f"{NGSI}/entities/{entity_id(lot)}", headers={"NGSILD-Tenant": CITY})).json()
+    assert 0 <= parked["availableSpotNumber"]["value"] <= lot.static["totalSpotNumber"]
+
+
+async def test_seeding_without_roads_for_a_traffic_app_that_imports_them(client: httpx.AsyncClient) -> None:
+    city = build_city(42)
+    report = await seed(client, city, roads=False)
+    assert report.entities == len(city.cells)
+    assert await _count(client, "RoadSegment") == 0
+    later = await seed(client, city)  # the roads after all: only they are new
+    assert later.entities == len(city.roads)
+    assert later.devices == later.tenants == later.groups == 0
