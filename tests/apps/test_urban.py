@@ -333,3 +333,13 @@ async def test_indicator(app: FastAPI, client: httpx.AsyncClient) -> None:
     [value] = [v for v in body["indicators"] if v["indicator"] == "smart_urban_management"]
     assert value["value"] == round(100 * 2 / 3, 1)
     assert value["unit"] == "%"
+
+
+async def test_contributions(client: httpx.AsyncClient) -> None:
+    [urban] = [a for a in (await client.get("/api/v1/apps")).json() if a["name"] == "urban"]
+    assert urban["state"] == "running"
+    assert urban["contributes"]["routers"] == ["/api/v1/urban"]
+    assert urban["contributes"]["entity_types"] == ["UrbanComponent"]
+    assert urban["contributes"]["rule_templates"] == ["manhole-cover-displaced"]
+    assert urban["contributes"]["indicators"] == ["smart_urban_management"]
+    assert urban["contributes"]["consumers"] == ["urban-components"]

@@ -22,6 +22,53 @@ from cityhub.plugins import (
     utcnow,
 )
 
+#: Alert rule templates, in the rule engine's definition contract. A tilt sensor on a manhole cover
+#: writes ``tilt`` (degrees) into the cover's UrbanComponent entity; a case about it then marks the
+#: component damaged (see components.py).
+RULE_TEMPLATES: dict[str, tuple[str, str, dict[str, object]]] = {
+    "manhole-cover-displaced": (
+        "井盖位移",
+        "Manhole cover displaced",
+        {
+            "name": "Manhole cover displaced",
+            "entity_type": "UrbanComponent",
+            "when": {
+                "all": [
+                    {"attr": "category", "op": "==", "value": {"param": "category"}},
+                    {"attr": "tilt", "op": ">", "value": {"param": "tilt"}},
+                ]
+            },
+            "for": {"param": "duration"},
+            "severity": "critical",
+            "message_zh": "{entity} 井盖倾斜 {value}°，疑似位移或缺失",
+            "message_en": "{entity}: cover tilted {value}°, displaced or missing",
+            "open_case": {"category": {"param": "category"}, "urgency": "urgent"},
+            "channels": ["in-app"],
+            "suppress": "PT6H",
+            "params": {
+                "category": {
+                    "type": "string",
+                    "default": "C0101",
+                    "title_zh": "部件类别",
+                    "title_en": "Component category",
+                },
+                "tilt": {
+                    "type": "number",
+                    "default": 15,
+                    "title_zh": "倾角阈值（度）",
+                    "title_en": "Tilt (degrees)",
+                },
+                "duration": {
+                    "type": "string",
+                    "default": "PT1M",
+                    "title_zh": "持续时间",
+                    "title_en": "Duration",
+                },
+            },
+        },
+    ),
+}
+
 
 class UrbanSettings(AppSettings):
     #: CITYHUB_APP_URBAN_WEIGHTS: handling, on-time, rework, overdue, extension (the published 30/20/20/20/10)
@@ -59,6 +106,8 @@ class UrbanApp(HubApp):
         ctx.registry.add_router(build_router(weights), prefix="/api/v1/urban")
         ctx.registry.subscribe("components", [cases.CaseOpened, cases.CaseTransitioned], follow, shared=True)
         ctx.registry.add_indicator_provider(Indicator.SMART_URBAN_MANAGEMENT, closure_rate)
+        for key, (title_zh, title_en, definition) in RULE_TEMPLATES.items():
+            ctx.registry.add_rule_template(key, title_zh=title_zh, title_en=title_en, definition=definition)
 
 
 async def follow_case(sessions: async_sessionmaker[AsyncSession], event: Event) -> None:
