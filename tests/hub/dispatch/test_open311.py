@@ -10,7 +10,9 @@ from xml.etree import ElementTree
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
+from cityhub.hub.dispatch.open311_models import Open311Report
 from tests.hub.dispatch.support import CASES, JINSHUI, act, city
 
 OPEN311 = "/open311/v2"
@@ -78,6 +80,14 @@ async def test_citizen_report_becomes_a_case_and_its_closure_shows(
     for value in PERSONAL.values():
         assert value not in text
     assert not set(PERSONAL) & set(shown)
+    async with app.state.sessions() as session:
+        stored = (await session.scalars(select(Open311Report))).one()
+    assert (stored.email, stored.phone, stored.device_id) == (
+        PERSONAL["email"],
+        PERSONAL["phone"],
+        PERSONAL["device_id"],
+    )
+    assert str(stored.case_id) == request_id
 
 
 async def test_a_duplicate_report_is_linked_and_follows_the_case_doing_the_work(
