@@ -64,6 +64,12 @@ async def test_inventory_crud_and_code_checks(app: FastAPI, client: httpx.AsyncC
     lamps = (await client.get(f"{URBAN}/components", params={"category": "C0104"})).json()
     assert [c["code"] for c in lamps] == [LAMP]
 
+    by_division = await client.get(f"{URBAN}/components", params={"division": JINSHUI})
+    assert {c["code"] for c in by_division.json()} == {COVER, LAMP}
+    assert (await client.get(f"{URBAN}/components", params={"division": ERQI})).json() == []
+    assert (await client.get(f"{URBAN}/components", params={"state": 'x" or "1'})).status_code == 400
+    assert (await client.patch(f"{URBAN}/components/{COVER}", json={"state": "gone"})).status_code == 400
+    assert (await client.delete(f"{URBAN}/components/4101020101999999")).status_code == 404
     patched = await client.patch(f"{URBAN}/components/{COVER}", json={"state": "lost"})
     assert patched.status_code == 200, patched.text
     assert patched.json()["state"] == "lost"
