@@ -33,6 +33,8 @@ from cityhub.hub.broker.context import ContextStore
 from cityhub.hub.broker.events import EntitiesChanged, RegistrationsChanged
 from cityhub.hub.broker.notifier import CONSUMER as NOTIFY_CONSUMER
 from cityhub.hub.broker.notifier import Notifier
+from cityhub.hub.console import api as console_api
+from cityhub.hub.console.service import LiveFeed
 from cityhub.hub.dispatch import api as dispatch_api
 from cityhub.hub.dispatch import open311 as open311_api
 from cityhub.hub.dispatch import service as dispatch
@@ -141,6 +143,8 @@ class Hub:
                 on_command_result=self.commands.result,
             )
             self.commands.mqtt = self.mqtt
+        #: Open live streams of the web console, fed by this process's own consumer.
+        self.console = LiveFeed()
         self.retention = RetentionTask(self.sessions, settings.history_retention_interval)
         self.overdue = OverdueTask(self.sessions, settings.dispatch_overdue_interval)
         self.platform = HubPlatform(self.engine, self.bus, settings.instance_name)
@@ -198,6 +202,7 @@ class Hub:
         self._register_data_models()
         self.bus.subscribe(NOTIFY_CONSUMER, [EntitiesChanged, RegistrationsChanged], self._on_changes)
         self.bus.subscribe(COMMANDS_CONSUMER, [EntitiesChanged], self.commands.on_changes)
+        self.bus.subscribe("console-live-feed", [EntitiesChanged], self.console.on_changes, shared=False)
         for consumer in self.registry.consumers:
             self.bus.subscribe(consumer.name, consumer.event_types, consumer.handler, shared=consumer.shared)
         for entry in self.registry.routers:
@@ -417,6 +422,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     for router in open311_api.ROUTERS:
         app.include_router(router)
+    app.include_router(console_api.router)
+    # The console's files answer what no route matches, the apps' routes mounted at start-up included.
+    app.router.default = console_api.ConsoleFiles(
+        settings.console_dir or console_api.default_console_dir(), app.router.default
+    )
     # ETSI GS CIM 009 answers errors as ProblemDetails in application/json
     setattr(app.state, PROBLEM_MEDIA_TYPES, {broker_api.router.prefix + "/": "application/json"})
     return app

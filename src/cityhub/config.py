@@ -206,6 +206,10 @@ class Settings(BaseSettings):
     apps_disabled: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated names of installed apps not to load."
     )
+    console_dir: Path | None = Field(
+        None,
+        description="Folder of the built web console served at /; default: the package's console_dist.",
+    )
 
     @field_validator("apps_disabled", "cors_origins", "open311_api_keys", mode="before")
     @classmethod

@@ -213,7 +213,10 @@ class SecurityHeadersMiddleware:
 
         async def add_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
+                headers = list(message.get("headers", []))
+                # a page that states its own content policy (the web console) keeps it
+                own_policy = any(name.lower() == b"content-security-policy" for name, _ in headers)
+                message["headers"] = [*headers, *(self.page_headers if own_policy else extra)]
             await send(message)
 
         await self.app(scope, receive, add_headers)

@@ -318,6 +318,7 @@ async def test_grid_cells_and_routes_refuse_bad_input(app: FastAPI, client: http
         {"type": "Feature"},
         {"type": "FeatureCollection", "features": []},
         {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"code": "x"}}]},
+        {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": ["code"]}]},
         {
             "type": "FeatureCollection",
             "features": [
@@ -348,10 +349,17 @@ async def test_grid_cells_and_routes_refuse_bad_input(app: FastAPI, client: http
     assert located.json()["code"] == "410102001001"
     assert (await client.get(f"{url}/locate", params={"lon": 0, "lat": 0})).status_code == 404
     assert (await client.get(url, params={"district": JINSHUI})).json()["total"] == 1
+    collection = (await client.get(f"{DISPATCH}/grid-cells.geojson")).json()
+    assert collection["type"] == "FeatureCollection"
+    assert [f["properties"]["code"] for f in collection["features"]] == ["410102001001", "410103001001"]
+    again = await client.post(url, json=collection)  # the export imports as it is
+    assert again.json() == {"created": 0, "updated": 2}
     routes = f"{DISPATCH}/routes"
     assert (await client.post(routes, json={"district": JINSHUI, "department": "nobody"})).status_code == 400
     again = {"district": JINSHUI, "department": "urban", "department_tenant": JINSHUI}
     assert (await client.post(routes, json=again)).status_code == 409
+    no_cell = {"category": "E0101", "grid_cell": "nowhere", "department": "municipal-works"}
+    assert (await client.post(routes, json=no_cell)).status_code == 400
     unknown = {"category": "Z0000", "department": "municipal-works"}
     assert (await client.post(routes, json=unknown)).status_code == 400
     by_cell = {"category": "E0101", "grid_cell": "410102001001", "department": "municipal-works"}

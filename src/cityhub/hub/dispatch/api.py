@@ -408,6 +408,28 @@ async def list_grid_cells(
     return GridCellPage(items=[_cell(c) for c in rows], total=total)
 
 
+@dispatch.get(
+    "/grid-cells.geojson",
+    summary="Every grid cell as a GeoJSON FeatureCollection (for maps; the import's own shape)",
+)
+async def grid_cells_geojson(
+    session: DbSession, tenant: RequestTenant, district: str | None = None
+) -> dict[str, Any]:
+    rows, _ = await reference.list_grid_cells(session, district=district, limit=None, offset=0)
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "id": cell.code,
+                "properties": {"code": cell.code, "district": cell.district_code, "name": cell.name},
+                "geometry": cell.geometry,
+            }
+            for cell in rows
+        ],
+    }
+
+
 @dispatch.get("/grid-cells/locate", response_model=GridCellRead, summary="The grid cell holding a point")
 async def locate(
     session: DbSession,

@@ -10,7 +10,7 @@ from importlib import resources
 from typing import Any
 
 import shapely
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.hub.dispatch.calendar import DEFAULT_CALENDAR, WorkingCalendar
@@ -172,6 +172,8 @@ async def import_grid_cells(session: AsyncSession, collection: Any) -> Imported:
         if not isinstance(feature, dict) or feature.get("type") != "Feature":
             raise BadRequestData(f"{where}: not a GeoJSON Feature")
         properties = feature.get("properties") or {}
+        if not isinstance(properties, dict):
+            raise BadRequestData(f"{where}: properties must be an object")
         code, district = properties.get("code"), properties.get("district")
         if not isinstance(code, str) or not 1 <= len(code) <= 32:
             raise BadRequestData(f"{where}: properties.code, a text of 1 to 32 characters, is missing")
@@ -218,7 +220,7 @@ async def import_grid_cells(session: AsyncSession, collection: Any) -> Imported:
 
 
 async def list_grid_cells(
-    session: AsyncSession, *, district: str | None, limit: int, offset: int
+    session: AsyncSession, *, district: str | None, limit: int | None, offset: int
 ) -> tuple[list[DispatchGridCell], int]:
     statement = select(DispatchGridCell)
     if district is not None:
@@ -281,7 +283,10 @@ async def create_route(session: AsyncSession, data: dict[str, Any]) -> DispatchR
     if data.get("category_code") is not None and await find_category(session, data["category_code"]) is None:
         raise BadRequestData(f"no category {data['category_code']}")
     if data.get("grid_code") is not None:
-        cell = await get_grid_cell(session, data["grid_code"])
+        try:
+            cell = await get_grid_cell(session, data["grid_code"])
+        except NotFound as error:
+            raise BadRequestData(error.detail) from None
         if data.get("district_code") not in (None, cell.district_code):
             raise BadRequestData(f"grid cell {cell.code} lies in district {cell.district_code}")
         data["district_code"] = cell.district_code
@@ -333,7 +338,10 @@ async def route(
     department of that code, else the case's tenant's); then the district's own department
     (属地管理: a route with no category)."""
     tenant = _tenant(session)
-    routes = await list_routes(session)
+    relevant: ColumnElement[bool] = DispatchRoute.category_code.is_(None)
+    if category is not None:
+        relevant = or_(relevant, DispatchRoute.category_code == category.code)
+    routes = list(await session.scalars(select(DispatchRoute).where(relevant)))
     district = cell.district_code if cell is not None else None
     grid = cell.code if cell is not None else None
     if category is not None:

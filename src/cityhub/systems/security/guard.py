@@ -192,7 +192,10 @@ class SecurityRuntime:
                 self.detector.counter.labels("rate_limited").inc()
             raise TooManyRequests(f"more than {limit} requests in a minute; try again shortly")
 
-    async def authorize(self, request: Request, bearer: str | None) -> None:
+    async def screen(self, request: Request) -> str | None:
+        """Refuse a blocked source address and count the request against the source's rate limit;
+        every request passes here, public ones (the web console's files) included. Returns the
+        source address."""
         source = request.client.host if request.client else None
         blocked = await self._blocked_sources()
         if source is not None and source in blocked:
@@ -207,6 +210,10 @@ class SecurityRuntime:
                     self.detector.counter.labels("blocked_source").inc()
                 raise Forbidden("requests from this address are blocked")
         await self._limit(f"src:{source}", source, None)
+        return source
+
+    async def authorize(self, request: Request, bearer: str | None) -> None:
+        source = await self.screen(request)
         path = request.url.path
         needed = requirement(request.method, path)
         if needed is None:

@@ -131,6 +131,29 @@ _READ_POSTS = re.compile(
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+#: Where the hub's APIs live. A request under none of them that no route answers is for the web
+#: console (cityhub.hub.console); one under them that no route answers is a 404 problem.
+API_PREFIXES = (
+    "/api/",
+    "/ngsi-ld/",
+    "/iot/",
+    "/metrics",
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/docs",
+    "/redoc",
+)
+
+
+def console_shell(method: str, path: str) -> bool:
+    """Whether a request no route answered is for the web console's shell (its page, scripts and
+    client routes), which is public: it holds no data, and every call it makes to the APIs carries
+    the user's token and meets :func:`requirement` like any other. Only GET and HEAD outside
+    :data:`API_PREFIXES`; since it applies only where no route matched, it never opens a route."""
+    return method in ("GET", "HEAD") and not path.startswith(API_PREFIXES)
+
+
 def is_read(method: str, path: str) -> bool:
     return method in _READ_METHODS or (method == "POST" and _READ_POSTS.match(path) is not None)
 

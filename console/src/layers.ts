@@ -1,0 +1,100 @@
+// The layer registry: what the city map draws, one layer per NGSI-LD entity type. The base map
+// (districts, grid cells, roads) and the data layers are registered the same way; an application's
+// console code adds its own with registerLayer() (docs/console.md).
+
+import {
+  AQI_LEVELS,
+  CONGESTION_LEVELS,
+  DEVICE_LEVELS,
+  PARKING_LEVELS,
+  SEVERITY_LEVELS,
+  UNKNOWN,
+  aqiLevel,
+  congestionLevel,
+  deviceLevel,
+  noiseLevel,
+  parkingLevel,
+  severityLevel,
+  waterLevel,
+  type Level,
+} from "./levels";
+import type { Feature, FeatureCollection } from "./api";
+
+export type Geometry = "point" | "line" | "fill";
+
+export interface LayerDef {
+  /** Unique id, also the map's source and layer id. */
+  id: string;
+  /** The NGSI-LD entity type (short name of the core @context) queried from the broker. */
+  entityType: string;
+  /** i18n key of the layer's name. */
+  titleKey: string;
+  geometry: Geometry;
+  /** Part of the base map: drawn below every data layer, not clickable. */
+  base?: boolean;
+  /** Shown when the map opens (default true). */
+  visible?: boolean;
+  /** The state of one entity (colour and label) from its keyValues properties; without it, ``color``. */
+  level?: (properties: Record<string, unknown>) => Level;
+  color?: string;
+  /** The states the legend lists. */
+  legend?: Level[];
+}
+
+const registry = new Map<string, LayerDef>();
+
+export function registerLayer(def: LayerDef): void {
+  if (!/^[a-z][a-z0-9-]*$/.test(def.id)) throw new Error(`layer id ${def.id} must be lower-case letters, digits, '-'`);
+  if (registry.has(def.id)) throw new Error(`layer ${def.id} is already registered`);
+  if (!def.entityType) throw new Error(`layer ${def.id} needs an entity type`);
+  if (!def.level && !def.color) throw new Error(`layer ${def.id} needs a level function or a colour`);
+  registry.set(def.id, { visible: true, ...def });
+}
+
+export function unregisterLayer(id: string): void {
+  registry.delete(id);
+}
+
+/** Registered layers, base map first, then data layers, each in registration order. */
+export function layers(): LayerDef[] {
+  const all = [...registry.values()];
+  return [...all.filter((def) => def.base), ...all.filter((def) => !def.base)];
+}
+
+export function layerById(id: string): LayerDef | undefined {
+  return registry.get(id);
+}
+
+export function layersForType(entityType: string): LayerDef[] {
+  return layers().filter((def) => def.entityType === entityType);
+}
+
+/** Features ready to draw: each carries its id and its state's colour and label key. */
+export function styled(def: LayerDef, collection: FeatureCollection): FeatureCollection {
+  return { type: "FeatureCollection", features: collection.features.map((feature) => styleFeature(def, feature)) };
+}
+
+export function styleFeature(def: LayerDef, feature: Feature): Feature {
+  const { location: _location, ...properties } = feature.properties;
+  const level = def.level ? def.level(properties) : { key: "", color: def.color ?? UNKNOWN.color };
+  return {
+    type: "Feature",
+    geometry: feature.geometry,
+    properties: { ...properties, id: String(feature.id ?? properties.id), _color: level.color, _level: level.key },
+  };
+}
+
+const bands = (list: { level: Level }[]) => list.map((band) => band.level);
+
+export function registerBuiltinLayers(): void {
+  registerLayer({ id: "districts", entityType: "AdministrativeArea", titleKey: "layer.districts", geometry: "fill", base: true, color: "#c9d6e3" });
+  registerLayer({ id: "grid-cells", entityType: "GridCell", titleKey: "layer.gridCells", geometry: "fill", base: true, color: "#e4ebf2", visible: false });
+  registerLayer({ id: "roads", entityType: "Road", titleKey: "layer.roads", geometry: "line", base: true, color: "#9aa5b1" });
+  registerLayer({ id: "road-segments", entityType: "RoadSegment", titleKey: "layer.roadSegments", geometry: "line", level: congestionLevel, legend: [...bands(CONGESTION_LEVELS), UNKNOWN] });
+  registerLayer({ id: "air-quality", entityType: "AirQualityObserved", titleKey: "layer.airQuality", geometry: "point", level: (p) => aqiLevel(p.airQualityIndex), legend: [...bands(AQI_LEVELS), UNKNOWN] });
+  registerLayer({ id: "water-quality", entityType: "WaterQualityObserved", titleKey: "layer.waterQuality", geometry: "point", level: waterLevel });
+  registerLayer({ id: "noise", entityType: "NoiseLevelObserved", titleKey: "layer.noise", geometry: "point", level: noiseLevel });
+  registerLayer({ id: "parking", entityType: "OffStreetParking", titleKey: "layer.parking", geometry: "point", level: parkingLevel, legend: [...bands(PARKING_LEVELS), UNKNOWN] });
+  registerLayer({ id: "devices", entityType: "Device", titleKey: "layer.devices", geometry: "point", level: deviceLevel, legend: [...Object.values(DEVICE_LEVELS), UNKNOWN] });
+  registerLayer({ id: "alerts", entityType: "Alert", titleKey: "layer.alerts", geometry: "point", level: severityLevel, legend: [...Object.values(SEVERITY_LEVELS), UNKNOWN] });
+}

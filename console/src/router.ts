@@ -1,0 +1,49 @@
+// Pages and the menu: a page is a route under the layout with meta.menu (its i18n key) and
+// meta.permission (what the user needs in the current tenant). Later pages (alert centre, case
+// centre, environment, traffic) are added the same way, with registerPage().
+
+import { createRouter, createWebHistory, type RouteRecordRaw, type Router } from "vue-router";
+import CockpitView from "./views/CockpitView.vue";
+import LayoutView from "./views/LayoutView.vue";
+import LoginView from "./views/LoginView.vue";
+import { session, signedIn, start } from "./session";
+
+declare module "vue-router" {
+  interface RouteMeta {
+    public?: boolean;
+    menu?: string;
+    permission?: string;
+    order?: number;
+  }
+}
+
+export const LAYOUT = "layout";
+
+export const pages: RouteRecordRaw[] = [
+  { path: "cockpit", name: "cockpit", component: CockpitView, meta: { menu: "menu.cockpit", permission: "data:read", order: 10 } },
+  { path: "map", name: "map", component: () => import("./views/MapView.vue"), meta: { menu: "menu.map", permission: "data:read", order: 20 } },
+  { path: "devices", name: "devices", component: () => import("./views/DevicesView.vue"), meta: { menu: "menu.devices", permission: "data:read", order: 30 } },
+];
+
+export function createConsoleRouter(): Router {
+  const router = createRouter({
+    history: createWebHistory("/"),
+    routes: [
+      { path: "/login", name: "login", component: LoginView, meta: { public: true } },
+      { path: "/", name: LAYOUT, component: LayoutView, redirect: "/cockpit", children: pages },
+      { path: "/:unknown(.*)*", redirect: "/cockpit" },
+    ],
+  });
+  router.beforeEach(async (to) => {
+    if (session.authMode === "unknown") await start();
+    if (to.meta.public) return session.authMode === "off" ? "/cockpit" : true;
+    if (!signedIn()) return { name: "login", query: { next: to.fullPath } };
+    return true;
+  });
+  return router;
+}
+
+/** Add a page to the console (and to the menu when it has meta.menu). */
+export function registerPage(router: Router, page: RouteRecordRaw): void {
+  router.addRoute(LAYOUT, page);
+}

@@ -1,0 +1,52 @@
+import { beforeEach, describe, expect, it } from "vitest";
+import { layerById, layers, layersForType, registerBuiltinLayers, registerLayer, styleFeature, styled, unregisterLayer } from "../src/layers";
+
+function reset(): void {
+  for (const def of layers()) unregisterLayer(def.id);
+}
+
+describe("layer registry", () => {
+  beforeEach(() => {
+    reset();
+    registerBuiltinLayers();
+  });
+
+  it("puts the base map first, then data layers in registration order", () => {
+    const ids = layers().map((def) => def.id);
+    expect(ids.slice(0, 3)).toEqual(["districts", "grid-cells", "roads"]);
+    expect(ids).toContain("air-quality");
+    registerLayer({ id: "bins", entityType: "WasteContainer", titleKey: "layer.bins", geometry: "point", color: "#123456" });
+    registerLayer({ id: "parcels", entityType: "LandParcel", titleKey: "layer.parcels", geometry: "fill", base: true, color: "#abcdef" });
+    const after = layers().map((def) => def.id);
+    expect(after.indexOf("parcels")).toBe(3);
+    expect(after.at(-1)).toBe("bins");
+  });
+
+  it("refuses duplicates and incomplete definitions", () => {
+    expect(() => registerLayer({ id: "air-quality", entityType: "X", titleKey: "x", geometry: "point", color: "#000000" })).toThrow(/already/);
+    expect(() => registerLayer({ id: "Bad Id", entityType: "X", titleKey: "x", geometry: "point", color: "#000000" })).toThrow(/lower-case/);
+    expect(() => registerLayer({ id: "nothing", entityType: "X", titleKey: "x", geometry: "point" })).toThrow(/colour/);
+    expect(() => registerLayer({ id: "untyped", entityType: "", titleKey: "x", geometry: "point", color: "#000000" })).toThrow(/type/);
+  });
+
+  it("finds the layers of an entity type, for live changes", () => {
+    expect(layersForType("AirQualityObserved").map((def) => def.id)).toEqual(["air-quality"]);
+    expect(layersForType("Nothing")).toEqual([]);
+    expect(layerById("grid-cells")?.visible).toBe(false);
+    expect(layerById("roads")?.visible).toBe(true);
+  });
+
+  it("styles each feature with its state's colour and label, keeping its id", () => {
+    const def = layerById("air-quality")!;
+    const feature = styleFeature(def, {
+      type: "Feature",
+      id: "urn:ngsi-ld:AirQualityObserved:1",
+      geometry: { type: "Point", coordinates: [113.6, 34.7] },
+      properties: { type: "AirQualityObserved", airQualityIndex: 160, location: { type: "Point", coordinates: [113.6, 34.7] } },
+    });
+    expect(feature.properties).toMatchObject({ id: "urn:ngsi-ld:AirQualityObserved:1", _level: "aqi.medium", airQualityIndex: 160 });
+    expect(feature.properties.location).toBeUndefined();
+    const base = styled(layerById("districts")!, { type: "FeatureCollection", features: [{ type: "Feature", id: "d", geometry: null, properties: {} }] });
+    expect(base.features[0].properties._color).toBe("#c9d6e3");
+  });
+});
