@@ -38,6 +38,7 @@ from cityhub.hub.console import api as console_api
 from cityhub.hub.console.service import LiveFeed
 from cityhub.hub.dispatch import alerts as dispatch_alerts
 from cityhub.hub.dispatch import api as dispatch_api
+from cityhub.hub.dispatch import open311 as open311_api
 from cityhub.hub.dispatch import service as dispatch
 from cityhub.hub.dispatch import workflow as dispatch_workflow
 from cityhub.hub.dispatch.tasks import OverdueTask
@@ -501,6 +502,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _declare_bearer(app)
     app.include_router(retention_api.router)
     for router in (*rules_api.ROUTERS, *dispatch_api.ROUTERS, dispatch_alerts.router):
+        app.include_router(router)
+    for router in open311_api.ROUTERS:
         app.include_router(router)
     app.include_router(console_api.router)
     # The console's files answer what no route matches, the apps' routes mounted at start-up included.

@@ -234,6 +234,16 @@ class Settings(BaseSettings):
     dispatch_overdue_interval: float = Field(
         60.0, ge=0, description="Seconds between checks for overdue cases; 0 turns the check off."
     )
+    open311_api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated Open311 client keys; when set, a POST needs one as api_key.",
+    )
+    open311_posts_per_minute: int = Field(
+        10, ge=0, description="Open311 requests a source address may POST per minute; 0: no limit."
+    )
+    open311_case_type: str = Field(
+        "urban_management", description="Case type of the cases citizens' Open311 requests open."
+    )
     apps_disabled: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated names of installed apps not to load."
     )
@@ -242,7 +252,7 @@ class Settings(BaseSettings):
         description="Folder of the built web console served at /; default: the package's console_dist.",
     )
 
-    @field_validator("apps_disabled", "cors_origins", mode="before")
+    @field_validator("apps_disabled", "cors_origins", "open311_api_keys", mode="before")
     @classmethod
     def _split_names(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -25,6 +25,7 @@ def target_metadata() -> MetaData:
     import cityhub.bus.outbox
     import cityhub.hub.broker.models
     import cityhub.hub.dispatch.models
+    import cityhub.hub.dispatch.open311_models
     import cityhub.hub.ingest.models
     import cityhub.hub.retention.models
     import cityhub.hub.rules.models

@@ -22,7 +22,7 @@ from cityhub.kit.errors import (
 )
 from cityhub.kit.time import isoformat, utcnow
 from cityhub.kit.web import TENANT_HEADER, DbSession, RequestTenant
-from cityhub.plugins import cases, entities
+from cityhub.plugins import cases, casestats, entities
 from cityhub.plugins.entities import EntitiesChanged
 from cityhub.plugins.indicators import Indicator, TaskArea
 from cityhub.plugins.lifecycle import AppContext, AppStatus, EventCounts, HubApp, Platform, TenantInfo
@@ -83,6 +83,7 @@ __all__ = [
     "Timestamped",
     "UnprocessableEntity",
     "cases",
+    "casestats",
     "current_tenant",
     "discover",
     "enqueue",

@@ -121,6 +121,9 @@ _PUBLIC_PATHS = frozenset(
 #: Device transports: the ingest gateway authenticates each message by its service group's API key
 #: (``k``) and refuses, counts and keeps as a dead letter what an unknown key sends.
 DEVICE_PATHS = frozenset({"/iot/json", "/iot/d"})
+#: Open311 GeoReport v2 is for citizens: reading and posting need no account (posts are limited per
+#: source address and, where the city requires it, by a registered client key).
+OPEN311_PREFIX = "/open311/"
 _SELF_SERVICE = re.compile(r"^/api/v1/auth/(me|totp/enroll|totp/confirm|revoke|password)$")
 #: POST endpoints that only read (NGSI-LD queries with a body; the environment app's calculators,
 #: which store nothing).
@@ -162,7 +165,7 @@ def is_read(method: str, path: str) -> bool:
 
 def requirement(method: str, path: str) -> Requirement | None:
     """What a request needs; None for the few public endpoints (health, token, API description)."""
-    if path in _PUBLIC_PATHS or path in DEVICE_PATHS:
+    if path in _PUBLIC_PATHS or path in DEVICE_PATHS or path.startswith(OPEN311_PREFIX):
         return PUBLIC
     if _SELF_SERVICE.match(path):
         return AUTHENTICATED
