@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -107,6 +108,18 @@ def scope_to_tenant(session: AsyncSession | Session, tenant_code: str | None) ->
 def current_tenant(session: AsyncSession | Session) -> str | None:
     value = session.info.get(TENANT_KEY)
     return value if isinstance(value, str) else None
+
+
+@contextmanager
+def in_tenant(session: AsyncSession | Session, tenant_code: str) -> Iterator[None]:
+    """Scope ``session`` to ``tenant_code`` for a block, then put back the scope it had: for code
+    that acts in a tenant it is told, on a session its caller keeps using."""
+    previous = current_tenant(session)
+    scope_to_tenant(session, tenant_code)
+    try:
+        yield
+    finally:
+        scope_to_tenant(session, previous)
 
 
 @event.listens_for(Session, "do_orm_execute")

@@ -9,8 +9,7 @@ tenant to act in, and leaves the session's tenant scope as it found it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,18 +20,8 @@ from cityhub.hub.broker import changes, ngsi, protection, service
 from cityhub.hub.broker.context import core_context
 from cityhub.hub.broker.entities import entity_query
 from cityhub.hub.broker.models import BrokerAttributeInstance
-from cityhub.kit.db import current_tenant, scope_to_tenant
+from cityhub.kit.db import in_tenant
 from cityhub.kit.time import isoformat, utcnow
-
-
-@asynccontextmanager
-async def _in_tenant(session: AsyncSession, tenant: str) -> AsyncIterator[None]:
-    previous = current_tenant(session)
-    scope_to_tenant(session, tenant)
-    try:
-        yield
-    finally:
-        scope_to_tenant(session, previous)
 
 
 def expand(name: str) -> str:
@@ -54,7 +43,7 @@ async def write_entities(
     them whole. Invalid entities raise ``BadRequestData`` before anything is written."""
     ctx = core_context()
     expanded = [ngsi.expand_entity(dict(entity), ctx) for entity in entities]
-    async with _in_tenant(session, tenant):
+    with in_tenant(session, tenant):
         await service.ensure_tenant(session, tenant)
         before = await service.stored_entities(session, [entity["id"] for entity in expanded])
         moment = isoformat(utcnow())
@@ -81,7 +70,7 @@ async def write_entities(
 
 
 async def read_entity(session: AsyncSession, tenant: str, entity_id: str) -> dict[str, Any] | None:
-    async with _in_tenant(session, tenant):
+    with in_tenant(session, tenant):
         found = await service.stored_entities(session, [entity_id])
     stored = found.get(entity_id)
     return compact_entity(stored) if stored is not None else None
@@ -109,14 +98,14 @@ async def find_entities(
         scope_q=None,
         geo=(georel, geometry, coordinates, None),
     )
-    async with _in_tenant(session, tenant):
+    with in_tenant(session, tenant):
         found, _ = await service.query_entities(session, query, limit=limit, offset=offset)
     return [compact_entity(entity) for entity in found]
 
 
 async def delete_entities(session: AsyncSession, tenant: str, entity_ids: Sequence[str]) -> None:
     """Delete the entities that exist; ids of none are passed over."""
-    async with _in_tenant(session, tenant):
+    with in_tenant(session, tenant):
         stored = await service.stored_entities(session, list(entity_ids))
         for entity_id in stored:
             await service.delete_entity(session, entity_id)
@@ -141,7 +130,7 @@ async def read_history(
         .order_by(at)
     )
     history: dict[str, list[tuple[datetime, Any]]] = {name: [] for name in attrs}
-    async with _in_tenant(session, tenant):
+    with in_tenant(session, tenant):
         for attribute, when, data in await session.execute(statement):
             content = data.get(ngsi.content_key(data.get("type", "")))
             history[names[attribute]].append((when, protection.open_content(entity_id, attribute, content)))

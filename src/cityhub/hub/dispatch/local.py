@@ -6,8 +6,7 @@ it. Cases come back as plain data (:class:`CaseRead`)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,17 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhub.hub.dispatch import evaluation, reference, service
 from cityhub.hub.dispatch.schemas import CaseRead, CategoryRead, DepartmentScore
 from cityhub.hub.dispatch.views import read_case
-from cityhub.kit.db import current_tenant, scope_to_tenant
-
-
-@asynccontextmanager
-async def _in_tenant(session: AsyncSession, tenant: str) -> AsyncIterator[None]:
-    previous = current_tenant(session)
-    scope_to_tenant(session, tenant)
-    try:
-        yield
-    finally:
-        scope_to_tenant(session, previous)
+from cityhub.kit.db import in_tenant
 
 
 async def open_case(
@@ -44,7 +33,7 @@ async def open_case(
     reporter: str | None = None,
 ) -> CaseRead:
     """Open a case as ``POST /api/v1/cases`` does (routing, triage, duplicates)."""
-    async with _in_tenant(session, tenant):
+    with in_tenant(session, tenant):
         case = await service.open_case(
             session,
             tenant=tenant,
@@ -62,7 +51,7 @@ async def open_case(
 
 
 async def read_case_of(session: AsyncSession, tenant: str, case_id: str | uuid.UUID) -> CaseRead:
-    async with _in_tenant(session, tenant):
+    with in_tenant(session, tenant):
         return read_case(session, await service.get_case(session, case_id))
 
 
@@ -98,7 +87,7 @@ async def find_cases(
         opened_after=opened_after,
         opened_before=opened_before,
     )
-    async with _in_tenant(session, tenant):
+    with in_tenant(session, tenant):
         rows, total = await service.list_cases(session, where, limit=limit, offset=offset)
         return [read_case(session, row) for row in rows], total
 
@@ -116,7 +105,7 @@ async def take_action(
     extend_minutes: int | None = None,
 ) -> CaseRead:
     """A transition, as ``POST /api/v1/cases/{id}/transitions`` takes it (409 when not allowed)."""
-    async with _in_tenant(session, tenant):
+    with in_tenant(session, tenant):
         case = await service.transition(
             session,
             case_id,
@@ -139,12 +128,12 @@ async def evaluate_departments(
     weights: Sequence[float] | None = None,
 ) -> list[DepartmentScore]:
     """The department evaluation over ``[start, end)`` (see :mod:`cityhub.hub.dispatch.evaluation`)."""
-    async with _in_tenant(session, tenant):
+    with in_tenant(session, tenant):
         return await evaluation.evaluate(session, start, end, weights=weights or evaluation.DEFAULT_WEIGHTS)
 
 
 async def list_categories(
     session: AsyncSession, tenant: str, *, kind: str | None = None
 ) -> list[CategoryRead]:
-    async with _in_tenant(session, tenant):
+    with in_tenant(session, tenant):
         return [CategoryRead.model_validate(c) for c in await reference.list_categories(session, kind=kind)]
