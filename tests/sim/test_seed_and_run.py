@@ -36,6 +36,19 @@ async def test_seeding_creates_tenants_devices_and_entities_once(client: httpx.A
     # the hub runs the traffic application: it imports the roads, one segment per direction
     assert report.entities == len(city.cells)
     assert report.segments >= len(city.roads)
+    assert report.grid_cells == len(city.cells)  # the case workflow locates cases in them
+    lon, lat = city.cells[0].centre
+    case = await client.post(
+        "/api/v1/cases",
+        json={
+            "category": "E0101",
+            "title": "暴露垃圾",
+            "location": {"type": "Point", "coordinates": [lon, lat]},
+        },
+        headers={"NGSILD-Tenant": CITY},
+    )
+    assert case.status_code == 201, case.text
+    assert (case.json()["grid_cell"], case.json()["district"]) == (city.cells[0].code, city.cells[0].district)
     tenants = (await client.get("/api/v1/tenants", params={"parent": CITY})).json()["items"]
     assert {t["code"]: t["name"] for t in tenants}["410104"] == "管城回族区"
     assert len(tenants) == 12
@@ -120,7 +133,7 @@ async def test_seeding_without_roads(client: httpx.AsyncClient) -> None:
     assert await _count(client, "RoadSegment") == 0
     later = await seed(client, city)  # the roads after all: only they are new
     assert later.segments >= len(city.roads)
-    assert later.devices == later.tenants == later.groups == later.entities == 0
+    assert later.devices == later.tenants == later.groups == later.entities == later.grid_cells == 0
 
 
 async def test_a_hub_without_the_traffic_app_gets_the_roads_as_entities(settings: Settings) -> None:

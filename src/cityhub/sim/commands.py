@@ -106,6 +106,7 @@ async def _seed(client: httpx.AsyncClient, city: City, roads: bool, speed: float
         f"demo city {city.name} ({city.name_en}): {report.tenants} tenants, {report.groups} service groups, "
         f"{report.devices} devices, {report.entities} entities created"
         + (f", {report.segments} road segments imported by the traffic app" if report.segments else "")
+        + (f", {report.grid_cells} grid cells for the case workflow" if report.grid_cells else "")
         + ("" if report.changed() else " (all there already)")
     )
 

@@ -74,9 +74,12 @@ class SeedReport:
     devices: int = 0
     entities: int = 0
     segments: int = 0  # imported by the hub's traffic application
+    grid_cells: int = 0  # imported into the case workflow
 
     def changed(self) -> bool:
-        return bool(self.tenants or self.groups or self.devices or self.entities or self.segments)
+        return bool(
+            self.tenants or self.groups or self.devices or self.entities or self.segments or self.grid_cells
+        )
 
 
 def apikey(kind: str, district: str) -> str:
@@ -298,7 +301,34 @@ async def seed(
     report.entities = await _entities(client, tenant, statics)
     if traffic:
         report.segments = await _road_network(client, city)
+    report.grid_cells = await _grid_cells(client, city)
     return report
+
+
+async def _grid_cells(client: httpx.AsyncClient, city: City) -> int:
+    """The unit grid cells into the case workflow, once, so that a case (a citizen's report, an
+    alert's) is located in its cell and district."""
+    headers = {"NGSILD-Tenant": city.code}
+    present = await client.get("/api/v1/dispatch/grid-cells", params={"limit": 1}, headers=headers)
+    _check(present, "grid cells")
+    if present.json()["total"] > 0:
+        return 0
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"code": cell.code, "district": cell.district, "name": cell.code},
+            "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in cell.polygon]]},
+        }
+        for cell in city.cells
+    ]
+    response = await client.post(
+        "/api/v1/dispatch/grid-cells",
+        json={"type": "FeatureCollection", "features": features},
+        headers=headers,
+    )
+    _check(response, "grid cells")
+    created: int = response.json()["created"]
+    return created
 
 
 async def _has_app(client: httpx.AsyncClient, name: str) -> bool:
