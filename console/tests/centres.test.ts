@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { actionBody, actionForm, alertActions, timeLeft, urbanQueues } from "../src/centres";
+import { severityLevel } from "../src/levels";
 
 describe("alert actions", () => {
   it("follows the API's next states and offers a case while there is none", () => {
@@ -49,5 +50,12 @@ describe("urban queues", () => {
     };
     expect(urbanQueues(answer, "en")).toEqual([{ key: "command.dispatch", title: "Command centre: To dispatch", count: 1, items: [] }]);
     expect(urbanQueues(answer, "zh-CN")[0].title).toBe("指挥中心·待派遣");
+  });
+});
+
+describe("alert severities", () => {
+  it("colours the rule engine's five severities and greys anything else", () => {
+    for (const s of ["critical", "major", "minor", "warning", "info"]) expect(severityLevel({ severity: s }).key).toBe(`severity.${s}`);
+    expect(severityLevel({ severity: "high" }).key).toBe("unknown");
   });
 });

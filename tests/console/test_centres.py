@@ -135,3 +135,17 @@ def test_dispatch_handle_and_close_a_case(console: Session, hub: Hub, shots: Pat
     assert page.locator("[data-test=case-history] li").count() >= 4
     page.screenshot(path=shots / "case-closed.png")
     assert in_city(hub, "GET", f"/api/v1/cases/{case['id']}")["state"] == "closed"
+
+
+def test_the_alert_is_on_the_map_in_its_severity(console: Session, hub: Hub, shots: Path) -> None:
+    alert = in_city(hub, "GET", "/api/v1/alerts", params={"entity": "urn:ngsi-ld:AirQualityObserved:hot-1"})
+    entity = alert["items"][0]["alert_entity"]
+    page = console.page
+    page.click("[data-test=menu-map]")
+    page.wait_for_url("**/map")
+    page.wait_for_selector("[data-test=map][data-ready=true]")
+    level = """(id) => window.cityhubMap.queryRenderedFeatures({layers: ["alerts"]})
+                         .filter((f) => f.properties.id === id).map((f) => f.properties._level)[0] ?? null"""
+    page.wait_for_function(f"(id) => ({level})(id) === 'severity.major'", arg=entity)
+    assert "严重" in page.locator(".controls").inner_text()
+    page.screenshot(path=shots / "alert-on-map.png")
