@@ -103,6 +103,31 @@ export class ApiClient {
     return (await response.json()) as T;
   }
 
+  /** POST a JSON body (none when ``body`` is undefined) and read the JSON answer. */
+  async post<T>(path: string, body?: unknown): Promise<T> {
+    const response = await this.request(path, {
+      method: "POST",
+      body: body === undefined ? undefined : JSON.stringify(body),
+      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    });
+    return (await response.json()) as T;
+  }
+
+  /** Listen to any server-sent-events endpoint of the hub (with the token and tenant headers);
+   *  resolves when ``signal`` aborts or the stream ends. */
+  async events(path: string, emit: (event: string, data: string) => void, signal: AbortSignal, open?: () => void): Promise<void> {
+    const response = await this.request(path, { headers: { Accept: "text/event-stream" }, signal });
+    if (!response.body) return;
+    open?.();
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    const parser = new EventStreamParser(emit);
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      parser.push(value);
+    }
+  }
+
   /** OAuth 2 password grant; ``totp`` once the account has a second factor. */
   async login(username: string, password: string, totp?: string): Promise<TokenResponse> {
     const form = new URLSearchParams({ grant_type: "password", username, password });

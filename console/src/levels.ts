@@ -82,9 +82,10 @@ export function parkingLevel(props: Record<string, unknown>): Level {
 
 export const SEVERITY_LEVELS: Record<string, Level> = {
   critical: { key: "severity.critical", color: "#7e0023" },
-  high: { key: "severity.high", color: "#d73027" },
-  medium: { key: "severity.medium", color: "#fc8d59" },
-  low: { key: "severity.low", color: "#4575b4" },
+  major: { key: "severity.major", color: "#d73027" },
+  minor: { key: "severity.minor", color: "#fc8d59" },
+  warning: { key: "severity.warning", color: "#e6b800" },
+  info: { key: "severity.info", color: "#4575b4" },
 };
 
 export function severityLevel(props: Record<string, unknown>): Level {

@@ -124,9 +124,9 @@ def test_menu_works_from_the_keyboard_and_in_english(console: Session) -> None:
     page.keyboard.press("ArrowDown")
     assert page.evaluate("() => document.activeElement.dataset.test") == "menu-map"
     page.keyboard.press("End")
-    assert page.evaluate("() => document.activeElement.dataset.test") == "menu-devices"
+    assert page.evaluate("() => document.activeElement.dataset.test") == "menu-cases"
     page.keyboard.press("Enter")
-    page.wait_for_url("**/devices")
+    page.wait_for_url("**/cases")
     page.select_option("[data-test=language]", "en")
     assert page.locator("[data-test=menu-map]").inner_text() == "City map"
     page.select_option("[data-test=language]", "zh-CN")
