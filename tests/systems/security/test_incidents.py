@@ -8,7 +8,9 @@ import uuid
 import httpx
 from fastapi import FastAPI
 
-from tests.systems.security.conftest import PASSWORD, add_user, bearer, client_for
+from tests.hub.ingest.support import provision
+from tests.systems.security.conftest import PASSWORD, add_user, bearer, client_for, event_count
+from tests.systems.security.test_devices import _settled
 
 BASE = "/api/v1/security/incidents"
 
@@ -165,3 +167,53 @@ async def test_incidents_need_security_permissions(secure_app: FastAPI, sclient:
     assert bad.status_code in (400, 422), bad.text
     unknown = await sclient.get(f"{BASE}/{uuid.uuid4()}", headers=officer)
     assert unknown.status_code == 404, unknown.text
+
+
+async def test_a_disabled_device_key_is_refused_as_dead_letters_until_enabled(
+    secure_app: FastAPI, sclient: httpx.AsyncClient
+) -> None:
+    county = "410105"
+    service = {"fiware-service": county, "fiware-servicepath": "/jinshui"}
+    operator = await bearer(sclient, await add_user(secure_app, county, [(county, "operator")]))
+    await provision(sclient, headers={**service, **operator})
+    officer = await bearer(sclient, await add_user(secure_app, "410100", platform_admin=True, totp=True))
+    officer = {**officer, "NGSILD-Tenant": county}
+    created = await sclient.post(BASE, json={"title": "泄露的设备密钥 leaked key"}, headers=officer)
+    assert created.status_code == 201, created.text
+    incident_id = created.json()["id"]
+
+    unknown = await sclient.post(
+        f"{BASE}/{incident_id}/actions",
+        json={"action": "disable_device_key", "apikey": "nope"},
+        headers=officer,
+    )
+    assert unknown.status_code == 404, unknown.text
+    disabled = await sclient.post(
+        f"{BASE}/{incident_id}/actions",
+        json={"action": "disable_device_key", "apikey": "k-air"},
+        headers=officer,
+    )
+    assert disabled.status_code == 201, disabled.text
+
+    refused = await sclient.post("/iot/d", params={"k": "k-air", "i": "air-001"}, content="t|22.5")
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["reason"] == "apikey-disabled"
+    assert "disabled" in refused.json()["detail"]
+    await _settled(secure_app)
+    assert await event_count(secure_app, "disabled_device_key") == 1
+    letters = await sclient.get("/api/v1/ingest/dead-letters", headers={**service, **operator})
+    assert letters.status_code == 200, letters.text
+    assert [letter["reason"] for letter in letters.json()["deadLetters"]] == ["apikey-disabled"]
+
+    enabled = await sclient.post(
+        f"{BASE}/{incident_id}/actions",
+        json={"action": "enable_device_key", "apikey": "k-air"},
+        headers=officer,
+    )
+    assert enabled.status_code == 201, enabled.text
+    sent = await sclient.post("/iot/d", params={"k": "k-air", "i": "air-001"}, content="t|22.5")
+    assert sent.status_code == 200, sent.text
+    actions = await _audit_actions(sclient, officer)
+    assert "security.device_key_disabled" in actions
+    assert "security.device_key_enabled" in actions
+    assert "security.incident_disable_device_key" in actions

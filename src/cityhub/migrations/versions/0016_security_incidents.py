@@ -1,4 +1,4 @@
-"""Security incidents and their history of steps and response actions
+"""Security incidents and their history of steps and response actions; disabled device API keys
 
 Revision ID: 0016
 Revises: 0015
@@ -64,8 +64,12 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_security_incident_step_incident_id"), ["incident_id"], unique=False
         )
+    with op.batch_alter_table("ingest_service_group", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("disabled", sa.Boolean(), server_default=sa.false(), nullable=False))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("ingest_service_group", schema=None) as batch_op:
+        batch_op.drop_column("disabled")
     op.drop_table("security_incident_step")
     op.drop_table("security_incident")

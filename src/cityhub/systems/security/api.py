@@ -17,6 +17,7 @@ from fastapi import APIRouter, Form, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
+from cityhub.hub.ingest import service as ingest_service
 from cityhub.kit.errors import BadRequestData, Conflict, Forbidden, InvalidRequest, NotFound
 from cityhub.kit.time import ensure_utc
 from cityhub.kit.web import DbSession, RequestTenant, problem
@@ -625,6 +626,21 @@ async def act_on_incident(
             await service.revoke_all_tokens(session, user, actor=principal.username, reason=reason)
         runtime.forget(user.id)
         detail["user"] = user.username
+    elif body.action in ("disable_device_key", "enable_device_key"):
+        if not body.apikey:
+            raise BadRequestData(f"{body.action} needs apikey")
+        disabled = body.action == "disable_device_key"
+        if not await ingest_service.set_apikey_disabled(session, tenant, body.apikey, disabled=disabled):
+            raise NotFound(f"tenant {tenant} has no service group with that apikey")
+        await audit.append(
+            session,
+            "security.device_key_disabled" if disabled else "security.device_key_enabled",
+            actor=principal.username,
+            tenant_code=tenant,
+            detail={"apikey": body.apikey[:64], "reason": reason},
+        )
+        request.app.state.hub.ingest.forget()
+        detail["apikey"] = body.apikey[:64]
     else:
         if not body.address:
             raise BadRequestData(f"{body.action} needs address")

@@ -42,6 +42,7 @@ SEVERITY = {
     "abnormal_volume": "medium",
     "blocked_source": "low",
     "unknown_device_key": "medium",
+    "disabled_device_key": "medium",
 }
 
 #: Failed logins from one address within the window that make a brute-force finding.

@@ -258,11 +258,21 @@ class ResponseAction(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    action: Literal["disable_user", "revoke_tokens", "block_source", "unblock_source"]
+    action: Literal[
+        "disable_user",
+        "revoke_tokens",
+        "block_source",
+        "unblock_source",
+        "disable_device_key",
+        "enable_device_key",
+    ]
     user_id: uuid.UUID | None = Field(None, description="disable_user, revoke_tokens")
     address: str | None = Field(None, max_length=64, description="block_source, unblock_source")
     hours: int | None = Field(
         None, ge=1, le=24 * 365, description="block_source: expiry; none: until unblocked"
+    )
+    apikey: str | None = Field(
+        None, max_length=256, description="disable_device_key, enable_device_key: a service group's key"
     )
     reason: str | None = Field(None, max_length=500)
 
