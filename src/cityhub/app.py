@@ -213,6 +213,7 @@ class Hub:
         )
         if self.security is not None:
             self.ingest.on_unknown_key.append(self.security.unknown_device_key)
+            self.ingest.on_disabled_key.append(self.security.disabled_device_key)
         #: Personal information in entities: classification from the data models, the data keys.
         self.personal_data = PersonalData(self.ingest.models, data_key_ring(settings))
         protection.install(self.personal_data)

@@ -42,6 +42,7 @@ from cityhub.hub.ingest.tasks import Letter
 from cityhub.kit.db import scope_to_tenant
 from cityhub.kit.errors import (
     BadRequestData,
+    Forbidden,
     HubError,
     NotFound,
     PayloadTooLarge,
@@ -179,6 +180,7 @@ _ERRORS: dict[str, type[HubError]] = {
     measures.RATE_LIMITED: TooManyRequests,
     measures.TOO_LARGE: PayloadTooLarge,
     measures.WRITE_FAILED: HubError,
+    measures.APIKEY_DISABLED: Forbidden,
 }
 
 

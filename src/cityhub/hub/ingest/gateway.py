@@ -84,6 +84,8 @@ class Gateway:
         #: Told of every message refused for an API key no service group has (api key, transport,
         #: source): the security system makes it a security event.
         self.on_unknown_key: list[Callable[[str, str, str | None], None]] = []
+        #: Told of every message refused because its API key was disabled (same arguments).
+        self.on_disabled_key: list[Callable[[str, str, str | None], None]] = []
         self.rejected: Counter[str] = Counter()
         self.accepted = 0
 
@@ -128,6 +130,9 @@ class Gateway:
         self.rejected[error.reason] += 1
         if error.reason == measures.UNKNOWN_APIKEY and apikey is not None:
             for listener in self.on_unknown_key:
+                listener(apikey, transport, source)
+        if error.reason == measures.APIKEY_DISABLED and apikey is not None:
+            for listener in self.on_disabled_key:
                 listener(apikey, transport, source)
         letter = Letter(
             tenant=tenant or self.default_tenant,

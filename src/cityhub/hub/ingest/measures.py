@@ -32,6 +32,7 @@ RATE_LIMITED = "rate-limited"
 TOO_LARGE = "too-large"
 UNKNOWN_COMMAND = "unknown-command"
 WRITE_FAILED = "write-failed"
+APIKEY_DISABLED = "apikey-disabled"
 REASONS = (
     UNKNOWN_APIKEY,
     UNKNOWN_DEVICE,
@@ -41,6 +42,7 @@ REASONS = (
     TOO_LARGE,
     UNKNOWN_COMMAND,
     WRITE_FAILED,
+    APIKEY_DISABLED,
 )
 #: Keys of a payload that carry the device's own time of measurement, not a measure.
 TIMESTAMP_KEYS = ("TimeInstant", "timestamp")

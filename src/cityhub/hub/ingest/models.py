@@ -11,7 +11,17 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Boolean, Float, Index, Integer, PrimaryKeyConstraint, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Float,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityhub.hub.broker.models import TENANT_NAME_LENGTH
@@ -45,6 +55,9 @@ class IngestServiceGroup(TenantOwned, Timestamped, Base):
     crs: Mapped[str] = mapped_column(String(8), nullable=False, default="WGS84")
     expected_interval: Mapped[int | None] = mapped_column(Integer, nullable=True)
     explicit_attrs: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    #: A response action of the security system: messages sent with the key are refused (dead
+    #: letters ``apikey-disabled``) until it is enabled again.
+    disabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
 
 
 class IngestDevice(TenantOwned, Timestamped, Base):

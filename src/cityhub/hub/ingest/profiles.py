@@ -58,8 +58,15 @@ class KeyProfiles:
 
     tenant: str | None  # the group's tenant (None: no group has the key)
     devices: dict[str, Profile]
+    disabled: bool = False  # the group's key was disabled (a security response)
 
     def profile(self, apikey: str, device_id: str) -> Profile:
+        if self.disabled:
+            raise Rejected(
+                measures.APIKEY_DISABLED,
+                f"apikey {apikey!r} is disabled; its messages are refused until it is enabled again",
+                tenant=self.tenant,
+            )
         found = self.devices.get(device_id)
         if found is not None:
             return found
@@ -95,4 +102,6 @@ async def profiles_of_apikey(session: AsyncSession, apikey: str) -> KeyProfiles:
         devices[device.device_id] = profile_of(device, group, apikey)
     for device_id in ambiguous:  # the same id in several tenants under one key: refuse it
         del devices[device_id]
-    return KeyProfiles(group.tenant_code if group is not None else None, devices)
+    return KeyProfiles(
+        group.tenant_code if group is not None else None, devices, disabled=bool(group and group.disabled)
+    )

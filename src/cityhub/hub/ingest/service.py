@@ -441,3 +441,20 @@ async def set_command_status(
     }
     changes.append(entity, attrs, at)
     await broker.write_many(session, [entity], before=before)
+
+
+async def set_apikey_disabled(session: AsyncSession, tenant: str, apikey: str, *, disabled: bool) -> bool:
+    """Disable (or enable again) the service group of ``apikey`` in ``tenant``; the gateways refuse
+    its messages as dead letters (``apikey-disabled``). False if the tenant has no such group. The
+    caller tells this process's gateway to forget its cached profiles; other processes see the
+    change within their profile cache's lifetime."""
+    group = await session.scalar(
+        select(IngestServiceGroup)
+        .where(IngestServiceGroup.tenant_code == tenant, IngestServiceGroup.apikey == apikey)
+        .execution_options(**{ALL_TENANTS: True})
+    )
+    if group is None:
+        return False
+    group.disabled = disabled
+    await session.flush()
+    return True

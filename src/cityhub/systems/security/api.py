@@ -8,22 +8,22 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
-from cityhub.kit.errors import AlreadyExists, BadRequestData, Forbidden, InvalidRequest, NotFound
-from cityhub.kit.time import ensure_utc, utcnow
+from cityhub.hub.ingest import service as ingest_service
+from cityhub.kit.errors import BadRequestData, Conflict, Forbidden, InvalidRequest, NotFound
+from cityhub.kit.time import ensure_utc
 from cityhub.kit.web import DbSession, RequestTenant, problem
-from cityhub.systems.security import audit, awareness, credentials, service
+from cityhub.systems.security import audit, awareness, credentials, incidents, service
 from cityhub.systems.security.guard import SecurityRuntime, client_address, principal_of
-from cityhub.systems.security.models import BlockedSource, SecurityEvent, User
+from cityhub.systems.security.models import SecurityEvent, SecurityIncident, User
 from cityhub.systems.security.policy import ROLES, Permission
 from cityhub.systems.security.schemas import (
     AuditPage,
@@ -32,8 +32,17 @@ from cityhub.systems.security.schemas import (
     DepartmentRead,
     GrantChange,
     GrantRead,
+    IncidentCreate,
+    IncidentDetail,
+    IncidentNote,
+    IncidentPage,
+    IncidentRead,
+    IncidentStepRead,
+    IncidentTransition,
+    IncidentUpdate,
     Me,
     PasswordChange,
+    ResponseAction,
     SecurityEventRead,
     SecurityOverview,
     TokenResponse,
@@ -129,7 +138,7 @@ async def token(
     name = outcome.user.username if outcome.user else (username or client_id)
     tenant = outcome.user.tenant_code if outcome.user else None
     for kind in outcome.events:
-        runtime.detector.record_in(session, kind, source=source, username=name, tenant=tenant)
+        await runtime.detector.record_in(session, kind, source=source, username=name, tenant=tenant)
     if outcome.user is not None:
         runtime.forget(outcome.user.id)
     if outcome.error is not None:
@@ -423,6 +432,7 @@ def _event_tenants(request: Request, tenant: str) -> list[str] | None:
 async def security_overview(request: Request, session: DbSession, tenant: RequestTenant) -> SecurityOverview:
     data = await awareness.overview(session, tenants=_event_tenants(request, tenant))
     data["recent"] = [SecurityEventRead.model_validate(e) for e in data["recent"]]
+    data["open_incidents"] = [IncidentRead.model_validate(i) for i in data["open_incidents"]]
     return SecurityOverview(**data)
 
 
@@ -457,21 +467,8 @@ async def block_source(
     hours: Annotated[int | None, Form(ge=1, le=24 * 365)] = None,
 ) -> dict[str, object]:
     principal = principal_of(request)
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        raise BadRequestData(f"{address!r} is not an IP address") from None
-    if await session.get(BlockedSource, address) is not None:
-        raise AlreadyExists(f"{address} is already blocked")
-    expires = utcnow() + timedelta(hours=hours) if hours else None
-    session.add(
-        BlockedSource(address=address, reason=reason, blocked_by=principal.username, expires_at=expires)
-    )
-    await audit.append(
-        session,
-        "security.source_blocked",
-        actor=principal.username,
-        detail={"address": address, "reason": reason},
+    expires = await awareness.block_source(
+        session, address, reason=reason, actor=principal.username, hours=hours
     )
     _runtime(request).forget()
     return {"address": address, "expires_at": expires}
@@ -479,12 +476,192 @@ async def block_source(
 
 @awareness_router.delete("/blocked-sources/{address}", status_code=204, summary="Unblock a source address")
 async def unblock_source(request: Request, session: DbSession, address: str) -> Response:
-    principal = principal_of(request)
-    result = await session.execute(delete(BlockedSource).where(BlockedSource.address == address))
-    if not getattr(result, "rowcount", 0):
-        raise NotFound(f"{address} is not blocked")
-    await audit.append(
-        session, "security.source_unblocked", actor=principal.username, detail={"address": address}
-    )
+    await awareness.unblock_source(session, address, actor=principal_of(request).username)
     _runtime(request).forget()
     return Response(status_code=204)
+
+
+# --- incidents and response actions -------------------------------------------------------------
+
+
+async def _incident_detail(session: DbSession, incident: SecurityIncident) -> IncidentDetail:
+    steps = await incidents.history(session, incident)
+    return IncidentDetail(
+        **IncidentRead.model_validate(incident).model_dump(),
+        history=[IncidentStepRead.model_validate(s) for s in steps],
+    )
+
+
+@awareness_router.get("/incidents", response_model=IncidentPage, summary="Security incidents, newest first")
+async def list_incidents(
+    request: Request,
+    session: DbSession,
+    tenant: RequestTenant,
+    state: Literal["open", "contained", "closed"] | None = None,
+    severity: Literal["low", "medium", "high"] | None = None,
+    rule: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+) -> IncidentPage:
+    rows, total = await incidents.page(
+        session,
+        tenants=_event_tenants(request, tenant),
+        state=state,
+        severity=severity,
+        rule=rule,
+        limit=limit,
+        offset=offset,
+    )
+    return IncidentPage(
+        items=[IncidentRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
+    )
+
+
+@awareness_router.post(
+    "/incidents", response_model=IncidentDetail, status_code=201, summary="Open an incident"
+)
+async def create_incident(
+    request: Request, session: DbSession, tenant: RequestTenant, body: IncidentCreate
+) -> IncidentDetail:
+    incident = await incidents.open_incident(
+        session,
+        title=body.title,
+        severity=body.severity,
+        actor=principal_of(request).username,
+        tenant=tenant,
+        source=body.source,
+        assignee=body.assignee,
+    )
+    return await _incident_detail(session, incident)
+
+
+async def _incident(
+    request: Request, session: DbSession, tenant: str, incident_id: uuid.UUID
+) -> SecurityIncident:
+    return await incidents.get(session, incident_id, tenants=_event_tenants(request, tenant))
+
+
+@awareness_router.get(
+    "/incidents/{incident_id}", response_model=IncidentDetail, summary="An incident and its history"
+)
+async def get_incident(
+    request: Request, session: DbSession, tenant: RequestTenant, incident_id: uuid.UUID
+) -> IncidentDetail:
+    return await _incident_detail(session, await _incident(request, session, tenant, incident_id))
+
+
+@awareness_router.patch(
+    "/incidents/{incident_id}",
+    response_model=IncidentDetail,
+    summary="Assign an incident or change its severity",
+)
+async def update_incident(
+    request: Request, session: DbSession, tenant: RequestTenant, incident_id: uuid.UUID, body: IncidentUpdate
+) -> IncidentDetail:
+    incident = await _incident(request, session, tenant, incident_id)
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("severity", "") is None:
+        raise BadRequestData("severity cannot be null")
+    for key, value in changes.items():
+        setattr(incident, key, value)
+    await incidents.step(session, incident, "assigned", actor=principal_of(request).username, detail=changes)
+    return await _incident_detail(session, incident)
+
+
+@awareness_router.post(
+    "/incidents/{incident_id}/transitions",
+    response_model=IncidentDetail,
+    summary="Move an incident: open → contained → closed (409 naming the allowed states otherwise)",
+)
+async def transition_incident(
+    request: Request,
+    session: DbSession,
+    tenant: RequestTenant,
+    incident_id: uuid.UUID,
+    body: IncidentTransition,
+) -> IncidentDetail:
+    incident = await _incident(request, session, tenant, incident_id)
+    await incidents.transition(
+        session, incident, body.to, actor=principal_of(request).username, comment=body.comment
+    )
+    return await _incident_detail(session, incident)
+
+
+@awareness_router.post(
+    "/incidents/{incident_id}/notes", response_model=IncidentDetail, status_code=201, summary="Add a note"
+)
+async def note_incident(
+    request: Request, session: DbSession, tenant: RequestTenant, incident_id: uuid.UUID, body: IncidentNote
+) -> IncidentDetail:
+    incident = await _incident(request, session, tenant, incident_id)
+    await incidents.step(
+        session, incident, "note", actor=principal_of(request).username, detail={"text": body.text}
+    )
+    return await _incident_detail(session, incident)
+
+
+@awareness_router.post(
+    "/incidents/{incident_id}/actions",
+    response_model=IncidentDetail,
+    status_code=201,
+    summary="Take a response action within an incident: disable a user, revoke tokens, block an address",
+)
+async def act_on_incident(
+    request: Request, session: DbSession, tenant: RequestTenant, incident_id: uuid.UUID, body: ResponseAction
+) -> IncidentDetail:
+    incident = await _incident(request, session, tenant, incident_id)
+    if incident.state == "closed":
+        raise Conflict("the incident is closed; reopen is not possible, open a new one", allowed=[])
+    principal = principal_of(request)
+    runtime = _runtime(request)
+    reason = body.reason or f"incident {incident.id}"
+    detail: dict[str, object] = {"reason": reason}
+    if body.action in ("disable_user", "revoke_tokens"):
+        if body.user_id is None:
+            raise BadRequestData(f"{body.action} needs user_id")
+        user = await _managed_user(request, session, body.user_id, tenant)
+        if body.action == "disable_user":
+            await service.update_user(session, user, UserUpdate(active=False), actor=principal.username)
+        else:
+            await service.revoke_all_tokens(session, user, actor=principal.username, reason=reason)
+        runtime.forget(user.id)
+        detail["user"] = user.username
+    elif body.action in ("disable_device_key", "enable_device_key"):
+        if not body.apikey:
+            raise BadRequestData(f"{body.action} needs apikey")
+        disabled = body.action == "disable_device_key"
+        if not await ingest_service.set_apikey_disabled(session, tenant, body.apikey, disabled=disabled):
+            raise NotFound(f"tenant {tenant} has no service group with that apikey")
+        await audit.append(
+            session,
+            "security.device_key_disabled" if disabled else "security.device_key_enabled",
+            actor=principal.username,
+            tenant_code=tenant,
+            detail={"apikey": body.apikey[:64], "reason": reason},
+        )
+        request.app.state.hub.ingest.forget()
+        detail["apikey"] = body.apikey[:64]
+    else:
+        if not body.address:
+            raise BadRequestData(f"{body.action} needs address")
+        if not principal.platform_admin:
+            raise Forbidden("source addresses are blocked hub-wide, by platform administrators")
+        if body.action == "block_source":
+            expires = await awareness.block_source(
+                session, body.address, reason=reason, actor=principal.username, hours=body.hours
+            )
+            detail["expires_at"] = expires.isoformat() if expires else None
+        else:
+            await awareness.unblock_source(session, body.address, actor=principal.username)
+        runtime.forget()
+        detail["address"] = body.address
+    await incidents.step(
+        session,
+        incident,
+        "action",
+        actor=principal.username,
+        action=body.action,
+        outcome="done",
+        detail=detail,
+    )
+    return await _incident_detail(session, incident)

@@ -9,18 +9,21 @@ a burst of denials. Each finding is raised once per window and source.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from collections import defaultdict, deque
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cityhub.kit.errors import AlreadyExists, BadRequestData, NotFound
 from cityhub.kit.time import utcnow
-from cityhub.systems.security.models import BlockedSource, SecurityEvent, User
+from cityhub.systems.security import audit, incidents
+from cityhub.systems.security.models import BlockedSource, SecurityEvent, SecurityIncident, User
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,7 @@ SEVERITY = {
     "abnormal_volume": "medium",
     "blocked_source": "low",
     "unknown_device_key": "medium",
+    "disabled_device_key": "medium",
 }
 
 #: Failed logins from one address within the window that make a brute-force finding.
@@ -108,10 +112,12 @@ class Detector:
         try:
             async with self.sessions() as session, session.begin():
                 session.add_all(rows)
+                await session.flush()
+                await incidents.group_events(session, rows)
         except Exception:  # an event that cannot be stored is logged; the request's answer stands
             log.exception("could not store security event %s", kind)
 
-    def record_in(
+    async def record_in(
         self,
         session: AsyncSession,
         kind: str,
@@ -121,8 +127,12 @@ class Detector:
         tenant: str | None = None,
         **detail: Any,
     ) -> None:
-        """Record an event in ``session``'s transaction (a request that writes anyway: a login)."""
-        session.add_all(self._rows(kind, source, username, tenant, detail))
+        """Record an event in ``session``'s transaction (a request that writes anyway: a login);
+        a high-severity finding opens an incident (or joins the open one of its rule and source)."""
+        rows = self._rows(kind, source, username, tenant, detail)
+        session.add_all(rows)
+        await session.flush()
+        await incidents.group_events(session, rows)
 
     def _rows(
         self, kind: str, source: str | None, username: str | None, tenant: str | None, detail: dict[str, Any]
@@ -193,6 +203,10 @@ async def overview(session: AsyncSession, *, tenants: list[str] | None, hours: i
     recent = (
         await session.scalars(select(SecurityEvent).where(*scope).order_by(SecurityEvent.at.desc()).limit(20))
     ).all()
+    incident_query = select(SecurityIncident).where(SecurityIncident.state.in_(incidents.OPEN_STATES))
+    if tenants is not None:
+        incident_query = incident_query.where(SecurityIncident.tenant_code.in_(tenants))
+    open_incidents = (await session.scalars(incident_query.order_by(SecurityIncident.opened_at.desc()))).all()
     return {
         "since": since,
         "events": {str(k): int(v) for k, v in by_kind.items()},
@@ -201,4 +215,30 @@ async def overview(session: AsyncSession, *, tenants: list[str] | None, hours: i
         "locked_users": int(await session.scalar(locked_query) or 0),
         "blocked_sources": int(await session.scalar(select(func.count()).select_from(BlockedSource)) or 0),
         "recent": list(recent),
+        "open_incidents": list(open_incidents),
     }
+
+
+async def block_source(
+    session: AsyncSession, address: str, *, reason: str, actor: str, hours: int | None
+) -> datetime | None:
+    """Refuse ``address`` at the door (until ``hours`` from now, or until unblocked)."""
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise BadRequestData(f"{address!r} is not an IP address") from None
+    if await session.get(BlockedSource, address) is not None:
+        raise AlreadyExists(f"{address} is already blocked")
+    expires = utcnow() + timedelta(hours=hours) if hours else None
+    session.add(BlockedSource(address=address, reason=reason, blocked_by=actor, expires_at=expires))
+    await audit.append(
+        session, "security.source_blocked", actor=actor, detail={"address": address, "reason": reason}
+    )
+    return expires
+
+
+async def unblock_source(session: AsyncSession, address: str, *, actor: str) -> None:
+    result = await session.execute(delete(BlockedSource).where(BlockedSource.address == address))
+    if not getattr(result, "rowcount", 0):
+        raise NotFound(f"{address} is not blocked")
+    await audit.append(session, "security.source_unblocked", actor=actor, detail={"address": address})

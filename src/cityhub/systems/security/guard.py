@@ -110,18 +110,26 @@ class SecurityRuntime:
             await asyncio.gather(*self._recording, return_exceptions=True)
         await self.limiter.aclose()
 
+    def disabled_device_key(self, apikey: str, transport: str, source: str | None) -> None:
+        """A device message came with a disabled API key: a security event, as for an unknown key."""
+        self._device_key_event("disabled_device_key", apikey, transport, source)
+
     def unknown_device_key(self, apikey: str, transport: str, source: str | None) -> None:
+        self._device_key_event("unknown_device_key", apikey, transport, source)
+
+    def _device_key_event(self, kind: str, apikey: str, transport: str, source: str | None) -> None:
         """A device message came with an API key no service group has: a security event, recorded
         in the background (the gateway has refused and dead-lettered the message already), at most
         once a minute per key so that a flood of guesses does not become a flood of writes."""
         now = time.monotonic()
-        if now - self._unknown_keys.get(apikey, -UNKNOWN_KEY_QUIET) < UNKNOWN_KEY_QUIET:
+        key = f"{kind}:{apikey}"
+        if now - self._unknown_keys.get(key, -UNKNOWN_KEY_QUIET) < UNKNOWN_KEY_QUIET:
             return
         if len(self._unknown_keys) >= 10_000:
             self._unknown_keys.clear()
-        self._unknown_keys[apikey] = now
+        self._unknown_keys[key] = now
         task = asyncio.get_running_loop().create_task(
-            self.detector.record("unknown_device_key", source=source, transport=transport, apikey=apikey[:64])
+            self.detector.record(kind, source=source, transport=transport, apikey=apikey[:64])
         )
         self._recording.add(task)
         task.add_done_callback(self._recording.discard)

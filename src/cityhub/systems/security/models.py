@@ -163,3 +163,43 @@ class BlockedSource(Base):
     blocked_by: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class SecurityIncident(Base):
+    """Security events grouped for a response: opened by hand, or by the awareness rules for a
+    high-severity finding (one open incident per rule and source). State: open → contained → closed."""
+
+    __tablename__ = "security_incident"
+    __table_args__ = (Index("ix_security_incident_rule_source", "rule", "source", "state"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    title: Mapped[str] = mapped_column(String(200), nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False, default="open", index=True)
+    severity: Mapped[str] = mapped_column(String(10), nullable=False)
+    rule: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    source: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tenant_code: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    assignee: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    opened_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    events: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class SecurityIncidentStep(Base):
+    """One line of an incident's history: an event grouped in, a transition, a note, a response
+    action and its outcome."""
+
+    __tablename__ = "security_incident_step"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    incident_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("security_incident.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    action: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(nullable=False, default=dict)

@@ -177,3 +177,104 @@ class SecurityOverview(BaseModel):
     locked_users: int
     blocked_sources: int
     recent: list[SecurityEventRead]
+    open_incidents: list[IncidentRead] = Field(description="Incidents open or contained.")
+
+
+IncidentState = Literal["open", "contained", "closed"]
+Severity = Literal["low", "medium", "high"]
+
+
+class IncidentRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    title: str
+    state: str
+    severity: str
+    rule: str | None = Field(description="The awareness rule that opened it; null if opened by hand.")
+    source: str | None
+    tenant_code: str | None
+    assignee: str | None
+    opened_by: str
+    events: int = Field(description="Security events grouped in it.")
+    opened_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+
+
+class IncidentStepRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    actor: str
+    kind: str = Field(description="opened, event, transition, note, action or assigned.")
+    action: str | None
+    outcome: str | None
+    detail: dict[str, Any]
+
+
+class IncidentDetail(IncidentRead):
+    history: list[IncidentStepRead]
+
+
+class IncidentPage(BaseModel):
+    items: list[IncidentRead]
+    total: int
+    limit: int
+    offset: int
+
+
+class IncidentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200)
+    severity: Severity = "medium"
+    source: str | None = Field(None, max_length=64)
+    assignee: str | None = Field(None, max_length=64)
+
+
+class IncidentUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    assignee: str | None = Field(None, max_length=64)
+    severity: Severity | None = None
+
+
+class IncidentTransition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: IncidentState
+    comment: str | None = Field(None, max_length=2000)
+
+
+class IncidentNote(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class ResponseAction(BaseModel):
+    """A response action taken within an incident; which fields it needs depends on ``action``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal[
+        "disable_user",
+        "revoke_tokens",
+        "block_source",
+        "unblock_source",
+        "disable_device_key",
+        "enable_device_key",
+    ]
+    user_id: uuid.UUID | None = Field(None, description="disable_user, revoke_tokens")
+    address: str | None = Field(None, max_length=64, description="block_source, unblock_source")
+    hours: int | None = Field(
+        None, ge=1, le=24 * 365, description="block_source: expiry; none: until unblocked"
+    )
+    apikey: str | None = Field(
+        None, max_length=256, description="disable_device_key, enable_device_key: a service group's key"
+    )
+    reason: str | None = Field(None, max_length=500)
+
+
+SecurityOverview.model_rebuild()
