@@ -23,14 +23,11 @@ import asyncio
 import platform
 import random
 import statistics
-import tempfile
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
+from scratch import scratch_database
 
 from cityhub import migrate
 from cityhub.app import create_app
@@ -157,19 +154,8 @@ async def main() -> None:
     args = parser.parse_args()
     backend = "postgresql" if args.postgres else "sqlite"
     print(f"python {platform.python_version()} on {platform.machine()}, database {backend}")
-    if args.postgres:
-        name = f"cityhub_bench_auth_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(args.postgres)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            base = args.postgres.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-            await run(f"{base}/{name}", args.entities, args.requests)
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.close()
-        return
-    with tempfile.TemporaryDirectory() as folder:
-        await run(f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}", args.entities, args.requests)
+    async with scratch_database(args.postgres, "auth") as url:
+        await run(url, args.entities, args.requests)
 
 
 if __name__ == "__main__":

@@ -24,14 +24,11 @@ import asyncio
 import platform
 import random
 import statistics
-import tempfile
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
-import asyncpg
 import shapely
+from scratch import scratch_database
 
 from cityhub import migrate
 from cityhub.hub.dispatch import reference
@@ -122,19 +119,8 @@ async def main() -> None:
     parser.add_argument("--lookups", type=int, default=2_000)
     parser.add_argument("--postgres", help="an admin DSN; a new database is made and dropped")
     args = parser.parse_args()
-    if args.postgres:
-        name = f"cityhub_bench_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(args.postgres)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        base = args.postgres.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-        try:
-            await run(f"{base}/{name}", args.cells, args.lookups)
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.close()
-        return
-    with tempfile.TemporaryDirectory() as folder:
-        await run(f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}", args.cells, args.lookups)
+    async with scratch_database(args.postgres, "dispatch") as url:
+        await run(url, args.cells, args.lookups)
 
 
 if __name__ == "__main__":

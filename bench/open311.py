@@ -28,15 +28,12 @@ import asyncio
 import platform
 import random
 import statistics
-import tempfile
 import time
-import uuid
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import asyncpg
 import httpx
+from scratch import scratch_database
 
 from cityhub import migrate
 from cityhub.app import create_app
@@ -168,19 +165,8 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--postgres", help="an admin DSN; a new database is made and dropped")
     args = parser.parse_args()
-    if args.postgres:
-        name = f"cityhub_bench_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(args.postgres)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        base = args.postgres.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-        try:
-            await run(f"{base}/{name}", args.cases, args.rounds)
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.close()
-        return
-    with tempfile.TemporaryDirectory() as folder:
-        await run(f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}", args.cases, args.rounds)
+    async with scratch_database(args.postgres, "open311") as url:
+        await run(url, args.cases, args.rounds)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,33 @@
+"""A database of its own for one benchmark run: a file in a temporary folder (SQLite), or a database
+made on a PostgreSQL server for the run and dropped after it, whatever happens in between."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+
+
+@asynccontextmanager
+async def scratch_database(postgres: str | None, label: str) -> AsyncIterator[str]:
+    """The SQLAlchemy URL (async driver) of an empty database. ``postgres``: an admin DSN
+    (``postgresql://user@host:port/db``) to make the database with; None: SQLite."""
+    if postgres is None:
+        with tempfile.TemporaryDirectory() as folder:
+            yield f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
+        return
+    name = f"cityhub_bench_{label}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(postgres)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            base = postgres.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+            yield f"{base}/{name}"
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
