@@ -115,6 +115,12 @@ async def test_user_actions_states_and_history(secure_app: FastAPI, sclient: htt
         f"{BASE}/{incident_id}/actions", json={"action": "disable_user"}, headers=officer
     )
     assert missing.status_code == 400, missing.text
+    unknown_key = await sclient.post(
+        f"{BASE}/{incident_id}/actions",
+        json={"action": "disable_device_key", "apikey": "no-such-key", "reason": "泄露 leaked"},
+        headers=officer,
+    )
+    assert unknown_key.status_code == 404, unknown_key.text
 
     noted = await sclient.post(f"{BASE}/{incident_id}/notes", json={"text": "账号已停用"}, headers=officer)
     assert noted.status_code == 201, noted.text
@@ -141,12 +147,23 @@ async def test_user_actions_states_and_history(secure_app: FastAPI, sclient: htt
         ("opened", None),
         ("action", "revoke_tokens"),
         ("action", "disable_user"),
+        ("action", "disable_user"),
+        ("action", "disable_device_key"),
         ("note", None),
         ("assigned", None),
         ("transition", None),
         ("transition", None),
     ]
     assert {s["actor"] for s in history} == {history[0]["actor"]}
+    # the refused actions are in the history with their reason, the others done
+    assert [s["outcome"] for s in history[1:5]] == ["done", "done", "failed", "failed"]
+    assert history[3]["detail"]["status"] == 400
+    assert "needs user_id" in history[3]["detail"]["error"]
+    assert history[4]["detail"] == {
+        "reason": "泄露 leaked",
+        "status": 404,
+        "error": "tenant 410100 has no service group with that apikey",
+    }
     assert (await sclient.get(BASE, params={"state": "closed"}, headers=officer)).json()["total"] >= 1
     actions = await _audit_actions(sclient, officer)
     for name in ("security.incident_disable_user", "security.incident_note", "security.incident_transition"):

@@ -16,9 +16,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.hub.ingest import service as ingest_service
-from cityhub.kit.errors import BadRequestData, Conflict, Forbidden, InvalidRequest, NotFound
+from cityhub.kit.errors import BadRequestData, Conflict, Forbidden, HubError, InvalidRequest, NotFound
 from cityhub.kit.time import ensure_utc
 from cityhub.kit.web import DbSession, RequestTenant, problem
 from cityhub.systems.security import audit, awareness, credentials, incidents, service
@@ -600,21 +601,12 @@ async def note_incident(
     return await _incident_detail(session, incident)
 
 
-@awareness_router.post(
-    "/incidents/{incident_id}/actions",
-    response_model=IncidentDetail,
-    status_code=201,
-    summary="Take a response action within an incident: disable a user, revoke tokens, block an address",
-)
-async def act_on_incident(
-    request: Request, session: DbSession, tenant: RequestTenant, incident_id: uuid.UUID, body: ResponseAction
-) -> IncidentDetail:
-    incident = await _incident(request, session, tenant, incident_id)
-    if incident.state == "closed":
-        raise Conflict("the incident is closed; reopen is not possible, open a new one", allowed=[])
+async def _respond(
+    request: Request, session: AsyncSession, tenant: str, body: ResponseAction, reason: str
+) -> dict[str, object]:
+    """Take a response action; what it did, for the incident's history."""
     principal = principal_of(request)
     runtime = _runtime(request)
-    reason = body.reason or f"incident {incident.id}"
     detail: dict[str, object] = {"reason": reason}
     if body.action in ("disable_user", "revoke_tokens"):
         if body.user_id is None:
@@ -655,13 +647,37 @@ async def act_on_incident(
             await awareness.unblock_source(session, body.address, actor=principal.username)
         runtime.forget()
         detail["address"] = body.address
+    return detail
+
+
+@awareness_router.post(
+    "/incidents/{incident_id}/actions",
+    response_model=IncidentDetail,
+    status_code=201,
+    summary="Take a response action within an incident: disable a user, revoke tokens, block an address",
+)
+async def act_on_incident(
+    request: Request, session: DbSession, tenant: RequestTenant, incident_id: uuid.UUID, body: ResponseAction
+) -> IncidentDetail:
+    """A failed action (unknown user or key, missing field, not allowed) answers its 4xx and is kept in
+    the incident's history with outcome ``failed`` and the reason, so the response record is whole."""
+    incident = await _incident(request, session, tenant, incident_id)
+    if incident.state == "closed":
+        raise Conflict("the incident is closed; reopen is not possible, open a new one", allowed=[])
+    actor = principal_of(request).username
+    reason = body.reason or f"incident {incident.id}"
+    try:
+        detail = await _respond(request, session, tenant, body, reason)
+    except HubError as error:
+        await session.rollback()
+        incident = await _incident(request, session, tenant, incident_id)
+        failure = {"reason": reason, "status": error.status, "error": error.detail}
+        await incidents.step(
+            session, incident, "action", actor=actor, action=body.action, outcome="failed", detail=failure
+        )
+        await session.commit()  # the failure is recorded even though the answer is an error
+        raise
     await incidents.step(
-        session,
-        incident,
-        "action",
-        actor=principal.username,
-        action=body.action,
-        outcome="done",
-        detail=detail,
+        session, incident, "action", actor=actor, action=body.action, outcome="done", detail=detail
     )
     return await _incident_detail(session, incident)
