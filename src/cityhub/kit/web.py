@@ -16,6 +16,7 @@ import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -135,6 +136,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, error: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(HubError("the hub failed to process the request; the error is logged"), request)
+
+    @app.exception_handler(StatementError)
+    async def _unstorable(request: Request, error: StatementError) -> Response:
+        # JSON columns go through orjson, which holds integers to 64 bits; a request's JSON may carry
+        # larger ones (the standard library reads them), and only the write finds out
+        if isinstance(error.orig, orjson.JSONEncodeError):
+            return problem(BadRequestData(f"a value in the request cannot be stored: {error.orig}"), request)
+        return await _unexpected(request, error)
 
 
 class BodyLimitMiddleware:
