@@ -158,12 +158,15 @@ async def test_water_and_noise_entities_are_scored(app: FastAPI, client: httpx.A
     stamp = "2026-11-21T15:00:00Z"  # 23:00 local
     await client.post("/ngsi-ld/v1/entities", json={
         "id": "urn:ngsi-ld:WaterQualityObserved:w1", "type": "WaterQualityObserved",
+        "name": {"type": "Property", "value": "贾鲁河东站"},
+        "district": {"type": "Property", "value": "410105"},
         "O2": {"type": "Property", "value": 5.5, "observedAt": stamp},
         "NH4": {"type": "Property", "value": 1.6, "observedAt": stamp},
         "targetWaterClass": {"type": "Property", "value": "III"},
     })  # fmt: skip
     await client.post("/ngsi-ld/v1/entities", json={
         "id": "urn:ngsi-ld:NoiseLevelObserved:n1", "type": "NoiseLevelObserved",
+        "name": {"type": "Property", "value": "碧沙岗公园"},
         "acousticZone": {"type": "Property", "value": "1"},
         "LAeq": {"type": "Property", "value": 48.0, "observedAt": stamp},
     })  # fmt: skip
@@ -177,6 +180,8 @@ async def test_water_and_noise_entities_are_scored(app: FastAPI, client: httpx.A
     assert w == [
         {
             "id": "urn:ngsi-ld:WaterQualityObserved:w1",
+            "name": "贾鲁河东站",
+            "district": "410105",
             "water_class": "V",
             "determining_items": ["NH3-N"],
             "target_class": "III",
@@ -185,6 +190,8 @@ async def test_water_and_noise_entities_are_scored(app: FastAPI, client: httpx.A
     ]
     n = (await client.get("/api/v1/environment/noise/stations")).json()
     assert (n[0]["period"], n[0]["limit"], n[0]["compliant"]) == ("night", 45, False)
+    # the names the console's tables show; a station without one answers null
+    assert (n[0]["name"], n[1]["name"], n[1]["district"]) == ("碧沙岗公园", None, None)
     assert (n[1]["period"], n[1]["limit"], n[1]["compliant"]) == ("day", 60, True)
 
 

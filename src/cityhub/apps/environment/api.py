@@ -347,6 +347,8 @@ def build_router(settings: EnvironmentSettings, tz: tzinfo) -> APIRouter:
         return [
             {
                 "id": s["id"],
+                "name": service.value_of(s, "name"),
+                "district": service.value_of(s, "district"),
                 "water_class": service.value_of(s, "waterQualityClass"),
                 "determining_items": service.value_of(s, "waterQualityDeterminingItems"),
                 "target_class": service.value_of(s, "targetWaterClass"),
@@ -360,6 +362,8 @@ def build_router(settings: EnvironmentSettings, tz: tzinfo) -> APIRouter:
         return [
             {
                 "id": s["id"],
+                "name": service.value_of(s, "name"),
+                "district": service.value_of(s, "district"),
                 "zone": service.value_of(s, "acousticZone"),
                 "laeq": service.value_of(s, "LAeq"),
                 "period": service.value_of(s, "noisePeriod"),
