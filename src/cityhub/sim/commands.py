@@ -107,6 +107,8 @@ async def _seed(client: httpx.AsyncClient, city: City, roads: bool, speed: float
         f"{report.devices} devices, {report.entities} entities created"
         + (f", {report.segments} road segments imported by the traffic app" if report.segments else "")
         + (f", {report.grid_cells} grid cells for the case workflow" if report.grid_cells else "")
+        + (f", {report.departments} departments" if report.departments else "")
+        + (f", {report.categories} case categories" if report.categories else "")
         + ("" if report.changed() else " (all there already)")
     )
 
