@@ -17,6 +17,9 @@ is how SUMO's ``edgeData`` output defines ``speed``; its flow is density × spee
 hour). SUMO also writes its ``edgeData`` for the same periods (``edgedata.xml`` in the work
 directory), the reference to check the hub's travel time index against.
 
+Like the rest of the simulator, a client of the hub: it imports no hub code; what it knows of the
+imported segments (length, free-flow speed, end points) it reads back from the broker.
+
 Deterministic for a seed: the network, the trips and SUMO's own random numbers are seeded, and the
 vehicles that take the hub's route are chosen by a hash of the seed and the vehicle id.
 """
@@ -26,8 +29,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import re
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,8 +41,6 @@ from typing import Any
 
 import httpx
 
-from cityhub.apps.traffic.importers import ImportedNetwork, read_sumo_net, safe_id
-from cityhub.apps.traffic.network import Segment
 from cityhub.sim.runner import HttpSender, Message, Tally
 from cityhub.sim.seed import SERVICE, SERVICE_PATH, _check, _listed
 
@@ -78,6 +81,34 @@ def binary(name: str) -> str:
     return str(path)
 
 
+def safe_id(raw: str) -> str:
+    """The traffic application's id of an imported SUMO edge is ``sumo-`` + this: anything but
+    letters, digits, '.', '_' and '-' becomes '_' and its code point in hex (docs/traffic.md)."""
+    return re.sub(r"[^A-Za-z0-9._-]", lambda m: f"_{ord(m.group()):x}", raw)
+
+
+def edge_ids(net: Path) -> list[str]:
+    """The ids of a SUMO network's edges, internal, crossing and walking-area edges left out."""
+    found = []
+    for _, elem in ET.iterparse(net, events=("end",)):
+        if elem.tag == "edge" and elem.get("function") not in ("internal", "crossing", "walkingarea"):
+            found.append(elem.get("id", ""))
+        if elem.tag in ("edge", "junction", "connection", "tlLogic"):
+            elem.clear()
+    return found
+
+
+@dataclass(frozen=True)
+class Segment:
+    """An imported edge as the hub has it (read back from its ``RoadSegment`` entity)."""
+
+    edge: str
+    length_m: float
+    free_flow_kmh: float
+    start: tuple[float, float]  # lon, lat of its start junction
+    end: tuple[float, float]
+
+
 def grid_network(
     directory: Path, *, size: int = 4, length: float = 250.0, lanes: int = 2, speed_ms: float = 13.89
 ) -> Path:
@@ -102,12 +133,12 @@ def grid_network(
     return out
 
 
-def write_trips(path: Path, segments: list[Segment], *, vehicles: int, duration: float, seed: int) -> int:
+def write_trips(path: Path, edges: list[str], *, vehicles: int, duration: float, seed: int) -> int:
     """``vehicles`` trips between random edges departing evenly over ``duration`` seconds; SUMO
     routes them (fastest path) when they depart. Vehicles keep to the speed limit
     (``speedDev=0``), so free-flow speed is the limit, as in the hub's segments."""
     rng = random.Random(seed)
-    edges = [s.road for s in segments if s.road]
+    edges = sorted(edges)
     if len(edges) < 2:
         raise ValueError("the network has fewer than two drivable edges")
     lines = ["<routes>", '    <vType id="car" speedDev="0"/>']
@@ -195,9 +226,7 @@ class SumoRun:
         self.reroute = reroute
         self.speed = speed
         self.start = (start or datetime.now(UTC)).replace(microsecond=0)
-        self.network: ImportedNetwork | None = None
-        self.by_edge: dict[str, Segment] = {}
-        self.ends: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {}
+        self.by_edge: dict[str, Segment] = {}  # SUMO edge id → the hub's segment, after setup
         self.edge_of_urn: dict[str, str] = {}
         self.report = SumoReport()
 
@@ -206,24 +235,10 @@ class SumoRun:
         return self.workdir / "edgedata.xml"
 
     def prepare(self) -> None:
-        """The network (a grid unless one was given), the trips and SUMO's edgeData output file."""
+        """The network (a grid unless one was given) and SUMO's edgeData output file."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.net_path is None:
             self.net_path = grid_network(self.workdir)
-        self.network = read_sumo_net(str(self.net_path), origin=self.origin)
-        nodes = {n.id: (n.lon, n.lat) for n in self.network.nodes}
-        for segment in self.network.segments:
-            assert segment.road is not None
-            self.by_edge[segment.road] = segment
-            self.ends[segment.road] = (nodes[segment.from_node], nodes[segment.to_node])
-            self.edge_of_urn[SEGMENT_URN + segment.id] = segment.road
-        self.report.vehicles = write_trips(
-            self.workdir / "trips.xml",
-            self.network.segments,
-            vehicles=self.vehicles,
-            duration=self.duration,
-            seed=self.seed,
-        )
         (self.workdir / "edgedata.add.xml").write_text(
             "<additional>\n"
             f'    <edgeData id="hub" file="{self.edgedata_path.name}" period="{self.period:g}" '
@@ -233,9 +248,10 @@ class SumoRun:
         )
 
     async def setup(self, client: httpx.AsyncClient) -> int:
-        """Import the network into the tenant through the traffic application and provision one
-        floating-car device per edge (idempotent); returns the segments imported."""
-        if self.network is None:
+        """Import the network into the tenant through the traffic application, read the segments
+        it made back, write the trips between them and provision one floating-car device per edge
+        (idempotent); returns the segments imported."""
+        if self.net_path is None:
             self.prepare()
         assert self.net_path is not None
         headers = {"NGSILD-Tenant": self.tenant}
@@ -246,8 +262,54 @@ class SumoRun:
         response = await client.post("/api/v1/traffic/network", files=files, data=data, headers=headers)
         _check(response, "SUMO network import")
         imported: int = response.json()["segments_imported"]
+        await self._segments(client)
+        self.report.vehicles = write_trips(
+            self.workdir / "trips.xml",
+            list(self.by_edge),
+            vehicles=self.vehicles,
+            duration=self.duration,
+            seed=self.seed,
+        )
         await self._provision(client)
         return imported
+
+    async def _segments(self, client: httpx.AsyncClient) -> None:
+        """The imported edges (the ones a car may use) as the hub's ``RoadSegment`` entities."""
+        assert self.net_path is not None
+        edge_of_id = {f"{SEGMENT_URN}sumo-{safe_id(edge)}": edge for edge in edge_ids(self.net_path)}
+        headers = {"NGSILD-Tenant": self.tenant}
+        offset = 0
+        while True:
+            response = await client.get(
+                "/ngsi-ld/v1/entities",
+                params={
+                    "type": "RoadSegment",
+                    "idPattern": f"^{SEGMENT_URN}sumo-",
+                    "attrs": "length,freeFlowSpeed,startPoint,endPoint",
+                    "options": "keyValues",
+                    "limit": 1000,
+                    "offset": offset,
+                },
+                headers=headers,
+            )
+            _check(response, "road segments")
+            page = response.json()
+            for entity in page:
+                edge = edge_of_id.get(entity["id"])
+                if edge is None:
+                    continue
+                start, end = entity["startPoint"]["coordinates"], entity["endPoint"]["coordinates"]
+                self.by_edge[edge] = Segment(
+                    edge,
+                    float(entity["length"]),
+                    float(entity["freeFlowSpeed"]),
+                    (float(start[0]), float(start[1])),
+                    (float(end[0]), float(end[1])),
+                )
+                self.edge_of_urn[entity["id"]] = edge
+            if len(page) < 1000:
+                break
+            offset += 1000
 
     async def _provision(self, client: httpx.AsyncClient) -> None:
         path = f"/{self.district}" if self.district else "/"
@@ -280,11 +342,14 @@ class SumoRun:
             _check(await client.post("/iot/devices", json={"devices": chunk}, headers=headers), "devices")
 
     @staticmethod
+    def urn(edge: str) -> str:
+        return f"{SEGMENT_URN}sumo-{safe_id(edge)}"
+
+    @staticmethod
     def device_id(edge: str) -> str:
         return f"sumo-{safe_id(edge)}"
 
     def _device(self, edge: str) -> dict[str, Any]:
-        segment = self.by_edge[edge]
         return {
             "device_id": self.device_id(edge),
             "entity_name": f"urn:ngsi-ld:{FLOW_TYPE}:{self.device_id(edge)}",
@@ -293,7 +358,7 @@ class SumoRun:
             "protocol": "IoTA-JSON",
             "transport": "HTTP",
             "static_attributes": [
-                {"name": "refRoadSegment", "type": "Relationship", "value": SEGMENT_URN + segment.id},
+                {"name": "refRoadSegment", "type": "Relationship", "value": self.urn(edge)},
                 {"name": "laneDirection", "type": "Text", "value": "forward"},
                 {"name": "name", "type": "Text", "value": f"SUMO {edge}"},
             ],
@@ -308,8 +373,8 @@ class SumoRun:
     ) -> SumoReport:
         """Step SUMO (1 s steps) to ``duration``; after each period send its edge speeds and flows
         and call ``on_period``. Paced ``speed`` times faster than the wall clock (0: flat out)."""
-        if self.network is None:
-            self.prepare()
+        if not self.by_edge:
+            raise RuntimeError("setup() first: the hub has no segments of this network yet")
         traci = _traci()
         tc = traci.constants
         label = f"cityhub-{self.seed}-{id(self)}"
@@ -417,9 +482,9 @@ class SumoRun:
         last; the vehicle drives first edge + that route + last edge."""
         route = list(conn.vehicle.getRoute(vehicle))
         first, last = conn.vehicle.getRoadID(vehicle), route[-1] if route else None
-        if last is None or first not in self.ends or last not in self.ends or first == last:
+        if last is None or first not in self.by_edge or last not in self.by_edge or first == last:
             return
-        origin, destination = self.ends[first][1], self.ends[last][0]
+        origin, destination = self.by_edge[first].end, self.by_edge[last].start
         if origin == destination:
             return
         response = await client.get(
