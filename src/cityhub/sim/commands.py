@@ -114,6 +114,11 @@ async def _seed(client: httpx.AsyncClient, city: City, roads: bool, speed: float
         + (f", {report.categories} case categories" if report.categories else "")
         + ("" if report.changed() else " (all there already)")
     )
+    if report.not_allowed:
+        console.print(
+            f"[yellow]not seeded:[/] {' and '.join(report.not_allowed)} (these credentials may not create "
+            "them; an administrator can, and until then demo cases wait in the triage queue)"
+        )
 
 
 def _progress(every: float) -> Callable[[datetime, Tally], None]:
