@@ -1,7 +1,8 @@
-"""A short SUMO run feeding a started hub (SQLite or PostgreSQL): the hub's travel time index for
-each period, from the speeds it was sent through the ingestion path, against the TTI computed from
-SUMO's own edge travel times (its ``edgeData`` output for the same period). Needs the ``sumo``
-extra (the eclipse-sumo and traci wheels); skipped without it."""
+"""The SUMO driver's naming and seeding; and a short SUMO run feeding a started hub (SQLite or
+PostgreSQL): the hub's travel time index for each period, from the speeds it was sent through the
+ingestion path, against the TTI computed from SUMO's own edge travel times (its ``edgeData`` output
+for the same period). The run needs the ``sumo`` extra (the eclipse-sumo and traci wheels) and is
+skipped without it."""
 
 from __future__ import annotations
 
@@ -12,16 +13,16 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from cityhub.apps.traffic.importers import read_sumo_edge_data
-from cityhub.sim.sumo import Period, SumoRun
+from cityhub.apps.traffic.importers import read_sumo_edge_data, read_sumo_net
+from cityhub.apps.traffic.importers import safe_id as importer_safe_id
+from cityhub.sim.sumo import Period, SumoRun, chosen, edge_ids, write_trips
+from cityhub.sim.sumo import safe_id as sumo_safe_id
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        importlib.util.find_spec("sumo") is None or importlib.util.find_spec("traci") is None,
-        reason="SUMO is not installed: pip install -e '.[sumo]' (the eclipse-sumo and traci wheels)",
-    ),
-]
+needs_sumo = pytest.mark.skipif(
+    importlib.util.find_spec("sumo") is None or importlib.util.find_spec("traci") is None,
+    reason="SUMO is not installed: pip install -e '.[sumo]' (the eclipse-sumo and traci wheels)",
+)
+DATA = Path(__file__).parents[1] / "apps" / "traffic" / "data"
 
 CITY = "410100"
 DISTRICT = "410122"
@@ -33,6 +34,35 @@ NETWORK_TOLERANCE = 0.01
 EDGE_TOLERANCE = 0.05
 
 
+def test_edge_ids_and_segment_ids_agree_with_the_traffic_importer() -> None:
+    """The driver names segments as the traffic application's importer does, without importing it."""
+    edges = edge_ids(DATA / "sumo_grid.net.xml")
+    imported = read_sumo_net(str(DATA / "sumo_grid.net.xml"), origin=(113.6, 34.7))
+    assert sorted(SumoRun.urn(e) for e in edges) == sorted(
+        f"urn:ngsi-ld:RoadSegment:{s.id}" for s in imported.segments
+    )
+    for raw in ("a/b", "x y#1", "plain-1.2_3", "路"):
+        assert sumo_safe_id(raw) == importer_safe_id(raw)
+
+
+def test_trips_and_rerouted_vehicles_are_seeded(tmp_path: Path) -> None:
+    edges = [f"e{i}" for i in range(30)]
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        assert write_trips(tmp_path / f"{name}.xml", edges, vehicles=50, duration=600, seed=seed) == 50
+    one, again, other = ((tmp_path / f"{n}.xml").read_text() for n in "abc")
+    assert one == again
+    assert one != other
+    trips = [t for t in one.splitlines() if "<trip " in t]
+    assert len(trips) == 50
+    assert all('speedDev="0"' in one and " from=" in t for t in trips)
+    picked = [v for v in (f"v{i}" for i in range(2000)) if chosen(42, v, 0.2)]
+    assert 300 < len(picked) < 500  # about a fifth
+    assert picked == [v for v in (f"v{i}" for i in range(2000)) if chosen(42, v, 0.2)]
+    assert not any(chosen(42, f"v{i}", 0.0) for i in range(100))
+
+
+@pytest.mark.slow
+@needs_sumo
 async def test_hub_tti_matches_sumo_edge_travel_times(
     app: FastAPI, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
