@@ -18,6 +18,7 @@ import httpx
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cityhub.sim.city import City, build_city, geojson, osm_xml
 from cityhub.sim.runner import HttpSender, MqttSender, Sender, Simulator, Tally
@@ -329,14 +330,18 @@ def demo_sumo(
             reroute=reroute,
             speed=speed,
         )
+        try:  # SUMO first: no need to wait for a hub when it is missing
+            run.prepare()
+        except (SumoMissing, subprocess.CalledProcessError) as error:
+            console.print(f"[bold red]SUMO:[/] {escape(str(error))}")
+            raise typer.Exit(1) from None
         async with _client(url) as client:
             await _ready(client, wait)
             await authenticate(client, token=token, client_id=client_id, client_secret=client_secret)
             try:
-                run.prepare()
                 imported = await run.setup(client)
             except (SumoMissing, SeedError, subprocess.CalledProcessError) as error:
-                console.print(f"[bold red]SUMO setup failed:[/] {error}")
+                console.print(f"[bold red]SUMO setup failed:[/] {escape(str(error))}")
                 raise typer.Exit(1) from None
             console.print(
                 f"SUMO network {run.net_path}: {imported} segments imported into tenant {tenant}; "
@@ -353,7 +358,11 @@ def demo_sumo(
                     f"{run.report.rerouted} on the hub's route"
                 )
 
-            return await run.run(client, on_period=show, stop=stop)
+            try:
+                return await run.run(client, on_period=show, stop=stop)
+            except SumoMissing as error:
+                console.print(f"[bold red]SUMO:[/] {escape(str(error))}")
+                raise typer.Exit(1) from None
 
     if workdir is not None:
         report = asyncio.run(main(workdir))
