@@ -378,30 +378,22 @@ class SumoRun:
         traci = _traci()
         tc = traci.constants
         label = f"cityhub-{self.seed}-{id(self)}"
-        traci.start(
-            [
-                binary("sumo"),
-                "--net-file",
-                str(self.net_path),
-                "--route-files",
-                str(self.workdir / "trips.xml"),
-                "--additional-files",
-                str(self.workdir / "edgedata.add.xml"),
-                "--seed",
-                str(self.seed),
-                "--step-length",
-                "1",
-                "--end",
-                f"{self.duration:g}",
-                "--ignore-route-errors",
-                "true",
-                "--no-step-log",
-                "true",
-                "--no-warnings",
-                "true",
-            ],
-            label=label,
-        )
+        options = {
+            "net-file": str(self.net_path),
+            "route-files": str(self.workdir / "trips.xml"),
+            "additional-files": str(self.workdir / "edgedata.add.xml"),
+            "seed": str(self.seed),
+            "step-length": "1",
+            "end": f"{self.duration:g}",
+            "ignore-route-errors": "true",
+            "no-step-log": "true",
+            "no-warnings": "true",
+        }
+        command = [
+            binary("sumo"),
+            *(part for name, value in options.items() for part in (f"--{name}", value)),
+        ]
+        traci.start(command, label=label)
         conn = traci.getConnection(label)
         sender = HttpSender(client, concurrency=16)
         try:
