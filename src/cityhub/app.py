@@ -501,6 +501,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for router in security_api.ROUTERS:
             app.include_router(router)
         _declare_bearer(app)
+    else:
+        # departments own cases (dispatch routing): with auth off they are managed like any data
+        app.include_router(security_api.departments_router)
     app.include_router(retention_api.router)
     for router in (*rules_api.ROUTERS, *dispatch_api.ROUTERS, dispatch_alerts.router):
         app.include_router(router)

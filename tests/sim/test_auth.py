@@ -35,6 +35,7 @@ async def test_seeding_with_a_token_and_streaming_with_api_keys(secure_app: Fast
         report = await seed(admin, city)
         assert report.tenants == 12
         assert report.devices == len(city.sensors)
+        assert (report.departments, report.categories, report.not_allowed) == (7, 2, ())
         async with client_for(secure_app) as devices:  # no token: devices have their API keys
             simulator = Simulator(
                 city,

@@ -11,7 +11,7 @@ from cityhub.app import create_app
 from cityhub.config import Settings
 from cityhub.sim.city import build_city
 from cityhub.sim.runner import HttpSender, Simulator
-from cityhub.sim.seed import entity_id, seed
+from cityhub.sim.seed import DEPARTMENTS, entity_id, seed
 from cityhub.sim.streams import Conditions
 
 CITY = "410100"
@@ -49,6 +49,24 @@ async def test_seeding_creates_tenants_devices_and_entities_once(client: httpx.A
     )
     assert case.status_code == 201, case.text
     assert (case.json()["grid_cell"], case.json()["district"]) == (city.cells[0].code, city.cells[0].district)
+    # the demo's departments own the categories: the case goes to 环境卫生管理局, not to triage
+    assert report.departments == len(DEPARTMENTS)
+    assert (case.json()["department"], case.json()["triage"]) == ("sanitation", False), case.json()
+    departments = (await client.get("/api/v1/departments", headers={"NGSILD-Tenant": CITY})).json()
+    assert {d["code"]: d["name"] for d in departments}["environment"] == "生态环境局"
+    # and an air-quality alert's case (the environment app's rule names air-pollution) is routed too
+    assert report.categories == 2
+    smog = await client.post(
+        "/api/v1/cases",
+        json={
+            "category": "air-pollution",
+            "title": "AQI > 200",
+            "location": {"type": "Point", "coordinates": [lon, lat]},
+        },
+        headers={"NGSILD-Tenant": CITY},
+    )
+    assert smog.status_code == 201, smog.text
+    assert (smog.json()["department"], smog.json()["triage"]) == ("environment", False), smog.json()
     tenants = (await client.get("/api/v1/tenants", params={"parent": CITY})).json()["items"]
     assert {t["code"]: t["name"] for t in tenants}["410104"] == "管城回族区"
     assert len(tenants) == 12
@@ -134,6 +152,7 @@ async def test_seeding_without_roads(client: httpx.AsyncClient) -> None:
     later = await seed(client, city)  # the roads after all: only they are new
     assert later.segments >= len(city.roads)
     assert later.devices == later.tenants == later.groups == later.entities == later.grid_cells == 0
+    assert later.departments == later.categories == 0
 
 
 async def test_a_hub_without_the_traffic_app_gets_the_roads_as_entities(settings: Settings) -> None:

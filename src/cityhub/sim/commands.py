@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import re
 import signal
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -16,11 +18,13 @@ import httpx
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cityhub.sim.city import City, build_city, geojson, osm_xml
 from cityhub.sim.runner import HttpSender, MqttSender, Sender, Simulator, Tally
 from cityhub.sim.seed import SeedError, authenticate, seed
 from cityhub.sim.streams import CST, Conditions
+from cityhub.sim.sumo import DEFAULT_ORIGIN, Period, SumoMissing, SumoReport, SumoRun
 
 demo_app = typer.Typer(
     help="The demo city (Zhengzhou): seed it into a running hub and stream its sensors. "
@@ -107,8 +111,15 @@ async def _seed(client: httpx.AsyncClient, city: City, roads: bool, speed: float
         f"{report.devices} devices, {report.entities} entities created"
         + (f", {report.segments} road segments imported by the traffic app" if report.segments else "")
         + (f", {report.grid_cells} grid cells for the case workflow" if report.grid_cells else "")
+        + (f", {report.departments} departments" if report.departments else "")
+        + (f", {report.categories} case categories" if report.categories else "")
         + ("" if report.changed() else " (all there already)")
     )
+    if report.not_allowed:
+        console.print(
+            f"[yellow]not seeded:[/] {' and '.join(report.not_allowed)} (these credentials may not create "
+            "them; an administrator can, and until then demo cases wait in the triage queue)"
+        )
 
 
 def _progress(every: float) -> Callable[[datetime, Tally], None]:
@@ -260,6 +271,111 @@ def demo_run(
             )
 
     _finish(asyncio.run(main()))
+
+
+@demo_app.command("sumo")
+def demo_sumo(
+    url: Url = "http://127.0.0.1:8000",
+    seed_value: Seed = 42,
+    speed: Annotated[
+        float, typer.Option(min=0, help="Simulated seconds per real second (0: flat out).")
+    ] = 10.0,
+    duration: Annotated[str, typer.Option(help="Simulated time to run (30m, 2h).")] = "30m",
+    net: Annotated[
+        Path | None,
+        typer.Option(help="A SUMO .net.xml to drive (default: a 4 × 4 grid made with netgenerate)."),
+    ] = None,
+    origin: Annotated[
+        str, typer.Option(help="lon,lat of x = y = 0 of a network without projection.")
+    ] = f"{DEFAULT_ORIGIN[0]},{DEFAULT_ORIGIN[1]}",
+    tenant: Annotated[str, typer.Option(help="The tenant the network and traffic go to.")] = "410100",
+    district: Annotated[
+        str | None, typer.Option(help="District code written on the imported segments (its own TTI).")
+    ] = "410122",
+    vehicles: Annotated[int, typer.Option(min=1, help="Trips, departing evenly over the run.")] = 1200,
+    period: Annotated[
+        float, typer.Option(min=1, help="Simulated seconds between two feeds of edge speeds.")
+    ] = 300.0,
+    reroute: Annotated[
+        float, typer.Option(min=0, max=1, help="Share of vehicles that drive the hub's route.")
+    ] = 0.2,
+    workdir: Annotated[
+        Path | None, typer.Option(help="Where SUMO's files go (default: a temporary directory).")
+    ] = None,
+    token: Token = None,
+    client_id: ClientId = None,
+    client_secret: ClientSecret = None,
+    wait: Wait = 60.0,
+) -> None:
+    """Drive the traffic app with SUMO (needs the sumo extra): import the network, feed SUMO's edge
+    speeds as floating-car data, and have some vehicles drive the hub's routes."""
+    span = parse_duration(duration)
+    assert span is not None
+    try:
+        lon, lat = (float(v) for v in origin.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{origin!r}: the origin reads lon,lat") from None
+
+    async def main(directory: Path) -> SumoReport:
+        run = SumoRun(
+            directory,
+            tenant=tenant,
+            district=district,
+            net=net,
+            origin=(lon, lat),
+            seed=seed_value,
+            vehicles=vehicles,
+            duration=span.total_seconds(),
+            period=period,
+            reroute=reroute,
+            speed=speed,
+        )
+        try:  # SUMO first: no need to wait for a hub when it is missing
+            run.prepare()
+        except (SumoMissing, subprocess.CalledProcessError) as error:
+            console.print(f"[bold red]SUMO:[/] {escape(str(error))}")
+            raise typer.Exit(1) from None
+        async with _client(url) as client:
+            await _ready(client, wait)
+            await authenticate(client, token=token, client_id=client_id, client_secret=client_secret)
+            try:
+                imported = await run.setup(client)
+            except (SumoMissing, SeedError, subprocess.CalledProcessError) as error:
+                console.print(f"[bold red]SUMO setup failed:[/] {escape(str(error))}")
+                raise typer.Exit(1) from None
+            console.print(
+                f"SUMO network {run.net_path}: {imported} segments imported into tenant {tenant}; "
+                f"{vehicles} vehicles over {span} at {speed:g}×, edge speeds every {period:g} s"
+            )
+            stop = asyncio.Event()
+            with contextlib.suppress(NotImplementedError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+
+            async def show(done: Period) -> None:
+                console.print(
+                    f"{done.end:6.0f} s · {len(done.speeds_kmh)} edges with traffic · "
+                    f"{run.report.departed} departed, {run.report.arrived} arrived, "
+                    f"{run.report.rerouted} on the hub's route"
+                )
+
+            try:
+                return await run.run(client, on_period=show, stop=stop)
+            except SumoMissing as error:
+                console.print(f"[bold red]SUMO:[/] {escape(str(error))}")
+                raise typer.Exit(1) from None
+
+    if workdir is not None:
+        report = asyncio.run(main(workdir))
+    else:
+        with tempfile.TemporaryDirectory(prefix="cityhub-sumo-") as scratch:
+            report = asyncio.run(main(Path(scratch)))
+    console.print(
+        f"done: {report.periods} periods, {report.tally.messages} edge readings "
+        f"({report.tally.refused} refused, {report.tally.failed} failed), {report.rerouted} vehicles "
+        f"on the hub's route, {report.route_refused} routes not driven"
+    )
+    if report.tally.failed:
+        raise typer.Exit(1)
 
 
 @demo_app.command("export")
