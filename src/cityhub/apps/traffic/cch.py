@@ -52,24 +52,39 @@ Floats = npt.NDArray[np.float64]
 def _customize(
     start: Any, head: Any, up: Any, down: Any, mid_up: Any, mid_down: Any
 ) -> None:  # pragma: no cover
-    """Basic customisation in place: ``up``/``down`` hold each arc's own segment time (inf none)."""
+    """Basic customisation in place: ``up``/``down`` hold each arc's own segment time (inf none).
+    For each u in rank order and each pair v < x of its higher neighbours, the arc {v, x} is found
+    by galloping forwards along v's arcs (x increases, and v's higher neighbours include u's above
+    v: they are a clique)."""
     n = len(start) - 1
-    slot = np.full(n, -1, dtype=np.int64)  # slot[w]: the arc {v, w} of the current v
     for u in range(n):
-        for i in range(start[u], start[u + 1]):
+        end_u = start[u + 1]
+        for i in range(start[u], end_u):
             v = head[i]
-            for k in range(start[v], start[v + 1]):
-                slot[head[k]] = k
-            for j in range(i + 1, start[u + 1]):
-                a = slot[head[j]]  # the arc {v, w}; present: the neighbours above u are a clique
-                c = down[i] + up[j]  # v → u → w
-                if c < up[a]:
-                    up[a] = c
-                    mid_up[a] = u
-                c = up[i] + down[j]  # w → u → v
-                if c < down[a]:
-                    down[a] = c
-                    mid_down[a] = u
+            to_v, from_v = up[i], down[i]
+            p, end_v = start[v], start[v + 1]
+            for j in range(i + 1, end_u):
+                x = head[j]
+                if head[p] != x:
+                    step = 1
+                    while p + step < end_v and head[p + step] < x:
+                        step *= 2
+                    lo, hi = p + step // 2, min(p + step, end_v - 1)
+                    while lo < hi:  # the first arc of v at or above x: x itself
+                        mid = (lo + hi) // 2
+                        if head[mid] < x:
+                            lo = mid + 1
+                        else:
+                            hi = mid
+                    p = lo
+                c = from_v + up[j]  # v → u → x
+                if c < up[p]:
+                    up[p] = c
+                    mid_up[p] = u
+                c = to_v + down[j]  # x → u → v
+                if c < down[p]:
+                    down[p] = c
+                    mid_down[p] = u
 
 
 @numba.njit(cache=True, inline="always")
