@@ -45,6 +45,7 @@ from cityhub.apps.traffic.network import RoadNetwork
 from cityhub.apps.traffic.ordering import nested_dissection, ranges
 
 Ints = npt.NDArray[np.int64]
+Small = npt.NDArray[np.int32]  # arrays over the arcs: 32 bits (a few million arcs) halve their memory
 Floats = npt.NDArray[np.float64]
 
 
@@ -261,12 +262,12 @@ class Metric:
     weights: Floats
     up: Floats
     down: Floats
-    mid_up: Ints
-    mid_down: Ints
+    mid_up: Small
+    mid_down: Small
     base_up: Floats
     base_down: Floats
-    edge_up: Ints
-    edge_down: Ints
+    edge_up: Small
+    edge_down: Small
 
 
 _compiled = False
@@ -340,17 +341,18 @@ class Hierarchy:
         degree = np.fromiter((len(s) for s in upward), dtype=np.int64, count=n)
         arcs = int(degree.sum())
         self.arc_count = arcs
-        self.head = np.fromiter((h for s in upward for h in sorted(s)), dtype=np.int64, count=arcs)
+        self.head: Small = np.fromiter((h for s in upward for h in sorted(s)), dtype=np.int32, count=arcs)
         del upward
         self.start = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(degree, out=self.start[1:])
-        self.low = np.repeat(np.arange(n, dtype=np.int64), degree)
+        self.low: Small = np.repeat(np.arange(n, dtype=np.int32), degree)
         # the arcs below each junction, by lower end (for incremental customisation)
         by_head = np.lexsort((self.low, self.head))
         self.below_start = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(self.head, minlength=n), out=self.below_start[1:])
-        self.below = self.low[by_head]
-        self.below_arc = by_head.astype(np.int64)
+        self.below: Small = self.low[by_head]
+        self.below_arc: Small = by_head.astype(np.int32)
+        del by_head
         self.triangle_count = int((degree * (degree - 1) // 2).sum())
         # query scratch: distances all inf between queries (reset along the two chains)
         self._lock = threading.Lock()
@@ -368,11 +370,11 @@ class Hierarchy:
 
     def arc_of(self, low: Ints, high: Ints) -> Ints:
         """Arc ids of the pairs (lower rank, higher rank); the pairs must be arcs."""
-        keys = self.low * self.node_count + self.head  # sorted
+        keys = self.low.astype(np.int64) * self.node_count + self.head  # sorted
         found: Ints = np.searchsorted(keys, low * self.node_count + high)
         return found
 
-    def _base(self, weights: Floats, arcs: Ints | None = None) -> tuple[Floats, Floats, Ints, Ints]:
+    def _base(self, weights: Floats, arcs: Ints | None = None) -> tuple[Floats, Floats, Small, Small]:
         """The best single segment along each arc (``arcs``: only those) in both directions."""
         if arcs is None:
             edges = self._arc_edges
@@ -393,7 +395,7 @@ class Hierarchy:
             lead[1:] = mine[order][1:] != mine[order][:-1]
             best = order[lead]
             base = np.full(size, np.inf)
-            edge = np.full(size, -1, dtype=np.int64)
+            edge = np.full(size, -1, dtype=np.int32)
             base[mine[best]] = w[best]
             edge[mine[best]] = chosen[best]
             found.append((base, edge))
@@ -405,8 +407,8 @@ class Hierarchy:
         w = np.array(weights, dtype=np.float64)
         base_up, base_down, edge_up, edge_down = self._base(w)
         up, down = base_up.copy(), base_down.copy()
-        mid_up = np.full(self.arc_count, -1, dtype=np.int64)
-        mid_down = np.full(self.arc_count, -1, dtype=np.int64)
+        mid_up = np.full(self.arc_count, -1, dtype=np.int32)
+        mid_down = np.full(self.arc_count, -1, dtype=np.int32)
         _customize(self.start, self.head, up, down, mid_up, mid_down)
         return Metric(w, up, down, mid_up, mid_down, base_up, base_down, edge_up, edge_down)
 
