@@ -8,7 +8,7 @@ Three phases:
    the two halves it separates), then contracted in rank order on the undirected graph, which adds
    the shortcuts a chordal supergraph needs. Each junction's neighbours of higher rank form its
    *upward* arcs; the lowest of them is its parent in the elimination tree, and every upward
-   neighbour is an ancestor. Every triangle u < v < w of the supergraph is listed once.
+   neighbour is an ancestor. Triangles u < v < w are not stored: the customisation walks them.
 2. **Customisation** (:meth:`Hierarchy.customize`, whenever travel times change): every arc {v, w}
    gets, in both directions, the shortest time through junctions ranked below both ends:
    ``t(v→w) = min(segment v→w, t(v→u) + t(u→w) for each lower triangle u)``, junction u taken in
