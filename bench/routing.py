@@ -1,12 +1,15 @@
-"""Route planning on a city-size graph: the ALT router against networkx's Dijkstra and pgRouting.
+"""Route planning on a city-size graph: the router (CCH, ALT) against networkx's Dijkstra and pgRouting.
 
 Builds a city-like street grid (at least 100,000 junctions by default: local streets every 150 m
 at 30 km/h, an arterial every eighth street at 60 km/h, an expressway ring at 80 km/h, some
 one-way streets and some missing blocks), gives it live travel times (a third of the segments
 slowed by up to 3×), and times the same random origin-destination pairs with:
 
-- the app's router (bidirectional A* with landmarks), with its landmark bounds computed on
-  free-flow times and again after refreshing them from the live times (exact either way),
+- the app's router: customizable contraction hierarchies (CCH) on free-flow times and on the live
+  times (with the customisation's time, and the first query after 1 and 8 changed segments, which
+  updates the customisation incrementally), and bidirectional A* with landmarks (ALT), with its
+  landmark bounds computed on free-flow times and again after refreshing them from the live times
+  (exact either way),
 - networkx ``single_source_dijkstra`` with a target (stops when it reaches it),
 - pgRouting ``pgr_dijkstra`` on the same graph loaded into a PostgreSQL table, when a server with
   the extension is reachable (``scripts/pgrouting.sh`` installs it; the benchmark creates and
@@ -26,6 +29,7 @@ import argparse
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import networkx as nx
@@ -33,7 +37,7 @@ import numpy as np
 
 from cityhub.apps.traffic.congestion import segment_state, tpi_from_share
 from cityhub.apps.traffic.network import Node, RoadClass, RoadNetwork, Segment
-from cityhub.apps.traffic.routing import Router
+from cityhub.apps.traffic.routing import INCREMENTAL_SEGMENTS, Path, Router
 from cityhub.apps.traffic.service import live_network
 
 SPACING_M = 150.0
@@ -210,35 +214,72 @@ def main() -> None:
     built = time.perf_counter()
     router = Router(network, landmarks=args.landmarks)
     prepared = time.perf_counter()
+    timings = router.timings
+    print(f"graph: {network.node_count} junctions, {network.segment_count} directed segments")
+    print(
+        f"build {built - started:.1f} s, router {prepared - built:.1f} s: "
+        f"landmarks ({len(router.landmarks)}) "
+        f"{timings['landmarks']:.1f} s, hierarchy {timings['hierarchy']:.1f} s "
+        f"({router.hierarchy.arc_count} arcs, {router.hierarchy.triangle_count} triangles), "
+        f"first customisation {timings['customisation']:.1f} s"
+    )
     rng = np.random.default_rng(args.seed)
     slow = rng.random(network.segment_count) < 0.33
     live = router.free_flow * np.where(slow, rng.uniform(1.0, 3.0, network.segment_count), 1.0)
-    router.set_travel_times(live)
-    print(f"graph: {network.node_count} junctions, {network.segment_count} directed segments")
-    print(f"build {built - started:.1f} s, landmarks ({len(router.landmarks)}) {prepared - built:.1f} s")
-
     pairs: list[tuple[int, int]] = []
     while len(pairs) < args.pairs:
         s, t = (int(x) for x in rng.integers(0, network.node_count, 2))
         if s != t:
             pairs.append((s, t))
-    ours, costs = [], []
-    for s, t in pairs:
+
+    def run(search: Callable[[int, int], Path | None], check: list[float] | None = None) -> list[float]:
+        spent, found = [], []
+        for s, t in pairs:
+            t0 = time.perf_counter()
+            path = search(s, t)
+            spent.append(time.perf_counter() - t0)
+            found.append(path.seconds if path else -1.0)
+        if check is not None:
+            for cost, expected in zip(found, check, strict=True):
+                assert math.isclose(cost, expected, rel_tol=1e-9), (cost, expected)
+        else:
+            costs.extend(found)
+        return spent
+
+    costs: list[float] = []
+    print(f"\n{len(pairs)} random pairs (CCH's times include unpacking the shortcuts into segments)")
+    cch_free = run(router.shortest_path)
+    free_costs = list(costs)
+    costs.clear()
+    print(f"  CCH, free-flow times                      {fmt(cch_free)}")
+    router.set_travel_times(live)
+    t0 = time.perf_counter()
+    router.customize()
+    customised = time.perf_counter() - t0
+    print(f"  customisation to the live times           {customised:.2f} s")
+    cch = run(router.shortest_path)
+    print(f"  CCH, live times                           {fmt(cch)}")
+    assert sum(costs) > sum(free_costs)
+    # a few segments change: the next query first updates the customisation incrementally
+    updates = []
+    for k in (1, INCREMENTAL_SEGMENTS):
+        edges = rng.integers(0, network.segment_count, k).tolist()
+        router.update_travel_times(edges, [router.weights[e] * 1.5 for e in edges])
         t0 = time.perf_counter()
-        path = router.shortest_path(s, t)
-        ours.append(time.perf_counter() - t0)
-        costs.append(path.seconds if path else -1.0)
-    print(f"\n{len(pairs)} random pairs, live travel times")
+        router.shortest_path(*pairs[0])
+        updates.append(time.perf_counter() - t0)
+        router.update_travel_times(edges, [router.weights[e] / 1.5 for e in edges])
+        router.shortest_path(*pairs[0])
+    print(
+        f"  first query after 1 / {INCREMENTAL_SEGMENTS} changed segments     "
+        f"{updates[0] * 1000:.0f} / {updates[1] * 1000:.0f} ms"
+    )
+    ours = run(lambda s, t: router.alt_path(s, t), costs)
     print(f"  ALT, free-flow bounds                     {fmt(ours)}")
     t0 = time.perf_counter()
     router.refresh_bounds()
     print(f"  refresh of the bounds from live times     {time.perf_counter() - t0:.1f} s")
-    refreshed = []
-    for i, (s, t) in enumerate(pairs):
-        t0 = time.perf_counter()
-        path = router.shortest_path(s, t)
-        refreshed.append(time.perf_counter() - t0)
-        assert math.isclose(path.seconds if path else -1.0, costs[i], rel_tol=1e-9)
+    refreshed = run(lambda s, t: router.alt_path(s, t), costs)
     print(f"  ALT, refreshed bounds                     {fmt(refreshed)}")
 
     base_pairs = pairs[: args.baseline_pairs]
@@ -257,14 +298,15 @@ def main() -> None:
             cost = -1.0
         nx_times.append(time.perf_counter() - t0)
         assert math.isclose(cost, costs[i], rel_tol=1e-9), (s, t, cost, costs[i])
-    ours_same = ours[: len(base_pairs)]
-    live_same = refreshed[: len(base_pairs)]
-    print(f"\nthe first {len(base_pairs)} pairs")
-    print(f"  ALT, free-flow bounds                     {fmt(ours_same)}")
-    print(f"  ALT, refreshed bounds                     {fmt(live_same)}")
+    k = len(base_pairs)
+    print(f"\nthe first {k} pairs")
+    print(f"  CCH                                       {fmt(cch[:k])}")
+    print(f"  ALT, free-flow bounds                     {fmt(ours[:k])}")
+    print(f"  ALT, refreshed bounds                     {fmt(refreshed[:k])}")
     print(f"  networkx Dijkstra                         {fmt(nx_times)}")
-    print(f"  ratio networkx / ALT free-flow bounds     {ratio(nx_times, ours_same)}")
-    print(f"  ratio networkx / ALT refreshed bounds     {ratio(nx_times, live_same)}")
+    print(f"  ratio networkx / CCH                      {ratio(nx_times, cch[:k])}")
+    print(f"  ratio networkx / ALT free-flow bounds     {ratio(nx_times, ours[:k])}")
+    print(f"  ratio networkx / ALT refreshed bounds     {ratio(nx_times, refreshed[:k])}")
 
     found = asyncio.run(pgrouting(args.pg, network, router.weights, base_pairs))
     if isinstance(found, str):
@@ -274,9 +316,10 @@ def main() -> None:
         for i, cost in enumerate(pg_costs):
             assert math.isclose(cost, costs[i], rel_tol=1e-6) or (cost < 0 and costs[i] < 0), (cost, costs[i])
         print(f"  pgRouting pgr_dijkstra                    {fmt(pg_times)}")
-        print(f"  ratio pgRouting / ALT free-flow bounds    {ratio(pg_times, ours_same)}")
-        print(f"  ratio pgRouting / ALT refreshed bounds    {ratio(pg_times, live_same)}")
-    print(f"  all answers equal (ALT, networkx{'' if isinstance(found, str) else ', pgRouting'})")
+        print(f"  ratio pgRouting / CCH                     {ratio(pg_times, cch[:k])}")
+        print(f"  ratio pgRouting / ALT free-flow bounds    {ratio(pg_times, ours[:k])}")
+        print(f"  ratio pgRouting / ALT refreshed bounds    {ratio(pg_times, refreshed[:k])}")
+    print(f"  all answers equal (CCH, ALT, networkx{'' if isinstance(found, str) else ', pgRouting'})")
     bench_indices(args.seed)
 
 

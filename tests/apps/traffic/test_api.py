@@ -4,12 +4,14 @@ parking and forecasts, through the HTTP API and the broker."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from cityhub.apps.traffic.routing import INCREMENTAL_SEGMENTS
 from cityhub.apps.traffic.service import LiveTraffic
 from cityhub.apps.traffic.tasks import Publisher
 from cityhub.plugins import isoformat, utcnow
@@ -279,12 +281,19 @@ async def test_periodic_publisher_writes_every_loaded_tenant(app: FastAPI, clien
         live = await traffic.network(session, "410100")
     assert live is not None
     live.observe(live.network.segment_index["osm-100-1"], 30.0, None, utcnow())
+    # more changed segments than an incremental update takes: ALT until the refresh customises
+    others = [e for e in range(live.network.segment_count) if e != live.network.segment_index["osm-100-1"]]
+    slower = (live.network.free_flow_kmh[others] / 2).tolist()
+    live.observe_many(others, slower, utcnow() - timedelta(hours=1))  # expired at publishing
+    assert not live.router.customised or len(others) < INCREMENTAL_SEGMENTS
     publisher = Publisher(traffic, app.state.hub.sessions, 0, logging.getLogger("test"))
     publisher.start()  # an interval of 0: never on its own
     await publisher.publish_all()
     await publisher.refresh_all()
     await publisher.stop()
     assert live.router.live_bounds
+    assert live.router.customised
+    assert live.router.metric.weights.tolist() == live.router.weights
     index = await client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:TrafficPerformanceIndex:410100:network")
     assert index.status_code == 200
     assert index.json()["observedSegments"]["value"] == 1

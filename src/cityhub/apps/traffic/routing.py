@@ -1,6 +1,16 @@
-"""Route planning on live travel times: bidirectional A* with landmarks (ALT).
+"""Route planning on live travel times.
 
-Why it stays exact as traffic changes: landmark distances are computed once, on free-flow travel
+The fastest route on the live times comes from customizable contraction hierarchies
+(:mod:`cityhub.apps.traffic.cch`): a metric-independent hierarchy built once per network, customised
+to the live times (in full when they are installed and at each refresh, in a worker thread; for at
+most INCREMENTAL_SEGMENTS segments changed since, incrementally before a query), then queried in time
+that does not depend on the traffic.
+
+Searches on other weights (alternatives' penalised times, congestion avoidance) and queries while
+more segments changed than an incremental update handles use bidirectional A* with landmarks (ALT),
+which needs no customisation per set of weights.
+
+Why ALT stays exact as traffic changes: landmark distances are computed once, on free-flow travel
 times. Live travel times are never below free-flow (live speeds are clamped to at most the free-flow
 speed), so every free-flow distance is a lower bound of the live one and the landmark potentials
 ``max(d(L,t) - d(L,v), d(v,L) - d(t,L))`` stay admissible and consistent. A* with them therefore
@@ -14,19 +24,22 @@ from __future__ import annotations
 import heapq
 import math
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from cityhub.apps.traffic.cch import Hierarchy, Metric
+from cityhub.apps.traffic.landmarks import UNREACHABLE, csgraph, distances, strong_components
 from cityhub.apps.traffic.network import RoadNetwork
 
-# Distances to unreachable nodes: finite, so that differences stay well defined. A bound of about
-# UNREACHABLE proves that the target cannot be reached at all.
-UNREACHABLE = 1e12
 _ACTIVE_LANDMARKS = 4
+# At most this many segments changed since the last customisation: a query on the live times
+# first updates the customisation incrementally (each changed segment reaches thousands of arcs on a
+# city grid); more: the query runs ALT on the live times until the next full customisation.
+INCREMENTAL_SEGMENTS = 8
 
 
 @dataclass(frozen=True)
@@ -75,42 +88,13 @@ def _trace(network: RoadNetwork, parent: dict[int, int], source: int, target: in
     return Path(nodes=nodes, edges=edges, seconds=seconds, length_m=length)
 
 
-def _csgraph(network: RoadNetwork, weights: npt.NDArray[np.float64], *, reverse: bool) -> Any:
-    """The graph as a scipy sparse matrix (``reverse``: every segment turned around)."""
-    from scipy.sparse import csr_matrix
-
-    n = network.node_count
-    rows, cols = (network.dst, network.src) if reverse else (network.src, network.dst)
-    # csr_matrix sums parallel edges: keep the cheapest of each pair first
-    key = rows * n + cols
-    order = np.lexsort((weights, key))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = key[order][1:] != key[order][:-1]
-    keep = order[first]
-    return csr_matrix((weights[keep], (rows[keep], cols[keep])), shape=(n, n))
-
-
-def _strong_components(graph: Any) -> list[int]:
-    from scipy.sparse.csgraph import connected_components
-
-    _, labels = connected_components(graph, directed=True, connection="strong")
-    found: list[int] = labels.tolist()
-    return found
-
-
-def _distances(graph: Any, sources: Sequence[int]) -> npt.NDArray[np.float64]:
-    """Distances from each source to every node of a :func:`_csgraph`, UNREACHABLE where none."""
-    from scipy.sparse.csgraph import dijkstra
-
-    found = dijkstra(graph, directed=True, indices=list(sources))
-    return np.where(np.isfinite(found), found, UNREACHABLE)
-
-
 class Router:
-    """ALT router over one network. ``set_travel_times`` installs live times; queries are exact on
-    whatever times are installed (see the module's docstring)."""
+    """Router over one network: CCH on the live times, ALT on any other weights.
+    ``set_travel_times``/``update_travel_times`` install live times; queries are exact on whatever
+    times are installed (see the module's docstring)."""
 
     def __init__(self, network: RoadNetwork, *, landmarks: int = 16, seed: int = 7) -> None:
+        started = time.perf_counter()
         self.network = network
         self.free_flow = network.free_flow_seconds()
         self._out_start: list[int] = network.out_start.tolist()
@@ -119,8 +103,8 @@ class Router:
         self._src: list[int] = network.src.tolist()
         self._length: list[float] = network.length_m.tolist()
         self.weights: list[float] = self.free_flow.tolist()
-        self._forward = _csgraph(network, self.free_flow, reverse=False)
-        self._backward = _csgraph(network, self.free_flow, reverse=True)
+        self._forward = csgraph(network, self.free_flow, reverse=False)
+        self._backward = csgraph(network, self.free_flow, reverse=True)
         # per junction: (segment, next junction) of every segment leaving it
         self._adjacency: list[list[tuple[int, int]]] = [
             [(e, self._dst[e]) for e in self._out_edges[self._out_start[v] : self._out_start[v + 1]]]
@@ -136,11 +120,11 @@ class Router:
         ]
         self._in_start: list[int] = network.in_start.tolist()
         self._in_edges: list[int] = network.in_edges.tolist()
-        self._component: list[int] = _strong_components(self._forward)
+        self._component: list[int] = strong_components(self._forward)
         self._landmarks = self._choose_landmarks(min(landmarks, network.node_count), seed)
         if self._landmarks:
-            frm = _distances(self._forward, self._landmarks)
-            to = _distances(self._backward, self._landmarks)
+            frm = distances(self._forward, self._landmarks)
+            to = distances(self._backward, self._landmarks)
             self._from: list[list[float]] = frm.tolist()
             self._to: list[list[float]] = to.tolist()
         else:
@@ -151,6 +135,55 @@ class Router:
         self._floor_from: list[list[float]] = []
         self._floor_to: list[list[float]] = []
         self._below_floor = 0
+        prepared = time.perf_counter()
+        self._hierarchy = Hierarchy(network)
+        built = time.perf_counter()
+        self._metric: Metric = self._hierarchy.customize(self.free_flow)
+        #: seconds spent preparing: landmarks (ALT), hierarchy (CCH), first customisation
+        self.timings = {
+            "landmarks": prepared - started,
+            "hierarchy": built - prepared,
+            "customisation": time.perf_counter() - built,
+        }
+        self._pending: set[int] = set()  # segments whose live time may differ from the metric's
+
+    @property
+    def hierarchy(self) -> Hierarchy:
+        return self._hierarchy
+
+    @property
+    def metric(self) -> Metric:
+        """The current customisation (pending changes not yet applied)."""
+        return self._metric
+
+    def prepare_metric(self) -> Metric:
+        """A full customisation to the current live times: the slow part of :meth:`customize`,
+        safe to run in a worker thread."""
+        return self._hierarchy.customize(np.array(self.weights, dtype=np.float64))
+
+    def install_metric(self, metric: Metric) -> None:
+        """Use a customisation from :meth:`prepare_metric`; live times changed since it was
+        prepared are applied incrementally before the next query."""
+        self._metric = metric
+        self._pending = set(np.flatnonzero(np.asarray(self.weights) != metric.weights).tolist())
+
+    def customize(self) -> None:
+        self.install_metric(self.prepare_metric())
+
+    @property
+    def customised(self) -> bool:
+        """Whether queries on the live times can use the customisation (after at most an
+        incremental update); else they run ALT until :meth:`customize`."""
+        return len(self._pending) <= INCREMENTAL_SEGMENTS
+
+    def _current_metric(self) -> Metric | None:
+        if not self.customised:
+            return None
+        if self._pending:
+            edges = sorted(self._pending)
+            self._hierarchy.update(self._metric, edges, [self.weights[e] for e in edges])
+            self._pending.clear()
+        return self._metric
 
     @property
     def landmarks(self) -> list[int]:
@@ -177,15 +210,17 @@ class Router:
         return chosen
 
     def _either_way(self, node: int) -> npt.NDArray[np.float64]:
-        forward = _distances(self._forward, [node])[0]
-        backward = _distances(self._backward, [node])[0]
+        forward = distances(self._forward, [node])[0]
+        backward = distances(self._backward, [node])[0]
         nearest: npt.NDArray[np.float64] = np.minimum(forward, backward)
         return nearest
 
     def set_travel_times(self, seconds: npt.NDArray[np.float64]) -> None:
-        """Install live travel times (one per segment); times below free-flow are raised to it."""
+        """Install live travel times (one per segment; times below free-flow are raised to it) and
+        customise to them."""
         live = np.maximum(seconds, self.free_flow)
         self.weights = live.tolist()
+        self.customize()
         if self._floor is not None:
             self._below_floor = int((live < np.asarray(self._floor)).sum())
 
@@ -195,6 +230,7 @@ class Router:
         for e, s in zip(edges, seconds, strict=True):
             w = max(float(s), float(ff[e]))
             self.weights[e] = w
+            self._pending.add(e)
             if floor is not None and w < floor[e]:
                 self._below_floor += 1  # counted once per update: conservative until the next refresh
 
@@ -202,8 +238,8 @@ class Router:
         """Landmark distances on a floor of the current live times (``margin`` × live, never below
         free-flow): the slow part of :meth:`refresh_bounds`, safe to run in a worker thread."""
         floor = np.maximum(np.asarray(self.weights) * margin, self.free_flow)
-        forward = _distances(_csgraph(self.network, floor, reverse=False), self._landmarks)
-        backward = _distances(_csgraph(self.network, floor, reverse=True), self._landmarks)
+        forward = distances(csgraph(self.network, floor, reverse=False), self._landmarks)
+        backward = distances(csgraph(self.network, floor, reverse=True), self._landmarks)
         return floor.tolist(), forward.tolist(), backward.tolist()
 
     def install_bounds(self, bounds: tuple[list[float], list[list[float]], list[list[float]]]) -> None:
@@ -268,9 +304,26 @@ class Router:
     def shortest_path(
         self, source: int, target: int, weights: Sequence[float] | None = None, *, above_live: bool = False
     ) -> Path | None:
-        """The exact shortest path on ``weights`` (the live times by default; any weights must be
-        ≥ free-flow times; ``above_live``: they are ≥ the live times, so the refreshed bounds hold
-        for them too), or None when the target cannot be reached.
+        """The exact shortest path on ``weights`` (the live times by default, searched with CCH;
+        any other weights, searched with ALT, must be ≥ free-flow times; ``above_live``: they are
+        ≥ the live times, so the refreshed bounds hold for them too), or None when the target
+        cannot be reached."""
+        metric = self._current_metric() if weights is None else None
+        if metric is not None:
+            if source == target:
+                return Path([source], [], 0.0, 0.0)
+            found = self._hierarchy.query(metric, source, target)
+            if found is None:
+                return None
+            seconds, edges = found
+            nodes = [source] + [self._dst[e] for e in edges]
+            return Path(nodes, edges, seconds, sum(self._length[e] for e in edges))
+        return self.alt_path(source, target, weights, above_live=above_live)
+
+    def alt_path(
+        self, source: int, target: int, weights: Sequence[float] | None = None, *, above_live: bool = False
+    ) -> Path | None:
+        """:meth:`shortest_path` by ALT, whatever the weights.
 
         Bidirectional A* with the average potential p(v) = (π_t(v) − π_s(v)) / 2, π_t a landmark
         lower bound of d(v, t) and π_s one of d(s, v): p is consistent forwards and −p backwards,
@@ -410,7 +463,8 @@ class Router:
         max_shared: float = 0.6,
         max_stretch: float = 1.5,
     ) -> list[Path]:
-        """The fastest route and up to ``alternatives`` others (penalty method: each found route's
+        """The fastest route (by CCH without ``penalties``, else ALT) and up to ``alternatives``
+        others, by ALT (penalty method: each found route's
         segments are made ``penalty`` times slower and the search is run again; a candidate is kept
         when at most ``max_shared`` of its length is shared with each kept route and it is at most
         ``max_stretch`` times slower than the fastest). ``penalties`` multiplies chosen segments'
@@ -420,7 +474,9 @@ class Router:
             base = list(base)
             for e, factor in penalties.items():
                 base[e] *= max(factor, 1.0)
-        best = self.shortest_path(source, target, base, above_live=True)
+            best = self.shortest_path(source, target, base, above_live=True)
+        else:
+            best = self.shortest_path(source, target)
         if best is None:
             return []
         found = [self._real(best)]

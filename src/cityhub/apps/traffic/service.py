@@ -449,11 +449,15 @@ class LiveTraffic:
                 )
 
     async def refresh_bounds(self, tenant: str) -> None:
-        """Tighter routing bounds from the current live times (see ``Router.install_bounds``),
-        computed in a worker thread."""
+        """The router brought to the current live times, in worker threads: its customisation
+        (see ``Router.install_metric``; segments changed meanwhile are applied at the next query)
+        and tighter ALT bounds (see ``Router.install_bounds``)."""
         live = self._networks.get(tenant)
         if live is None:
             return
+        metric = await asyncio.to_thread(live.router.prepare_metric)
+        if self._networks.get(tenant) is live:
+            live.router.install_metric(metric)
         bounds = await asyncio.to_thread(live.router.floor_bounds)
         if self._networks.get(tenant) is live:
             live.router.install_bounds(bounds)

@@ -15,9 +15,9 @@ class TrafficSettings(AppSettings):
         default=900.0, gt=0, description="Seconds a speed observation counts before the segment is unobserved"
     )
     bounds_refresh_interval: float = Field(
-        default=300.0,
+        default=60.0,
         ge=0,
-        description="Seconds between refreshes of the router's landmark bounds from live times; 0: never",
+        description="Seconds between refreshes of the router (customisation, landmark bounds); 0: never",
     )
     landmarks: int = Field(default=16, ge=1, le=64, description="Landmarks of the ALT router")
     snap_distance: float = Field(

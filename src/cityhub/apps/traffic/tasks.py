@@ -1,5 +1,5 @@
 """Background work: the periodic write-back of segment states and indices, and the periodic
-refresh of the router's bounds from live times."""
+refresh of the router from live times (its customisation and its ALT bounds)."""
 
 from __future__ import annotations
 
