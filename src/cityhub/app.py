@@ -93,6 +93,9 @@ class Hub:
             settings.bus_url, stream=settings.bus_stream, instance_name=settings.instance_name
         )
         self.registry = Registry()
+        #: full paths that take larger bodies than CITYHUB_MAX_BODY_BYTES (the applications' uploads),
+        #: filled at start-up from the registry and read by the body limit middleware
+        self.body_limits: dict[str, int] = {}
         dispatch_workflow.register_builtin(self.registry.case_types)
         dispatch_alerts.install()  # alerts whose rules ask for it open cases
         # Sessions wake the relay after a commit that added events (see cityhub.bus.outbox), and
@@ -265,6 +268,7 @@ class Hub:
             self.bus.subscribe(consumer.name, consumer.event_types, consumer.handler, shared=consumer.shared)
         for entry in self.registry.routers:
             app.include_router(entry.router, prefix=entry.prefix)
+            self.body_limits.update({entry.prefix + path: size for path, size in entry.body_limits.items()})
         self.metrics.mount_prefixes = sorted((e.prefix for e in self.registry.routers), key=len, reverse=True)
         self.metrics.plain_paths = {
             path for path in (app.docs_url, app.redoc_url, app.openapi_url) if path is not None
@@ -477,7 +481,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.default_tenant = settings.default_tenant
     app.state.tenant_resolver = hub.resolve_tenant
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, larger=hub.body_limits)
     if hub.security is not None:
         app.add_middleware(AuditMiddleware, runtime=hub.security)
     app.add_middleware(MetricsMiddleware, metrics=hub.metrics)

@@ -8,7 +8,7 @@ dependency scope "function"), so a failed commit becomes an error response, neve
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -147,20 +147,24 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over ``max_bytes`` with 413, whether announced by Content-Length or streamed."""
+    """Refuse bodies over ``max_bytes`` with 413, whether announced by Content-Length or streamed.
+    ``larger`` maps exact paths (upload endpoints) to a limit of their own; it is read per request,
+    so it may be filled after the middleware is made (the applications' routes, at start-up)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = larger if larger is not None else {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope.get("path", ""), self.max_bytes)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
-                if value.isdigit() and int(value) > self.max_bytes:
-                    await self._refuse(scope, receive, send)
+                if value.isdigit() and int(value) > limit:
+                    await self._refuse(scope, receive, send, limit)
                 else:
                     await self.app(scope, receive, send)
                 return
@@ -173,8 +177,8 @@ class BodyLimitMiddleware:
             if message["type"] != "http.request":
                 break
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                await self._refuse(scope, receive, send)
+            if received > limit:
+                await self._refuse(scope, receive, send, limit)
                 return
             if not message.get("more_body", False):
                 break
@@ -184,8 +188,8 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        error = PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes")
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        error = PayloadTooLarge(f"request body exceeds {limit} bytes")
         response = ProblemResponse(error.to_problem(scope.get("path")), status_code=413)
         await response(scope, receive, send)
 

@@ -7,7 +7,7 @@ adds is recorded with the app's name, so ``/api/v1/apps`` can say who contribute
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +64,9 @@ class RouterEntry:
     app: str
     router: APIRouter
     prefix: str
+    #: route paths under ``prefix`` that take bodies larger than the hub's CITYHUB_MAX_BODY_BYTES,
+    #: with their own limit (an upload endpoint that checks the size itself)
+    body_limits: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -153,14 +156,21 @@ class AppRegistry:
         if self._registry.closed:
             raise RegistryClosed(f"app {self.app!r} registered after start-up; register in setup()")
 
-    def add_router(self, router: APIRouter, *, prefix: str) -> None:
-        """Mount ``router`` under ``prefix`` (e.g. ``/api/v1/system``)."""
+    def add_router(
+        self, router: APIRouter, *, prefix: str, body_limits: Mapping[str, int] | None = None
+    ) -> None:
+        """Mount ``router`` under ``prefix`` (e.g. ``/api/v1/system``). ``body_limits`` names the
+        router's paths (e.g. ``{"/network": 512 * 2**20}``) whose requests may exceed the hub's body
+        limit, up to their own; the endpoint then reads the body with that limit in mind."""
         self._check_open()
         if not prefix.startswith("/") or prefix.endswith("/"):
             raise ValueError("prefix must start with '/' and not end with one")
         if any(entry.prefix == prefix for entry in self._registry.routers):
             raise DuplicateRegistration(f"prefix {prefix} already mounted")
-        self._registry.routers.append(RouterEntry(self.app, router, prefix))
+        limits = dict(body_limits or {})
+        if any(not path.startswith("/") or size <= 0 for path, size in limits.items()):
+            raise ValueError("body_limits maps paths starting with '/' to positive sizes")
+        self._registry.routers.append(RouterEntry(self.app, router, prefix, limits))
 
     def add_entity_type(
         self, name: str, *, title_zh: str, title_en: str, schema: dict[str, Any] | None = None

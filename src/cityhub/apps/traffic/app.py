@@ -47,7 +47,12 @@ class TrafficApp(HubApp):
         registry = ctx.registry
         # every process keeps its own live copy: a broadcast consumer, not a shared one
         registry.subscribe("live", (EntitiesChanged,), observe, shared=False)
-        registry.add_router(build_router(traffic, settings), prefix="/api/v1/traffic")
+        # a city's network file is larger than the hub's body limit: the upload checks its own
+        registry.add_router(
+            build_router(traffic, settings),
+            prefix="/api/v1/traffic",
+            body_limits={"/network": settings.max_upload_mb * 1024 * 1024},
+        )
         registry.add_indicator_provider(Indicator.SMART_TRAFFIC, performance)
         for name, zh, en in (
             ("RoadSegment", "路段", "Road segment"),
