@@ -93,7 +93,7 @@ class _Common(BaseModel):
 class ServiceGroupIn(_Common):
     apikey: str = Field(min_length=1, max_length=256, pattern=NAME_PATTERN)
     entity_type: str = Field(min_length=1, max_length=256, pattern=NAME_PATTERN)
-    resource: str = Field("/iot/d", min_length=1, max_length=256)
+    resource: str = Field("/iot/d", max_length=256)  # "" for MQTT-only groups, as FIWARE writes them
     #: FIWARE's flag; CityHub's default is off (see docs/ingest.md, "Autoprovisioning")
     autoprovision: bool | None = None
 
@@ -107,7 +107,7 @@ class ServiceGroupsIn(BaseModel):
 class ServiceGroupUpdate(_Common):
     """``PUT /iot/services?apikey=…&resource=…``: the members given replace the group's."""
 
-    resource: str | None = Field(None, min_length=1, max_length=256)
+    resource: str | None = Field(None, max_length=256)
     autoprovision: bool | None = None
 
 
