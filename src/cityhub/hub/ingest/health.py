@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import shapely
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -131,16 +132,43 @@ async def boundaries(session: AsyncSession, expand: Callable[[str], str]) -> lis
     return found
 
 
-def place(districts: list[District], geometry: Geometry | None) -> District | None:
-    """The district a device's position lies in (a line or area by a point on it)."""
-    if geometry is None or not districts:
-        return None
-    shape = geometry.shape
-    point = shape if shape.geom_type == "Point" else shape.representative_point()
-    for district in districts:
-        if district.shape.covers(point):
-            return district
+def _position(entity: dict[str, Any]) -> tuple[float, float] | None:
+    """Where an entity is: its point, or a point on its line or area."""
+    for instance in entity["attrs"].get(broker.LOCATION, ()):
+        if instance.get("type") != "GeoProperty":
+            continue
+        value = instance.get("value")
+        if isinstance(value, dict) and value.get("type") == "Point":  # the common case, read directly
+            coordinates = value.get("coordinates")
+            if isinstance(coordinates, list) and len(coordinates) >= 2:
+                lon, lat = coordinates[0], coordinates[1]
+                if isinstance(lon, int | float) and isinstance(lat, int | float):
+                    return float(lon), float(lat)
+            return None
+        try:
+            point = parse_geometry(value).shape.representative_point()
+        except HubError:
+            return None
+        return float(point.x), float(point.y)
     return None
+
+
+def place(districts: list[District], positions: list[tuple[float, float] | None]) -> list[District | None]:
+    """The district each position lies in (None: no position, or outside every boundary); a
+    position on a border goes to the first district that has it."""
+    found: list[District | None] = [None] * len(positions)
+    known = [index for index, position in enumerate(positions) if position is not None]
+    if not known or not districts:
+        return found
+    lons = np.array([positions[index][0] for index in known])  # type: ignore[index]
+    lats = np.array([positions[index][1] for index in known])  # type: ignore[index]
+    left = np.ones(len(known), dtype=bool)
+    for district in districts:
+        hits = shapely.intersects_xy(district.shape, lons, lats) & left
+        for at in np.flatnonzero(hits):
+            found[known[at]] = district
+        left &= ~hits
+    return found
 
 
 async def summary(
@@ -178,23 +206,24 @@ async def _count(
     if not devices:
         return
     registered = await session.get(Tenant, tenant) if len(tenant) == 6 else None
-    own: District | None = None
     districts: list[District] = []
-    located: dict[str, Geometry | None] = {}
+    placed: list[District | None] = [None] * len(devices)
     if registered is not None and registered.level == COUNTY:
-        own = District(registered.code, registered.name, None)
+        placed = [District(registered.code, registered.name, None)] * len(devices)
     else:
         districts = await boundaries(session, expand)
         if districts:
             entities = await broker.stored_entities(session, [d.entity_name for d in devices])
-            located = {entity_id: _geometry(entity) for entity_id, entity in entities.items()}
+            positions = [
+                _position(entities[d.entity_name]) if d.entity_name in entities else None for d in devices
+            ]
+            placed = place(districts, positions)
     names = await _names(session, [d.code for d in districts])
-    for device in devices:
+    for device, district in zip(devices, placed, strict=True):
         state = state_of(device, now)
         found.overall.add(state)
         found.by_type.setdefault(device.entity_type, Tally()).add(state)
         found.by_service_path.setdefault(device.service_path, Tally()).add(state)
-        district = own or place(districts, located.get(device.entity_name))
         if district is None:
             found.outside_districts.add(state)
         else:
