@@ -34,7 +34,7 @@ async def test_seeding_creates_tenants_devices_and_entities_once(client: httpx.A
     assert report.tenants == 12  # the districts; the city and province exist from the first start
     assert report.devices == len(city.sensors)
     # the hub runs the traffic application: it imports the roads, one segment per direction
-    assert report.entities == len(city.cells)
+    assert report.entities == len(city.cells) + len(city.districts)
     assert report.segments >= len(city.roads)
     assert report.grid_cells == len(city.cells)  # the case workflow locates cases in them
     lon, lat = city.cells[0].centre
@@ -74,6 +74,14 @@ async def test_seeding_creates_tenants_devices_and_entities_once(client: httpx.A
         "/iot/devices", params={"limit": 1000}, headers={"fiware-service": CITY, "fiware-servicepath": "/*"}
     )
     assert devices.json()["count"] == len(city.sensors)
+    # device health by district: each device lies in its district's seeded boundary
+    health = (await client.get("/api/v1/ingest/health", headers={"fiware-service": CITY})).json()
+    expected: dict[str, int] = {}
+    for sensor in city.sensors:
+        expected[sensor.district] = expected.get(sensor.district, 0) + 1
+    assert {d["name"]: d["total"] for d in health["byDistrict"]} == expected
+    assert health["outsideDistricts"]["total"] == 0
+    assert {d["name"]: d["title"] for d in health["byDistrict"]}["410104"] == "管城回族区"
     groups = await client.get(
         "/iot/services", params={"limit": 1000}, headers={"fiware-service": CITY, "fiware-servicepath": "/*"}
     )
@@ -146,7 +154,7 @@ async def test_a_short_run_lands_readings_and_a_fault_as_dead_letter(client: htt
 async def test_seeding_without_roads(client: httpx.AsyncClient) -> None:
     city = build_city(42)
     report = await seed(client, city, roads=False)
-    assert report.entities == len(city.cells)
+    assert report.entities == len(city.cells) + len(city.districts)
     assert report.segments == 0
     assert await _count(client, "RoadSegment") == 0
     later = await seed(client, city)  # the roads after all: only they are new
@@ -162,6 +170,6 @@ async def test_a_hub_without_the_traffic_app_gets_the_roads_as_entities(settings
         async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
             city = build_city(42)
             report = await seed(client, city)
-            assert report.entities == len(city.roads) + len(city.cells)
+            assert report.entities == len(city.roads) + len(city.cells) + len(city.districts)
             assert report.segments == 0
             assert await _count(client, "RoadSegment") == len(city.roads)

@@ -3,8 +3,9 @@
 Tenants through ``/api/v1/tenants``, service groups and devices through the ingestion provisioning
 API (``/iot/services``, ``/iot/devices``), static entities (road segments, grid cells) through the
 NGSI-LD batch API. The city's monitoring networks belong to the city tenant; each district is its
-own tenant too, and is the service path (``/410102``) of the devices and entities in it, so device
-health counts by district and NGSI-LD ``scopeQ=/410102`` selects a district.
+own tenant too, and is the service path (``/410102``) of the devices and entities in it, so
+NGSI-LD ``scopeQ=/410102`` selects a district; the districts' boundaries are ``AdministrativeArea``
+entities of the city tenant, in which device health places the city's devices.
 
 Idempotent: what exists is left alone; a second run creates nothing.
 """
@@ -18,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from cityhub.sim.city import KINDS, City, GridCell, RoadSegment, Sensor, osm_xml
+from cityhub.sim.city import KINDS, City, District, GridCell, RoadSegment, Sensor, osm_xml
 
 SERVICE = "fiware-service"
 SERVICE_PATH = "fiware-servicepath"
@@ -235,6 +236,21 @@ def road_entity(city: City, road: RoadSegment) -> dict[str, Any]:
     }
 
 
+def district_entity(district: District) -> dict[str, Any]:
+    """A district's boundary: what device health by district places the city's devices in."""
+    return {
+        "id": f"urn:ngsi-ld:AdministrativeArea:{district.code}",
+        "type": "AdministrativeArea",
+        "code": {"type": "Property", "value": district.code},
+        "name": {"type": "Property", "value": district.name},
+        "nameEn": {"type": "Property", "value": district.name_en},
+        "location": {
+            "type": "GeoProperty",
+            "value": {"type": "Polygon", "coordinates": [[list(p) for p in district.polygon]]},
+        },
+    }
+
+
 def cell_entity(cell: GridCell) -> dict[str, Any]:
     """A unit grid cell of digital urban management (GB/T 30428)."""
     return {
@@ -309,6 +325,7 @@ async def seed(
     traffic = roads and await _has_app(client, "traffic")
     statics = [road_entity(city, road) for road in city.roads] if roads and not traffic else []
     statics += [cell_entity(c) for c in city.cells]
+    statics += [district_entity(d) for d in city.districts]
     report.entities = await _entities(client, tenant, statics)
     if traffic:
         report.segments = await _road_network(client, city)

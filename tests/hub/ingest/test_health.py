@@ -50,9 +50,12 @@ async def test_devices_online_offline_and_silence(client: httpx.AsyncClient, app
     by_type = {item["name"]: item for item in health["byType"]}
     assert by_type["AirQualityObserved"]["offline"] == 1
     assert by_type["ParkingSpot"]["online"] == 1
-    by_district = {item["name"]: item for item in health["byDistrict"]}
-    assert set(by_district) == {"/jinshui", "/zhongyuan"}
-    assert by_district["/zhongyuan"]["onlineRatio"] == 1.0
+    by_path = {item["name"]: item for item in health["byServicePath"]}
+    assert set(by_path) == {"/jinshui", "/zhongyuan"}
+    assert by_path["/zhongyuan"]["onlineRatio"] == 1.0
+    # "smartcity" is no district of the tenant registry and keeps no boundaries: no device is placed
+    assert health["byDistrict"] == []
+    assert health["outsideDistricts"]["total"] == 4
     assert health["lowBattery"] == ["air-001", "air-002", "spot-1"]
     listed = (await client.get("/iot/devices/air-001", headers=SERVICE)).json()
     assert listed["state"] == "offline"
@@ -69,3 +72,102 @@ async def test_devices_online_offline_and_silence(client: httpx.AsyncClient, app
     await client.post("/iot/d", params={"k": "k-air", "i": "air-001"}, content="t|21")
     assert await monitor.check() == 1
     assert (await entity(client, "urn:ngsi-ld:Device:air-001"))["deviceState"]["value"] == "online"
+
+
+def _area(code: str, west: float, south: float, name: str) -> dict[str, object]:
+    ring = [[west, south], [west + 0.1, south], [west + 0.1, south + 0.1], [west, south + 0.1], [west, south]]
+    return {
+        "id": f"urn:ngsi-ld:AdministrativeArea:{code}",
+        "type": "AdministrativeArea",
+        "name": {"type": "Property", "value": name},
+        "location": {"type": "GeoProperty", "value": {"type": "Polygon", "coordinates": [ring]}},
+    }
+
+
+async def test_health_by_district_places_city_devices_by_their_position(client: httpx.AsyncClient) -> None:
+    for code in ("410102", "410105"):  # the city (the default tenant) is there already
+        response = await client.post("/api/v1/tenants", json={"code": code})
+        assert response.status_code == 201, response.text
+    city = {"fiware-service": "410100", "fiware-servicepath": "/"}
+    await provision(
+        client,
+        apikey="k-city",
+        headers=city,
+        devices=[
+            {  # a static position in Zhongyuan (FIWARE's geo:point is "latitude, longitude")
+                "device_id": "air-zy",
+                "expected_interval": 600,
+                "static_attributes": [{"name": "location", "type": "geo:point", "value": "34.75, 113.55"}],
+            },
+            {  # reports its position: in Jinshui
+                "device_id": "air-js",
+                "attributes": [{"object_id": "l", "name": "location", "type": "geo:point"}],
+            },
+            {"device_id": "air-none"},  # no position at all
+            {  # a position outside every boundary
+                "device_id": "air-far",
+                "static_attributes": [{"name": "location", "type": "geo:point", "value": "30.0, 120.0"}],
+            },
+        ],
+    )
+    # the boundaries the city keeps; one more that is no polygon is not a boundary
+    areas = [
+        _area("410102", 113.5, 34.7, "Zhongyuan"),
+        _area("410105", 113.6, 34.7, "Jinshui"),
+        {
+            "id": "urn:ngsi-ld:AdministrativeArea:seat",
+            "type": "AdministrativeArea",
+            "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [113.65, 34.75]}},
+        },
+    ]
+    response = await client.post(
+        "/ngsi-ld/v1/entityOperations/create", json=areas, headers={"NGSILD-Tenant": "410100"}
+    )
+    assert response.status_code == 201, response.text
+    for device, body in (("air-zy", "t|20"), ("air-js", "t|21|l|34.72, 113.68")):
+        response = await client.post("/iot/d", params={"k": "k-city", "i": device}, content=body)
+        assert response.status_code == 200, response.text
+    # a device of the district's own tenant, without any position
+    await provision(
+        client,
+        apikey="k-jinshui",
+        headers={"fiware-service": "410105", "fiware-servicepath": "/"},
+        devices=[{"device_id": "noise-js", "expected_interval": 600}],
+    )
+    response = await client.post("/iot/d", params={"k": "k-jinshui", "i": "noise-js"}, content="t|19")
+    assert response.status_code == 200, response.text
+
+    health = (await client.get("/api/v1/ingest/health", headers=city)).json()
+    assert health["overall"]["total"] == 4
+    by_district = {item["name"]: item for item in health["byDistrict"]}
+    assert set(by_district) == {"410102", "410105"}
+    assert by_district["410102"]["total"] == 1
+    assert by_district["410102"]["online"] == 1
+    assert by_district["410102"]["title"] == "中原区"  # the tenant registry's name
+    assert by_district["410105"]["total"] == 1
+    assert by_district["410105"]["unknown"] == 1  # air-js has no expected interval
+    assert health["outsideDistricts"]["total"] == 2
+    assert [item["name"] for item in health["byServicePath"]] == ["/"]
+
+    # the city and the tenants below it: the district's own device counts for its district
+    whole = (await client.get("/api/v1/ingest/health", params={"subtree": "true"}, headers=city)).json()
+    assert whole["overall"]["total"] == 5
+    by_district = {item["name"]: item for item in whole["byDistrict"]}
+    assert by_district["410105"]["total"] == 2
+    assert by_district["410105"]["online"] == 1
+    assert by_district["410102"]["total"] == 1
+
+    district = (await client.get("/api/v1/ingest/health", headers={"fiware-service": "410105"})).json()
+    assert district["overall"]["total"] == 1
+    assert district["byDistrict"] == [
+        {
+            "name": "410105",
+            "title": "金水区",
+            "total": 1,
+            "online": 1,
+            "offline": 0,
+            "unknown": 0,
+            "onlineRatio": 1.0,
+        }
+    ]
+    assert district["outsideDistricts"]["total"] == 0

@@ -54,6 +54,12 @@ async def test_devices_send_with_their_key_and_provisioning_needs_a_permission_t
     kept = await sclient.get("/api/v1/ingest/dead-letters", headers=await bearer(sclient, keeper))
     assert kept.status_code == 200, kept.text
     assert [letter["reason"] for letter in kept.json()["deadLetters"]] == ["unknown-apikey"] * 3
+    # polling for commands and answering them need no token either: the key is the credential
+    polled = await sclient.get("/iot/d", params={"k": "k-air", "i": "air-001", "getCmd": "1"})
+    assert (polled.status_code, polled.text) == (200, "")
+    answer = await sclient.post("/iot/json/commands", params={"k": "k-air", "i": "air-001"}, json={"x": 1})
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["reason"] == "unknown-command"  # no command waits; refused by the gateway
 
 
 async def _settled(app: FastAPI) -> None:

@@ -5,7 +5,8 @@
 broker tenant that ``NGSILD-Tenant`` names; the hub's default tenant without one) and
 ``fiware-servicepath`` the service path (the entities' NGSI-LD scope), and the southbound
 transports for devices: ``POST /iot/json?k=<apikey>&i=<device_id>`` (JSON) and
-``POST /iot/d?k=…&i=…`` (UltraLight 2.0).
+``POST /iot/d?k=…&i=…`` (UltraLight 2.0), with ``getCmd=1`` (also by ``GET``) for devices that
+poll for their commands, and their command results.
 
 ``/api/v1/ingest/...`` is CityHub's own: dead letters and their counts, commands, data models.
 """
@@ -13,6 +14,7 @@ transports for devices: ``POST /iot/json?k=<apikey>&i=<device_id>`` (JSON) and
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -20,6 +22,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from cityhub.hub.broker.ngsi import expand_scopes
 from cityhub.hub.ingest import health, letters, measures, service
+from cityhub.hub.ingest.commands import Commands
 from cityhub.hub.ingest.gateway import Gateway
 from cityhub.hub.ingest.schemas import (
     CommandOut,
@@ -31,6 +34,7 @@ from cityhub.hub.ingest.schemas import (
     DeviceOut,
     DevicesIn,
     DeviceUpdate,
+    HealthByDistrict,
     HealthByGroup,
     HealthCount,
     NetworkHealth,
@@ -39,6 +43,7 @@ from cityhub.hub.ingest.schemas import (
     ServiceGroupUpdate,
 )
 from cityhub.hub.ingest.tasks import Letter
+from cityhub.hub.tenancy import service as tenancy
 from cityhub.kit.db import scope_to_tenant
 from cityhub.kit.errors import (
     BadRequestData,
@@ -189,36 +194,141 @@ def refusal(letter: Letter) -> HubError:
     return _ERRORS[letter.reason](letter.detail, reason=letter.reason, deadLetter=letter.id)
 
 
-async def _measure(request: Request, fmt: str, k: str | None, i: str | None) -> Response:
+def _commands(request: Request) -> Commands:
+    commands: Commands = request.app.state.hub.commands
+    return commands
+
+
+async def _measure(
+    request: Request,
+    fmt: str,
+    k: str | None,
+    i: str | None,
+    *,
+    payload: bytes | None = None,
+    get_cmd: str | None = None,
+) -> Response:
+    """Measures (``payload``; none for a bare poll), then, when the device asks (``getCmd=1``),
+    its pending commands in the answer."""
     gateway: Gateway = request.app.state.hub.ingest
-    payload = await request.body()
+    if payload is None:
+        payload = await request.body()
     tenant = request.headers.get(SERVICE_HEADER)
     source = f"{request.method} {request.url.path}"
+    polling = get_cmd == "1"
     if not k or not i:
         missing = measures.Rejected(measures.INVALID_PAYLOAD, "the query needs k=<apikey> and i=<device_id>")
         outcome = gateway.reject(
             missing, tenant=tenant, transport="http", payload=payload, apikey=k, device_id=i, source=source
         )
+    elif fmt == "UL" and _is_result(payload, i):
+        letter = await _commands(request).result(k, i, payload, "UL", source, transport="http", tenant=tenant)
+        if letter is not None:
+            raise refusal(letter)
+        return Response(status_code=200)
+    elif not payload.strip() and polling:
+        try:
+            profile = await gateway.profile(k, i)
+        except measures.Rejected as error:
+            outcome = gateway.reject(
+                error,
+                tenant=error.tenant or tenant,
+                transport="http",
+                payload=payload,
+                apikey=k,
+                device_id=i,
+                source=source,
+            )
+        else:
+            body, media = await _commands(request).collect(replace(profile, protocol=fmt))
+            return Response(content=body, media_type=media)
     else:
         outcome = await gateway.receive("http", k, i, payload, fmt=fmt, source=source, tenant=tenant)
     letter = await outcome
     if letter is not None:
         raise refusal(letter)
+    if polling:
+        assert k is not None
+        assert i is not None
+        profile = await gateway.profile(k, i)
+        body, media = await _commands(request).collect(replace(profile, protocol=fmt))
+        return Response(content=body, media_type=media)
     return Response(status_code=200)
 
 
+def _is_result(payload: bytes, device_id: str) -> bool:
+    """An UltraLight command result (``<device_id>@<command>|<result>``), not measures."""
+    head = payload.lstrip()[: len(device_id) + 1]
+    return head == f"{device_id}@".encode()
+
+
 @router.post("/iot/json", summary="Measures from a device, as JSON")
-async def json_measures(request: Request, k: str | None = None, i: str | None = None) -> Response:
+async def json_measures(
+    request: Request, k: str | None = None, i: str | None = None, getCmd: str | None = None
+) -> Response:
     """The body is one object of measures (``{"t": 23.4, "h": 40}``, with an optional
-    ``TimeInstant``), or an array of them."""
-    return await _measure(request, "JSON", k, i)
+    ``TimeInstant``), or an array of them. With ``getCmd=1`` the answer holds the device's
+    pending commands, ``{"<command>": <value>, ...}``."""
+    return await _measure(request, "JSON", k, i, get_cmd=getCmd)
+
+
+@router.get("/iot/json", summary="A device polls for its commands (JSON)")
+async def json_poll(
+    request: Request, k: str | None = None, i: str | None = None, getCmd: str | None = None
+) -> Response:
+    """``getCmd=1``: the device's pending commands, ``{"<command>": <value>, ...}`` (``{}``
+    when none); they become DELIVERED."""
+    if getCmd != "1":
+        raise BadRequestData("a GET from a device needs getCmd=1")
+    return await _measure(request, "JSON", k, i, payload=b"", get_cmd=getCmd)
+
+
+@router.post("/iot/json/commands", summary="A device's command result, as JSON")
+async def json_command_result(request: Request, k: str | None = None, i: str | None = None) -> Response:
+    """The body is ``{"<command>": <result>}``; the command becomes OK, or ERROR when the result
+    is an object with an ``error`` member."""
+    payload = await request.body()
+    source = f"{request.method} {request.url.path}"
+    tenant = request.headers.get(SERVICE_HEADER)
+    if not k or not i:
+        gateway: Gateway = request.app.state.hub.ingest
+        missing = measures.Rejected(measures.INVALID_PAYLOAD, "the query needs k=<apikey> and i=<device_id>")
+        letter = await gateway.reject(
+            missing, tenant=tenant, transport="http", payload=payload, apikey=k, device_id=i, source=source
+        )
+    else:
+        letter = await _commands(request).result(
+            k, i, payload, "JSON", source, transport="http", tenant=tenant
+        )
+    if letter is not None:
+        raise refusal(letter)
+    return Response(status_code=200)
 
 
 @router.post("/iot/d", summary="Measures from a device, as UltraLight 2.0")
-async def ul_measures(request: Request, k: str | None = None, i: str | None = None) -> Response:
+async def ul_measures(
+    request: Request, k: str | None = None, i: str | None = None, getCmd: str | None = None
+) -> Response:
     """The body is UltraLight 2.0: ``t|23.4|h|40``, several groups separated by ``#`` or line
-    breaks, each optionally after its timestamp."""
-    return await _measure(request, "UL", k, i)
+    breaks, each optionally after its timestamp. A body ``<device_id>@<command>|<result>`` is a
+    command's result. With ``getCmd=1`` the answer holds the device's pending commands, one
+    ``<device_id>@<command>|<value>`` a line."""
+    return await _measure(request, "UL", k, i, get_cmd=getCmd)
+
+
+@router.get("/iot/d", summary="Measures or a poll for commands from a device, UltraLight 2.0")
+async def ul_poll(
+    request: Request,
+    k: str | None = None,
+    i: str | None = None,
+    d: str | None = None,
+    getCmd: str | None = None,
+) -> Response:
+    """``d=<UltraLight measures>`` and/or ``getCmd=1`` (the device's pending commands, one
+    ``<device_id>@<command>|<value>`` a line; empty when none; they become DELIVERED)."""
+    if not d and getCmd != "1":
+        raise BadRequestData("a GET from a device needs d=<measures> or getCmd=1")
+    return await _measure(request, "UL", k, i, payload=(d or "").encode(), get_cmd=getCmd)
 
 
 # -- CityHub's own ----------------------------------------------------------------------------------
@@ -272,11 +382,14 @@ async def device_commands(
 
 @router.get(
     "/api/v1/ingest/health",
-    summary="Sensing-network health: devices online, offline, unknown by type and district",
+    summary="Sensing-network health: devices online, offline, unknown by type, district and service path",
     response_model=NetworkHealth,
 )
-async def network_health(iot: Iot) -> NetworkHealth:
-    found = await health.summary(iot.session, utcnow())
+async def network_health(iot: Iot, subtree: bool = False) -> NetworkHealth:
+    """``subtree=true``: the devices of the tenant and of every tenant below it in the tenant
+    registry (a city and its districts); each district's own devices count for it."""
+    tenants = await tenancy.subtree(iot.session, iot.tenant) if subtree else None
+    found = await health.summary(iot.session, utcnow(), iot.gateway.expand, tenants=tenants)
 
     def groups(tallies: dict[str, health.Tally]) -> list[HealthByGroup]:
         return [HealthByGroup(name=name, **tallies[name].as_dict()) for name in sorted(tallies)]
@@ -284,7 +397,14 @@ async def network_health(iot: Iot) -> NetworkHealth:
     return NetworkHealth(
         overall=HealthCount(**found.overall.as_dict()),
         byType=groups(found.by_type),
-        byDistrict=groups(found.by_district),
+        byDistrict=[
+            HealthByDistrict(
+                name=code, title=found.district_names.get(code), **found.by_district[code].as_dict()
+            )
+            for code in sorted(found.by_district)
+        ],
+        outsideDistricts=HealthCount(**found.outside_districts.as_dict()),
+        byServicePath=groups(found.by_service_path),
         lowBattery=sorted(found.low_battery),
     )
 

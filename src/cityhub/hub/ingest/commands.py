@@ -6,9 +6,17 @@ the entity through the NGSI-LD API (``PATCH /ngsi-ld/v1/entities/{id}/attrs/<c>`
 this module consumes the broker's change events after commit, records the command (PENDING) and
 sends it, over MQTT on ``/<apikey>/<device_id>/cmd`` or by HTTP POST to the device's ``endpoint``.
 
+A device with transport HTTP and no ``endpoint`` cannot be pushed to: it *polls*, as with FIWARE's
+IoT Agents. Its commands stay PENDING until it asks for them (``getCmd=1`` on ``/iot/d`` or
+``/iot/json``, with or without measures); the answer carries them (UltraLight
+``<device_id>@<command>|<value>`` lines, or one JSON object ``{"<command>": <value>, ...}``) and
+they become DELIVERED. The device answers later with ``<device_id>@<command>|<result>`` on
+``POST /iot/d`` (or ``{"<command>": <result>}`` on ``POST /iot/json/commands``).
+
 Statuses: PENDING (recorded, not yet taken by a transport), DELIVERED (the MQTT broker acknowledged
-it), OK or ERROR (the device's answer: on ``/<apikey>/<device_id>/cmdexe`` for MQTT, the HTTP
-response for HTTP), EXPIRED (no answer within ``CITYHUB_INGEST_COMMAND_TTL``). A result is an error
+it, or the polling device collected it), OK or ERROR (the device's answer: on
+``/<apikey>/<device_id>/cmdexe`` for MQTT, the HTTP response for HTTP push, a later request for
+HTTP polling), EXPIRED (no answer within ``CITYHUB_INGEST_COMMAND_TTL``). A result is an error
 when it is an object with an ``error`` member (JSON) or text starting with ``ERROR`` (UltraLight).
 PENDING commands (the MQTT broker was away) are sent again until they expire.
 """
@@ -43,6 +51,11 @@ log = logging.getLogger(__name__)
 CONSUMER = "ingest-commands"
 #: How long the set of provisioned command names is trusted before it is read again.
 NAMES_TTL = 5.0
+
+
+def polls(profile: Profile) -> bool:
+    """Whether the device collects its commands itself (HTTP, no endpoint to push them to)."""
+    return profile.transport == "HTTP" and not profile.endpoint
 
 
 def outcome(result: Any) -> tuple[str, Any]:
@@ -153,8 +166,8 @@ class Commands:
         return profiles.profile_of(device, group, device.apikey or "")
 
     async def _send(self, command: IngestCommand, profile: Profile) -> None:
-        if command.id in self._sending:
-            return
+        if command.id in self._sending or polls(profile):
+            return  # a polling device collects it (see collect)
         self._sending.add(command.id)
         try:
             if profile.endpoint and profile.transport != "MQTT":
@@ -227,12 +240,56 @@ class Commands:
             await service.set_command_status(session, command, status, info, self.gateway.expand)
         return True
 
+    # -- polling ------------------------------------------------------------------------------------
+
+    async def collect(self, profile: Profile) -> tuple[bytes, str]:
+        """The device's PENDING commands, oldest first, as the answer to its poll (body, media
+        type); they become DELIVERED. In JSON, a command pending twice goes out once now and once
+        at the next poll."""
+        if profile.provisional:
+            return (b"{}", "application/json") if profile.protocol == "JSON" else (b"", "text/plain")
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            scope_to_tenant(session, profile.tenant)
+            pending = list(
+                await session.scalars(
+                    select(IngestCommand)
+                    .where(
+                        IngestCommand.device_id == profile.device_id,
+                        IngestCommand.status == "PENDING",
+                        IngestCommand.expires_at > now,
+                    )
+                    .order_by(IngestCommand.created_at, IngestCommand.id)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            if profile.protocol == "JSON":
+                taken: dict[str, IngestCommand] = {}
+                for command in pending:
+                    taken.setdefault(command.name, command)
+                pending = list(taken.values())
+            for command in pending:
+                await service.set_command_status(session, command, "DELIVERED", "", self.gateway.expand)
+        if profile.protocol == "JSON":
+            return orjson.dumps({c.name: c.value for c in pending}), "application/json"
+        lines = [ul.format_command(profile.device_id, c.name, c.value) for c in pending]
+        return "\n".join(lines).encode(), "text/plain"
+
     # -- results ------------------------------------------------------------------------------------
 
     async def result(
-        self, apikey: str, device_id: str, payload: bytes, fmt: str | None, source: str
+        self,
+        apikey: str,
+        device_id: str,
+        payload: bytes,
+        fmt: str | None,
+        source: str,
+        *,
+        transport: str = "mqtt",
+        tenant: str | None = None,
     ) -> Letter | None:
-        """A device's answer on ``cmdexe``; None when recorded, else the dead letter it became."""
+        """A device's answer (on ``cmdexe`` for MQTT, by a later request for a polling HTTP
+        device); None when recorded, else the dead letter it became."""
         profile: Profile | None = None
         try:
             profile = await self.gateway.profile(apikey, device_id)
@@ -264,8 +321,8 @@ class Commands:
         except Rejected as error:
             letter = await self.gateway.reject(
                 error,
-                tenant=profile.tenant if profile else error.tenant,
-                transport="mqtt",
+                tenant=profile.tenant if profile else error.tenant or tenant,
+                transport=transport,
                 payload=payload,
                 apikey=apikey,
                 device_id=device_id,

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cityhub.hub.ingest import measures, profiles, ul
+from cityhub.hub.ingest import autoprovision, measures, profiles, ul
 from cityhub.hub.ingest.measures import Profile, Rejected
 from cityhub.hub.ingest.tasks import Letter, Update, Writer
 from cityhub.kit.time import utcnow
@@ -103,6 +103,12 @@ class Gateway:
         for listener in self.on_forget:
             listener()
 
+    def forget_apikey(self, apikey: str) -> None:
+        """A device of ``apikey`` was provisioned here (autoprovisioning): look its key up again."""
+        self._profiles.pop(apikey, None)
+        for listener in self.on_forget:
+            listener()
+
     async def profile(self, apikey: str, device_id: str) -> Profile:
         """The device's provisioning; every device of the key is read at once and kept
         ``PROFILE_TTL`` seconds (changes made through this process are seen at once)."""
@@ -175,6 +181,8 @@ class Gateway:
                     f"(burst {self.limits.device_burst})",
                 )
             updates = self.updates(profile, payload, fmt=fmt, object_id=object_id)
+            if profile.provisional:  # a valid first message of a device its group autoprovisions
+                await autoprovision.provision(self, profile)
         except Rejected as error:
             return self.reject(
                 error,

@@ -1,6 +1,14 @@
 """Sensing-network health: last seen, online or offline from the expected reporting interval,
-battery and signal where reported, counts and online ratio by entity type and by district (the
-service path), and an event when a device goes silent.
+battery and signal where reported, counts and online ratio by entity type, by geographic district
+and by service path, and an event when a device goes silent.
+
+**Districts.** A device of a district's own tenant (a county-level division of the tenant
+registry) counts for that district. A device of any other tenant (the city's) is placed by its
+position, the ``location`` of its entity (a static attribute, or the position it reports), in the
+district boundaries the tenant keeps: its ``AdministrativeArea`` entities whose ``location`` is a
+Polygon or MultiPolygon and whose ``code`` (else the last part of the entity id) names the
+district. A device without a position, or outside every boundary, counts as outside the
+districts.
 
 A device with an ``expected_interval`` is **online** when it reported within twice that interval
 (one missed report is tolerated), **offline** after that, and **unknown** before its first report;
@@ -16,7 +24,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+import numpy as np
+import shapely
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,7 +37,10 @@ from cityhub.hub.broker import service as broker
 from cityhub.hub.ingest import measures, service
 from cityhub.hub.ingest.events import DeviceBackOnline, DeviceWentSilent
 from cityhub.hub.ingest.models import IngestDevice
-from cityhub.kit.db import ALL_TENANTS, scope_to_tenant
+from cityhub.hub.tenancy.models import Tenant
+from cityhub.kit.db import ALL_TENANTS, current_tenant, scope_to_tenant
+from cityhub.kit.errors import HubError
+from cityhub.kit.geo import Geometry, parse_geometry
 from cityhub.kit.periodic import Periodic
 from cityhub.kit.time import isoformat, utcnow
 
@@ -62,20 +76,169 @@ class Summary:
     overall: Tally = field(default_factory=Tally)
     by_type: dict[str, Tally] = field(default_factory=dict)
     by_district: dict[str, Tally] = field(default_factory=dict)
+    district_names: dict[str, str | None] = field(default_factory=dict)
+    outside_districts: Tally = field(default_factory=Tally)
+    by_service_path: dict[str, Tally] = field(default_factory=dict)
     low_battery: list[str] = field(default_factory=list)
 
 
-async def summary(session: AsyncSession, now: datetime, *, low_battery: float = 0.2) -> Summary:
-    """Counts of the tenant's devices by state, overall, by entity type and by service path."""
+#: The entity type of a district boundary (schema.org's term for an administrative area).
+BOUNDARY_TYPE = "AdministrativeArea"
+COUNTY = "county"
+
+
+@dataclass(frozen=True)
+class District:
+    code: str
+    name: str | None
+    shape: Any  # a prepared shapely (Multi)Polygon
+
+
+def _value(entity: dict[str, Any], iri: str) -> Any:
+    instances = entity["attrs"].get(iri) or [{}]
+    return instances[0].get("value")
+
+
+def _geometry(entity: dict[str, Any]) -> Geometry | None:
+    for instance in entity["attrs"].get(broker.LOCATION, ()):
+        if instance.get("type") == "GeoProperty":
+            try:
+                return parse_geometry(instance.get("value"))
+            except HubError:
+                return None
+    return None
+
+
+async def boundaries(session: AsyncSession, expand: Callable[[str], str]) -> list[District]:
+    """The district boundaries the session's tenant keeps (its ``AdministrativeArea`` entities)."""
+    found = []
+    query = broker.EntityQuery(types=[expand(BOUNDARY_TYPE)])
+    entities, _ = await broker.query_entities(session, query, limit=100_000, offset=0)
+    for entity in entities:
+        geometry = _geometry(entity)
+        if geometry is None or geometry.type not in ("Polygon", "MultiPolygon"):
+            continue
+        code = _value(entity, expand("code"))
+        name = _value(entity, expand("name"))
+        shape = geometry.shape
+        shapely.prepare(shape)
+        found.append(
+            District(
+                code=str(code) if code else str(entity["id"]).rsplit(":", 1)[-1],
+                name=str(name) if isinstance(name, str) else None,
+                shape=shape,
+            )
+        )
+    return found
+
+
+def _position(entity: dict[str, Any]) -> tuple[float, float] | None:
+    """Where an entity is: its point, or a point on its line or area."""
+    for instance in entity["attrs"].get(broker.LOCATION, ()):
+        if instance.get("type") != "GeoProperty":
+            continue
+        value = instance.get("value")
+        if isinstance(value, dict) and value.get("type") == "Point":  # the common case, read directly
+            coordinates = value.get("coordinates")
+            if isinstance(coordinates, list) and len(coordinates) >= 2:
+                lon, lat = coordinates[0], coordinates[1]
+                if isinstance(lon, int | float) and isinstance(lat, int | float):
+                    return float(lon), float(lat)
+            return None
+        try:
+            point = parse_geometry(value).shape.representative_point()
+        except HubError:
+            return None
+        return float(point.x), float(point.y)
+    return None
+
+
+def place(districts: list[District], positions: list[tuple[float, float] | None]) -> list[District | None]:
+    """The district each position lies in (None: no position, or outside every boundary); a
+    position on a border goes to the first district that has it."""
+    found: list[District | None] = [None] * len(positions)
+    known = [index for index, position in enumerate(positions) if position is not None]
+    if not known or not districts:
+        return found
+    lons = np.array([positions[index][0] for index in known])  # type: ignore[index]
+    lats = np.array([positions[index][1] for index in known])  # type: ignore[index]
+    left = np.ones(len(known), dtype=bool)
+    for district in districts:
+        hits = shapely.intersects_xy(district.shape, lons, lats) & left
+        for at in np.flatnonzero(hits):
+            found[known[at]] = district
+        left &= ~hits
+    return found
+
+
+async def summary(
+    session: AsyncSession,
+    now: datetime,
+    expand: Callable[[str], str],
+    *,
+    tenants: list[str] | None = None,
+    low_battery: float = 0.2,
+) -> Summary:
+    """Counts of the devices of ``tenants`` (default: the session's tenant) by state: overall, by
+    entity type, by district and by service path. The session is scoped to each tenant in turn
+    and left scoped as it was."""
+    own = current_tenant(session)
+    assert own is not None, "ingest sessions are scoped to a tenant"
     found = Summary()
-    for device in await session.scalars(select(IngestDevice)):
+    try:
+        for tenant in tenants or [own]:
+            scope_to_tenant(session, tenant)
+            await _count(session, tenant, now, expand, low_battery, found)
+    finally:
+        scope_to_tenant(session, own)
+    return found
+
+
+async def _count(
+    session: AsyncSession,
+    tenant: str,
+    now: datetime,
+    expand: Callable[[str], str],
+    low_battery: float,
+    found: Summary,
+) -> None:
+    devices = list(await session.scalars(select(IngestDevice).order_by(IngestDevice.device_id)))
+    if not devices:
+        return
+    registered = await session.get(Tenant, tenant) if len(tenant) == 6 else None
+    districts: list[District] = []
+    placed: list[District | None] = [None] * len(devices)
+    if registered is not None and registered.level == COUNTY:
+        placed = [District(registered.code, registered.name, None)] * len(devices)
+    else:
+        districts = await boundaries(session, expand)
+        if districts:
+            entities = await broker.stored_entities(session, [d.entity_name for d in devices])
+            positions = [
+                _position(entities[d.entity_name]) if d.entity_name in entities else None for d in devices
+            ]
+            placed = place(districts, positions)
+    names = await _names(session, [d.code for d in districts])
+    for device, district in zip(devices, placed, strict=True):
         state = state_of(device, now)
         found.overall.add(state)
         found.by_type.setdefault(device.entity_type, Tally()).add(state)
-        found.by_district.setdefault(device.service_path, Tally()).add(state)
+        found.by_service_path.setdefault(device.service_path, Tally()).add(state)
+        if district is None:
+            found.outside_districts.add(state)
+        else:
+            found.by_district.setdefault(district.code, Tally()).add(state)
+            found.district_names.setdefault(district.code, names.get(district.code) or district.name)
         if device.battery_level is not None and device.battery_level < low_battery:
             found.low_battery.append(device.device_id)
-    return found
+
+
+async def _names(session: AsyncSession, codes: list[str]) -> dict[str, str]:
+    """The tenant registry's names of the district codes."""
+    if not codes:
+        return {}
+    rows = await session.execute(select(Tenant.code, Tenant.name).where(Tenant.code.in_(codes)))
+    return {row.code: row.name for row in rows}
 
 
 class HealthMonitor:

@@ -85,6 +85,8 @@ class Profile:
     explicit_attrs: bool
     by_object_id: Mapping[str, Mapping_] = field(default_factory=dict)
     commands: tuple[str, ...] = ()
+    #: not provisioned yet: its group autoprovisions it on this first valid message
+    provisional: bool = False
 
     @property
     def scope(self) -> list[str] | None:

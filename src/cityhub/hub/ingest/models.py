@@ -58,6 +58,11 @@ class IngestServiceGroup(TenantOwned, Timestamped, Base):
     #: A response action of the security system: messages sent with the key are refused (dead
     #: letters ``apikey-disabled``) until it is enabled again.
     disabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
+    #: The IoT Agent's ``autoprovision``: the first valid message from a device id the group does
+    #: not know provisions that device from the group (off unless the group asks for it).
+    autoprovision: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
 
 
 class IngestDevice(TenantOwned, Timestamped, Base):
@@ -94,8 +99,9 @@ class IngestDevice(TenantOwned, Timestamped, Base):
 
 class IngestCommand(TenantOwned, Base):
     """A command sent to a device and how far it got: PENDING (accepted, not yet with the device's
-    transport), DELIVERED (the MQTT broker or the device's endpoint took it), OK or ERROR (the
-    device answered), EXPIRED (no answer in time)."""
+    transport; for a device that polls, waiting for its next poll), DELIVERED (the MQTT broker or
+    the device's endpoint took it, or the polling device collected it), OK or ERROR (the device
+    answered), EXPIRED (no answer in time)."""
 
     __tablename__ = "ingest_command"
     __table_args__ = (Index("ix_ingest_command_device", "tenant_code", "device_id", "name", "status"),)

@@ -3,7 +3,7 @@ and every profile of one API key read at once (what a gateway caches)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -52,6 +52,32 @@ def _unit(item: dict[str, Any]) -> str | None:
     return str(meta["value"]) if isinstance(meta, dict) and meta.get("value") else None
 
 
+def autoprovisioned_entity_id(entity_type: str, device_id: str) -> str:
+    """The entity of an autoprovisioned device: ``urn:ngsi-ld:<entity_type>:<device_id>``."""
+    return f"urn:ngsi-ld:{entity_type}:{device_id}"
+
+
+def group_template(group: IngestServiceGroup) -> Profile:
+    """The profile a device of ``group`` has before any provisioning of its own."""
+    blank = IngestDevice(
+        tenant_code=group.tenant_code,
+        device_id="",
+        service_path=group.service_path,
+        apikey=group.apikey,
+        entity_name="",
+        entity_type=group.entity_type,
+        protocol=None,
+        transport=None,
+        endpoint=None,
+        attributes=[],
+        static_attributes=[],
+        commands=[],
+        crs="WGS84",
+        explicit_attrs=False,
+    )
+    return profile_of(blank, group, group.apikey)
+
+
 @dataclass
 class KeyProfiles:
     """Every device that sends with one API key: what a gateway caches per key."""
@@ -59,6 +85,8 @@ class KeyProfiles:
     tenant: str | None  # the group's tenant (None: no group has the key)
     devices: dict[str, Profile]
     disabled: bool = False  # the group's key was disabled (a security response)
+    #: the group's profile for a device it does not know, when the group autoprovisions
+    template: Profile | None = None
 
     def profile(self, apikey: str, device_id: str) -> Profile:
         if self.disabled:
@@ -70,6 +98,13 @@ class KeyProfiles:
         found = self.devices.get(device_id)
         if found is not None:
             return found
+        if self.template is not None:
+            return replace(
+                self.template,
+                device_id=device_id,
+                entity_id=autoprovisioned_entity_id(self.template.entity_type, device_id),
+                provisional=True,
+            )
         if self.tenant is None and not self.devices:
             raise Rejected(measures.UNKNOWN_APIKEY, f"no service group or device has apikey {apikey!r}")
         raise Rejected(
@@ -102,6 +137,10 @@ async def profiles_of_apikey(session: AsyncSession, apikey: str) -> KeyProfiles:
         devices[device.device_id] = profile_of(device, group, apikey)
     for device_id in ambiguous:  # the same id in several tenants under one key: refuse it
         del devices[device_id]
+    autoprovisions = group is not None and group.autoprovision and not group.disabled
     return KeyProfiles(
-        group.tenant_code if group is not None else None, devices, disabled=bool(group and group.disabled)
+        group.tenant_code if group is not None else None,
+        devices,
+        disabled=bool(group and group.disabled),
+        template=group_template(group) if group is not None and autoprovisions else None,
     )

@@ -93,7 +93,9 @@ class _Common(BaseModel):
 class ServiceGroupIn(_Common):
     apikey: str = Field(min_length=1, max_length=256, pattern=NAME_PATTERN)
     entity_type: str = Field(min_length=1, max_length=256, pattern=NAME_PATTERN)
-    resource: str = Field("/iot/d", min_length=1, max_length=256)
+    resource: str = Field("/iot/d", max_length=256)  # "" for MQTT-only groups, as FIWARE writes them
+    #: FIWARE's flag; CityHub's default is off (see docs/ingest.md, "Autoprovisioning")
+    autoprovision: bool | None = None
 
 
 class ServiceGroupsIn(BaseModel):
@@ -105,7 +107,8 @@ class ServiceGroupsIn(BaseModel):
 class ServiceGroupUpdate(_Common):
     """``PUT /iot/services?apikey=…&resource=…``: the members given replace the group's."""
 
-    resource: str | None = Field(None, min_length=1, max_length=256)
+    resource: str | None = Field(None, max_length=256)
+    autoprovision: bool | None = None
 
 
 class DeviceIn(_Common):
@@ -143,6 +146,7 @@ class ServiceGroupOut(BaseModel):
     crs: str
     expected_interval: int | None
     explicitAttrs: bool
+    autoprovision: bool
 
 
 class ServiceGroupList(BaseModel):
@@ -231,10 +235,20 @@ class HealthByGroup(HealthCount):
     name: str
 
 
+class HealthByDistrict(HealthByGroup):
+    """``name`` is the district's GB/T 2260 code; ``title`` its name where the hub knows it."""
+
+    title: str | None
+
+
 class NetworkHealth(BaseModel):
-    """Devices by state: online (reported within twice the expected interval), offline, unknown."""
+    """Devices by state: online (reported within twice the expected interval), offline, unknown;
+    by entity type, by geographic district (devices placed nowhere: ``outsideDistricts``) and by
+    service path."""
 
     overall: HealthCount
     byType: list[HealthByGroup]
-    byDistrict: list[HealthByGroup]
+    byDistrict: list[HealthByDistrict]
+    outsideDistricts: HealthCount
+    byServicePath: list[HealthByGroup]
     lowBattery: list[str]

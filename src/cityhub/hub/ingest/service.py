@@ -100,6 +100,7 @@ async def create_groups(session: AsyncSession, service_path: str, groups: Sequen
                 crs=group.crs or "WGS84",
                 expected_interval=group.expected_interval,
                 explicit_attrs=bool(group.explicitAttrs),
+                autoprovision=bool(group.autoprovision),
             )
         )
     await session.flush()
@@ -120,6 +121,7 @@ def group_out(group: IngestServiceGroup) -> ServiceGroupOut:
         crs=group.crs,
         expected_interval=group.expected_interval,
         explicitAttrs=group.explicit_attrs,
+        autoprovision=group.autoprovision,
     )
 
 
@@ -163,6 +165,8 @@ async def update_group(
             setattr(group, name, _dump(getattr(change, name)))
     if "explicitAttrs" in given:
         group.explicit_attrs = bool(change.explicitAttrs)
+    if "autoprovision" in given:
+        group.autoprovision = bool(change.autoprovision)
     await session.flush()
 
 
@@ -266,6 +270,30 @@ async def create_devices(
     await session.flush()
     await _write_entities(session, rows, expand)
     return [row for row, _ in rows]
+
+
+async def autoprovision_device(
+    session: AsyncSession, group: IngestServiceGroup, device_id: str, expand: Expand
+) -> IngestDevice:
+    """A device of ``group`` provisioned from the group alone (see
+    :mod:`cityhub.hub.ingest.autoprovision`), with its entity and Device entity."""
+    row = IngestDevice(
+        device_id=device_id,
+        service_path=group.service_path,
+        apikey=group.apikey,
+        entity_name=profiles.autoprovisioned_entity_id(group.entity_type, device_id),
+        entity_type=group.entity_type,
+        attributes=[],
+        static_attributes=[],
+        commands=[],
+        crs=group.crs,
+        expected_interval=group.expected_interval,
+        explicit_attrs=False,
+    )
+    session.add(row)
+    await session.flush()
+    await _write_entities(session, [(row, group)], expand)
+    return row
 
 
 async def _write_entities(

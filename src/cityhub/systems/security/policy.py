@@ -119,8 +119,9 @@ _PUBLIC_PATHS = frozenset(
     {"/healthz", "/readyz", "/api/v1/auth/token", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 )
 #: Device transports: the ingest gateway authenticates each message by its service group's API key
-#: (``k``) and refuses, counts and keeps as a dead letter what an unknown key sends.
-DEVICE_PATHS = frozenset({"/iot/json", "/iot/d"})
+#: (``k``) and refuses, counts and keeps as a dead letter what an unknown key sends (measures, polls
+#: for commands, command results).
+DEVICE_PATHS = frozenset({"/iot/json", "/iot/d", "/iot/json/commands"})
 #: Open311 GeoReport v2 is for citizens: reading and posting need no account (posts are limited per
 #: source address and, where the city requires it, by a registered client key).
 OPEN311_PREFIX = "/open311/"
