@@ -44,7 +44,7 @@ async def append_attributes(broker: Broker, entity_id: str, options: str | None 
         raise InvalidRequest("attributes must be given as a JSON object")
     attrs = ngsi.expand_attributes(body, ctx)
     overwrite = "noOverwrite" not in parse_options(options)
-    entity = await service.get_entity(broker.session, entity_id_of(entity_id))
+    entity = await service.get_entity(broker.session, entity_id_of(entity_id), for_update=True)
     if "type" in body:
         changes.add_types(entity, ngsi.expand_types(body["type"], ctx))
     result = changes.append(entity, attrs, now(), overwrite=overwrite)
@@ -64,7 +64,7 @@ async def update_attributes(broker: Broker, entity_id: str) -> Response:
     if not isinstance(body, dict):
         raise InvalidRequest("attributes must be given as a JSON object")
     attrs = ngsi.expand_attributes(body, ctx, allow_null=True)
-    entity = await service.get_entity(broker.session, entity_id_of(entity_id))
+    entity = await service.get_entity(broker.session, entity_id_of(entity_id), for_update=True)
     result = changes.update(entity, attrs, now(), add_missing=True)
     if "type" in body:
         changes.add_types(entity, ngsi.expand_types(body["type"], ctx))
@@ -97,7 +97,7 @@ async def partial_attribute_update(broker: Broker, entity_id: str, attr: str) ->
         else:
             sub = ctx.expand(ngsi.check_name(key, "sub-attribute name"))
             fragment[sub] = ngsi.expand_instance(sub, value, ctx, allow_null=True)
-    entity = await service.get_entity(broker.session, entity_id_of(entity_id))
+    entity = await service.get_entity(broker.session, entity_id_of(entity_id), for_update=True)
     if not changes.partial_update(entity, iri, fragment, now()):
         raise NotFound(f"entity {entity_id} has no attribute {attr}")
     await service.save_entity(broker.session, entity)
@@ -115,7 +115,7 @@ async def replace_attribute(broker: Broker, entity_id: str, attr: str) -> Respon
     if not isinstance(body, dict):
         raise BadRequestData("the attribute must be a JSON object")
     instance = ngsi.expand_instance(iri, {k: v for k, v in body.items() if k != "@context"}, ctx)
-    entity = await service.get_entity(broker.session, entity_id_of(entity_id))
+    entity = await service.get_entity(broker.session, entity_id_of(entity_id), for_update=True)
     if iri not in entity["attrs"]:
         raise NotFound(f"entity {entity_id} has no attribute {attr}")
     result = changes.update(entity, {iri: [instance]}, now())
@@ -136,7 +136,7 @@ async def delete_attribute(
     await broker.read_tenant()
     ctx = await broker.context()
     if attr == "scope":
-        entity = await service.get_entity(broker.session, entity_id_of(entity_id))
+        entity = await service.get_entity(broker.session, entity_id_of(entity_id), for_update=True)
         if not entity.pop("scope", None):
             raise NotFound(f"entity {entity_id} has no scope")
         entity["modifiedAt"] = now()
@@ -145,7 +145,7 @@ async def delete_attribute(
     iri = ctx.expand(ngsi.check_name(attr, "attribute name"))
     if datasetId is not None:
         ngsi.require_uri(datasetId, "datasetId")
-    entity = await service.get_entity(broker.session, entity_id_of(entity_id))
+    entity = await service.get_entity(broker.session, entity_id_of(entity_id), for_update=True)
     if not changes.delete_attribute(entity, iri, dataset_id=datasetId, delete_all=deleteAll):
         raise NotFound(
             f"entity {entity_id} has no attribute {attr}"

@@ -107,7 +107,7 @@ async def _write_batch(
         except HubError as error:
             expanded.append((item, error))
     ids = [e["id"] for _, e in expanded if isinstance(e, dict)]
-    before = await service.stored_entities(broker.session, ids)
+    before = await service.stored_entities(broker.session, ids, for_update=True)
     current: dict[str, dict[str, Any]] = {}  # each entity as this batch leaves it
     moment = now()
     created: list[str] = []
@@ -177,7 +177,7 @@ async def batch_update(broker: Broker, options: str | None = None) -> Response:
 
     async def update(broker: BrokerRequest, item: Any) -> str:
         entity = await _expand(broker, item)
-        stored = await service.get_entity(broker.session, entity["id"])
+        stored = await service.get_entity(broker.session, entity["id"], for_update=True)
         changes.add_types(stored, entity["type"])
         result = changes.append(stored, entity["attrs"], now(), overwrite=overwrite)
         if result.not_updated:
@@ -201,7 +201,7 @@ async def batch_merge(broker: Broker) -> Response:
         ctx = await broker.context(item)
         entity_id = ngsi.require_uri(item.get("id"), "entity id")
         patch = ngsi.expand_merge_patch(item, ctx)
-        stored = await service.get_entity(broker.session, entity_id)
+        stored = await service.get_entity(broker.session, entity_id, for_update=True)
         changes.merge(stored, patch, now())
         await service.save_entity(broker.session, stored)
         return entity_id

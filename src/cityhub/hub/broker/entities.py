@@ -412,7 +412,7 @@ async def replace_entity(broker: Broker, entity_id: str) -> Response:
     if isinstance(body, dict) and body.get("id", entity_id) != entity_id:
         raise BadRequestData("the id in the body differs from the id in the path")
     new = ngsi.expand_entity({"id": entity_id} | body if isinstance(body, dict) else body, ctx)
-    entity = await service.get_entity(broker.session, entity_id)
+    entity = await service.get_entity(broker.session, entity_id, for_update=True)
     changes.replace(entity, new, now())
     await service.save_entity(broker.session, entity)
     return Response(status_code=204)
@@ -429,7 +429,7 @@ async def merge_entity(broker: Broker, entity_id: str) -> Response:
     if body.get("id", entity_id) != entity_id:
         raise BadRequestData("the id in the body differs from the id in the path")
     patch = ngsi.expand_merge_patch(body, ctx)
-    entity = await service.get_entity(broker.session, entity_id)
+    entity = await service.get_entity(broker.session, entity_id, for_update=True)
     changes.merge(entity, patch, now())
     await service.save_entity(broker.session, entity)
     return Response(status_code=204)

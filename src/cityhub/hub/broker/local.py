@@ -45,7 +45,9 @@ async def write_entities(
     expanded = [ngsi.expand_entity(dict(entity), ctx) for entity in entities]
     with in_tenant(session, tenant):
         await service.ensure_tenant(session, tenant)
-        before = await service.stored_entities(session, [entity["id"] for entity in expanded])
+        before = await service.stored_entities(
+            session, [entity["id"] for entity in expanded], for_update=True
+        )
         moment = isoformat(utcnow())
         current: dict[str, dict[str, Any]] = {}
         retyped: list[str] = []
@@ -106,7 +108,7 @@ async def find_entities(
 async def delete_entities(session: AsyncSession, tenant: str, entity_ids: Sequence[str]) -> None:
     """Delete the entities that exist; ids of none are passed over."""
     with in_tenant(session, tenant):
-        stored = await service.stored_entities(session, list(entity_ids))
+        stored = await service.stored_entities(session, list(entity_ids), for_update=True)
         for entity_id in stored:
             await service.delete_entity(session, entity_id)
 

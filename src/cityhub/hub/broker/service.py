@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, column, delete, func, select, table
+from sqlalchemy import Table, column, delete, func, select, table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -63,13 +63,29 @@ def _bbox(entity: dict[str, Any]) -> tuple[float, float, float, float] | None:
     return None
 
 
-async def _load(session: AsyncSession, entity_id: str) -> BrokerEntity | None:
-    return await session.get(BrokerEntity, (_tenant(session), entity_id))
+async def lock_for_write(session: AsyncSession) -> None:
+    """Make the transaction a writer before it reads what it will change, so that two writers of
+    one entity take turns instead of each writing back what it read (a lost update). SQLite: a
+    write that changes nothing takes the database's write lock now, not at the first real write
+    (its reads before that are not part of the transaction). PostgreSQL: nothing here; the reads
+    that will be written back lock their rows (``FOR UPDATE``)."""
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(text("UPDATE broker_entity SET entity_id = entity_id WHERE 0"))
 
 
-async def get_entity(session: AsyncSession, entity_id: str) -> dict[str, Any]:
-    """A copy of the stored entity: change it freely, then :func:`save_entity` it."""
-    row = await _load(session, entity_id)
+async def _load(session: AsyncSession, entity_id: str, *, for_update: bool = False) -> BrokerEntity | None:
+    if not for_update:
+        return await session.get(BrokerEntity, (_tenant(session), entity_id))
+    await lock_for_write(session)
+    return await session.get(
+        BrokerEntity, (_tenant(session), entity_id), with_for_update=True, populate_existing=True
+    )
+
+
+async def get_entity(session: AsyncSession, entity_id: str, *, for_update: bool = False) -> dict[str, Any]:
+    """A copy of the stored entity: change it freely, then :func:`save_entity` it. ``for_update``:
+    the entity will be written back in this transaction (see :func:`lock_for_write`)."""
+    row = await _load(session, entity_id, for_update=for_update)
     if row is None:
         raise NotFound(f"entity {entity_id} does not exist")
     return json_copy(row.data)
@@ -83,15 +99,21 @@ async def get_entities(session: AsyncSession, entity_ids: Sequence[str]) -> dict
     return {row.entity_id: json_copy(row.data) for row in rows}
 
 
-async def stored_entities(session: AsyncSession, entity_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+async def stored_entities(
+    session: AsyncSession, entity_ids: Sequence[str], *, for_update: bool = False
+) -> dict[str, dict[str, Any]]:
     """The entities that exist among ``entity_ids`` as decoded from the database, not copied and
     not kept by the session: a batch's state before it writes, for :func:`write_many`'s ``before``.
-    They are shared, never to be changed: :func:`writable` gives a copy to change."""
+    They are shared, never to be changed: :func:`writable` gives a copy to change. ``for_update``:
+    they will be written back in this transaction (see :func:`lock_for_write`); rows are locked in
+    id order, so two batches of overlapping entities wait for each other rather than deadlock."""
     if not entity_ids:
         return {}
-    rows = await session.execute(
-        select(BrokerEntity.entity_id, BrokerEntity.data).where(BrokerEntity.entity_id.in_(entity_ids))
-    )
+    query = select(BrokerEntity.entity_id, BrokerEntity.data).where(BrokerEntity.entity_id.in_(entity_ids))
+    if for_update:
+        await lock_for_write(session)
+        query = query.order_by(BrokerEntity.entity_id).with_for_update()
+    rows = await session.execute(query)
     return dict(rows.all())
 
 

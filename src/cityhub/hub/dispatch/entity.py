@@ -83,7 +83,7 @@ async def write_entities(session: AsyncSession, cases: Sequence[DispatchCase]) -
     if not cases:
         return
     await broker.ensure_tenant(session, _tenant(session))
-    before = await broker.stored_entities(session, [entity_id(case) for case in cases])
+    before = await broker.stored_entities(session, [entity_id(case) for case in cases], for_update=True)
     now = isoformat(utcnow())
     written = []
     for case in cases:

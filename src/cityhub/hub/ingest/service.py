@@ -62,7 +62,7 @@ async def load_entities(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """The stored entities of ``entity_ids`` as they are (the state before, for
     :func:`broker.write_many`) and copies of them to change."""
-    before = await broker.stored_entities(session, list(set(entity_ids)))
+    before = await broker.stored_entities(session, list(set(entity_ids)), for_update=True)
     return before, {entity_id: broker.writable(entity) for entity_id, entity in before.items()}
 
 

@@ -434,7 +434,7 @@ async def write_alert_entity(
 ) -> None:
     """Create or update the alert's entity (same transaction as the row)."""
     entity_id = alert_entity_id(alert)
-    stored = (await broker.stored_entities(session, [entity_id])).get(entity_id)
+    stored = (await broker.stored_entities(session, [entity_id], for_update=True)).get(entity_id)
     now = isoformat(utcnow())
     attrs: dict[str, list[dict[str, Any]]] = {
         expand("severity"): _prop(alert.severity),

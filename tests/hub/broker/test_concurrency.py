@@ -1,0 +1,51 @@
+"""Writers of one entity at the same time: each change is applied to what the one before it left,
+so none is lost (a read-modify-write without a lock let the later writer put back what it read)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+JSON = {"Content-Type": "application/json"}
+LAMP = "urn:ngsi-ld:Streetlight:lamp-1"
+WRITERS = 12
+
+
+async def _create(client: httpx.AsyncClient) -> None:
+    lamp = {"id": LAMP, "type": "Streetlight", "status": {"type": "Property", "value": "ok"}}
+    assert (await client.post("/ngsi-ld/v1/entities", json=lamp, headers=JSON)).status_code == 201
+
+
+async def test_concurrent_attribute_appends_all_land(client: httpx.AsyncClient) -> None:
+    await _create(client)
+
+    async def append(index: int) -> int:
+        body = {f"a{index}": {"type": "Property", "value": index}}
+        return (await client.post(f"/ngsi-ld/v1/entities/{LAMP}/attrs", json=body, headers=JSON)).status_code
+
+    assert await asyncio.gather(*(append(index) for index in range(WRITERS))) == [204] * WRITERS
+    stored = (await client.get(f"/ngsi-ld/v1/entities/{LAMP}")).json()
+    assert {f"a{index}" for index in range(WRITERS)} <= set(stored)
+
+
+async def test_concurrent_batch_updates_and_patches_all_land(client: httpx.AsyncClient) -> None:
+    await _create(client)
+
+    async def batch(index: int) -> int:
+        body = [{"id": LAMP, "type": "Streetlight", f"b{index}": {"type": "Property", "value": index}}]
+        answer = await client.post("/ngsi-ld/v1/entityOperations/update", json=body, headers=JSON)
+        return answer.status_code
+
+    async def patch(index: int) -> int:
+        body = {f"p{index}": {"type": "Property", "value": index}}
+        answer = await client.patch(f"/ngsi-ld/v1/entities/{LAMP}/attrs", json=body, headers=JSON)
+        return answer.status_code
+
+    outcomes = await asyncio.gather(
+        *(batch(index) for index in range(WRITERS)), *(patch(index) for index in range(WRITERS))
+    )
+    assert outcomes == [204] * (2 * WRITERS)
+    stored = (await client.get(f"/ngsi-ld/v1/entities/{LAMP}")).json()
+    expected = {f"b{index}" for index in range(WRITERS)} | {f"p{index}" for index in range(WRITERS)}
+    assert expected <= set(stored), sorted(expected - set(stored))
