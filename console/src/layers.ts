@@ -39,6 +39,19 @@ export interface LayerDef {
   color?: string;
   /** The states the legend lists. */
   legend?: Level[];
+  /** The attributes (keyValues names) that ``level`` and ``label`` read: only these are fetched
+   *  for the map, which keeps a layer of ten thousand entities small. Undefined: all of them. */
+  properties?: readonly string[];
+  /** The property whose text labels each feature (drawn with the browser's own fonts). */
+  label?: string;
+  /** The zoom from which labels show (default 0: always). */
+  labelMinZoom?: number;
+}
+
+/** What one layer asks the hub for: its own properties plus the one it is labelled by. */
+export function fetchedProperties(def: LayerDef): string[] | undefined {
+  if (def.properties === undefined) return undefined;
+  return [...new Set([...def.properties, ...(def.label ? [def.label] : [])])];
 }
 
 const registry = new Map<string, LayerDef>();
@@ -87,14 +100,18 @@ export function styleFeature(def: LayerDef, feature: Feature): Feature {
 const bands = (list: { level: Level }[]) => list.map((band) => band.level);
 
 export function registerBuiltinLayers(): void {
-  registerLayer({ id: "districts", entityType: "AdministrativeArea", titleKey: "layer.districts", geometry: "fill", base: true, color: "#c9d6e3" });
-  registerLayer({ id: "grid-cells", entityType: "GridCell", titleKey: "layer.gridCells", geometry: "fill", base: true, color: "#e4ebf2", visible: false });
-  registerLayer({ id: "roads", entityType: "Road", titleKey: "layer.roads", geometry: "line", base: true, color: "#9aa5b1" });
-  registerLayer({ id: "road-segments", entityType: "RoadSegment", titleKey: "layer.roadSegments", geometry: "line", level: congestionLevel, legend: [...bands(CONGESTION_LEVELS), UNKNOWN] });
-  registerLayer({ id: "air-quality", entityType: "AirQualityObserved", titleKey: "layer.airQuality", geometry: "point", level: (p) => aqiLevel(p.airQualityIndex), legend: [...bands(AQI_LEVELS), UNKNOWN] });
-  registerLayer({ id: "water-quality", entityType: "WaterQualityObserved", titleKey: "layer.waterQuality", geometry: "point", level: waterLevel });
-  registerLayer({ id: "noise", entityType: "NoiseLevelObserved", titleKey: "layer.noise", geometry: "point", level: noiseLevel });
-  registerLayer({ id: "parking", entityType: "OffStreetParking", titleKey: "layer.parking", geometry: "point", level: parkingLevel, legend: [...bands(PARKING_LEVELS), UNKNOWN] });
-  registerLayer({ id: "devices", entityType: "Device", titleKey: "layer.devices", geometry: "point", level: deviceLevel, legend: [...Object.values(DEVICE_LEVELS), UNKNOWN] });
-  registerLayer({ id: "alerts", entityType: "Alert", titleKey: "layer.alerts", geometry: "point", level: severityLevel, legend: [...Object.values(SEVERITY_LEVELS), UNKNOWN] });
+  const named = { label: "name", properties: [] as string[] };
+  registerLayer({ id: "districts", entityType: "AdministrativeArea", titleKey: "layer.districts", geometry: "fill", base: true, color: "#c9d6e3", ...named });
+  registerLayer({ id: "grid-cells", entityType: "GridCell", titleKey: "layer.gridCells", geometry: "fill", base: true, color: "#e4ebf2", visible: false, ...named, labelMinZoom: 15 });
+  registerLayer({ id: "roads", entityType: "Road", titleKey: "layer.roads", geometry: "line", base: true, color: "#9aa5b1", ...named, labelMinZoom: 12 });
+  registerLayer({ id: "road-segments", entityType: "RoadSegment", titleKey: "layer.roadSegments", geometry: "line", level: congestionLevel, legend: [...bands(CONGESTION_LEVELS), UNKNOWN], ...named, labelMinZoom: 14,
+    properties: ["congestionLevel", "congestionIndex", "averageVehicleSpeed", "maximumAllowedSpeed", "congested"] });
+  registerLayer({ id: "air-quality", entityType: "AirQualityObserved", titleKey: "layer.airQuality", geometry: "point", level: (p) => aqiLevel(p.airQualityIndex), legend: [...bands(AQI_LEVELS), UNKNOWN], ...named, labelMinZoom: 14,
+    properties: ["airQualityIndex"] });
+  registerLayer({ id: "water-quality", entityType: "WaterQualityObserved", titleKey: "layer.waterQuality", geometry: "point", level: waterLevel, ...named, labelMinZoom: 14, properties: ["waterQualityClass"] });
+  registerLayer({ id: "noise", entityType: "NoiseLevelObserved", titleKey: "layer.noise", geometry: "point", level: noiseLevel, ...named, labelMinZoom: 14, properties: ["noiseCompliant", "LAeq", "noiseLimit"] });
+  registerLayer({ id: "parking", entityType: "OffStreetParking", titleKey: "layer.parking", geometry: "point", level: parkingLevel, legend: [...bands(PARKING_LEVELS), UNKNOWN], ...named, labelMinZoom: 14,
+    properties: ["availableSpotNumber", "totalSpotNumber"] });
+  registerLayer({ id: "devices", entityType: "Device", titleKey: "layer.devices", geometry: "point", level: deviceLevel, legend: [...Object.values(DEVICE_LEVELS), UNKNOWN], ...named, labelMinZoom: 15, properties: ["deviceState"] });
+  registerLayer({ id: "alerts", entityType: "Alert", titleKey: "layer.alerts", geometry: "point", level: severityLevel, legend: [...Object.values(SEVERITY_LEVELS), UNKNOWN], ...named, labelMinZoom: 14, properties: ["severity"] });
 }

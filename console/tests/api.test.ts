@@ -59,6 +59,16 @@ describe("API client", () => {
     expect(calls).toHaveLength(3);
     expect(calls[0].headers.Accept).toBe("application/geo+json");
   });
+
+  it("fetches a map layer in one request, with only the properties it names", async () => {
+    const { calls, client } = recording(() => Response.json({ type: "FeatureCollection", features: [], truncated: false }));
+    await client.layer("AirQualityObserved", ["airQualityIndex", "name", "airQualityIndex"]);
+    await client.layer("WasteContainer");
+    expect(calls.map((call) => call.url)).toEqual([
+      "/api/v1/console/features?type=AirQualityObserved&attrs=airQualityIndex%2Cname",
+      "/api/v1/console/features?type=WasteContainer",
+    ]);
+  });
 });
 
 describe("server-sent events", () => {

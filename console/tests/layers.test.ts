@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from "vitest";
-import { layerById, layers, layersForType, registerBuiltinLayers, registerLayer, styleFeature, styled, unregisterLayer } from "../src/layers";
+import { fetchedProperties, layerById, layers, layersForType, registerBuiltinLayers, registerLayer, styleFeature, styled, unregisterLayer } from "../src/layers";
 
 function reset(): void {
   for (const def of layers()) unregisterLayer(def.id);
@@ -48,5 +48,15 @@ describe("layer registry", () => {
     expect(feature.properties.location).toBeUndefined();
     const base = styled(layerById("districts")!, { type: "FeatureCollection", features: [{ type: "Feature", id: "d", geometry: null, properties: {} }] });
     expect(base.features[0].properties._color).toBe("#c9d6e3");
+  });
+
+  it("fetches what each layer colours and labels by, or everything when it does not say", () => {
+    expect(fetchedProperties(layerById("air-quality")!)).toEqual(["airQualityIndex", "name"]);
+    expect(fetchedProperties(layerById("districts")!)).toEqual(["name"]);
+    expect(layerById("districts")?.label).toBe("name");
+    registerLayer({ id: "bins", entityType: "WasteContainer", titleKey: "layer.bins", geometry: "point", color: "#123456" });
+    expect(fetchedProperties(layerById("bins")!)).toBeUndefined();
+    registerLayer({ id: "lamps", entityType: "Streetlight", titleKey: "layer.lamps", geometry: "point", color: "#123456", properties: ["powerState"] });
+    expect(fetchedProperties(layerById("lamps")!)).toEqual(["powerState"]);
   });
 });
