@@ -155,11 +155,11 @@ export class ApiClient {
     return { type: "FeatureCollection", features };
   }
 
-  /** One map layer in one request (/api/v1/console/features): the entities of ``type`` with their
-   *  geometry and only the ``properties`` named (keyValues; undefined: all of them). */
-  async layer(type: string, properties?: readonly string[]): Promise<FeatureCollection & { truncated?: boolean }> {
+  /** Map layers in one request (/api/v1/console/features): the entities of ``types`` with their
+   *  geometry, their ``type`` and only the ``properties`` named (keyValues; undefined: all). */
+  async layers(types: readonly string[], properties?: readonly string[]): Promise<FeatureCollection & { truncated?: boolean }> {
     const attrs = properties === undefined ? undefined : [...new Set(properties)].join(",");
-    return this.get("/api/v1/console/features", { type, attrs: attrs || undefined });
+    return this.get("/api/v1/console/features", { type: [...new Set(types)].join(","), attrs: attrs || undefined });
   }
 
   /** How many entities of ``type`` the tenant has. */

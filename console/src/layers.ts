@@ -54,6 +54,24 @@ export function fetchedProperties(def: LayerDef): string[] | undefined {
   return [...new Set([...def.properties, ...(def.label ? [def.label] : [])])];
 }
 
+/** What a map of these layers asks for in its one request: every layer's properties, or all of
+ *  them as soon as one layer does not say. */
+export function mapProperties(defs: readonly LayerDef[]): string[] | undefined {
+  const wanted = new Set<string>();
+  for (const def of defs) {
+    const own = fetchedProperties(def);
+    if (own === undefined) return undefined;
+    for (const name of own) wanted.add(name);
+  }
+  return [...wanted];
+}
+
+/** Whether a feature (keyValues ``type``: a name or a list of names) belongs to a layer. */
+export function ofLayer(def: LayerDef, feature: Feature): boolean {
+  const type = feature.properties.type;
+  return Array.isArray(type) ? type.includes(def.entityType) : type === def.entityType;
+}
+
 const registry = new Map<string, LayerDef>();
 
 export function registerLayer(def: LayerDef): void {
@@ -95,6 +113,48 @@ export function styleFeature(def: LayerDef, feature: Feature): Feature {
     geometry: feature.geometry,
     properties: { ...properties, id: String(feature.id ?? properties.id), _color: level.color, _level: level.key },
   };
+}
+
+type Ring = [number, number][];
+
+/** Twice the signed area of a ring and its centroid (shoelace); null when it has no area. */
+function ringCentroid(ring: Ring): { area: number; at: [number, number] } | null {
+  let area = 0;
+  let x = 0;
+  let y = 0;
+  for (let i = 0; i < ring.length - 1; i++) {
+    const [x0, y0] = ring[i];
+    const [x1, y1] = ring[i + 1];
+    const cross = x0 * y1 - x1 * y0;
+    area += cross;
+    x += (x0 + x1) * cross;
+    y += (y0 + y1) * cross;
+  }
+  if (area === 0) return null;
+  return { area: Math.abs(area), at: [x / (3 * area), y / (3 * area)] };
+}
+
+/** Where an area's label goes: the centroid of the outer ring of its largest part. One point per
+ *  area, so a district spread over several map tiles is labelled once, not once per tile. */
+export function labelPoint(geometry: Feature["geometry"]): [number, number] | null {
+  if (!geometry) return null;
+  const parts = (geometry.type === "Polygon" ? [geometry.coordinates] : geometry.type === "MultiPolygon" ? geometry.coordinates : []) as Ring[][];
+  let best: { area: number; at: [number, number] } | null = null;
+  for (const part of parts) {
+    const found = Array.isArray(part) && part.length ? ringCentroid(part[0]) : null;
+    if (found && (!best || found.area > best.area)) best = found;
+  }
+  return best ? best.at : null;
+}
+
+/** The label points of an area layer's features, each with the feature's properties. */
+export function labelPoints(features: Iterable<Feature>): FeatureCollection {
+  const points: Feature[] = [];
+  for (const feature of features) {
+    const at = labelPoint(feature.geometry);
+    if (at) points.push({ type: "Feature", id: feature.id, geometry: { type: "Point", coordinates: at }, properties: feature.properties });
+  }
+  return { type: "FeatureCollection", features: points };
 }
 
 const bands = (list: { level: Level }[]) => list.map((band) => band.level);

@@ -120,6 +120,19 @@ async def test_a_layer_is_the_tenants_entities_of_the_type_with_the_asked_proper
                 "properties": {"type": AQ, "airQualityIndex": 300, "pm25": 150.0},
             }
         ]
+        # several layers in one answer, each feature with its type, in creation order (then by id)
+        both = await http.get(
+            FEATURES,
+            params={"type": f"Device,{AQ},Alert", "attrs": "name"},
+            headers={"NGSILD-Tenant": DISTRICT},
+        )
+        assert [(f["id"].split(":")[-1], f["properties"]["type"]) for f in both.json()["features"]] == [
+            ("a", AQ),
+            ("b", AQ),
+            ("nowhere", AQ),
+            ("d1", "Device"),
+        ]
+        assert both.json()["features"][0]["properties"] == {"type": AQ, "name": "市监测站"}
         # a tenant the broker has never seen, and a type nobody has: an empty layer
         for tenant, entity_type in (("410122", AQ), (DISTRICT, "OffStreetParking")):
             empty = await http.get(FEATURES, params={"type": entity_type}, headers={"NGSILD-Tenant": tenant})
@@ -134,9 +147,11 @@ async def test_bad_layer_requests_say_what_is_wrong(open_app: FastAPI) -> None:
             {"type": "Air Quality<"},
             {"type": AQ, "attrs": "location"},
             {"type": AQ, "attrs": ","},
+            {"type": ","},
+            {"type": ",".join(f"T{n}" for n in range(51))},
             {"type": AQ, "attrs": "id"},
             {"type": AQ, "attrs": "bad<name"},
-            {"type": AQ, "attrs": ",".join(f"a{n}" for n in range(21))},
+            {"type": AQ, "attrs": ",".join(f"a{n}" for n in range(51))},
         ]
         for params in cases:
             response = await http.get(FEATURES, params=params)
@@ -152,10 +167,10 @@ async def test_a_layer_beyond_the_limit_says_it_is_cut(open_app: FastAPI) -> Non
     async with open_app.state.hub.sessions() as session:
         with in_tenant(session, DISTRICT):
             iri = core_context().expand(AQ)
-            found, cut = await layer_features(session, iri, None, Disclosure(clear=True), limit=2)
+            found, cut = await layer_features(session, [iri], None, Disclosure(clear=True), limit=2)
             assert [f["id"] for f in found] == [f"urn:ngsi-ld:{AQ}:s0", f"urn:ngsi-ld:{AQ}:s1"]
             assert cut is True
-            found, cut = await layer_features(session, iri, None, Disclosure(clear=True), limit=3)
+            found, cut = await layer_features(session, [iri], None, Disclosure(clear=True), limit=3)
             assert len(found) == 3
             assert cut is False
 

@@ -48,8 +48,8 @@ CONTENT_POLICY = (
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 MAX_TYPES = 50
-#: Properties one layer request may ask for: a layer colours and labels by a few.
-MAX_ATTRS = 20
+#: Properties one request may ask for: each layer colours and labels by a few.
+MAX_ATTRS = 50
 
 
 def default_console_dir() -> Path:
@@ -118,29 +118,36 @@ async def stream(
 
 @router.get(
     "/features",
-    summary="One map layer of the request's tenant: the entities of a type as lean GeoJSON",
+    summary="Map layers of the request's tenant: the entities of some types as lean GeoJSON",
     responses={200: {"content": {"application/json": {}}}},
 )
 async def features(
     broker: Broker,
-    type: Annotated[str, Query(description="The entity type (short name of the core @context)")],
+    type: Annotated[
+        str, Query(description="Comma-separated entity types (short names of the core @context)")
+    ],
     attrs: Annotated[
         str | None,
         Query(description="Comma-separated attributes to give as properties (short names); none: all"),
     ] = None,
 ) -> Response:
-    """Every entity of ``type`` (up to a limit) in one answer, as a GeoJSON FeatureCollection whose
-    features carry the entity id, its ``location`` and the attributes named in ``attrs`` (all
-    without it), as keyValues: what the console's map draws and colours by, without paging through the broker.
-    Access is the broker's: a read in the ``NGSILD-Tenant`` header's tenant (or the default
-    tenant), personal information masked unless the caller holds the clearance (and audited when
-    shown). ``truncated`` is true when the tenant has more entities of the type than the limit."""
-    ngsi.check_name(type, "entity type")
+    """Every entity of the types (up to a limit) in one answer, as a GeoJSON FeatureCollection
+    whose features carry the entity id, its ``location`` and, as keyValues properties, its
+    ``type`` and the attributes named in ``attrs`` (all without it): what the console's map draws
+    and colours by, every layer at once, without paging through the broker. Access is the
+    broker's: a read in the ``NGSILD-Tenant`` header's tenant (or the default tenant), personal
+    information masked unless the caller holds the clearance (and audited when shown).
+    ``truncated`` is true when the tenant has more such entities than the limit."""
+    types = _types(type)
+    if not types:
+        raise BadRequestData("name at least one entity type")
+    for name in types:
+        ngsi.check_name(name, "entity type")
     names = [name.strip() for name in attrs.split(",") if name.strip()] if attrs is not None else None
     if names == []:
         raise BadRequestData("attrs names no attribute; leave it out for all of them")
     if names is not None and len(names) > MAX_ATTRS:
-        raise BadRequestData(f"at most {MAX_ATTRS} attributes in one layer")
+        raise BadRequestData(f"at most {MAX_ATTRS} attributes in one request")
     ctx = core_context()
     for name in names or []:
         if name in ngsi.ENTITY_KEYS or name == "location":
@@ -151,7 +158,7 @@ async def features(
     if not broker.tenant_given or await broker_service.tenant_exists(broker.session, broker.tenant):
         found, cut = await layer_features(
             broker.session,
-            ctx.expand(type),
+            list(dict.fromkeys(ctx.expand(name) for name in types)),
             list(dict.fromkeys(ctx.expand(name) for name in names)) if names is not None else None,
             broker.disclosure,
             limit=MAX_FEATURES,

@@ -91,25 +91,26 @@ MAX_FEATURES = 50_000
 
 async def layer_features(
     session: AsyncSession,
-    entity_type: str,
+    entity_types: Sequence[str],
     attributes: Sequence[str] | None,
     disclosure: Disclosure,
     *,
     limit: int = MAX_FEATURES,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """The entities of one type (an IRI) of the session's tenant as lean GeoJSON features, in
+    """The entities of the given types (IRIs) of the session's tenant as lean GeoJSON features, in
     creation order: id, geometry (``location``) and ``attributes`` (IRIs; None: all) as keyValues
-    properties, shown as ``disclosure`` allows. Returns the features and whether more than
-    ``limit`` entities were left out.
+    properties (``type`` among them), shown as ``disclosure`` allows. Returns the features and
+    whether more than ``limit`` entities were left out.
 
     With ``attributes`` the database hands over only the entity's types, location and those
-    attributes (JSON paths), not whole entities: a map layer of ten thousand stations is one query
-    of small rows, where the broker's query reads every entity of the type for each page."""
+    attributes (JSON paths), not whole entities: every layer of a map, ten thousand stations
+    included, is one query of small rows, where the broker's query reads every entity of the type
+    for each page it answers."""
     data = BrokerEntity.data
     typed = select(BrokerEntityType.entity_id).where(
         BrokerEntityType.tenant_code == BrokerEntity.tenant_code,
         BrokerEntityType.entity_id == BrokerEntity.entity_id,
-        BrokerEntityType.type == entity_type,
+        BrokerEntityType.type.in_(entity_types),
     )
     if attributes is None:
         columns: list[Any] = [BrokerEntity.entity_id, data]
