@@ -1,6 +1,6 @@
 """The web console's speed: first load of the cockpit, and the map with 10,000 features.
 
-    .venv/bin/python bench/console.py [--features 10000] [--loads 5] [--frames 30]
+    .venv/bin/python bench/console.py [--features 10000] [--loads 5] [--frames 30] [--against DIST]
 
 Starts ``cityhub serve`` on a free loopback port with a temporary SQLite database (access control
 off, so the figures are the console's and the broker's, not the login's), seeds it through the
@@ -16,6 +16,13 @@ broker's API, and drives Debian's Chromium (``/usr/bin/chromium``) headless with
   same on the empty tenant's map is the baseline.
 
 Prints each figure (median of the repetitions), its baseline and the ratio.
+
+``--against DIST`` also serves another build of the console (a folder holding its ``index.html``,
+e.g. one built from an earlier commit) from a second hub with the same data, and times its first
+loads in the same rounds, taking turns with this build's: the earlier console as a same-run
+baseline, since on a shared machine figures from another hour do not compare. The page's
+``cityhub:layers-fetched`` and ``cityhub:map-load`` marks, where the build sets them, are printed
+too (medians), to show where a first load's time goes.
 """
 
 from __future__ import annotations
@@ -46,13 +53,13 @@ WEST, SOUTH, EAST, NORTH = 113.50, 34.65, 113.85, 34.90
 
 
 @contextlib.contextmanager
-def hub(workdir: Path) -> Iterator[str]:
+def hub(workdir: Path, dist: Path = DIST) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYHUB_")} | {
         "CITYHUB_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'hub.db'}",
-        "CITYHUB_CONSOLE_DIR": str(DIST),
+        "CITYHUB_CONSOLE_DIR": str(dist),
         "CITYHUB_LOG_LEVEL": "WARNING",
     }
     log = (workdir / "hub.log").open("wb")
@@ -132,15 +139,24 @@ def seed(url: str, features: int) -> None:
         create(LARGE, districts() + [station(n, rng) for n in range(features)])
 
 
-def open_cockpit(browser: Browser, url: str, tenant: str) -> tuple[Page, float]:
-    """A cold first load; returns the page and navigation start → map idle in ms."""
+MARKS = "() => Object.fromEntries(performance.getEntriesByType('mark').map((m) => [m.name, m.startTime]))"
+
+
+def open_cockpit(
+    browser: Browser, url: str, tenant: str, marks: dict[str, list[float]] | None = None
+) -> tuple[Page, float]:
+    """A cold first load; returns the page and navigation start → map idle in ms (and adds the
+    page's other performance marks to ``marks``)."""
     context = browser.new_context(viewport={"width": 1920, "height": 1080})
     context.add_init_script(f"sessionStorage.setItem('cityhub.tenant', '{tenant}')")
     page = context.new_page()
     page.goto(f"{url}/cockpit")
-    page.wait_for_selector("[data-test=map][data-ready=true]", timeout=120_000)
-    idle = page.evaluate("() => performance.getEntriesByName('cityhub:map-idle')[0].startTime")
-    return page, float(idle)
+    page.wait_for_selector("[data-test=map][data-ready=true]", timeout=180_000)
+    found = page.evaluate(MARKS)
+    if marks is not None:
+        for name, at in found.items():
+            marks.setdefault(name, []).append(float(at))
+    return page, float(found["cityhub:map-idle"])
 
 
 TIMED = """async ([what, repeats]) => {
@@ -181,43 +197,77 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=10_000)
     parser.add_argument("--loads", type=int, default=5, help="cold first loads per tenant")
     parser.add_argument("--frames", type=int, default=30, help="timed pans, zooms and setData calls")
+    parser.add_argument("--against", type=Path, help="another console build to time first loads against")
     args = parser.parse_args()
     if not (DIST / "index.html").exists():
         raise SystemExit("build the console first: cd console && npm ci && npm run build")
-    with tempfile.TemporaryDirectory() as folder, hub(Path(folder)) as url:
+    if args.against is not None and not (args.against / "index.html").exists():
+        raise SystemExit(f"{args.against} holds no console build (index.html)")
+    with contextlib.ExitStack() as stack:
+        urls = {"this": stack.enter_context(hub(Path(stack.enter_context(tempfile.TemporaryDirectory()))))}
+        if args.against is not None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            urls["against"] = stack.enter_context(hub(folder, args.against))
         started = time.perf_counter()
-        seed(url, args.features)
+        for url in urls.values():
+            seed(url, args.features)
         print(f"seeded {args.features} stations in {time.perf_counter() - started:.1f} s")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
             )
-            loads: dict[str, list[float]] = {EMPTY: [], SMALL: [], LARGE: []}
+            loads: dict[tuple[str, str], list[float]] = {}
+            marks: dict[tuple[str, str], dict[str, list[float]]] = {}
             for _ in range(args.loads):
-                for tenant in loads:  # taking turns, so drift of the machine hits all alike
-                    page, ms = open_cockpit(browser, url, tenant)
-                    loads[tenant].append(ms)
-                    page.context.close()
-            empty_page, _ = open_cockpit(browser, url, EMPTY)
-            large_page, _ = open_cockpit(browser, url, LARGE)
+                for tenant in (EMPTY, SMALL, LARGE):  # taking turns, so drift of the machine hits all alike
+                    for build, url in urls.items():
+                        page, ms = open_cockpit(browser, url, tenant, marks.setdefault((build, tenant), {}))
+                        loads.setdefault((build, tenant), []).append(ms)
+                        page.context.close()
+            empty_page, _ = open_cockpit(browser, urls["this"], EMPTY)
+            large_page, _ = open_cockpit(browser, urls["this"], LARGE)
             rendered = large_page.evaluate(
                 "() => window.cityhubMap.querySourceFeatures('air-quality').length"
             )
             rows = []
-            base = statistics.median(loads[EMPTY])
+            base = statistics.median(loads[("this", EMPTY)])
             rows.append(("first load, empty tenant (baseline)", base, base))
-            rows.append(("first load, base map + 30 stations", statistics.median(loads[SMALL]), base))
-            rows.append((f"first load, {args.features} stations", statistics.median(loads[LARGE]), base))
+            rows.append(
+                ("first load, base map + 30 stations", statistics.median(loads[("this", SMALL)]), base)
+            )
+            rows.append(
+                (f"first load, {args.features} stations", statistics.median(loads[("this", LARGE)]), base)
+            )
+            if "against" in urls:
+                for tenant, what in (
+                    (EMPTY, "empty tenant"),
+                    (SMALL, "30 stations"),
+                    (LARGE, f"{args.features}"),
+                ):
+                    rows.append(
+                        (
+                            f"first load, {what}: this build / the other",
+                            statistics.median(loads[("this", tenant)]),
+                            statistics.median(loads[("against", tenant)]),
+                        )
+                    )
             for what in ("pan", "zoom", "live", "setData"):
                 baseline = measure(empty_page, what, args.frames)
                 value = measure(large_page, what, args.frames)
                 rows.append((f"{what} → idle, {args.features} stations", value, baseline))
             browser.close()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"features in the large map's source: {rendered}")
-    print(f"{'figure':<44} {'value ms':>10} {'baseline ms':>12} {'ratio':>7}")
+    print(f"{'figure':<52} {'value ms':>10} {'baseline ms':>12} {'ratio':>7}")
     for name, value, baseline in rows:
-        print(f"{name:<44} {value:>10.1f} {baseline:>12.1f} {value / baseline:>7.2f}")
+        print(f"{name:<52} {value:>10.1f} {baseline:>12.1f} {value / baseline:>7.2f}")
+    print("first-load marks (median ms from navigation start):")
+    for (build, tenant), found in sorted(marks.items()):
+        shown = ", ".join(
+            f"{name.removeprefix('cityhub:')} {statistics.median(at):.0f}" for name, at in found.items()
+        )
+        print(f"  {build:<8} {tenant}: {shown}")
 
 
 if __name__ == "__main__":

@@ -155,6 +155,13 @@ export class ApiClient {
     return { type: "FeatureCollection", features };
   }
 
+  /** Map layers in one request (/api/v1/console/features): the entities of ``types`` with their
+   *  geometry, their ``type`` and only the ``properties`` named (keyValues; undefined: all). */
+  async layers(types: readonly string[], properties?: readonly string[]): Promise<FeatureCollection & { truncated?: boolean }> {
+    const attrs = properties === undefined ? undefined : [...new Set(properties)].join(",");
+    return this.get("/api/v1/console/features", { type: [...new Set(types)].join(","), attrs: attrs || undefined });
+  }
+
   /** How many entities of ``type`` the tenant has. */
   async count(type: string): Promise<number> {
     const response = await this.request("/ngsi-ld/v1/entities", { params: { type, limit: 0, count: "true" } });

@@ -39,6 +39,37 @@ export interface LayerDef {
   color?: string;
   /** The states the legend lists. */
   legend?: Level[];
+  /** The attributes (keyValues names) that ``level`` and ``label`` read: only these are fetched
+   *  for the map, which keeps a layer of ten thousand entities small. Undefined: all of them. */
+  properties?: readonly string[];
+  /** The property whose text labels each feature (drawn with the browser's own fonts). */
+  label?: string;
+  /** The zoom from which labels show (default 0: always). */
+  labelMinZoom?: number;
+}
+
+/** What one layer asks the hub for: its own properties plus the one it is labelled by. */
+export function fetchedProperties(def: LayerDef): string[] | undefined {
+  if (def.properties === undefined) return undefined;
+  return [...new Set([...def.properties, ...(def.label ? [def.label] : [])])];
+}
+
+/** What a map of these layers asks for in its one request: every layer's properties, or all of
+ *  them as soon as one layer does not say. */
+export function mapProperties(defs: readonly LayerDef[]): string[] | undefined {
+  const wanted = new Set<string>();
+  for (const def of defs) {
+    const own = fetchedProperties(def);
+    if (own === undefined) return undefined;
+    for (const name of own) wanted.add(name);
+  }
+  return [...wanted];
+}
+
+/** Whether a feature (keyValues ``type``: a name or a list of names) belongs to a layer. */
+export function ofLayer(def: LayerDef, feature: Feature): boolean {
+  const type = feature.properties.type;
+  return Array.isArray(type) ? type.includes(def.entityType) : type === def.entityType;
 }
 
 const registry = new Map<string, LayerDef>();
@@ -84,17 +115,63 @@ export function styleFeature(def: LayerDef, feature: Feature): Feature {
   };
 }
 
+type Ring = [number, number][];
+
+/** Twice the signed area of a ring and its centroid (shoelace); null when it has no area. */
+function ringCentroid(ring: Ring): { area: number; at: [number, number] } | null {
+  let area = 0;
+  let x = 0;
+  let y = 0;
+  for (let i = 0; i < ring.length - 1; i++) {
+    const [x0, y0] = ring[i];
+    const [x1, y1] = ring[i + 1];
+    const cross = x0 * y1 - x1 * y0;
+    area += cross;
+    x += (x0 + x1) * cross;
+    y += (y0 + y1) * cross;
+  }
+  if (area === 0) return null;
+  return { area: Math.abs(area), at: [x / (3 * area), y / (3 * area)] };
+}
+
+/** Where an area's label goes: the centroid of the outer ring of its largest part. One point per
+ *  area, so a district spread over several map tiles is labelled once, not once per tile. */
+export function labelPoint(geometry: Feature["geometry"]): [number, number] | null {
+  if (!geometry) return null;
+  const parts = (geometry.type === "Polygon" ? [geometry.coordinates] : geometry.type === "MultiPolygon" ? geometry.coordinates : []) as Ring[][];
+  let best: { area: number; at: [number, number] } | null = null;
+  for (const part of parts) {
+    const found = Array.isArray(part) && part.length ? ringCentroid(part[0]) : null;
+    if (found && (!best || found.area > best.area)) best = found;
+  }
+  return best ? best.at : null;
+}
+
+/** The label points of an area layer's features, each with the feature's properties. */
+export function labelPoints(features: Iterable<Feature>): FeatureCollection {
+  const points: Feature[] = [];
+  for (const feature of features) {
+    const at = labelPoint(feature.geometry);
+    if (at) points.push({ type: "Feature", id: feature.id, geometry: { type: "Point", coordinates: at }, properties: feature.properties });
+  }
+  return { type: "FeatureCollection", features: points };
+}
+
 const bands = (list: { level: Level }[]) => list.map((band) => band.level);
 
 export function registerBuiltinLayers(): void {
-  registerLayer({ id: "districts", entityType: "AdministrativeArea", titleKey: "layer.districts", geometry: "fill", base: true, color: "#c9d6e3" });
-  registerLayer({ id: "grid-cells", entityType: "GridCell", titleKey: "layer.gridCells", geometry: "fill", base: true, color: "#e4ebf2", visible: false });
-  registerLayer({ id: "roads", entityType: "Road", titleKey: "layer.roads", geometry: "line", base: true, color: "#9aa5b1" });
-  registerLayer({ id: "road-segments", entityType: "RoadSegment", titleKey: "layer.roadSegments", geometry: "line", level: congestionLevel, legend: [...bands(CONGESTION_LEVELS), UNKNOWN] });
-  registerLayer({ id: "air-quality", entityType: "AirQualityObserved", titleKey: "layer.airQuality", geometry: "point", level: (p) => aqiLevel(p.airQualityIndex), legend: [...bands(AQI_LEVELS), UNKNOWN] });
-  registerLayer({ id: "water-quality", entityType: "WaterQualityObserved", titleKey: "layer.waterQuality", geometry: "point", level: waterLevel });
-  registerLayer({ id: "noise", entityType: "NoiseLevelObserved", titleKey: "layer.noise", geometry: "point", level: noiseLevel });
-  registerLayer({ id: "parking", entityType: "OffStreetParking", titleKey: "layer.parking", geometry: "point", level: parkingLevel, legend: [...bands(PARKING_LEVELS), UNKNOWN] });
-  registerLayer({ id: "devices", entityType: "Device", titleKey: "layer.devices", geometry: "point", level: deviceLevel, legend: [...Object.values(DEVICE_LEVELS), UNKNOWN] });
-  registerLayer({ id: "alerts", entityType: "Alert", titleKey: "layer.alerts", geometry: "point", level: severityLevel, legend: [...Object.values(SEVERITY_LEVELS), UNKNOWN] });
+  const named = { label: "name", properties: [] as string[] };
+  registerLayer({ id: "districts", entityType: "AdministrativeArea", titleKey: "layer.districts", geometry: "fill", base: true, color: "#c9d6e3", ...named });
+  registerLayer({ id: "grid-cells", entityType: "GridCell", titleKey: "layer.gridCells", geometry: "fill", base: true, color: "#e4ebf2", visible: false, ...named, labelMinZoom: 15 });
+  registerLayer({ id: "roads", entityType: "Road", titleKey: "layer.roads", geometry: "line", base: true, color: "#9aa5b1", ...named, labelMinZoom: 12 });
+  registerLayer({ id: "road-segments", entityType: "RoadSegment", titleKey: "layer.roadSegments", geometry: "line", level: congestionLevel, legend: [...bands(CONGESTION_LEVELS), UNKNOWN], ...named, labelMinZoom: 14,
+    properties: ["congestionLevel", "congestionIndex", "averageVehicleSpeed", "maximumAllowedSpeed", "congested"] });
+  registerLayer({ id: "air-quality", entityType: "AirQualityObserved", titleKey: "layer.airQuality", geometry: "point", level: (p) => aqiLevel(p.airQualityIndex), legend: [...bands(AQI_LEVELS), UNKNOWN], ...named, labelMinZoom: 14,
+    properties: ["airQualityIndex"] });
+  registerLayer({ id: "water-quality", entityType: "WaterQualityObserved", titleKey: "layer.waterQuality", geometry: "point", level: waterLevel, ...named, labelMinZoom: 14, properties: ["waterQualityClass"] });
+  registerLayer({ id: "noise", entityType: "NoiseLevelObserved", titleKey: "layer.noise", geometry: "point", level: noiseLevel, ...named, labelMinZoom: 14, properties: ["noiseCompliant", "LAeq", "noiseLimit"] });
+  registerLayer({ id: "parking", entityType: "OffStreetParking", titleKey: "layer.parking", geometry: "point", level: parkingLevel, legend: [...bands(PARKING_LEVELS), UNKNOWN], ...named, labelMinZoom: 14,
+    properties: ["availableSpotNumber", "totalSpotNumber"] });
+  registerLayer({ id: "devices", entityType: "Device", titleKey: "layer.devices", geometry: "point", level: deviceLevel, legend: [...Object.values(DEVICE_LEVELS), UNKNOWN], ...named, labelMinZoom: 15, properties: ["deviceState"] });
+  registerLayer({ id: "alerts", entityType: "Alert", titleKey: "layer.alerts", geometry: "point", level: severityLevel, legend: [...Object.values(SEVERITY_LEVELS), UNKNOWN], ...named, labelMinZoom: 14, properties: ["severity"] });
 }

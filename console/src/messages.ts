@@ -44,6 +44,7 @@ export const zhCN = {
     live: "实时",
     features: "个要素",
     select: "选择实体",
+    truncated: "仅显示前 {n} 个",
   },
   devices: { title: "设备健康", byType: "按类型", byDistrict: "按区县", name: "名称", total: "总数", ratio: "在线率", lowBattery: "低电量设备" },
   layer: {
@@ -236,6 +237,7 @@ export const en: Messages = {
     live: "Live",
     features: "features",
     select: "Select an entity",
+    truncated: "only the first {n} shown",
   },
   devices: { title: "Device health", byType: "By type", byDistrict: "By district", name: "Name", total: "Total", ratio: "Online ratio", lowBattery: "Devices with a low battery" },
   layer: {

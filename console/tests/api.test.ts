@@ -59,6 +59,16 @@ describe("API client", () => {
     expect(calls).toHaveLength(3);
     expect(calls[0].headers.Accept).toBe("application/geo+json");
   });
+
+  it("fetches map layers in one request, with only the properties they name", async () => {
+    const { calls, client } = recording(() => Response.json({ type: "FeatureCollection", features: [], truncated: false }));
+    await client.layers(["AirQualityObserved", "Device", "AirQualityObserved"], ["airQualityIndex", "name", "airQualityIndex"]);
+    await client.layers(["WasteContainer"]);
+    expect(calls.map((call) => call.url)).toEqual([
+      "/api/v1/console/features?type=AirQualityObserved%2CDevice&attrs=airQualityIndex%2Cname",
+      "/api/v1/console/features?type=WasteContainer",
+    ]);
+  });
 });
 
 describe("server-sent events", () => {

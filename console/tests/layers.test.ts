@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from "vitest";
-import { layerById, layers, layersForType, registerBuiltinLayers, registerLayer, styleFeature, styled, unregisterLayer } from "../src/layers";
+import { fetchedProperties, labelPoint, labelPoints, layerById, mapProperties, ofLayer, layers, layersForType, registerBuiltinLayers, registerLayer, styleFeature, styled, unregisterLayer } from "../src/layers";
 
 function reset(): void {
   for (const def of layers()) unregisterLayer(def.id);
@@ -48,5 +48,39 @@ describe("layer registry", () => {
     expect(feature.properties.location).toBeUndefined();
     const base = styled(layerById("districts")!, { type: "FeatureCollection", features: [{ type: "Feature", id: "d", geometry: null, properties: {} }] });
     expect(base.features[0].properties._color).toBe("#c9d6e3");
+  });
+
+  it("fetches what each layer colours and labels by, or everything when it does not say", () => {
+    expect(fetchedProperties(layerById("air-quality")!)).toEqual(["airQualityIndex", "name"]);
+    expect(fetchedProperties(layerById("districts")!)).toEqual(["name"]);
+    expect(layerById("districts")?.label).toBe("name");
+    registerLayer({ id: "bins", entityType: "WasteContainer", titleKey: "layer.bins", geometry: "point", color: "#123456" });
+    expect(fetchedProperties(layerById("bins")!)).toBeUndefined();
+    registerLayer({ id: "lamps", entityType: "Streetlight", titleKey: "layer.lamps", geometry: "point", color: "#123456", properties: ["powerState"] });
+    expect(fetchedProperties(layerById("lamps")!)).toEqual(["powerState"]);
+    expect(mapProperties([layerById("lamps")!, layerById("air-quality")!])).toEqual(["powerState", "airQualityIndex", "name"]);
+    expect(mapProperties([layerById("lamps")!, layerById("bins")!])).toBeUndefined();
+  });
+
+  it("sorts the features of one answer into layers by their types", () => {
+    const feature = (type: unknown) => ({ type: "Feature" as const, id: "x", geometry: null, properties: { type } });
+    const def = layerById("devices")!;
+    expect(ofLayer(def, feature("Device"))).toBe(true);
+    expect(ofLayer(def, feature(["Asset", "Device"]))).toBe(true);
+    expect(ofLayer(def, feature("Alert"))).toBe(false);
+    expect(ofLayer(def, feature(undefined))).toBe(false);
+  });
+
+  it("puts one label point in each area, in its largest part", () => {
+    const square = (x: number, y: number, size: number) => [[[x, y], [x + size, y], [x + size, y + size], [x, y + size], [x, y]]];
+    expect(labelPoint({ type: "Polygon", coordinates: square(0, 0, 2) })).toEqual([1, 1]);
+    expect(labelPoint({ type: "MultiPolygon", coordinates: [square(10, 10, 1), square(0, 0, 4)] })).toEqual([2, 2]);
+    expect(labelPoint({ type: "Point", coordinates: [1, 2] })).toBeNull();
+    expect(labelPoint(null)).toBeNull();
+    const points = labelPoints([
+      { type: "Feature", id: "d", geometry: { type: "Polygon", coordinates: square(0, 0, 2) }, properties: { name: "中原区" } },
+      { type: "Feature", id: "x", geometry: null, properties: {} },
+    ]);
+    expect(points.features).toEqual([{ type: "Feature", id: "d", geometry: { type: "Point", coordinates: [1, 1] }, properties: { name: "中原区" } }]);
   });
 });

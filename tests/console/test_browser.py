@@ -63,6 +63,30 @@ def test_map_layers_hold_the_tenants_entities(console: Session, shots: Path) -> 
     page.screenshot(path=shots / "map.png")
 
 
+LABELS = """(layer) => [...new Set(window.cityhubMap.queryRenderedFeatures({layers: [layer]})
+                                 .map((f) => f.properties.name))].sort()"""
+JUMP = """([center, zoom]) => new Promise((resolve) => {
+  const map = window.cityhubMap;
+  map.once('idle', resolve);
+  map.jumpTo({center, zoom});
+})"""
+
+
+def test_districts_and_roads_are_labelled_without_fetching_glyphs(console: Session, shots: Path) -> None:
+    page = open_map(console)
+    # placed labels: their glyphs were drawn, here, with the browser's own fonts
+    assert page.evaluate(LABELS, "districts-label") == ["中原区", "金水区"]
+    before = page.evaluate("() => [window.cityhubMap.getCenter().toArray(), window.cityhubMap.getZoom()]")
+    page.evaluate(JUMP, [[113.65, 34.75], 11])
+    assert page.evaluate(LABELS, "roads-label") == []  # road names from zoom 12
+    assert page.evaluate(LABELS, "districts-label") == ["中原区", "金水区"]
+    page.evaluate(JUMP, [[113.65, 34.75], 14])
+    assert page.evaluate(LABELS, "roads-label") == ["中原路"]
+    page.screenshot(path=shots / "labels.png")
+    page.evaluate(JUMP, before)
+    assert not [url for url in console.requests if "glyph" in url or url.endswith(".pbf")]
+
+
 def click_entity(page: Any, lon: float, lat: float) -> None:
     x, y = page.evaluate(
         "([lon, lat]) => { const p = window.cityhubMap.project([lon, lat]); return [p.x, p.y]; }", [lon, lat]

@@ -1,4 +1,5 @@
-"""The web console's HTTP side: its files at ``/`` and its live feed, ``/api/v1/console/stream``.
+"""The web console's HTTP side: its files at ``/``, its live feed, ``/api/v1/console/stream``, and
+its map layers, ``/api/v1/console/features``.
 
 The files are served by :class:`ConsoleFiles`, the app router's fallback: it answers only what no
 route matched, so every API path, the applications' included, keeps priority, and a request under
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
@@ -22,8 +23,12 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import cityhub
+from cityhub.hub.broker import ngsi
+from cityhub.hub.broker import service as broker_service
+from cityhub.hub.broker.context import core_context
+from cityhub.hub.broker.http import PERSONAL_READS, Broker
 from cityhub.hub.broker.models import TENANT_NAME_LENGTH
-from cityhub.hub.console.service import LiveFeed
+from cityhub.hub.console.service import MAX_FEATURES, LiveFeed, layer_features
 from cityhub.kit.errors import BadRequestData
 from cityhub.kit.web import TENANT_HEADER
 from cityhub.systems.security.policy import console_shell
@@ -43,6 +48,8 @@ CONTENT_POLICY = (
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 MAX_TYPES = 50
+#: Properties one request may ask for: each layer colours and labels by a few.
+MAX_ATTRS = 50
 
 
 def default_console_dir() -> Path:
@@ -107,6 +114,60 @@ async def stream(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+@router.get(
+    "/features",
+    summary="Map layers of the request's tenant: the entities of some types as lean GeoJSON",
+    responses={200: {"content": {"application/json": {}}}},
+)
+async def features(
+    broker: Broker,
+    type: Annotated[
+        str, Query(description="Comma-separated entity types (short names of the core @context)")
+    ],
+    attrs: Annotated[
+        str | None,
+        Query(description="Comma-separated attributes to give as properties (short names); none: all"),
+    ] = None,
+) -> Response:
+    """Every entity of the types (up to a limit) in one answer, as a GeoJSON FeatureCollection
+    whose features carry the entity id, its ``location`` and, as keyValues properties, its
+    ``type`` and the attributes named in ``attrs`` (all without it): what the console's map draws
+    and colours by, every layer at once, without paging through the broker. Access is the
+    broker's: a read in the ``NGSILD-Tenant`` header's tenant (or the default tenant), personal
+    information masked unless the caller holds the clearance (and audited when shown).
+    ``truncated`` is true when the tenant has more such entities than the limit."""
+    types = _types(type)
+    if not types:
+        raise BadRequestData("name at least one entity type")
+    for name in types:
+        ngsi.check_name(name, "entity type")
+    names = [name.strip() for name in attrs.split(",") if name.strip()] if attrs is not None else None
+    if names == []:
+        raise BadRequestData("attrs names no attribute; leave it out for all of them")
+    if names is not None and len(names) > MAX_ATTRS:
+        raise BadRequestData(f"at most {MAX_ATTRS} attributes in one request")
+    ctx = core_context()
+    for name in names or []:
+        if name in ngsi.ENTITY_KEYS or name == "location":
+            raise BadRequestData(f"{name!r} is not an attribute a layer can ask for")
+        ngsi.check_name(name, "attribute name")
+    found: list[dict[str, Any]] = []
+    cut = False
+    if not broker.tenant_given or await broker_service.tenant_exists(broker.session, broker.tenant):
+        found, cut = await layer_features(
+            broker.session,
+            list(dict.fromkeys(ctx.expand(name) for name in types)),
+            list(dict.fromkeys(ctx.expand(name) for name in names)) if names is not None else None,
+            broker.disclosure,
+            limit=MAX_FEATURES,
+        )
+    noted = broker.disclosure.noted()
+    if noted is not None:
+        setattr(broker.request.state, PERSONAL_READS, noted)
+    body = {"type": "FeatureCollection", "features": found, "truncated": cut}
+    return Response(orjson.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
 _MISSING_PAGE = """<!doctype html>
