@@ -85,6 +85,7 @@ class Profile:
     explicit_attrs: bool
     by_object_id: Mapping[str, Mapping_] = field(default_factory=dict)
     commands: tuple[str, ...] = ()
+    expected_interval: int | None = None  # seconds between reports, when provisioned
 
     @property
     def scope(self) -> list[str] | None:
