@@ -2,19 +2,25 @@
 
     .venv/bin/python bench/ingest.py [--devices 10000] [--messages 6] [--clients 8]
                                      [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+                                     [--with-apps] [--profile hub.prof]
 
 The script starts a Mosquitto of its own (free port, no persistence, in-flight window 1000) and a
 hub as a real process (``cityhub serve``) on a new PostgreSQL database, provisions ``--devices``
 UltraLight devices (AirQualityObserved, 3 measures: t, h, p) through ``/iot/devices``, then:
+(the apps that act on every entity change are off unless ``--with-apps``: see
+:data:`CHANGE_CONSUMING_APPS`)
 
 - baseline: ``devices × messages`` messages of the same size published with QoS 1 by the same
-  publishers on topics the hub does not read, to one subscriber (QoS 1): Mosquitto's throughput,
-  first publish to last message received;
+  publishers on topics the hub does not read, to one subscriber (QoS 1, acknowledging each):
+  Mosquitto's throughput, first publish to last message received. Publishers and subscriber
+  write MQTT packets on asyncio streams themselves (no MQTT library), so that neither run is
+  bounded by the benchmark's own client code;
 - the hub: the same number of messages on ``/<apikey>/<device_id>/attrs``, round-robin over the
   devices. Each carries its publish time as its UltraLight timestamp, so each history instance
   says when it was published (``observed_at``) and when the hub wrote it (``recorded_at``, taken
   just before the batch's commit). Sustained messages/s = messages stored / (last write − first
-  publish); latency = recorded_at − observed_at per message (publish → entity updated).
+  publish); latency = recorded_at − observed_at per message (publish → entity updated); and the
+  hub process's CPU time over that phase, per message stored.
 """
 
 from __future__ import annotations
@@ -34,7 +40,6 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import aiomqtt
 import asyncpg
 import httpx
 from broker import _pg_database, _pg_drop
@@ -69,7 +74,15 @@ def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     return process, port
 
 
-def start_hub(workdir: Path, database_url: str, mqtt_port: int) -> tuple[subprocess.Popen[bytes], str]:
+#: Apps that consume every entity change: the environment app scores each AirQualityObserved
+#: change (an hourly AQI from the station's history, written back to the entity), which is the
+#: app's work, not ingestion's. Off unless ``--with-apps``.
+CHANGE_CONSUMING_APPS = "environment,traffic"
+
+
+def start_hub(
+    workdir: Path, database_url: str, mqtt_port: int, profile: str | None = None, apps: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("CITYHUB_")}
     env |= {
@@ -82,9 +95,12 @@ def start_hub(workdir: Path, database_url: str, mqtt_port: int) -> tuple[subproc
         "CITYHUB_LOG_LEVEL": "WARNING",
         "CITYHUB_ENV": "test",
     }
+    if not apps:
+        env["CITYHUB_APPS_DISABLED"] = CHANGE_CONSUMING_APPS
     log = (workdir / "hub.log").open("wb")
+    profiler = ["-m", "cProfile", "-o", str(Path(profile).resolve())] if profile else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "cityhub", "serve", "--port", str(port), "--no-migrate"],
+        [sys.executable, *profiler, "-m", "cityhub", "serve", "--port", str(port), "--no-migrate"],
         cwd=workdir,
         env=env,
         stdout=log,
@@ -132,48 +148,124 @@ def payload(number: int) -> bytes:
     return f"{stamp}|t|{15 + number % 20}.5|h|0.{40 + number % 50}|p|{20 + number % 60}".encode()
 
 
-async def publish_all(port: int, topics: list[str], clients: int, window: int = 200) -> float:
-    """Publish one message per topic with QoS 1 from ``clients`` connections; returns the start."""
+# -- MQTT 3.1.1 over asyncio streams: the publishers and the baseline's subscriber --------------------
+#
+# aiomqtt (paho underneath) costs about a millisecond of CPU per QoS 1 message on this kind of
+# machine: as publishers sharing the hub's cores they took CPU from it, and bounded the baseline.
+# These write packets straight onto the socket, so both runs measure the broker and the hub.
+
+
+def _length(size: int) -> bytes:
+    """MQTT's variable-length "remaining length"."""
+    out = bytearray()
+    while True:
+        size, digit = divmod(size, 128)
+        out.append(digit | (0x80 if size else 0))
+        if not size:
+            return bytes(out)
+
+
+def _string(text: str) -> bytes:
+    data = text.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+def _packet(first: int, body: bytes) -> bytes:
+    return bytes([first]) + _length(len(body)) + body
+
+
+async def _read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    first = (await reader.readexactly(1))[0]
+    size, shift = 0, 0
+    while True:
+        digit = (await reader.readexactly(1))[0]
+        size += (digit & 0x7F) << shift
+        shift += 7
+        if not digit & 0x80:
+            break
+    return first, await reader.readexactly(size) if size else b""
+
+
+async def _connect(port: int, client_id: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    # protocol "MQTT" level 4, clean session, keep-alive 600 s
+    header = _string("MQTT") + bytes([4, 0x02]) + (600).to_bytes(2, "big")
+    writer.write(_packet(0x10, header + _string(client_id)))
+    first, body = await _read_packet(reader)
+    if first != 0x20 or body[1] != 0:
+        raise SystemExit(f"MQTT connection refused: {body!r}")
+    return reader, writer
+
+
+async def _disconnect(writer: asyncio.StreamWriter) -> None:
+    writer.write(b"\xe0\x00")
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
+async def publish_all(port: int, topics: list[str], clients: int, window: int = 500) -> float:
+    """Publish one message per topic with QoS 1 from ``clients`` connections, each keeping up to
+    ``window`` messages unacknowledged; returns when every PUBACK is in, with the start time."""
     started = time.perf_counter()
 
-    async def one_client(share: list[tuple[int, str]]) -> None:
-        async with aiomqtt.Client("127.0.0.1", port, max_inflight_messages=window) as client:
-            gate = asyncio.Semaphore(window)
+    async def one_client(index: int, share: list[tuple[int, str]]) -> None:
+        reader, writer = await _connect(port, f"bench-pub-{index}-{uuid.uuid4().hex[:6]}")
+        room = asyncio.Semaphore(window)
+        acked = 0
 
-            async def send(number: int, topic: str) -> None:
-                async with gate:
-                    await client.publish(topic, payload(number), qos=1)
+        async def acks() -> None:
+            nonlocal acked
+            while acked < len(share):
+                first, _ = await _read_packet(reader)
+                if first >> 4 == 4:  # PUBACK
+                    acked += 1
+                    room.release()
 
-            await asyncio.gather(*(send(number, topic) for number, topic in share))
+        reading = asyncio.create_task(acks())
+        for sent, (number, topic) in enumerate(share):
+            await room.acquire()
+            packet_id = sent % 65535 + 1
+            body = _string(topic) + packet_id.to_bytes(2, "big") + payload(number)
+            writer.write(_packet(0x32, body))  # PUBLISH, QoS 1
+            if writer.transport.get_write_buffer_size() > 1 << 16:
+                await writer.drain()
+        await writer.drain()
+        await reading
+        await _disconnect(writer)
 
     numbered = list(enumerate(topics))
-    await asyncio.gather(*(one_client(numbered[i::clients]) for i in range(clients)))
+    await asyncio.gather(*(one_client(i, numbered[i::clients]) for i in range(clients)))
     return started
 
 
 async def baseline(port: int, devices: list[str], messages: int, clients: int) -> float:
+    """Mosquitto alone: the same messages, published the same way, to one QoS 1 subscriber that
+    acknowledges each; first publish to last message received."""
     total = len(devices) * messages
-    received = 0
-    done = asyncio.Event()
-    last = 0.0
+    reader, writer = await _connect(port, f"bench-raw-sub-{uuid.uuid4().hex[:6]}")
+    writer.write(_packet(0x82, (1).to_bytes(2, "big") + _string("raw/+/attrs") + b"\x01"))
+    first, _ = await _read_packet(reader)
+    if first >> 4 != 9:
+        raise SystemExit("MQTT subscription refused")
 
-    async with aiomqtt.Client("127.0.0.1", port, identifier="bench-raw-sub") as subscriber:
-        await subscriber.subscribe("raw/+/attrs", qos=1)
+    async def consume() -> float:
+        received = 0
+        while received < total:
+            first, body = await _read_packet(reader)
+            if first >> 4 != 3:
+                continue
+            received += 1
+            if (first >> 1) & 0x03:  # QoS 1: acknowledge, as the hub does after its write
+                topic_end = 2 + int.from_bytes(body[:2], "big")
+                writer.write(b"\x40\x02" + body[topic_end : topic_end + 2])
+        return time.perf_counter()
 
-        async def consume() -> None:
-            nonlocal received, last
-            async for _ in subscriber.messages:
-                received += 1
-                if received == total:
-                    last = time.perf_counter()
-                    done.set()
-                    return
-
-        consumer = asyncio.create_task(consume())
-        topics = [f"raw/{device}/attrs" for _ in range(messages) for device in devices]
-        started = await publish_all(port, topics, clients)
-        await asyncio.wait_for(done.wait(), timeout=600)
-        await consumer
+    consumer = asyncio.create_task(consume())
+    topics = [f"raw/{device}/attrs" for _ in range(messages) for device in devices]
+    started = await publish_all(port, topics, clients)
+    last = await asyncio.wait_for(consumer, timeout=600)
+    await _disconnect(writer)
     return total / (last - started)
 
 
@@ -187,6 +279,16 @@ async def stored(dsn: str) -> int:
         )
     finally:
         await connection.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``; 0 elsewhere): on a machine
+    shared with other work, CPU per message says more than wall-clock rates do."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def through_hub(
@@ -233,6 +335,8 @@ async def main() -> None:
     parser.add_argument("--messages", type=int, default=6, help="messages per device")
     parser.add_argument("--clients", type=int, default=8, help="MQTT connections the devices share")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--with-apps", action="store_true", help=f"keep the apps {CHANGE_CONSUMING_APPS} on")
+    parser.add_argument("--profile", help="run the hub under cProfile, its statistics written here")
     args = parser.parse_args()
     if shutil.which("mosquitto") is None:
         raise SystemExit("mosquitto is not installed")
@@ -244,26 +348,38 @@ async def main() -> None:
         engine = create_engine(url)
         await migrate.upgrade(engine)
         await engine.dispose()
-        hub, hub_url = start_hub(workdir, url, port)
+        hub, hub_url = start_hub(workdir, url, port, args.profile, args.with_apps)
         devices = device_ids(args.devices)
         t0 = time.perf_counter()
         await provision(hub_url, devices)
         print(f"provisioned {len(devices)} devices in {time.perf_counter() - t0:.1f}s")
         raw = await baseline(port, devices, args.messages, args.clients)
+        cpu = cpu_seconds(hub.pid)
         rate, p50, p99, count, letters = await through_hub(port, dsn, devices, args.messages, args.clients)
+        cpu = cpu_seconds(hub.pid) - cpu
+        async with httpx.AsyncClient(timeout=30) as client:
+            metrics = (await client.get(f"{hub_url}/metrics")).text
+        batches = sum(
+            float(line.split()[-1])
+            for line in metrics.splitlines()
+            if line.startswith("cityhub_ingest_batches")
+        )
         total = len(devices) * args.messages
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores; PostgreSQL; Mosquitto (own process)")
         print(f"messages: {total} ({len(devices)} devices x {args.messages}, 3 measures each), QoS 1")
-        print(f"hub: {count} stored, {letters} dead letters")
+        print(f"hub: {count} stored, {letters} dead letters, {batches:.0f} writer transactions")
         print(
             f"hub sustained: {rate:,.0f} msg/s stored; latency publish -> entity updated "
             f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
         )
+        print(f"hub process CPU: {cpu:.1f} s, {cpu / max(count, 1) * 1e6:,.0f} us per message stored")
         print(f"baseline Mosquitto alone (same publishers, one QoS 1 subscriber): {raw:,.0f} msg/s")
         print(f"ratio hub / Mosquitto: {rate / raw:.3f}")
     finally:
         if hub is not None:
-            hub.send_signal(signal.SIGTERM)
+            # SIGINT under cProfile: uvicorn raises the signal again once stopped, and only
+            # KeyboardInterrupt lets cProfile write its statistics on the way out
+            hub.send_signal(signal.SIGINT if args.profile else signal.SIGTERM)
             try:
                 hub.wait(timeout=30)
             except subprocess.TimeoutExpired:

@@ -428,6 +428,12 @@ class Hub:
             float(self.ingest.writer.written),
         )
         yield (
+            "cityhub_ingest_batches",
+            "Transactions the ingest writer committed since start (written / batches: batch size).",
+            {},
+            float(self.ingest.writer.batches),
+        )
+        yield (
             "cityhub_mqtt_connected",
             "1 while the MQTT gateway is connected (absent without CITYHUB_MQTT_URL).",
             {},

@@ -214,6 +214,7 @@ async def test_metrics_count_messages_and_refusals(client: httpx.AsyncClient) ->
     assert 'cityhub_ingest_messages{outcome="accepted"} 1.0' in text
     assert 'cityhub_ingest_rejected{reason="invalid-payload"} 1.0' in text
     assert "cityhub_ingest_written 1.0" in text
+    assert "cityhub_ingest_batches 2.0" in text  # each answered after its own commit
     assert "cityhub_mqtt_connected 0.0" in text
     schema = (await client.get("/openapi.json")).json()
     assert "/iot/devices" in schema["paths"]

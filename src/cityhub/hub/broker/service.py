@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, column, delete, func, select, table, text
@@ -114,6 +115,17 @@ async def stored_entities(
         await lock_for_write(session)
         query = query.order_by(BrokerEntity.entity_id).with_for_update()
     rows = await session.execute(query)
+    return dict(rows.all())
+
+
+async def stored_versions(session: AsyncSession, entity_ids: Sequence[str]) -> dict[str, datetime]:
+    """When each entity that exists among ``entity_ids`` was last modified, without its data: a
+    writer that kept the entities it wrote checks with this that nobody changed them since."""
+    if not entity_ids:
+        return {}
+    rows = await session.execute(
+        select(BrokerEntity.entity_id, BrokerEntity.modified_at).where(BrokerEntity.entity_id.in_(entity_ids))
+    )
     return dict(rows.all())
 
 

@@ -217,6 +217,7 @@ class Gateway:
                     seen_at=received,
                     battery=converted.battery,
                     rssi=converted.rssi,
+                    expected_interval=profile.expected_interval,
                 )
             )
         return found

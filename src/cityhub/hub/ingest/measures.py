@@ -87,6 +87,7 @@ class Profile:
     commands: tuple[str, ...] = ()
     #: not provisioned yet: its group autoprovisions it on this first valid message
     provisional: bool = False
+    expected_interval: int | None = None  # seconds between reports, when provisioned
 
     @property
     def scope(self) -> list[str] | None:

@@ -42,6 +42,7 @@ def profile_of(device: IngestDevice, group: IngestServiceGroup | None, apikey: s
         explicit_attrs=device.explicit_attrs or bool(group and group.explicit_attrs),
         by_object_id=mappings,
         commands=tuple(item["name"] for item in commands),
+        expected_interval=device.expected_interval,
     )
 
 

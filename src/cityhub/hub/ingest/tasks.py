@@ -11,6 +11,15 @@ Several messages of one entity in one batch are written in *rounds* (the first m
 entity, then the second, ...), each round a ``write_many``, so each message is its own change with
 its own history instance and notification.
 
+**What the writer keeps between batches.** Devices report again and again, so the writer keeps
+the last :data:`KEPT_ENTITIES` entities it wrote (serialised: nothing that shares the change events'
+dicts can alter them). The next batch reads only those entities' ``modified_at`` and reads in full
+only those someone else changed since (or that it does not keep); the rest start from the kept
+copy. A device's ``last_seen_at`` is written at most once per :data:`SEEN_RESOLUTION` seconds
+(a quarter of its expected interval when that is shorter), so that a batch of devices reporting
+again soon does not rewrite a thousand device rows; the first message after a quiet spell always
+writes it, so health checks see a silent device come back at once.
+
 When the database fails for a reason that can pass (connection lost, locked), the batch is retried
 with back-off; it is never acknowledged meanwhile. Any other failure splits the batch in halves
 until the one message that cannot be written is found; that one becomes a ``write-failed`` dead
@@ -22,10 +31,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Table, insert, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -38,13 +49,19 @@ from cityhub.hub.ingest.models import IngestDeadLetter, IngestDevice
 from cityhub.kit.db import scope_to_tenant
 from cityhub.kit.ids import new_id
 from cityhub.kit.jsondata import json_copy
-from cityhub.kit.time import isoformat, utcnow
+from cityhub.kit.time import isoformat, parse_datetime, utcnow
 
 log = logging.getLogger(__name__)
 
 _LETTERS: Table = IngestDeadLetter.__table__  # type: ignore[assignment]
 _DEVICES: Table = IngestDevice.__table__  # type: ignore[assignment]
 PAYLOAD_KEPT = 4096
+#: Entities the writer keeps as it last wrote them (about 1 KB each for a device's entity).
+KEPT_ENTITIES = 20_000
+#: Longest a device's stored ``last_seen_at`` lags behind its latest message, in seconds.
+SEEN_RESOLUTION = 10.0
+#: Devices whose latest ``last_seen_at`` write the writer remembers.
+SEEN_KEPT = 200_000
 
 
 @dataclass
@@ -60,6 +77,7 @@ class Update:
     seen_at: datetime
     battery: float | None = None
     rssi: float | None = None
+    expected_interval: float | None = None  # the device's, when provisioned with one
 
 
 @dataclass
@@ -128,6 +146,11 @@ class Writer:
         self.written = 0
         self.letters = 0
         self.batches = 0
+        #: (tenant, entity id) → (modified_at, the entity as written, serialised)
+        self._kept: dict[tuple[str, str], tuple[datetime, bytes]] = {}
+        #: (tenant, device id) → when (monotonic) its last_seen_at was last written
+        self._seen_written: dict[tuple[str, str], float] = {}
+        self.seen_resolution = SEEN_RESOLUTION
 
     def submit(self, updates: list[Update], letter: Letter | None = None) -> asyncio.Future[Letter | None]:
         future: asyncio.Future[Letter | None] = asyncio.get_running_loop().create_future()
@@ -241,16 +264,64 @@ class Writer:
         for job in jobs:
             for item in job.updates:
                 by_tenant.setdefault(item.tenant, []).append(item)
+        written: dict[tuple[str, str], tuple[datetime, bytes]] = {}
+        seen: list[tuple[str, str]] = []
         async with self._sessions() as session, session.begin():
             if letters:
                 await session.execute(insert(_LETTERS), letters)
             for tenant, updates in by_tenant.items():
                 scope_to_tenant(session, tenant)
-                await _apply(session, updates)
-                await _seen(session, tenant, updates)
+                entities = await _apply(session, updates, self._kept_of(tenant, updates))
+                for entity_id, entity in entities.items():  # copied now: the events share them
+                    written[tenant, entity_id] = (parse_datetime(entity["modifiedAt"]), orjson.dumps(entity))
+                seen.extend(await self._seen(session, tenant, updates))
             scope_to_tenant(session, None)
+        self._keep(written)  # committed: from now on they are what the database holds
+        moment = time.monotonic()
+        if len(self._seen_written) > SEEN_KEPT:
+            self._seen_written.clear()
+        self._seen_written.update((key, moment) for key in seen)
         self.letters += len(letters)
         self.written += sum(len(updates) for updates in by_tenant.values())
+
+    def _kept_of(self, tenant: str, updates: list[Update]) -> dict[str, tuple[datetime, bytes]]:
+        found = {}
+        for item in updates:
+            kept = self._kept.get((tenant, item.entity_id))
+            if kept is not None:
+                found[item.entity_id] = kept
+        return found
+
+    def _keep(self, written: dict[tuple[str, str], tuple[datetime, bytes]]) -> None:
+        for key, kept in written.items():
+            self._kept.pop(key, None)  # re-inserted last: the oldest go first
+            self._kept[key] = kept
+        for key in list(self._kept)[: max(0, len(self._kept) - KEPT_ENTITIES)]:
+            del self._kept[key]
+
+    async def _seen(self, session: AsyncSession, tenant: str, updates: list[Update]) -> list[tuple[str, str]]:
+        """Last seen (the batch's latest receive time, one statement for the devices of the batch
+        not written within their resolution), battery and signal of each device that reported;
+        returns the devices whose last_seen_at it wrote."""
+        now = time.monotonic()
+        due: set[str] = set()
+        for item in updates:
+            if item.device_id in due:
+                continue
+            last = self._seen_written.get((tenant, item.device_id))
+            resolution = self.seen_resolution
+            if item.expected_interval:
+                resolution = min(resolution, item.expected_interval / 4)
+            if last is None or now - last >= resolution:
+                due.add(item.device_id)
+        if due:
+            await session.execute(
+                update(_DEVICES)
+                .where(_DEVICES.c.tenant_code == tenant, _DEVICES.c.device_id.in_(sorted(due)))
+                .values(last_seen_at=max(item.seen_at for item in updates))
+            )
+        await _condition(session, tenant, updates)
+        return [(tenant, device_id) for device_id in due]
 
 
 def _rounds(updates: list[Update]) -> list[list[Update]]:
@@ -266,12 +337,33 @@ def _rounds(updates: list[Update]) -> list[list[Update]]:
     return rounds
 
 
-async def _apply(session: AsyncSession, updates: list[Update]) -> None:
+async def _stored(
+    session: AsyncSession, entity_ids: list[str], kept: dict[str, tuple[datetime, bytes]]
+) -> dict[str, dict[str, Any]]:
+    """The stored entities among ``entity_ids``: the kept copy where the database's modified_at
+    is still the kept one, else read in full."""
+    found: dict[str, dict[str, Any]] = {}
+    known = [entity_id for entity_id in entity_ids if entity_id in kept]
+    if known:
+        versions = await broker.stored_versions(session, known)
+        for entity_id in known:
+            modified, blob = kept[entity_id]
+            if versions.get(entity_id) == modified:
+                found[entity_id] = orjson.loads(blob)
+    missing = [entity_id for entity_id in entity_ids if entity_id not in found]
+    found.update(await broker.stored_entities(session, missing))
+    return found
+
+
+async def _apply(
+    session: AsyncSession, updates: list[Update], kept: dict[str, tuple[datetime, bytes]]
+) -> dict[str, dict[str, Any]]:
+    """Write the updates in rounds; returns each entity as written last."""
     now = isoformat(utcnow())
     latest: dict[str, dict[str, Any]] = {}  # each entity as the previous round left it
     for batch in _rounds(updates):
-        unread = [item.entity_id for item in batch if item.entity_id not in latest]
-        before = await broker.stored_entities(session, unread)
+        unread = list(dict.fromkeys(item.entity_id for item in batch if item.entity_id not in latest))
+        before = await _stored(session, unread, kept)
         before.update((item.entity_id, latest[item.entity_id]) for item in batch if item.entity_id in latest)
         written = []
         for item in batch:
@@ -288,18 +380,11 @@ async def _apply(session: AsyncSession, updates: list[Update]) -> None:
             written.append(entity)
         await broker.write_many(session, written, before=before)
         latest.update({str(entity["id"]): entity for entity in written})
+    return latest
 
 
-async def _seen(session: AsyncSession, tenant: str, updates: list[Update]) -> None:
-    """Last seen (the batch's latest receive time, one statement for every device of the batch),
-    battery and signal of each device that reported."""
-    seen = max(item.seen_at for item in updates)
-    devices = sorted({item.device_id for item in updates})
-    await session.execute(
-        update(_DEVICES)
-        .where(_DEVICES.c.tenant_code == tenant, _DEVICES.c.device_id.in_(devices))
-        .values(last_seen_at=seen)
-    )
+async def _condition(session: AsyncSession, tenant: str, updates: list[Update]) -> None:
+    """Battery and signal of each device that reported them (its latest)."""
     latest: dict[str, Update] = {}
     for item in updates:
         if item.battery is not None or item.rssi is not None:
