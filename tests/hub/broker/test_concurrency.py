@@ -49,3 +49,28 @@ async def test_concurrent_batch_updates_and_patches_all_land(client: httpx.Async
     stored = (await client.get(f"/ngsi-ld/v1/entities/{LAMP}")).json()
     expected = {f"b{index}" for index in range(WRITERS)} | {f"p{index}" for index in range(WRITERS)}
     assert expected <= set(stored), sorted(expected - set(stored))
+
+
+async def test_batches_naming_entities_in_opposite_orders_do_not_deadlock(client: httpx.AsyncClient) -> None:
+    lamps = [f"urn:ngsi-ld:Streetlight:lamp-{name}" for name in "ab"]
+    body = [{"id": lamp, "type": "Streetlight"} for lamp in lamps]
+    assert (
+        await client.post("/ngsi-ld/v1/entityOperations/create", json=body, headers=JSON)
+    ).status_code == 201
+
+    async def batch(index: int) -> int:
+        order = lamps if index % 2 else lamps[::-1]
+        body = [
+            {"id": lamp, "type": "Streetlight", f"c{index}": {"type": "Property", "value": index}}
+            for lamp in order
+        ]
+        for operation in ("update", "merge"):
+            answer = await client.post(f"/ngsi-ld/v1/entityOperations/{operation}", json=body, headers=JSON)
+            if answer.status_code != 204:
+                return answer.status_code
+        return 204
+
+    assert await asyncio.gather(*(batch(index) for index in range(WRITERS))) == [204] * WRITERS
+    for lamp in lamps:
+        stored = (await client.get(f"/ngsi-ld/v1/entities/{lamp}")).json()
+        assert {f"c{index}" for index in range(WRITERS)} <= set(stored)

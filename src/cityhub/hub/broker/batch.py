@@ -169,6 +169,13 @@ async def batch_upsert(broker: Broker, options: str | None = None) -> Response:
     return _result(created, [], status=201, body=created) if created else Response(status_code=204)
 
 
+async def _lock(broker: BrokerRequest, items: list[Any]) -> None:
+    """Lock the batch's entities in id order before changing them one by one, so that two batches
+    naming the same entities in another order wait for each other instead of deadlocking."""
+    ids = [item["id"] for item in items if isinstance(item, dict) and isinstance(item.get("id"), str)]
+    await service.stored_versions(broker.session, sorted(set(ids)), for_update=True)
+
+
 @router.post("/entityOperations/update", summary="Update a batch of entities")
 async def batch_update(broker: Broker, options: str | None = None) -> Response:
     overwrite = "noOverwrite" not in parse_options(options)
@@ -186,6 +193,7 @@ async def batch_update(broker: Broker, options: str | None = None) -> Response:
         await service.save_entity(broker.session, stored)
         return str(entity["id"])
 
+    await _lock(broker, items)
     success, errors = await _run(broker, items, update)
     return _result(success, errors, status=204)
 
@@ -206,6 +214,7 @@ async def batch_merge(broker: Broker) -> Response:
         await service.save_entity(broker.session, stored)
         return entity_id
 
+    await _lock(broker, items)
     success, errors = await _run(broker, items, merge)
     return _result(success, errors, status=204)
 

@@ -118,14 +118,21 @@ async def stored_entities(
     return dict(rows.all())
 
 
-async def stored_versions(session: AsyncSession, entity_ids: Sequence[str]) -> dict[str, datetime]:
+async def stored_versions(
+    session: AsyncSession, entity_ids: Sequence[str], *, for_update: bool = False
+) -> dict[str, datetime]:
     """When each entity that exists among ``entity_ids`` was last modified, without its data: a
-    writer that kept the entities it wrote checks with this that nobody changed them since."""
+    writer that kept the entities it wrote checks with this that nobody changed them since.
+    ``for_update``: as for :func:`stored_entities` (the rows stay locked until the commit)."""
     if not entity_ids:
         return {}
-    rows = await session.execute(
-        select(BrokerEntity.entity_id, BrokerEntity.modified_at).where(BrokerEntity.entity_id.in_(entity_ids))
+    query = select(BrokerEntity.entity_id, BrokerEntity.modified_at).where(
+        BrokerEntity.entity_id.in_(entity_ids)
     )
+    if for_update:
+        await lock_for_write(session)
+        query = query.order_by(BrokerEntity.entity_id).with_for_update()
+    rows = await session.execute(query)
     return dict(rows.all())
 
 

@@ -343,10 +343,11 @@ async def _stored(
     """The stored entities among ``entity_ids``: the kept copy where the database's modified_at
     is still the kept one, else read in full."""
     found: dict[str, dict[str, Any]] = {}
-    known = [entity_id for entity_id in entity_ids if entity_id in kept]
-    if known:
-        versions = await broker.stored_versions(session, known)
-        for entity_id in known:
+    # every entity of the round is locked first, in one statement (rows in id order), so that no
+    # other writer changes one between this read and the write; the kept copies are checked after
+    versions = await broker.stored_versions(session, entity_ids, for_update=True)
+    for entity_id in entity_ids:
+        if entity_id in kept:
             modified, blob = kept[entity_id]
             if versions.get(entity_id) == modified:
                 found[entity_id] = orjson.loads(blob)
