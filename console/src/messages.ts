@@ -46,7 +46,7 @@ export const zhCN = {
     select: "选择实体",
     truncated: "仅显示前 {n} 个",
   },
-  devices: { title: "设备健康", byType: "按类型", byDistrict: "按区县", name: "名称", total: "总数", ratio: "在线率", lowBattery: "低电量设备" },
+  devices: { title: "设备健康", byType: "按类型", byDistrict: "按区县", byServicePath: "按服务路径", name: "名称", total: "总数", ratio: "在线率", lowBattery: "低电量设备" },
   layer: {
     districts: "行政区划",
     gridCells: "网格",
@@ -239,7 +239,7 @@ export const en: Messages = {
     select: "Select an entity",
     truncated: "only the first {n} shown",
   },
-  devices: { title: "Device health", byType: "By type", byDistrict: "By district", name: "Name", total: "Total", ratio: "Online ratio", lowBattery: "Devices with a low battery" },
+  devices: { title: "Device health", byType: "By type", byDistrict: "By district", byServicePath: "By service path", name: "Name", total: "Total", ratio: "Online ratio", lowBattery: "Devices with a low battery" },
   layer: {
     districts: "Districts",
     gridCells: "Grid cells",
