@@ -143,7 +143,7 @@ export function tpiChartOption(series: AreaSeries[], label: (key: string) => str
   ]);
   return {
     animation: false,
-    grid: { left: 40, right: 96, top: 32, bottom: 28 },
+    grid: { left: 40, right: 128, top: 32, bottom: 28 },
     legend: { top: 0, type: "scroll" },
     tooltip: { trigger: "axis", valueFormatter: (value: unknown) => (typeof value === "number" ? value.toFixed(2) : "—") },
     xAxis: { type: "time", min: start, max: end },

@@ -212,3 +212,16 @@ def test_a_tenant_without_a_network_says_so(traffic: Hub, console: Session, shot
     page.screenshot(path=shots / "traffic-no-network.png")
     page.select_option("[data-test=tenant]", CITY)
     page.locator("[data-test=traffic-network]").wait_for()
+
+
+def test_the_page_in_english(traffic: Hub, console: Session, shots: Path) -> None:
+    page = open_traffic(console)
+    page.select_option("[data-test=language]", "en")
+    try:
+        assert page.locator("[data-test=menu-traffic]").inner_text() == "Traffic"
+        assert page.locator("[data-test=traffic-network-level]").inner_text() == "Heavy congestion"
+        assert "Heavy congestion" in page.locator(".controls").inner_text()
+        assert page.locator("#planner-title").inner_text() == "Route planner"
+        page.screenshot(path=shots / "traffic-en.png")
+    finally:
+        page.select_option("[data-test=language]", "zh-CN")
