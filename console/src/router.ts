@@ -22,6 +22,7 @@ export const LAYOUT = "layout";
 export const pages: RouteRecordRaw[] = [
   { path: "cockpit", name: "cockpit", component: CockpitView, meta: { menu: "menu.cockpit", permission: "data:read", order: 10 } },
   { path: "map", name: "map", component: () => import("./views/MapView.vue"), meta: { menu: "menu.map", permission: "data:read", order: 20 } },
+  { path: "traffic", name: "traffic", component: () => import("./views/TrafficView.vue"), meta: { menu: "traffic.menu", permission: "data:read", order: 25 } },
   { path: "devices", name: "devices", component: () => import("./views/DevicesView.vue"), meta: { menu: "menu.devices", permission: "data:read", order: 30 } },
   { path: "environment", name: "environment", component: () => import("./views/EnvironmentView.vue"), meta: { menu: "environment.menu", permission: "data:read", order: 35 } },
   { path: "alerts", name: "alerts", component: () => import("./views/AlertsView.vue"), meta: { menu: "menu.alerts", permission: "data:read", order: 40 } },

@@ -90,6 +90,7 @@ async def test_route_errors(client: httpx.AsyncClient) -> None:
     none_yet = await client.get("/api/v1/traffic/route", params={"from": "113.6,34.75", "to": "113.62,34.75"})
     assert none_yet.status_code == 404
     assert "import one first" in none_yet.json()["detail"]
+    assert none_yet.json()["reason"] == "no_network"
     await import_osm(client)
     unconnected = await client.get(
         "/api/v1/traffic/route", params={"from": "113.6,34.73", "to": "113.62,34.75"}
@@ -348,3 +349,25 @@ async def test_a_detector_of_the_whole_road_counts_for_both_directions(
         SEG + "osm-100-0-r",
         SEG + "osm-100-1-r",
     ]
+
+
+async def test_segments_found_by_name_carry_their_junction_points(client: httpx.AsyncClient) -> None:
+    await import_osm(client)
+    found = (await client.get("/api/v1/traffic/segments", params={"q": "建设"})).json()
+    # Jianshe Road: two pieces, both directions
+    assert found["total"] == 4
+    assert sorted(s["id"] for s in found["segments"]) == [
+        SEG + "osm-100-0",
+        SEG + "osm-100-0-r",
+        SEG + "osm-100-1",
+        SEG + "osm-100-1-r",
+    ]
+    first = next(s for s in found["segments"] if s["id"] == SEG + "osm-100-0")
+    assert (first["start_point"], first["end_point"]) == ([113.6, 34.75], [113.61, 34.75])
+    # by id too, case-insensitive, and combined with the state filter
+    by_id = (await client.get("/api/v1/traffic/segments", params={"q": "OSM-200"})).json()
+    assert {s["name"] for s in by_id["segments"]} == {"桐柏路"}
+    assert by_id["total"] == 2
+    none = (await client.get("/api/v1/traffic/segments", params={"q": "建设", "state": "severe"})).json()
+    assert none == {"total": 0, "segments": []}
+    assert (await client.get("/api/v1/traffic/segments", params={"q": ""})).status_code == 400

@@ -38,6 +38,7 @@ from cityhub.apps.traffic.service import (
     path_geometry,
     plan_routes,
     segment_urn,
+    segments_matching,
     snap,
     speed_history,
 )
@@ -87,6 +88,7 @@ def _segment_line(live: LiveNetwork, edge: int, observed: bool) -> SegmentLine:
     speed = float(live.speed_kmh[edge])
     state = segment_state(seg.road_class, speed)
     district_code = int(live.district_codes[edge])
+    a, b = int(net.src[edge]), int(net.dst[edge])
     return SegmentLine(
         id=segment_urn(seg.id),
         name=seg.name,
@@ -101,6 +103,8 @@ def _segment_line(live: LiveNetwork, edge: int, observed: bool) -> SegmentLine:
         travel_time_s=round(live.router.weights[edge], 2),
         travel_time_index=round(float(net.free_flow_kmh[edge]) / max(speed, 0.1), 4),
         district=live.district_names[district_code] if district_code < len(live.district_names) else None,
+        start_point=[float(net.lon[a]), float(net.lat[a])],
+        end_point=[float(net.lon[b]), float(net.lat[b])],
     )
 
 
@@ -163,6 +167,10 @@ def build_router(traffic: LiveTraffic, settings: TrafficSettings) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
         state: Annotated[str | None, Query(description="Only segments in this state, e.g. severe")] = None,
+        q: Annotated[
+            str | None,
+            Query(min_length=1, max_length=100, description="Only segments whose name or id contains this"),
+        ] = None,
     ) -> SegmentPage:
         live = await traffic.require(session, tenant)
         observed = live.observed(utcnow(), traffic.observation_ttl)
@@ -174,6 +182,8 @@ def build_router(traffic: LiveTraffic, settings: TrafficSettings) -> APIRouter:
                 keys = ", ".join(s.key for s in SegmentState)
                 raise UnprocessableEntity(f"unknown state {state!r}: one of {keys}") from None
             edges = edges[live.states() == int(wanted)]
+        if q is not None:
+            edges = edges[segments_matching(live.network, q)[edges]]
         page = edges[offset : offset + limit].tolist()
         return SegmentPage(
             total=len(edges), segments=[_segment_line(live, e, bool(observed[e])) for e in page]

@@ -29,6 +29,8 @@ class SegmentLine(BaseModel):
     travel_time_s: float
     travel_time_index: float
     district: str | None
+    start_point: list[float] = Field(description="[lon, lat] of the junction the segment leaves")
+    end_point: list[float] = Field(description="[lon, lat] of the junction it arrives at")
 
 
 class SegmentPage(BaseModel):

@@ -341,7 +341,8 @@ class LiveTraffic:
         found = await self.network(session, tenant)
         if found is None:
             raise NotFound(
-                f"tenant {tenant} has no road network: import one first (POST /api/v1/traffic/network)"
+                f"tenant {tenant} has no road network: import one first (POST /api/v1/traffic/network)",
+                reason="no_network",
             )
         return found
 
@@ -550,6 +551,16 @@ async def speed_history(
         session, tenant, segment_urn(segment_id), ["averageVehicleSpeed"], end - timedelta(days=days), end
     )
     return [(t, float(v)) for t, v in found["averageVehicleSpeed"] if isinstance(v, int | float)]
+
+
+def segments_matching(network: RoadNetwork, text: str) -> npt.NDArray[np.bool_]:
+    """Which segments have ``text`` in their name or id (case-insensitive), e.g. for an operator
+    looking up a road by name to route from it."""
+    needle = text.strip().casefold()
+    return np.array(
+        [needle in (seg.name or "").casefold() or needle in seg.id.casefold() for seg in network.segments],
+        dtype=bool,
+    )
 
 
 # ---------------------------------------------------------------- routing
