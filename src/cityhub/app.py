@@ -50,6 +50,7 @@ from cityhub.hub.ingest.health import HealthMonitor
 from cityhub.hub.ingest.mqtt import MqttGateway
 from cityhub.hub.ops import api as ops_api
 from cityhub.hub.ops.metrics import HubMetrics, MetricsMiddleware, Sample
+from cityhub.hub.catalog import api as catalog_api
 from cityhub.hub.retention import api as retention_api
 from cityhub.hub.retention.tasks import RetentionTask
 from cityhub.hub.rules import api as rules_api
@@ -502,6 +503,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.include_router(router)
         _declare_bearer(app)
     app.include_router(retention_api.router)
+    app.include_router(catalog_api.router)
     for router in (*rules_api.ROUTERS, *dispatch_api.ROUTERS, dispatch_alerts.router):
         app.include_router(router)
     for router in open311_api.ROUTERS:
