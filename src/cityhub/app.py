@@ -34,6 +34,8 @@ from cityhub.hub.broker.context import ContextStore
 from cityhub.hub.broker.events import EntitiesChanged, RegistrationsChanged
 from cityhub.hub.broker.notifier import CONSUMER as NOTIFY_CONSUMER
 from cityhub.hub.broker.notifier import Notifier
+from cityhub.hub.catalog import api as catalog_api
+from cityhub.hub.catalog.tasks import ExpiryTask
 from cityhub.hub.console import api as console_api
 from cityhub.hub.console.service import LiveFeed
 from cityhub.hub.dispatch import alerts as dispatch_alerts
@@ -50,7 +52,6 @@ from cityhub.hub.ingest.health import HealthMonitor
 from cityhub.hub.ingest.mqtt import MqttGateway
 from cityhub.hub.ops import api as ops_api
 from cityhub.hub.ops.metrics import HubMetrics, MetricsMiddleware, Sample
-from cityhub.hub.catalog import api as catalog_api
 from cityhub.hub.retention import api as retention_api
 from cityhub.hub.retention.tasks import RetentionTask
 from cityhub.hub.rules import api as rules_api
@@ -159,6 +160,7 @@ class Hub:
         #: Open live streams of the web console, fed by this process's own consumer.
         self.console = LiveFeed()
         self.retention = RetentionTask(self.sessions, settings.history_retention_interval)
+        self.sharing_expiry = ExpiryTask(self.sessions)
         self.rules = RuleEngine(
             self.sessions,
             default_tenant=settings.default_tenant,
@@ -284,6 +286,7 @@ class Hub:
         if self.backups is not None:
             self.backups.start()
         await self.retention.start()
+        await self.sharing_expiry.start()
         self.rules_task.start()
         self.owed_notices.start()
         await self.overdue.start()
@@ -305,6 +308,7 @@ class Hub:
         await self.ingest.stop()
         if self.backups is not None:
             await self.backups.stop()
+        await self.sharing_expiry.stop()
         await self.retention.stop()
         await self.rules_task.stop()
         await self.owed_notices.stop()

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from cityhub.sim.city import City, build_city, geojson, osm_xml
 from cityhub.sim.runner import HttpSender, MqttSender, Sender, Simulator, Tally
-from cityhub.sim.seed import SeedError, authenticate, seed
+from cityhub.sim.seed import SeedError, authenticate, seed, seed_catalog
 from cityhub.sim.streams import CST, Conditions
 
 demo_app = typer.Typer(
@@ -109,6 +109,13 @@ async def _seed(client: httpx.AsyncClient, city: City, roads: bool, speed: float
         + (f", {report.grid_cells} grid cells for the case workflow" if report.grid_cells else "")
         + ("" if report.changed() else " (all there already)")
     )
+    try:
+        datasets = await seed_catalog(client, city)
+    except SeedError as error:
+        console.print(f"[bold red]seeding the data catalog failed:[/] {error}")
+        raise typer.Exit(1) from None
+    if datasets:
+        console.print(f"data catalog: {datasets} datasets registered")
 
 
 def _progress(every: float) -> Callable[[datetime, Tally], None]:

@@ -9,11 +9,14 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
-from cityhub.hub.catalog import service as catalog
 from cityhub.hub.catalog.models import SharingRequest
+from cityhub.hub.catalog.tasks import ExpiryTask
 from cityhub.kit.time import isoformat, utcnow
+from cityhub.sim.city import build_city
+from cityhub.sim.seed import CATALOG_DATASETS, authenticate, seed_catalog
 from cityhub.systems.security.models import AuditRecord
-from tests.hub.catalog.conftest import add_department, in_tenant, person
+from tests.hub.catalog.conftest import add_department, add_user, in_tenant, person
+from tests.systems.security.conftest import client_for, token_for
 
 CITY = "410100"
 COUNTY = "410102"
@@ -89,7 +92,8 @@ async def test_owner_registers_and_sees_statistics(secure_app: FastAPI, sclient:
     assert body["entity_types"] == ["https://uri.etsi.org/ngsi-ld/default-context/ParkingSpot"]
     assert body["statistics"]["entity_count"] == 1
     assert body["statistics"]["last_update"] is not None
-    assert body["readable"] and body["writable"]
+    assert body["readable"]
+    assert body["writable"]
     # another department registers nothing for the owner, and a type is in one dataset only
     taken = {"code": "x", "title": "x", "entity_types": ["ParkingSpot"], "sharing": "unconditional"}
     assert (
@@ -143,7 +147,8 @@ async def test_other_departments_by_sharing_class(secure_app: FastAPI, sclient: 
     by_attribute = await sclient.get(f"{NGSI}/entities", params={"attrs": "status"}, headers=other)
     assert [e["id"] for e in by_attribute.json()] == ["urn:ngsi-ld:TrafficFlowObserved:1"]
     types = await sclient.get(f"{NGSI}/types", headers=other)
-    assert "TrafficViolation" not in types.text and "ParkingSpot" not in types.text
+    assert "TrafficViolation" not in types.text
+    assert "ParkingSpot" not in types.text
     # the owner sees everything
     everything = await sclient.get(
         f"{NGSI}/entities", params={"attrs": "status"}, headers=in_tenant(city.owner, CITY)
@@ -272,8 +277,7 @@ async def test_sharing_request_lifecycle(secure_app: FastAPI, sclient: httpx.Asy
             .where(SharingRequest.status == "approved")
         )
     assert (await sclient.get(f"{NGSI}/entities/urn:ngsi-ld:ParkingSpot:1", headers=other)).status_code == 403
-    async with secure_app.state.hub.sessions() as session, session.begin():
-        assert await catalog.expire_due(session) == 1
+    assert await ExpiryTask(secure_app.state.hub.sessions).run() == 1
     shown = await sclient.get(f"/api/v1/catalog/sharing-requests/{request_id}", headers=other)
     assert shown.json()["status"] == "expired"
     # a third department sees neither the request nor decides it
@@ -322,3 +326,16 @@ async def test_county_dataset_and_city_department(secure_app: FastAPI, sclient: 
     assert (
         await sclient.get(f"/api/v1/catalog/datasets/{parking}", headers=in_tenant(city.county, CITY))
     ).status_code == 403
+
+
+async def test_demo_city_catalog_is_seeded_once(secure_app: FastAPI, sclient: httpx.AsyncClient) -> None:
+    city = build_city(42)
+    chief = await add_user(secure_app, city.code, platform_admin=True, totp=True)
+    async with client_for(secure_app) as admin:
+        await authenticate(admin, token=(await token_for(admin, chief))["access_token"])
+        assert await seed_catalog(admin, city) == len(CATALOG_DATASETS)
+        assert await seed_catalog(admin, city) == 0
+        listed = await admin.get("/api/v1/catalog/datasets", headers={"NGSILD-Tenant": city.code})
+    sharing = {d["code"]: (d["sharing"], d["department_en"]) for d in listed.json()["items"]}
+    assert sharing["parking"] == ("conditional", "Transport Bureau")
+    assert sharing["air-quality"] == ("unconditional", "Ecology and Environment Bureau")
