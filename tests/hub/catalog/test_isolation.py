@@ -1,4 +1,4 @@
-"""Isolation, tried: thousands (4 rounds of 600) of random (user, tenant, department, dataset,
+"""Isolation, tried: thousands (6 rounds of 400) of random (user, tenant, department, dataset,
 operation) combinations against the real API, each compared with what the rules allow: no leak.
 
 The world: a city (410100) and two of its counties, five departments, a dataset of each sharing
@@ -33,10 +33,10 @@ COUNTIES = ("410102", "410105")
 TENANTS = (CITY, *COUNTIES)
 CLASSES = ("unconditional", "conditional", "not_shared")
 NGSI = "/ngsi-ld/v1"
-#: Combinations per round; four rounds, each in a world of its own (its own random approvals), so
+#: Combinations per round; six rounds, each in a world of its own (its own random approvals), so
 #: that each stays well inside the per-test time limit on either database.
-TRIES = int(os.environ.get("HUB_TEST_ISOLATION_TRIES", "600"))
-ROUNDS = 4
+TRIES = int(os.environ.get("HUB_TEST_ISOLATION_TRIES", "400"))
+ROUNDS = 6
 
 
 @dataclass

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from cityhub.hub.catalog import service
 from cityhub.hub.catalog.access import caller_of
+from cityhub.hub.catalog.models import Dataset
 from cityhub.hub.catalog.schemas import (
     DatasetCreate,
     DatasetPage,
@@ -51,8 +52,8 @@ class Catalog:
 Ctx = Annotated[Catalog, Depends()]
 
 
-async def _one(ctx: Catalog, dataset: object) -> DatasetRead:
-    return (await service.show(ctx.session, [dataset], ctx.caller))[0]  # type: ignore[list-item]
+async def _one(ctx: Catalog, dataset: Dataset) -> DatasetRead:
+    return (await service.show(ctx.session, [dataset], ctx.caller))[0]
 
 
 @router.get("/datasets", response_model=DatasetPage, summary="Search the catalog")

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +34,7 @@ from cityhub.hub.catalog.schemas import (
     DatasetUpdate,
     Decision,
     FieldRead,
+    FieldSpec,
     SharingRequestCreate,
     Statistics,
 )
@@ -84,13 +86,8 @@ async def _claim_types(session: AsyncSession, dataset: Dataset, types: list[str]
     session.add_all(DatasetType(entity_type=t, dataset_id=dataset.id) for t in types)
 
 
-def _fields(specs: Sequence[object]) -> list[dict[str, object]]:
-    fields = []
-    for spec in specs:
-        item = spec.model_dump()  # type: ignore[attr-defined]
-        item["name"] = expand(item["name"])
-        fields.append(item)
-    return fields
+def _fields(specs: Sequence[FieldSpec]) -> list[dict[str, Any]]:
+    return [spec.model_dump() | {"name": expand(spec.name)} for spec in specs]
 
 
 async def create_dataset(session: AsyncSession, body: DatasetCreate, caller: Caller) -> Dataset:
