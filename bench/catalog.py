@@ -55,6 +55,7 @@ def settings(url: str) -> Settings:
         log_level="WARNING",
         auth_mode="on",
         rate_limit_per_minute=0,
+        access_token_ttl=4 * 3600,  # a long run on a busy machine outlives the default 15 minutes
     )
 
 
