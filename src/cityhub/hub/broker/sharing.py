@@ -97,12 +97,10 @@ def visible_clause(session: AsyncSession) -> ColumnElement[bool] | None:
     access = of(session)
     if access is None or not access.unseen:
         return None
-    entity_type: ColumnElement[str] = BrokerEntityType.type.expression
-    if session.get_bind().dialect.name == "sqlite":
-        # SQLite would probe the type index once per hidden type for every candidate row; an
-        # entity's own type rows (one or two) are read by the key's prefix and compared instead.
-        # PostgreSQL plans the anti-join over the type index by itself.
-        entity_type = BrokerEntityType.type + ""
+    # Both databases would otherwise probe the type index once per hidden type for every
+    # candidate row; written so, an entity's own type rows (one or two) are read by the key's
+    # prefix and compared with the hidden types instead.
+    entity_type: ColumnElement[str] = BrokerEntityType.type + ""
     denied = select(BrokerEntityType.entity_id).where(
         BrokerEntityType.tenant_code == BrokerEntity.tenant_code,
         BrokerEntityType.entity_id == BrokerEntity.entity_id,
