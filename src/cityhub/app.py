@@ -34,6 +34,8 @@ from cityhub.hub.broker.context import ContextStore
 from cityhub.hub.broker.events import EntitiesChanged, RegistrationsChanged
 from cityhub.hub.broker.notifier import CONSUMER as NOTIFY_CONSUMER
 from cityhub.hub.broker.notifier import Notifier
+from cityhub.hub.catalog import api as catalog_api
+from cityhub.hub.catalog.tasks import ExpiryTask
 from cityhub.hub.console import api as console_api
 from cityhub.hub.console.service import LiveFeed
 from cityhub.hub.dispatch import alerts as dispatch_alerts
@@ -161,6 +163,7 @@ class Hub:
         #: Open live streams of the web console, fed by this process's own consumer.
         self.console = LiveFeed()
         self.retention = RetentionTask(self.sessions, settings.history_retention_interval)
+        self.sharing_expiry = ExpiryTask(self.sessions)
         self.rules = RuleEngine(
             self.sessions,
             default_tenant=settings.default_tenant,
@@ -287,6 +290,7 @@ class Hub:
         if self.backups is not None:
             self.backups.start()
         await self.retention.start()
+        await self.sharing_expiry.start()
         self.rules_task.start()
         self.owed_notices.start()
         await self.overdue.start()
@@ -308,6 +312,7 @@ class Hub:
         await self.ingest.stop()
         if self.backups is not None:
             await self.backups.stop()
+        await self.sharing_expiry.stop()
         await self.retention.stop()
         await self.rules_task.stop()
         await self.owed_notices.stop()
@@ -515,6 +520,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # departments own cases (dispatch routing): with auth off they are managed like any data
         app.include_router(security_api.departments_router)
     app.include_router(retention_api.router)
+    app.include_router(catalog_api.router)
     for router in (*rules_api.ROUTERS, *dispatch_api.ROUTERS, dispatch_alerts.router):
         app.include_router(router)
     for router in open311_api.ROUTERS:

@@ -24,6 +24,7 @@ def target_metadata() -> MetaData:
     import cityhub.bus.inbox
     import cityhub.bus.outbox
     import cityhub.hub.broker.models
+    import cityhub.hub.catalog.models
     import cityhub.hub.dispatch.models
     import cityhub.hub.dispatch.open311_models
     import cityhub.hub.ingest.models

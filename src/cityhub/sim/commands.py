@@ -22,7 +22,7 @@ from rich.markup import escape
 
 from cityhub.sim.city import City, build_city, geojson, osm_xml
 from cityhub.sim.runner import HttpSender, MqttSender, Sender, Simulator, Tally
-from cityhub.sim.seed import SeedError, authenticate, seed
+from cityhub.sim.seed import SeedError, authenticate, seed, seed_catalog
 from cityhub.sim.streams import CST, Conditions
 from cityhub.sim.sumo import DEFAULT_ORIGIN, Period, SumoMissing, SumoReport, SumoRun
 
@@ -120,6 +120,13 @@ async def _seed(client: httpx.AsyncClient, city: City, roads: bool, speed: float
             f"[yellow]not seeded:[/] {' and '.join(report.not_allowed)} (these credentials may not create "
             "them; an administrator can, and until then demo cases wait in the triage queue)"
         )
+    try:
+        datasets = await seed_catalog(client, city)
+    except SeedError as error:
+        console.print(f"[bold red]seeding the data catalog failed:[/] {error}")
+        raise typer.Exit(1) from None
+    if datasets:
+        console.print(f"data catalog: {datasets} datasets registered")
 
 
 def _progress(every: float) -> Callable[[datetime, Tally], None]:

@@ -477,3 +477,126 @@ async def _road_network(client: httpx.AsyncClient, city: City) -> int:
     _check(response, "road network")
     imported: int = response.json()["segments_imported"]
     return imported
+
+
+#: Demo departments that own the demo city's datasets (code, name, English name), and the datasets
+#: (code, title, English title, entity type, owner, sharing class, update frequency, conditions).
+CATALOG_DEPARTMENTS = tuple(
+    (code, *DEPARTMENTS[code]) for code in ("traffic", "environment", "urban_management")
+)
+CATALOG_DATASETS = (
+    (
+        "traffic-flow",
+        "交通流量监测",
+        "Traffic flow",
+        "TrafficFlowObserved",
+        "traffic",
+        "unconditional",
+        "realtime",
+        None,
+    ),
+    ("road-network", "道路路网", "Road network", "RoadSegment", "traffic", "unconditional", "monthly", None),
+    (
+        "parking",
+        "停车场泊位",
+        "Off-street parking",
+        "OffStreetParking",
+        "traffic",
+        "conditional",
+        "realtime",
+        "用于停车诱导与交通研判，申请部门须说明用途与期限",
+    ),
+    (
+        "air-quality",
+        "空气质量监测",
+        "Air quality",
+        "AirQualityObserved",
+        "environment",
+        "unconditional",
+        "hourly",
+        None,
+    ),
+    (
+        "water-quality",
+        "水质监测",
+        "Water quality",
+        "WaterQualityObserved",
+        "environment",
+        "conditional",
+        "hourly",
+        "用于水环境研判与应急处置",
+    ),
+    (
+        "noise",
+        "环境噪声监测",
+        "Environmental noise",
+        "NoiseLevelObserved",
+        "environment",
+        "unconditional",
+        "realtime",
+        None,
+    ),
+    (
+        "street-lights",
+        "路灯设施",
+        "Street lights",
+        "Streetlight",
+        "urban_management",
+        "unconditional",
+        "daily",
+        None,
+    ),
+    (
+        "grid-cells",
+        "城市管理单元网格",
+        "Unit grid cells",
+        "GridCell",
+        "urban_management",
+        "unconditional",
+        "yearly",
+        None,
+    ),
+)
+
+
+async def seed_catalog(client: httpx.AsyncClient, city: City) -> int:
+    """The demo city's data catalog: its departments (those missing, by code) and a dataset per
+    kind of demo data, owned by them with a sharing class each (the departments are those that own
+    the case categories, :data:`DEPARTMENTS`). With access control on it needs an administrator's
+    token; returns how many datasets were registered (0 when there is nothing to do or no
+    departments API)."""
+    headers = {"NGSILD-Tenant": city.code}
+    listed = await client.get("/api/v1/departments", headers=headers)
+    if listed.status_code != 200:
+        return 0
+    departments = {d["code"]: d["id"] for d in listed.json()}
+    for code, name, name_en in CATALOG_DEPARTMENTS:
+        if code not in departments:
+            made = await client.post(
+                "/api/v1/departments", json={"code": code, "name": name, "name_en": name_en}, headers=headers
+            )
+            _check(made, "departments")
+            departments[code] = made.json()["id"]
+    existing = await client.get("/api/v1/catalog/datasets", params={"limit": 500}, headers=headers)
+    _check(existing, "datasets")
+    known = {d["code"] for d in existing.json()["items"]}
+    registered = 0
+    for code, title, title_en, entity_type, owner, sharing, frequency, conditions in CATALOG_DATASETS:
+        if code in known:
+            continue
+        body = {
+            "code": code,
+            "title": title,
+            "title_en": title_en,
+            "entity_types": [entity_type],
+            "department_id": departments[owner],
+            "sharing": sharing,
+            "update_frequency": frequency,
+            "conditions": conditions,
+        }
+        response = await client.post("/api/v1/catalog/datasets", json=body, headers=headers)
+        if response.status_code == 409:  # the type is registered in another dataset already
+            continue
+        _check(response, "datasets")
+        registered += 1
+    return registered

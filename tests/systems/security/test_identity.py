@@ -36,7 +36,7 @@ async def test_password_grant_gives_a_token_that_opens_the_api(
     )
     assert me.status_code == 200, me.text
     assert me.json()["username"] == account.username
-    assert me.json()["permissions"] == ["data:read"]
+    assert me.json()["permissions"] == ["catalog:read", "data:read"]
 
 
 async def test_wrong_password_and_unknown_user_get_the_same_401(

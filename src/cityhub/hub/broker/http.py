@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, Request, Response
 
-from cityhub.hub.broker import ngsi, service
+from cityhub.hub.broker import ngsi, service, sharing
 from cityhub.hub.broker.context import ActiveContext, ContextStore, link_header, parse_link_header
 from cityhub.hub.broker.protection import Disclosure
 from cityhub.kit.db import scope_to_tenant
@@ -58,6 +58,9 @@ class BrokerRequest:
         if not self.tenant or len(self.tenant) > 64 or not self.tenant.isprintable():
             raise BadRequestData(f"tenant {self.tenant!r} is not a valid tenant name")
         scope_to_tenant(session, self.tenant)
+        # The entity types the caller may read and write (the data catalog's sharing rules), set
+        # by access control like the clearance below; the storage functions apply it.
+        sharing.attach(session, getattr(request.state, sharing.TYPE_ACCESS, None))
         self.contexts: ContextStore = request.app.state.hub.contexts
         # Set by access control on every request it lets through; absent when it is off, and
         # then personal information is shown as written (development).

@@ -13,6 +13,7 @@ from sqlalchemy import Table, column, delete, func, select, table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
+from cityhub.hub.broker import sharing
 from cityhub.hub.broker.events import record
 from cityhub.hub.broker.models import BrokerEntity, BrokerEntityType, BrokerTenant
 from cityhub.hub.broker.ngsi import NGSI_LD
@@ -74,13 +75,25 @@ async def lock_for_write(session: AsyncSession) -> None:
         await session.execute(text("UPDATE broker_entity SET entity_id = entity_id WHERE 0"))
 
 
+def _seen(statement: Any, session: AsyncSession) -> Any:
+    """``statement`` on ``broker_entity`` limited to the rows the request may see (``sharing``)."""
+    clause = sharing.visible_clause(session)
+    return statement if clause is None else statement.where(clause)
+
+
 async def _load(session: AsyncSession, entity_id: str, *, for_update: bool = False) -> BrokerEntity | None:
-    if not for_update:
-        return await session.get(BrokerEntity, (_tenant(session), entity_id))
-    await lock_for_write(session)
-    return await session.get(
-        BrokerEntity, (_tenant(session), entity_id), with_for_update=True, populate_existing=True
-    )
+    """The entity's row; 403 when the request may not see (or, writing, change) its type.
+    ``for_update``: locked for a write in this transaction (see :func:`lock_for_write`)."""
+    if for_update:
+        await lock_for_write(session)
+        row = await session.get(
+            BrokerEntity, (_tenant(session), entity_id), with_for_update=True, populate_existing=True
+        )
+    else:
+        row = await session.get(BrokerEntity, (_tenant(session), entity_id))
+    if row is not None:
+        sharing.require_visible(session, row.data)
+    return row
 
 
 async def get_entity(session: AsyncSession, entity_id: str, *, for_update: bool = False) -> dict[str, Any]:
@@ -96,7 +109,8 @@ async def get_entities(session: AsyncSession, entity_ids: Sequence[str]) -> dict
     """Copies of the entities that exist among ``entity_ids`` (batches, linked-entity joins)."""
     if not entity_ids:
         return {}
-    rows = await session.scalars(select(BrokerEntity).where(BrokerEntity.entity_id.in_(entity_ids)))
+    statement = select(BrokerEntity).where(BrokerEntity.entity_id.in_(entity_ids))
+    rows = await session.scalars(_seen(statement, session))
     return {row.entity_id: json_copy(row.data) for row in rows}
 
 
@@ -115,7 +129,10 @@ async def stored_entities(
         await lock_for_write(session)
         query = query.order_by(BrokerEntity.entity_id).with_for_update()
     rows = await session.execute(query)
-    return dict(rows.all())
+    found: dict[str, dict[str, Any]] = dict(rows.all())
+    for entity in found.values():  # a batch may not overwrite what it may not see
+        sharing.require_visible(session, entity)
+    return found
 
 
 async def stored_versions(
@@ -147,6 +164,7 @@ def writable(entity: dict[str, Any]) -> dict[str, Any]:
 
 
 async def create_entity(session: AsyncSession, entity: dict[str, Any]) -> None:
+    sharing.require_writable(session, entity)
     if await _load(session, entity["id"]) is not None:
         raise AlreadyExists(f"entity {entity['id']} already exists")
     entity = seal(entity)  # sensitive personal information is stored (and announced) encrypted
@@ -175,6 +193,7 @@ async def write_many(
     insert = upsert_insert(session)
     rows = []
     for entity in entities:
+        sharing.require_writable(session, entity)
         entity = seal(entity)
         record(session, before.get(entity["id"]), entity)
         box = _bbox(entity) or (None, None, None, None)
@@ -219,6 +238,7 @@ async def save_entity(session: AsyncSession, entity: dict[str, Any]) -> None:
     row = await _load(session, entity["id"])
     if row is None:
         raise NotFound(f"entity {entity['id']} does not exist")
+    sharing.require_writable(session, entity)
     entity = seal(entity)
     record(session, row.data, entity)
     _fill(row, entity)
@@ -269,8 +289,9 @@ async def query_entities(
     session: AsyncSession, query: EntityQuery, *, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
     """Matching entities in creation order, the requested page and the total count."""
-    statement = select(BrokerEntity)
+    statement = _seen(select(BrokerEntity), session)
     if query.types:
+        sharing.require_some_visible(session, query.types)
         # EXISTS, not IN (subquery): the database may start from another index (a geo-query's
         # box) and probe the type rows by key, instead of listing every entity of the type
         typed = select(BrokerEntityType.entity_id).where(
@@ -351,7 +372,7 @@ async def entity_types(session: AsyncSession) -> dict[str, set[str]]:
 
 async def catalogue(session: AsyncSession) -> dict[str, dict[str, set[str]]]:
     """type → attribute → the attribute kinds (Property, Relationship, ...) seen for it."""
-    rows = await session.scalars(select(BrokerEntity.data))
+    rows = await session.scalars(_seen(select(BrokerEntity.data), session))
     found: dict[str, dict[str, set[str]]] = {}
     for entity in rows:
         for entity_type in entity["type"]:
@@ -362,11 +383,14 @@ async def catalogue(session: AsyncSession) -> dict[str, dict[str, set[str]]]:
 
 
 async def count_with_attribute(session: AsyncSession, attribute: str) -> int:
-    rows = await session.scalars(select(BrokerEntity.data))
+    rows = await session.scalars(_seen(select(BrokerEntity.data), session))
     return sum(1 for entity in rows if attribute in entity["attrs"])
 
 
 async def count_of_type(session: AsyncSession, entity_type: str) -> int:
+    access = sharing.of(session)
+    if access is not None and entity_type in access.unseen:
+        return 0
     count = await session.scalar(
         select(func.count()).select_from(BrokerEntityType).where(BrokerEntityType.type == entity_type)
     )

@@ -14,7 +14,7 @@ notification again; the result is validated as a whole.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import delete, func, select
 
-from cityhub.hub.broker import ngsi, views
+from cityhub.hub.broker import ngsi, sharing, views
 from cityhub.hub.broker.context import ActiveContext
 from cityhub.hub.broker.history import parse_time_query
 from cityhub.hub.broker.http import (
@@ -43,7 +43,14 @@ from cityhub.hub.broker.http import (
 )
 from cityhub.hub.broker.models import ENTITIES, REGISTRATIONS, BrokerNotification, BrokerSubscription
 from cityhub.hub.broker.q import TypeSelection, parse_q, parse_scope_q, parse_type_selection
-from cityhub.kit.errors import AlreadyExists, BadRequestData, InvalidRequest, MethodNotAllowed, NotFound
+from cityhub.kit.errors import (
+    AlreadyExists,
+    BadRequestData,
+    Forbidden,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+)
 from cityhub.kit.geo import parse_georel, query_geometry
 from cityhub.kit.ids import new_id
 from cityhub.kit.time import isoformat, parse_datetime, utcnow
@@ -411,6 +418,21 @@ async def _check_context(broker: BrokerRequest, data: dict[str, Any]) -> None:
         await broker.contexts.resolve(data["jsonldContext"])
 
 
+async def _require_readable(broker: BrokerRequest, data: dict[str, Any], context: Any, kind: str) -> None:
+    """A subscription may watch only entity types its author may read (``sharing``): when some
+    types are hidden from the author, it must name its entity types, none of them hidden. Checked
+    when it is created or changed."""
+    access = sharing.of(broker.session)
+    if access is None or not access.hidden or kind != ENTITIES:
+        return
+    selectors = data.get("entities") or []
+    if not selectors or any(not isinstance(s, dict) or "type" not in s for s in selectors):
+        raise Forbidden("some entity types are not shared with you: a subscription must name its types")
+    ctx = await broker.contexts.resolve(context)
+    names = {ctx.expand(name) for s in selectors for name in parse_type_selection(str(s["type"])).names}
+    replace(access, writing=False).require_visible(names, "a subscription's entity type")
+
+
 async def create(broker: BrokerRequest, kind: str) -> Response:
     body = await broker.body()
     if not isinstance(body, dict):
@@ -420,6 +442,7 @@ async def create(broker: BrokerRequest, kind: str) -> Response:
     await _check_context(broker, body)
     data = {key: value for key, value in body.items() if key != "@context"}
     data.setdefault("id", f"urn:ngsi-ld:Subscription:{new_id()}")
+    await _require_readable(broker, data, context, kind)
     await broker.write_tenant()
     if await broker.session.get(BrokerSubscription, (broker.tenant, data["id"])) is not None:
         raise AlreadyExists(f"subscription {data['id']} already exists")
@@ -497,6 +520,7 @@ async def update(broker: BrokerRequest, subscription_id: str, kind: str) -> Resp
     data.setdefault("type", "Subscription")
     validate(data, kind)
     await _check_context(broker, data)
+    await _require_readable(broker, data, context if context is not None else row.context, kind)
     if context is not None:
         row.context = context
     _apply(row, data)

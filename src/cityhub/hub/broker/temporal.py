@@ -526,6 +526,7 @@ async def _instance(
     row = await broker.session.get(BrokerAttributeInstance, key)
     if row is None or row.entity_id != entity_id or row.attribute != iri:
         raise NotFound(f"entity {entity_id} has no instance {instance_id} of {attr}")
+    await service.stored_entities(broker.session, [entity_id])  # 403 for a type not to be changed
     return row
 
 

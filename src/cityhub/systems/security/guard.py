@@ -12,7 +12,10 @@ dependencies. For each request it:
    current state and roles (cached for ``CITYHUB_AUTH_CACHE_SECONDS``);
 4. checks the permission in the request's tenant, the ``NGSILD-Tenant`` header or the default
    (missing: 403). The check is made before the endpoint looks anything up, so a refusal says
-   nothing about whether an object exists in a tenant the caller may not see.
+   nothing about whether an object exists in a tenant the caller may not see;
+5. for the broker, sets the entity types the caller may read and write there: the data
+   catalog's department ownership and sharing classes (:mod:`cityhub.hub.catalog.access`), which
+   the broker's storage functions apply (:mod:`cityhub.hub.broker.sharing`).
 
 401 and 403 are counted as security events. :class:`AuditMiddleware` writes every write request
 into the audit chain after it is answered.
@@ -38,7 +41,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cityhub.config import Settings
 from cityhub.hub.broker.http import PERSONAL_CLEARANCE, PERSONAL_READS
+from cityhub.hub.broker.sharing import TYPE_ACCESS, TypeAccess
+from cityhub.hub.catalog import access as catalog_access
 from cityhub.hub.ingest.api import FIWARE_TENANT_PATHS, iot_tenant
+from cityhub.kit.db import scope_to_tenant
 from cityhub.kit.errors import Forbidden, TooManyRequests, Unauthorized
 from cityhub.kit.time import utcnow
 from cityhub.kit.web import TENANT_HEADER, StatusNoted
@@ -269,6 +275,22 @@ class SecurityRuntime:
             PERSONAL_CLEARANCE,
             principal.can(Permission.PERSONAL_READ, tenant, cascade=self.cascade),
         )
+        if path.startswith("/ngsi-ld/"):
+            setattr(
+                request.state, TYPE_ACCESS, await self._type_access(principal, tenant, request.method, path)
+            )
+
+    async def _type_access(
+        self, principal: Principal, tenant: str, method: str, path: str
+    ) -> TypeAccess | None:
+        """The entity types the caller may read and write in ``tenant``: the data catalog's
+        department ownership and sharing classes (:mod:`cityhub.hub.catalog.access`)."""
+        caller = catalog_access.caller_of(principal, tenant, cascade=self.cascade)
+        if caller.admin:
+            return None
+        async with self.sessions() as session:
+            scope_to_tenant(session, tenant)
+            return await catalog_access.type_access(session, caller, writing=not is_read(method, path))
 
 
 async def guard(request: Request) -> None:

@@ -24,6 +24,10 @@ class Permission(StrEnum):
     OPS_READ = "ops:read"
     #: Clearance to see personal information unmasked (PIPL: 个人信息, 敏感个人信息).
     PERSONAL_READ = "personal:read"
+    #: The data catalog: search it and apply for conditional datasets; register and change
+    #: datasets and decide on requests (each further limited to the owner department).
+    CATALOG_READ = "catalog:read"
+    CATALOG_WRITE = "catalog:write"
 
 
 #: Permissions a person may use only with a token obtained with the second factor (TOTP).
@@ -42,10 +46,18 @@ ROLES: dict[str, frozenset[Permission]] = {
         {Permission.SECURITY_READ, Permission.SECURITY_MANAGE, Permission.AUDIT_READ, Permission.OPS_READ}
     ),
     "auditor": frozenset({Permission.AUDIT_READ, Permission.SECURITY_READ}),
-    "operator": frozenset({Permission.DATA_READ, Permission.DATA_WRITE, Permission.OPS_READ}),
-    "viewer": frozenset({Permission.DATA_READ}),
+    "operator": frozenset(
+        {
+            Permission.DATA_READ,
+            Permission.DATA_WRITE,
+            Permission.OPS_READ,
+            Permission.CATALOG_READ,
+            Permission.CATALOG_WRITE,
+        }
+    ),
+    "viewer": frozenset({Permission.DATA_READ, Permission.CATALOG_READ}),
     #: Reads data with personal information unmasked; every such read is audited.
-    "data_officer": frozenset({Permission.DATA_READ, Permission.PERSONAL_READ}),
+    "data_officer": frozenset({Permission.DATA_READ, Permission.PERSONAL_READ, Permission.CATALOG_READ}),
 }
 
 
@@ -183,6 +195,10 @@ def requirement(method: str, path: str) -> Requirement | None:
         return Requirement(Permission.AUDIT_READ)
     if path.startswith(("/api/v1/users", "/api/v1/departments")):
         return Requirement(Permission.USERS_MANAGE)
+    if path.startswith("/api/v1/catalog"):
+        # applying for a dataset is a reader's request; the owner department decides it
+        applying = method == "POST" and path.rstrip("/") == "/api/v1/catalog/sharing-requests"
+        return Requirement(Permission.CATALOG_READ if read or applying else Permission.CATALOG_WRITE)
     if path.startswith("/api/v1/security"):
         return Requirement(Permission.SECURITY_READ if read else Permission.SECURITY_MANAGE)
     return Requirement(Permission.DATA_READ if read else Permission.DATA_WRITE)

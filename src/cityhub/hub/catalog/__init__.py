@@ -1,0 +1,1 @@
+"""The data resource catalog: departments' datasets, their sharing classes, and sharing requests."""

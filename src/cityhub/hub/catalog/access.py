@@ -1,0 +1,134 @@
+"""Who may read and write a dataset: the rules, in one place, for the broker and the catalog alike.
+
+- A user of the **owning department** reads and writes the dataset.
+- **Administrators** (platform administrators, and holders of the ``admin`` role in the tenant or,
+  by the city-sees-counties policy, above it) read and write every dataset: they are the custodians
+  who register datasets and hand them between departments.
+- **Other departments** (of the tenant, or of a city above a county) read ``unconditional``
+  datasets; ``conditional`` ones only while an approved sharing request of theirs is in force;
+  ``not_shared`` ones never. Nobody outside the owner writes.
+- A user **without a department** (a person not yet placed, a system client) is outside every
+  department: unconditional datasets only, no writes.
+- The catalog lists the entries of unconditional and conditional datasets to every reader of the
+  tenant (a department must find a conditional dataset to apply for it); a not-shared dataset's
+  entry only to its owner and administrators.
+- An entity type in **no dataset** is not the catalog's to decide: the caller's role in the tenant
+  does, as before the catalog existed.
+
+These rules sit on top of the role check, never instead of it: the guard has already refused a
+caller without ``data:read`` (or ``data:write``) in the tenant.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cityhub.hub.broker.sharing import TypeAccess
+from cityhub.hub.catalog.models import (
+    APPROVED,
+    CONDITIONAL,
+    NOT_SHARED,
+    UNCONDITIONAL,
+    Dataset,
+    DatasetType,
+    SharingRequest,
+)
+from cityhub.kit.time import utcnow
+from cityhub.systems.security.policy import Principal
+
+
+@dataclass(frozen=True)
+class Caller:
+    """What the rules need of a caller in one tenant."""
+
+    name: str
+    department_id: uuid.UUID | None
+    admin: bool
+
+    @classmethod
+    def unrestricted(cls, name: str = "anonymous") -> Caller:
+        """Access control is off (development): every dataset is open."""
+        return cls(name=name, department_id=None, admin=True)
+
+
+def caller_of(principal: Principal | None, tenant: str, *, cascade: bool) -> Caller:
+    """The catalog's view of the caller in ``tenant``; without access control, unrestricted."""
+    if principal is None:
+        return Caller.unrestricted()
+    admin = principal.platform_admin or "admin" in principal.roles_in(tenant, cascade=cascade)
+    return Caller(name=principal.username, department_id=principal.department_id, admin=admin)
+
+
+def owns(caller: Caller, department_id: uuid.UUID) -> bool:
+    return caller.department_id is not None and caller.department_id == department_id
+
+
+def may_write(caller: Caller, department_id: uuid.UUID) -> bool:
+    return caller.admin or owns(caller, department_id)
+
+
+def may_read(caller: Caller, department_id: uuid.UUID, sharing: str, approved: bool) -> bool:
+    if may_write(caller, department_id) or sharing == UNCONDITIONAL:
+        return True
+    return sharing == CONDITIONAL and approved and caller.department_id is not None
+
+
+def may_list(caller: Caller, department_id: uuid.UUID, sharing: str) -> bool:
+    return sharing != NOT_SHARED or may_write(caller, department_id)
+
+
+async def approved_datasets(
+    session: AsyncSession, department_id: uuid.UUID | None, now: datetime | None = None
+) -> set[uuid.UUID]:
+    """Datasets of the session's tenant that ``department_id`` holds an approval in force for."""
+    if department_id is None:
+        return set()
+    moment = now or utcnow()
+    rows = await session.scalars(
+        select(SharingRequest.dataset_id).where(
+            SharingRequest.applicant_department_id == department_id,
+            SharingRequest.status == APPROVED,
+            SharingRequest.starts_at <= moment,
+            SharingRequest.expires_at > moment,
+        )
+    )
+    return set(rows)
+
+
+async def type_access(session: AsyncSession, caller: Caller, *, writing: bool) -> TypeAccess | None:
+    """The broker's restriction for ``caller`` in the session's tenant (None: nothing restricted,
+    as for administrators or a tenant without datasets)."""
+    if caller.admin:
+        return None
+    rows = (
+        await session.execute(
+            select(
+                DatasetType.entity_type, Dataset.id, Dataset.code, Dataset.department_id, Dataset.sharing
+            ).join(Dataset, Dataset.id == DatasetType.dataset_id)
+        )
+    ).all()
+    if not rows:
+        return None
+    approved = await approved_datasets(session, caller.department_id)
+    hidden: set[str] = set()
+    locked: set[str] = set()
+    codes: dict[str, str] = {}
+    for entity_type, dataset_id, code, owner, sharing in rows:
+        if not may_write(caller, owner):
+            locked.add(entity_type)
+            codes[entity_type] = code
+            if not may_read(caller, owner, sharing, dataset_id in approved):
+                hidden.add(entity_type)
+    if not locked:
+        return None
+    return TypeAccess(hidden=frozenset(hidden), locked=frozenset(locked), datasets=codes, writing=writing)
+
+
+def readable(caller: Caller, datasets: Iterable[Dataset], approved: set[uuid.UUID]) -> list[Dataset]:
+    return [d for d in datasets if may_read(caller, d.department_id, d.sharing, d.id in approved)]
