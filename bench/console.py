@@ -1,6 +1,6 @@
 """The web console's speed: first load of the cockpit, and the map with 10,000 features.
 
-    .venv/bin/python bench/console.py [--features 10000] [--loads 5] [--frames 30] [--against DIST]
+    .venv/bin/python bench/console.py [--features 10000] [--loads 5] [--frames 30] [--against DIST] [--demo]
 
 Starts ``cityhub serve`` on a free loopback port with a temporary SQLite database (access control
 off, so the figures are the console's and the broker's, not the login's), seeds it through the
@@ -9,7 +9,9 @@ broker's API, and drives Debian's Chromium (``/usr/bin/chromium``) headless with
 - **first load**: a new browser context (cold cache) opens ``/cockpit``; the time is the console's
   ``cityhub:map-idle`` performance mark, i.e. from navigation start until every layer is loaded,
   drawn and the map idle. For an empty tenant (the baseline), a district with a small base map and
-  30 stations, and a tenant with ``--features`` air-quality stations;
+  30 stations, and a tenant with ``--features`` air-quality stations; with ``--demo`` also the demo
+  city as ``cityhub demo seed`` makes it (tenant 410100: 12 districts, grid cells, the OSM road
+  network through the traffic app, stations, parking, lights and devices), what a newcomer opens;
 - **responsiveness**: on the loaded map, a pan by 120 px and a zoom step, each timed from the call
   to the map's next ``idle``; one station changed the way a live update applies it (``updateData``
   with one feature) until ``idle``; and ``setData`` of the whole layer again until ``idle``. The
@@ -47,7 +49,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 DIST = Path(__file__).resolve().parents[1] / "src" / "cityhub" / "console_dist"
-EMPTY, SMALL, LARGE = "410105", "410102", "410100"
+EMPTY, SMALL, LARGE, DEMO = "410105", "410102", "410181", "410100"
 #: Zhengzhou's built-up area
 WEST, SOUTH, EAST, NORTH = 113.50, 34.65, 113.85, 34.90
 
@@ -80,7 +82,7 @@ def hub(workdir: Path, dist: Path = DIST) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"the hub did not start: {(workdir / 'hub.log').read_text()}")
             time.sleep(0.2)
-        for code in (SMALL, EMPTY):
+        for code in (SMALL, EMPTY, LARGE):
             subprocess.run(
                 [sys.executable, "-m", "cityhub", "tenants", "add", code],
                 cwd=workdir,
@@ -198,6 +200,7 @@ def main() -> None:
     parser.add_argument("--loads", type=int, default=5, help="cold first loads per tenant")
     parser.add_argument("--frames", type=int, default=30, help="timed pans, zooms and setData calls")
     parser.add_argument("--against", type=Path, help="another console build to time first loads against")
+    parser.add_argument("--demo", action="store_true", help="also time the demo city's cockpit (410100)")
     args = parser.parse_args()
     if not (DIST / "index.html").exists():
         raise SystemExit("build the console first: cd console && npm ci && npm run build")
@@ -211,7 +214,14 @@ def main() -> None:
         started = time.perf_counter()
         for url in urls.values():
             seed(url, args.features)
+            if args.demo:
+                subprocess.run(
+                    [sys.executable, "-m", "cityhub", "demo", "seed", "--url", url, "--wait", "60"],
+                    check=True,
+                    capture_output=True,
+                )
         print(f"seeded {args.features} stations in {time.perf_counter() - started:.1f} s")
+        tenants = (EMPTY, SMALL, LARGE, DEMO) if args.demo else (EMPTY, SMALL, LARGE)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
@@ -219,7 +229,7 @@ def main() -> None:
             loads: dict[tuple[str, str], list[float]] = {}
             marks: dict[tuple[str, str], dict[str, list[float]]] = {}
             for _ in range(args.loads):
-                for tenant in (EMPTY, SMALL, LARGE):  # taking turns, so drift of the machine hits all alike
+                for tenant in tenants:  # taking turns, so drift of the machine hits all alike
                     for build, url in urls.items():
                         page, ms = open_cockpit(browser, url, tenant, marks.setdefault((build, tenant), {}))
                         loads.setdefault((build, tenant), []).append(ms)
@@ -238,6 +248,8 @@ def main() -> None:
             rows.append(
                 (f"first load, {args.features} stations", statistics.median(loads[("this", LARGE)]), base)
             )
+            if args.demo:
+                rows.append(("first load, the demo city", statistics.median(loads[("this", DEMO)]), base))
             if "against" in urls:
                 for tenant, what in (
                     (EMPTY, "empty tenant"),

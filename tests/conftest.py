@@ -15,6 +15,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -112,15 +113,22 @@ def empty_database_url(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+def hub_settings(database_url: str, **overrides: Any) -> Settings:
+    """The settings of a test hub on ``database_url`` (in-process bus, quick outbox), changed by
+    ``overrides`` (a test module overriding the ``settings`` fixture)."""
+    values: dict[str, Any] = {
+        "env": "test",
+        "database_url": database_url,
+        "bus_url": "memory://",
+        "instance_name": "test",
+        "outbox_poll_interval": 0.05,
+    }
+    return Settings(**(values | overrides))
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(
-        env="test",
-        database_url=database_url,
-        bus_url="memory://",
-        instance_name="test",
-        outbox_poll_interval=0.05,
-    )
+    return hub_settings(database_url)
 
 
 @pytest.fixture

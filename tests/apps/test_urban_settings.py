@@ -8,19 +8,14 @@ from fastapi import FastAPI
 
 from cityhub.config import Settings
 from tests.apps.test_urban import URBAN, known_month, this_month
+from tests.conftest import hub_settings
 from tests.hub.dispatch.support import ERQI, JINSHUI, city
 
 
 @pytest.fixture
 def settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("CITYHUB_APP_URBAN_WEIGHTS", "40,20,20,10,10")
-    return Settings(
-        env="test",
-        database_url=database_url,
-        bus_url="memory://",
-        instance_name="test",
-        outbox_poll_interval=0.05,
-    )
+    return hub_settings(database_url)
 
 
 async def test_weights_from_the_apps_settings(app: FastAPI, client: httpx.AsyncClient) -> None:

@@ -8,18 +8,12 @@ import pytest
 
 from cityhub.config import Settings
 from tests.apps.traffic.test_api import DATA, import_osm
+from tests.conftest import hub_settings
 
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(
-        env="test",
-        database_url=database_url,
-        bus_url="memory://",
-        instance_name="test",
-        outbox_poll_interval=0.05,
-        max_body_bytes=1024,  # smaller than tests/apps/traffic/data/small.osm
-    )
+    return hub_settings(database_url, max_body_bytes=1024)  # smaller than data/small.osm
 
 
 async def test_the_network_upload_has_its_own_limit(client: httpx.AsyncClient) -> None:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from cityhub.app import create_app
 from cityhub.config import Settings
 from cityhub.systems.security.policy import Permission, Requirement, requirement
+from tests.conftest import hub_settings
 from tests.hub.dispatch.support import city
 from tests.hub.dispatch.test_open311 import post
 from tests.systems.security.conftest import add_user, client_for, secure_settings, token_for
@@ -18,15 +19,7 @@ from tests.systems.security.conftest import add_user, client_for, secure_setting
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(
-        env="test",
-        database_url=database_url,
-        bus_url="memory://",
-        instance_name="test",
-        outbox_poll_interval=0.05,
-        open311_api_keys=["city-app-key"],
-        open311_posts_per_minute=3,
-    )
+    return hub_settings(database_url, open311_api_keys=["city-app-key"], open311_posts_per_minute=3)
 
 
 async def test_api_key_and_rate_limit(app: FastAPI, client: httpx.AsyncClient) -> None:
