@@ -168,6 +168,12 @@ async def test_a_notice_a_dead_process_owed_is_sent_again(hub: FastAPI) -> None:
             await add_rule(client, definition)
             await put_entity(client, air(STATION, 99))
             [alert] = await wait_alerts(client, "an alert", lambda items: len(items) == 1)
+
+            async def in_app_sent() -> bool:
+                body = (await client.get(f"{ALERTS}/{alert['id']}/history")).json()
+                return not body["owed"] and any(d["channel"] == "in-app" for d in body["deliveries"])
+
+            await wait_until(in_app_sent, what="the live alert's own in-app notice sent")
             channels = hub.state.hub.channels
             # what the dead process had committed with its receipt of the notice, and not sent
             died_at = utcnow() - channels.grace - timedelta(seconds=1)
