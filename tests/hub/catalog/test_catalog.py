@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
+from cityhub.hub.broker.events import EntitiesChanged
 from cityhub.hub.catalog.models import SharingRequest
 from cityhub.hub.catalog.tasks import ExpiryTask
 from cityhub.kit.time import isoformat, utcnow
@@ -339,3 +340,39 @@ async def test_demo_city_catalog_is_seeded_once(secure_app: FastAPI, sclient: ht
     sharing = {d["code"]: (d["sharing"], d["department_en"]) for d in listed.json()["items"]}
     assert sharing["parking"] == ("conditional", "Transport Bureau")
     assert sharing["air-quality"] == ("unconditional", "Ecology and Environment Bureau")
+
+
+async def test_the_consoles_map_layers_and_live_feed_keep_the_sharing_rules(
+    secure_app: FastAPI, sclient: httpx.AsyncClient
+) -> None:
+    """The console reads the broker's entities by other paths (one lean query for the map, the
+    change feed for live updates): the same datasets stay hidden there."""
+    city = await _city(secure_app, sclient)
+    kinds = "TrafficFlowObserved,ParkingSpot,TrafficViolation"
+
+    async def layer(headers: dict[str, str]) -> set[str]:
+        answer = await sclient.get(
+            "/api/v1/console/features", params={"type": kinds}, headers=in_tenant(headers, CITY)
+        )
+        assert answer.status_code == 200, answer.text
+        return {feature["properties"]["type"] for feature in answer.json()["features"]}
+
+    assert await layer(city.owner) == {"TrafficFlowObserved", "ParkingSpot", "TrafficViolation"}
+    assert await layer(city.admin) == {"TrafficFlowObserved", "ParkingSpot", "TrafficViolation"}
+    assert await layer(city.other) == {"TrafficFlowObserved"}  # no approval for parking; not shared
+    assert await layer(city.loose) == {"TrafficFlowObserved"}
+
+    # the live feed: a listener opened with the caller's hidden types gets no change of them
+    feed = secure_app.state.hub.console
+    default = "https://uri.etsi.org/ngsi-ld/default-context/"
+    listener = feed.open(CITY, [], hidden=[default + "TrafficViolation"])
+    try:
+        changes = [
+            {"op": "update", "id": f"urn:ngsi-ld:{kind}:1", "types": [default + kind], "entity": None}
+            for kind in ("TrafficViolation", "TrafficFlowObserved")
+        ]
+        await feed.on_changes(EntitiesChanged(tenant=CITY, changes=changes))
+        assert listener.queue.qsize() == 1
+        assert listener.queue.get_nowait()["type"] == "TrafficFlowObserved"
+    finally:
+        feed.close(listener)

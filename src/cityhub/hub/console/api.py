@@ -23,7 +23,7 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import cityhub
-from cityhub.hub.broker import ngsi
+from cityhub.hub.broker import ngsi, sharing
 from cityhub.hub.broker import service as broker_service
 from cityhub.hub.broker.context import core_context
 from cityhub.hub.broker.http import PERSONAL_READS, Broker
@@ -89,7 +89,8 @@ async def stream(
     if len(tenant) > TENANT_NAME_LENGTH or not tenant.isprintable():
         raise BadRequestData(f"tenant {tenant!r} is not a valid tenant name")
     feed: LiveFeed = request.app.state.hub.console
-    listener = feed.open(tenant, _types(types))
+    access = getattr(request.state, sharing.TYPE_ACCESS, None)
+    listener = feed.open(tenant, _types(types), access.hidden if access is not None else ())
 
     async def events() -> AsyncIterator[bytes]:
         try:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.bus import Event
+from cityhub.hub.broker import sharing
 from cityhub.hub.broker.context import core_context
 from cityhub.hub.broker.events import EntitiesChanged
 from cityhub.hub.broker.local import compact_entity
@@ -34,10 +35,12 @@ QUEUE_SIZE = 1000
 
 @dataclass(eq=False)
 class Listener:
-    """One open stream: a tenant, the entity types it wants (empty: all) and its waiting changes."""
+    """One open stream: a tenant, the entity types it wants (empty: all), those it may not see
+    (expanded; the data catalog's sharing rules for the caller) and its waiting changes."""
 
     tenant: str
     types: frozenset[str]
+    hidden: frozenset[str] = frozenset()
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     overflowed: bool = False
 
@@ -56,8 +59,8 @@ class LiveFeed:
     def __init__(self) -> None:
         self.listeners: set[Listener] = set()
 
-    def open(self, tenant: str, types: Iterable[str]) -> Listener:
-        listener = Listener(tenant, frozenset(types))
+    def open(self, tenant: str, types: Iterable[str], hidden: Iterable[str] = ()) -> Listener:
+        listener = Listener(tenant, frozenset(types), frozenset(hidden))
         self.listeners.add(listener)
         return listener
 
@@ -71,7 +74,10 @@ class LiveFeed:
             return
         for change in event.changes:
             message = message_of(change)
+            types = set(change["types"])
             for listener in listeners:
+                if listener.hidden and not listener.hidden.isdisjoint(types):
+                    continue
                 if not listener.types or message["type"] in listener.types:
                     listener.offer(message)
 
@@ -123,6 +129,9 @@ async def layer_features(
         .order_by(BrokerEntity.created_at, BrokerEntity.entity_id)
         .limit(limit + 1)
     )
+    visible = sharing.visible_clause(session)  # datasets the caller's department may not read
+    if visible is not None:
+        statement = statement.where(visible)
     rows = (await session.execute(statement)).all()
     ctx = core_context()
     features = []

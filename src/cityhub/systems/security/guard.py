@@ -275,7 +275,8 @@ class SecurityRuntime:
             PERSONAL_CLEARANCE,
             principal.can(Permission.PERSONAL_READ, tenant, cascade=self.cascade),
         )
-        if path.startswith("/ngsi-ld/"):
+        # the broker's API and the console's views of the same entities (map layers, live feed)
+        if path.startswith(("/ngsi-ld/", "/api/v1/console/")):
             setattr(
                 request.state, TYPE_ACCESS, await self._type_access(principal, tenant, request.method, path)
             )
