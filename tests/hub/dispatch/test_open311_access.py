@@ -28,12 +28,15 @@ async def test_api_key_and_rate_limit(app: FastAPI, client: httpx.AsyncClient) -
     assert refused.status_code == 403
     assert refused.json()[0]["code"] == 403
     assert (await post(client, api_key="guessed")).status_code == 403
+    # the limit counts per minute of the clock: 2 × 3 + 1 posts meet it even across a minute's end
     answers = [
         await post(client, api_key="city-app-key", lat="34.771", long=str(113.651 + i * 0.001))
-        for i in range(4)
+        for i in range(7)
     ]
-    assert [a.status_code for a in answers] == [201, 201, 201, 429]
-    assert answers[-1].json()[0]["code"] == 429
+    statuses = [a.status_code for a in answers]
+    assert statuses[:3] == [201, 201, 201]
+    assert 429 in statuses, statuses
+    assert answers[statuses.index(429)].json()[0]["code"] == 429
 
 
 def test_open311_is_public_to_the_guard() -> None:
@@ -58,9 +61,11 @@ async def test_citizens_need_no_account_when_access_control_is_on(secure_app: Fa
         assert (await citizen.get("/open311/v2/services.json")).status_code == 200
         answers = [
             await post(citizen, lat="34.771", long=str(113.651 + i * 0.001), description=f"第{i}处")
-            for i in range(3)
+            for i in range(5)  # 2 × 2 + 1: the limit is met even across a minute's end
         ]
-        assert [a.status_code for a in answers] == [201, 201, 429]
+        statuses = [a.status_code for a in answers]
+        assert statuses[:2] == [201, 201]
+        assert 429 in statuses, statuses
         request_id = answers[0].json()[0]["service_request_id"]
         shown = await citizen.get(f"/open311/v2/requests/{request_id}.json")
         assert shown.status_code == 200
