@@ -210,6 +210,31 @@ async def test_sensitive_values_are_stored_encrypted(secure_app: FastAPI) -> Non
     assert any(NAME in data for data in stored)  # personal, not sensitive: masked when shown, stored plain
 
 
+async def test_the_consoles_live_feed_masks_for_callers_without_clearance(secure_app: FastAPI) -> None:
+    feed = secure_app.state.hub.console
+    masked = feed.open("410100", ["Resident"], clear=False)
+    plain = feed.open("410100", ["Resident"], clear=True)
+    try:
+        async with client_for(secure_app) as http:
+            await _write(secure_app, http)
+        await secure_app.state.hub.relay.drain()
+        await asyncio.sleep(0.2)  # the in-process bus hands the events to the feed's consumer
+        seen_masked = [masked.queue.get_nowait() for _ in range(masked.queue.qsize())]
+        seen_plain = [plain.queue.get_nowait() for _ in range(plain.queue.qsize())]
+    finally:
+        feed.close(masked)
+        feed.close(plain)
+    assert seen_masked
+    assert len(seen_masked) == len(seen_plain)
+    for message in seen_masked:
+        for secret in SECRETS:
+            assert secret not in str(message), (secret, message)
+        assert "v1:k1:" not in str(message)  # nor the stored ciphertext
+    first = next(m["entity"] for m in seen_plain if m["id"] == RESIDENT and m["entity"])
+    assert first["phone"]["value"] == PHONE  # decrypted for a cleared caller
+    assert first["name"]["value"] == NAME
+
+
 def _settings(database_url: str, keys: str) -> Settings:
     return Settings(
         env="test", database_url=database_url, bus_url="memory://", instance_name="test", data_keys=keys

@@ -26,7 +26,7 @@ import cityhub
 from cityhub.hub.broker import ngsi, sharing
 from cityhub.hub.broker import service as broker_service
 from cityhub.hub.broker.context import core_context
-from cityhub.hub.broker.http import PERSONAL_READS, Broker
+from cityhub.hub.broker.http import PERSONAL_CLEARANCE, PERSONAL_READS, Broker
 from cityhub.hub.broker.models import TENANT_NAME_LENGTH
 from cityhub.hub.console.service import MAX_FEATURES, LiveFeed, layer_features
 from cityhub.kit.errors import BadRequestData
@@ -90,7 +90,12 @@ async def stream(
         raise BadRequestData(f"tenant {tenant!r} is not a valid tenant name")
     feed: LiveFeed = request.app.state.hub.console
     access = getattr(request.state, sharing.TYPE_ACCESS, None)
-    listener = feed.open(tenant, _types(types), access.hidden if access is not None else ())
+    # set by access control (absent when it is off: shown as written, as in the broker's answers);
+    # what a stream shows unmasked is not written to the audit chain change by change
+    clearance = getattr(request.state, PERSONAL_CLEARANCE, None)
+    listener = feed.open(
+        tenant, _types(types), access.hidden if access is not None else (), clear=clearance is not False
+    )
 
     async def events() -> AsyncIterator[bytes]:
         try:

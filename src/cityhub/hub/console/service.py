@@ -36,11 +36,13 @@ QUEUE_SIZE = 1000
 @dataclass(eq=False)
 class Listener:
     """One open stream: a tenant, the entity types it wants (empty: all), those it may not see
-    (expanded; the data catalog's sharing rules for the caller) and its waiting changes."""
+    (expanded; the data catalog's sharing rules for the caller), whether the caller sees personal
+    information as written (``clear``; masked otherwise) and its waiting changes."""
 
     tenant: str
     types: frozenset[str]
     hidden: frozenset[str] = frozenset()
+    clear: bool = True
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     overflowed: bool = False
 
@@ -59,8 +61,10 @@ class LiveFeed:
     def __init__(self) -> None:
         self.listeners: set[Listener] = set()
 
-    def open(self, tenant: str, types: Iterable[str], hidden: Iterable[str] = ()) -> Listener:
-        listener = Listener(tenant, frozenset(types), frozenset(hidden))
+    def open(
+        self, tenant: str, types: Iterable[str], hidden: Iterable[str] = (), *, clear: bool = True
+    ) -> Listener:
+        listener = Listener(tenant, frozenset(types), frozenset(hidden), clear)
         self.listeners.add(listener)
         return listener
 
@@ -73,20 +77,24 @@ class LiveFeed:
         if not listeners:
             return
         for change in event.changes:
-            message = message_of(change)
+            shown: dict[bool, dict[str, Any]] = {}  # the message as a caller with, without clearance sees it
             types = set(change["types"])
             for listener in listeners:
                 if listener.hidden and not listener.hidden.isdisjoint(types):
                     continue
+                if listener.clear not in shown:
+                    shown[listener.clear] = message_of(change, Disclosure(clear=listener.clear))
+                message = shown[listener.clear]
                 if not listener.types or message["type"] in listener.types:
                     listener.offer(message)
 
 
-def message_of(change: dict[str, Any]) -> dict[str, Any]:
+def message_of(change: dict[str, Any], disclosure: Disclosure) -> dict[str, Any]:
     """What the browser gets for one change: the operation, the entity's id and short type, and the
-    entity after it in normalized NGSI-LD with short names (None once deleted)."""
+    entity after it in normalized NGSI-LD with short names (None once deleted), its personal
+    information shown as ``disclosure`` allows (sensitive values decrypted, or masked)."""
     stored = change.get("entity")
-    entity = compact_entity(stored) if stored is not None else None
+    entity = compact_entity(disclosure.entity(stored)) if stored is not None else None
     short_type = core_context().compact(change["types"][0])
     return {"op": change["op"], "id": change["id"], "type": short_type, "entity": entity}
 
