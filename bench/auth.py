@@ -18,16 +18,13 @@ the p50s to the baseline's; the goal is auth / baseline ≤ 1.10.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import platform
 import random
 import statistics
 import time
 from typing import Any
 
 import httpx
-from scratch import scratch_database
+from scratch import run_on_scratch
 
 from cityhub import migrate
 from cityhub.app import create_app
@@ -144,19 +141,5 @@ async def run(url: str, entities: int, requests: int) -> None:
             await context.__aexit__(None, None, None)
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--entities", type=int, default=2000)
-    parser.add_argument("--requests", type=int, default=5000)
-    parser.add_argument("--postgres", help="admin DSN; a database is created for the run and dropped")
-    args = parser.parse_args()
-    backend = "postgresql" if args.postgres else "sqlite"
-    print(f"python {platform.python_version()} on {platform.machine()}, database {backend}")
-    async with scratch_database(args.postgres, "auth") as url:
-        await run(url, args.entities, args.requests)
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_on_scratch(__doc__, "auth", run, entities=2000, requests=5000)

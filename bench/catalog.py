@@ -17,16 +17,13 @@ catalogued county must leave every ``Closed`` entity out). Prints p50s and ratio
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import platform
 import random
 import statistics
 import time
 from typing import Any
 
 import httpx
-from scratch import scratch_database
+from scratch import run_on_scratch
 from sqlalchemy import update
 
 from cityhub import migrate
@@ -172,19 +169,5 @@ async def run(url: str, entities: int, requests: int) -> None:
         print(f"{label:<40}{catalogued:>12.3f}{base:>12.3f}{catalogued / base:>8.3f}")
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--entities", type=int, default=3000)
-    parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--postgres", help="admin DSN; a database is created for the run and dropped")
-    args = parser.parse_args()
-    backend = "postgresql" if args.postgres else "sqlite"
-    print(f"python {platform.python_version()} on {platform.machine()}, database {backend}")
-    async with scratch_database(args.postgres, "catalog") as url:
-        await run(url, args.entities, args.requests)
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_on_scratch(__doc__, "catalog", run, entities=3000, requests=1000)

@@ -3,9 +3,12 @@ made on a PostgreSQL server for the run and dropped after it, whatever happens i
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import platform
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -31,3 +34,28 @@ async def scratch_database(postgres: str | None, label: str) -> AsyncIterator[st
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+def run_on_scratch(
+    doc: str | None,
+    label: str,
+    run: Callable[[str, int, int], Awaitable[None]],
+    *,
+    entities: int,
+    requests: int,
+) -> None:
+    """The command line of a benchmark that fills a scratch database with ``--entities`` and sends
+    ``--requests``: parse it, say where it runs, and ``run(url, entities, requests)``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--entities", type=int, default=entities)
+    parser.add_argument("--requests", type=int, default=requests)
+    parser.add_argument("--postgres", help="admin DSN; a database is created for the run and dropped")
+    args = parser.parse_args()
+    backend = "postgresql" if args.postgres else "sqlite"
+    print(f"python {platform.python_version()} on {platform.machine()}, database {backend}")
+
+    async def main() -> None:
+        async with scratch_database(args.postgres, label) as url:
+            await run(url, args.entities, args.requests)
+
+    asyncio.run(main())
