@@ -19,7 +19,6 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     exit 1
 fi
 echo "chromium: installing the Debian packages ${packages[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null
-apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+. "$(dirname "$0")/apt.sh"
+apt_install --no-install-recommends "${packages[@]}"
 echo "chromium: installed"

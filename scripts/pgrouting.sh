@@ -16,7 +16,6 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "pgrouting: not installed; install postgresql-$major-pgrouting as root to enable it" >&2; exit 1
 fi
 echo "pgrouting: installing postgresql-$major-pgrouting"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null
-apt-get install -y -qq "postgresql-$major-pgrouting" >/dev/null
+. "$(dirname "$0")/apt.sh"
+apt_install "postgresql-$major-pgrouting"
 echo "pgrouting: installed"

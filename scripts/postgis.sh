@@ -15,7 +15,6 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "postgis: not installed; install postgresql-$major-postgis-3 as root to enable it" >&2; exit 1
 fi
 echo "postgis: installing postgresql-$major-postgis-3"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null
-apt-get install -y -qq "postgresql-$major-postgis-3" >/dev/null
+. "$(dirname "$0")/apt.sh"
+apt_install "postgresql-$major-postgis-3"
 echo "postgis: installed"
