@@ -123,7 +123,7 @@ async def stream(
                         try:
                             await audit(noted)
                         except Exception:
-                            log.exception("could not audit what a live feed showed; the stream ends")
+                            log.exception("could not audit what a live feed showed (%s): stream ended", noted)
                             return
                 if listener.overflowed:
                     while not listener.queue.empty():
@@ -157,7 +157,7 @@ async def _last_record(audit: Callable[[dict[str, Any]], Awaitable[None]], noted
     try:
         await audit(noted)
     except Exception:
-        log.exception("could not audit what a closed live feed showed")
+        log.exception("could not audit what a closed live feed showed (%s)", noted)
 
 
 @router.get(
