@@ -10,7 +10,11 @@ attributes: ``Resident`` (classified: ID-card number and phone sensitive, hence 
 address personal) and ``Household`` (no classification), the baseline. Reads alternate between
 the two request by request so that drift of the machine hits both alike: ``GET /entities/{id}``
 and ``GET /entities?type=…&limit=100``. Writes: batch upserts of 100 entities of each type in
-turn, entities per second. Prints p50s and ratios (classified / baseline).
+turn, entities per second. Then a data officer (clearance: values decrypted, each read of a
+``Resident`` written into the audit chain as ``personal.read``, a ``Household`` read not) reads
+``GET /entities/{id}`` of both types in turn: the time until the answer starts (its status line),
+until it ends (the audit middleware done), and the process's CPU time per request. Prints p50s and
+ratios (classified / baseline).
 """
 
 from __future__ import annotations
@@ -51,6 +55,23 @@ def settings(url: str) -> Settings:
     )
 
 
+class FirstByte:
+    """The app, noting when each answer starts (``http.response.start``): what a client over a
+    socket waits for, while the in-process transport returns once the app is done."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.at = 0.0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def noted(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                self.at = time.perf_counter()
+            await send(message)
+
+        await self.app(scope, receive, noted)
+
+
 def person(entity_type: str, index: int) -> dict[str, Any]:
     return {
         "id": f"urn:ngsi-ld:{entity_type}:{index}",
@@ -73,18 +94,24 @@ async def run(url: str, entities: int, requests: int) -> None:
     app = create_app(settings(url))
     async with app.router.lifespan_context(app):
         async with app.state.hub.sessions() as session, session.begin():
-            for username, role in (("bench-operator", "operator"), ("bench-viewer", "viewer")):
-                await service.create_user(
+            for username, role in (
+                ("bench-operator", "operator"),
+                ("bench-viewer", "viewer"),
+                ("bench-officer", "data_officer"),
+            ):
+                user = await service.create_user(
                     session,
-                    UserCreate(username=username, password=PASSWORD, roles=[role]),
+                    UserCreate(username=username, password=PASSWORD),
                     tenant=TENANT,
                     actor="bench",
                     min_length=12,
                 )
-        transport = httpx.ASGITransport(app=app)
+                await service._add_grant(session, user, role, TENANT, actor="bench")
+        timed = FirstByte(app)
+        transport = httpx.ASGITransport(app=timed)
         async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
             headers = {}
-            for username in ("bench-operator", "bench-viewer"):
+            for username in ("bench-operator", "bench-viewer", "bench-officer"):
                 token = await http.post(
                     "/api/v1/auth/token",
                     data={"grant_type": "password", "username": username, "password": PASSWORD},
@@ -126,6 +153,27 @@ async def run(url: str, entities: int, requests: int) -> None:
                             reads[(kind, entity_type)].append(elapsed * 1000)
             shown = (await http.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Resident:1", headers=viewer)).json()
             assert shown["idCardNumber"]["value"].count("*") == 8, shown
+            officer = headers["bench-officer"]
+            cleared: dict[tuple[str, str], list[float]] = {
+                (kind, t): [] for kind in ("start", "end", "cpu") for t in TYPES
+            }
+            for round_number in range(requests + 100):
+                index = rng.randrange(entities)
+                order = list(TYPES)
+                rng.shuffle(order)
+                for entity_type in order:
+                    path = f"/ngsi-ld/v1/entities/urn:ngsi-ld:{entity_type}:{index}"
+                    cpu = time.process_time()
+                    began = time.perf_counter()
+                    response = await http.get(path, headers=officer)
+                    ended = time.perf_counter()
+                    cpu = time.process_time() - cpu
+                    assert response.status_code == 200, response.text
+                    if round_number >= 100:
+                        cleared[("start", entity_type)].append((timed.at - began) * 1000)
+                        cleared[("end", entity_type)].append((ended - began) * 1000)
+                        cleared[("cpu", entity_type)].append(cpu * 1000)
+            assert response.json()["phone"]["value"].startswith("138")
     print(f"{entities} entities of each type, {requests} reads of each kind and type, viewer (masked)")
     print(f"{'figure':<36}{'classified':>12}{'baseline':>12}{'ratio':>8}")
     for kind, label in (("get", "GET /entities/{id} p50 ms"), ("query", "GET /entities?type (100) p50 ms")):
@@ -137,6 +185,15 @@ async def run(url: str, entities: int, requests: int) -> None:
     print(
         f"{'upsert batches of 100, entities/s':<36}{encrypted:>12.0f}{plain:>12.0f}{encrypted / plain:>8.3f}"
     )
+    print("data officer (clearance; Resident reads audited), GET /entities/{id}")
+    for kind, label in (
+        ("start", "until the answer starts, p50 ms"),
+        ("end", "until the request is done, p50 ms"),
+        ("cpu", "process CPU per request, p50 ms"),
+    ):
+        classified = statistics.median(cleared[(kind, "Resident")])
+        base = statistics.median(cleared[(kind, "Household")])
+        print(f"{label:<36}{classified:>12.3f}{base:>12.3f}{classified / base:>8.3f}")
 
 
 if __name__ == "__main__":

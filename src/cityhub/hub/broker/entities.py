@@ -206,7 +206,7 @@ async def query_entities(
         raise BadRequestData("give at least one of type, attrs, q, scopeQ or a geo-query")
     query = selection.query(ctx)
     if orderBy:
-        query.order = ordering(parse_order_by(orderBy), ctx.expand)
+        query.order = ordering(parse_order_by(orderBy), ctx.expand, broker.disclosure.orderable)
     view = shown.view(ctx)
     return await _answer_query(broker, ctx, query, view, limit=limit, offset=offset, count=count)
 

@@ -31,6 +31,10 @@ MAX_LIMIT = 1000
 #: What access control sets on a request (see ``protection``) and what the broker notes back.
 PERSONAL_CLEARANCE = "personal_clearance"
 PERSONAL_READS = "personal_reads"
+#: Set by access control on read requests: ``async (detail) -> None`` writes a ``personal.read``
+#: record for this request at once (raising when it cannot); for answers that show personal
+#: information after they began (the console's live feed).
+PERSONAL_AUDIT = "personal_audit"
 
 
 class NotAcceptable(HubError):

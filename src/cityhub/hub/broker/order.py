@@ -10,7 +10,7 @@ comes after those that have one, in either direction. Values of different kinds 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -75,13 +75,27 @@ def _sortable(value: Any) -> tuple[int, Any]:
 Entities = list[dict[str, Any]]
 
 
-def ordering(keys: tuple[OrderKey, ...], expand: Expand) -> Callable[[Entities], Entities]:
-    """A function that puts a list of (expanded) entities in the order ``keys`` ask for."""
+#: What the caller may sort an entity by: the entity as seen for ordering, given the attributes
+#: (IRIs) the keys name (``protection.Disclosure.orderable``: classified attributes absent for a
+#: caller without clearance, sensitive ones opened for one with it).
+Reveal = Callable[[dict[str, Any], Iterable[str]], dict[str, Any]]
+
+
+def ordering(
+    keys: tuple[OrderKey, ...], expand: Expand, reveal: Reveal | None = None
+) -> Callable[[Entities], Entities]:
+    """A function that puts a list of (expanded) entities in the order ``keys`` ask for, each
+    entity compared as ``reveal`` shows it."""
+    names = {expand(key.path.name) for key in keys if not isinstance(key.path, str)}
 
     def order(entities: Entities) -> Entities:
+        if reveal is None or not names:
+            seen = {id(entity): entity for entity in entities}
+        else:
+            seen = {id(entity): reveal(entity, names) for entity in entities}
         ordered = list(entities)
         for key in reversed(keys):  # stable sorts, the least significant key first
-            values = [(_value(entity, key, expand), entity) for entity in ordered]
+            values = [(_value(seen[id(entity)], key, expand), entity) for entity in ordered]
             present = [(value, entity) for value, entity in values if value is not _MISSING]
             present.sort(key=lambda pair: _sortable(pair[0]), reverse=key.descending)
             ordered = [entity for _, entity in present] + [e for v, e in values if v is _MISSING]

@@ -13,6 +13,11 @@ without one, nothing is classified and entities pass unchanged). Two points use 
   classified attribute masked unless the caller holds the clearance. What a cleared caller was
   shown unmasked is noted for the audit chain.
 
+Sub-attributes of a classified attribute (at any depth) are treated as the attribute: sealed with
+it when it is sensitive (each bound to its own path), masked with its mask. ``q`` and ``orderBy``
+see entities through :meth:`Disclosure.comparable` / :meth:`Disclosure.orderable`, so a caller
+without clearance can neither filter nor sort by a classified attribute.
+
 Attributes are matched by their local name (the last segment of the IRI: ``reporterPhone`` of
 ``https://uri.etsi.org/ngsi-ld/default-context/reporterPhone``), types likewise, as data models
 name them.
@@ -27,7 +32,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from cityhub.hub.broker.ngsi import content_key
+from cityhub.hub.broker.ngsi import CORE_KEYS, content_key
 
 ENVELOPE = "encrypted"
 Matcher = Callable[[dict[str, Any]], bool]
@@ -91,9 +96,15 @@ def is_sealed(content: Any) -> bool:
     )
 
 
-def binding(entity_id: str, attribute: str) -> bytes:
-    """What a ciphertext is bound to: it opens only as the value of this entity's attribute."""
-    return f"{entity_id}\n{attribute}".encode()
+def binding(entity_id: str, attribute: str, *path: str) -> bytes:
+    """What a ciphertext is bound to: it opens only as the value of this entity's attribute
+    (``path``: the sub-attributes down to the one it is the value of)."""
+    return "\n".join((entity_id, attribute, *path)).encode()
+
+
+def sub_attributes(instance: Mapping[str, Any]) -> list[str]:
+    """The sub-attributes (IRIs) of an attribute instance in the internal form."""
+    return [key for key, value in instance.items() if key not in CORE_KEYS and isinstance(value, dict)]
 
 
 def classified(types: Sequence[str], names: Iterable[str]) -> dict[str, Rule]:
@@ -112,13 +123,19 @@ def classified(types: Sequence[str], names: Iterable[str]) -> dict[str, Rule]:
     return found
 
 
-def _seal_one(protector: Protector, entity_id: str, name: str, instance: dict[str, Any]) -> dict[str, Any]:
+def _seal_one(
+    protector: Protector, entity_id: str, name: str, instance: dict[str, Any], path: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The instance with its content and its sub-attributes' contents (at any depth) encrypted;
+    each bound to its own place, so no sealed member opens as another."""
     key = content_key(instance.get("type", "Property"))
     content = instance.get(key)
-    if content is None or is_sealed(content) or content == "urn:ngsi-ld:null":
-        return instance
-    token = protector.encrypt(orjson.dumps(content), binding(entity_id, name))
-    return instance | {key: {ENVELOPE: token}}
+    sealed = dict(instance)
+    if content is not None and not is_sealed(content) and content != "urn:ngsi-ld:null":
+        sealed[key] = {ENVELOPE: protector.encrypt(orjson.dumps(content), binding(entity_id, name, *path))}
+    for sub in sub_attributes(instance):
+        sealed[sub] = _seal_one(protector, entity_id, name, instance[sub], (*path, sub))
+    return sealed
 
 
 def seal_instances(
@@ -145,14 +162,15 @@ def seal(entity: dict[str, Any]) -> dict[str, Any]:
     return entity | {"attrs": attrs}
 
 
-def open_content(entity_id: str, name: str, content: Any) -> Any:
-    """An attribute's content as written: envelopes opened (content that is none is as it is)."""
+def open_content(entity_id: str, name: str, content: Any, path: tuple[str, ...] = ()) -> Any:
+    """An attribute's (``path``: sub-attribute's) content as written: envelopes opened (content
+    that is none is as it is)."""
     if not is_sealed(content):
         return content
     protector = installed()
     if protector is None:
         return content
-    return orjson.loads(protector.decrypt(content[ENVELOPE], binding(entity_id, name)))
+    return orjson.loads(protector.decrypt(content[ENVELOPE], binding(entity_id, name, *path)))
 
 
 @dataclass
@@ -166,7 +184,12 @@ class Disclosure:
     entities: set[str] = field(default_factory=set)
     attributes: set[str] = field(default_factory=set)
 
-    def _shown(self, entity_id: str, name: str, rule: Rule, instance: dict[str, Any]) -> dict[str, Any]:
+    def _shown(
+        self, entity_id: str, name: str, rule: Rule, instance: dict[str, Any], path: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        """One instance as shown: its content and its sub-attributes' contents (at any depth: a
+        sub-attribute of a classified attribute is as personal as the attribute, and masked
+        with the attribute's mask) opened, then masked unless the caller is cleared."""
         protector = installed()
         assert protector is not None
         key = content_key(instance.get("type", "Property"))
@@ -174,8 +197,10 @@ class Disclosure:
         for member in (key, "previous" + key[0].upper() + key[1:]):
             if member not in shown or shown[member] == "urn:ngsi-ld:null":
                 continue
-            content = open_content(entity_id, name, shown[member])
+            content = open_content(entity_id, name, shown[member], path)
             shown[member] = content if self.clear else protector.mask(rule.mask, content)
+        for sub in sub_attributes(instance):
+            shown[sub] = self._shown(entity_id, name, rule, instance[sub], (*path, sub))
         return shown
 
     def instances(
@@ -221,6 +246,25 @@ class Disclosure:
         if not rules:
             return entity
         return entity | {"attrs": {n: i for n, i in entity["attrs"].items() if n not in rules}}
+
+    def orderable(self, entity: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
+        """The entity as ``orderBy`` sorts it for this caller, ``names`` (IRIs) being the
+        attributes the keys name. Without clearance, as :meth:`comparable`: classified attributes
+        are absent, so such entities come last, in the broker's own order (sorting by a masked
+        value would tell its rank among the others). With clearance, sensitive attributes are
+        opened, so they sort by their values rather than by ciphertext; nothing is noted for the
+        audit chain, as ordering shows no value (the answer's own rendering notes what it shows)."""
+        if not self.clear:
+            return self.comparable(entity)
+        rules = classified(entity["type"], [name for name in names if name in entity["attrs"]])
+        sealed = [name for name, rule in rules.items() if rule.sealed]
+        if not sealed:
+            return entity
+        opened = Disclosure(clear=True)
+        attrs = dict(entity["attrs"])
+        for name in sealed:
+            attrs[name] = [opened._shown(entity["id"], name, rules[name], i) for i in attrs[name]]
+        return entity | {"attrs": attrs}
 
     def guard_query(
         self, matches: Callable[[dict[str, Any]], bool] | None

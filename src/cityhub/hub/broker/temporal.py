@@ -283,7 +283,7 @@ async def query_temporal(
         raise BadRequestData("give at least one of type, attrs, q, scopeQ, a geo-query or local=true")
     query = selection.query(ctx)
     if orderBy is not None:
-        query.order = order.ordering(order.parse_order_by(orderBy), ctx.expand)
+        query.order = order.ordering(order.parse_order_by(orderBy), ctx.expand, broker.disclosure.orderable)
     return await _page(broker, ctx, query, params, limit=limit, offset=offset, count=count)
 
 

@@ -12,7 +12,9 @@ page that says how to make one and the hub runs on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,7 +28,7 @@ import cityhub
 from cityhub.hub.broker import ngsi, sharing
 from cityhub.hub.broker import service as broker_service
 from cityhub.hub.broker.context import core_context
-from cityhub.hub.broker.http import PERSONAL_CLEARANCE, PERSONAL_READS, Broker
+from cityhub.hub.broker.http import PERSONAL_AUDIT, PERSONAL_CLEARANCE, PERSONAL_READS, Broker
 from cityhub.hub.broker.models import TENANT_NAME_LENGTH
 from cityhub.hub.console.service import MAX_FEATURES, LiveFeed, layer_features
 from cityhub.kit.errors import BadRequestData
@@ -34,9 +36,14 @@ from cityhub.kit.web import TENANT_HEADER
 from cityhub.systems.security.policy import console_shell
 
 router = APIRouter(prefix="/api/v1/console", tags=["console"])
+log = logging.getLogger(__name__)
 
 #: Seconds between keep-alive comments on an idle stream (proxies close silent connections).
 KEEPALIVE = 15.0
+#: Seconds a stream gathers what it showed unmasked before writing one ``personal.read`` record.
+AUDIT_INTERVAL = 60.0
+#: Records of closed streams still being written (a closing stream cannot wait for its own).
+_closing: set[asyncio.Task[None]] = set()
 #: The content policy of the console's files: its own scripts, styles and map workers, nothing
 #: from elsewhere.
 CONTENT_POLICY = (
@@ -90,17 +97,34 @@ async def stream(
         raise BadRequestData(f"tenant {tenant!r} is not a valid tenant name")
     feed: LiveFeed = request.app.state.hub.console
     access = getattr(request.state, sharing.TYPE_ACCESS, None)
-    # set by access control (absent when it is off: shown as written, as in the broker's answers);
-    # what a stream shows unmasked is not written to the audit chain change by change
+    # set by access control (absent when it is off: shown as written, as in the broker's answers)
     clearance = getattr(request.state, PERSONAL_CLEARANCE, None)
+    audit: Callable[[dict[str, Any]], Awaitable[None]] | None = getattr(request.state, PERSONAL_AUDIT, None)
     listener = feed.open(
-        tenant, _types(types), access.hidden if access is not None else (), clear=clearance is not False
+        tenant,
+        _types(types),
+        access.hidden if access is not None else (),
+        clear=clearance is not False,
+        audited=clearance is True and audit is not None,
     )
 
     async def events() -> AsyncIterator[bytes]:
+        # What a cleared caller is handed unmasked goes into the audit chain once per
+        # AUDIT_INTERVAL (one record listing the entity ids), not change by change; a record
+        # that cannot be written ends the stream.
+        window = time.monotonic()
         try:
             yield b"retry: 3000\n: connected\n\n"
             while True:
+                if audit is not None and time.monotonic() - window >= AUDIT_INTERVAL:
+                    window = time.monotonic()
+                    noted = listener.take_noted()
+                    if noted is not None:
+                        try:
+                            await audit(noted)
+                        except Exception:
+                            log.exception("could not audit what a live feed showed (%s): stream ended", noted)
+                            return
                 if listener.overflowed:
                     while not listener.queue.empty():
                         listener.queue.get_nowait()
@@ -114,12 +138,26 @@ async def stream(
                 yield b"event: change\ndata: " + orjson.dumps(message) + b"\n\n"
         finally:
             feed.close(listener)
+            noted = listener.take_noted()
+            if audit is not None and noted is not None:
+                # the stream's task may be cancelled (the client left): the last record is
+                # written by a task of its own
+                task = asyncio.get_running_loop().create_task(_last_record(audit, noted))
+                _closing.add(task)
+                task.add_done_callback(_closing.discard)
 
     return StreamingResponse(
         events(),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+async def _last_record(audit: Callable[[dict[str, Any]], Awaitable[None]], noted: dict[str, Any]) -> None:
+    try:
+        await audit(noted)
+    except Exception:
+        log.exception("could not audit what a closed live feed showed (%s)", noted)
 
 
 @router.get(

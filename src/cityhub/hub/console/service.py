@@ -37,22 +37,41 @@ QUEUE_SIZE = 1000
 class Listener:
     """One open stream: a tenant, the entity types it wants (empty: all), those it may not see
     (expanded; the data catalog's sharing rules for the caller), whether the caller sees personal
-    information as written (``clear``; masked otherwise) and its waiting changes."""
+    information as written (``clear``; masked otherwise), whether what it is handed unmasked is
+    noted for the audit chain (``audited``: ``seen`` entity ids, ``attributes`` names) and its
+    waiting changes."""
 
     tenant: str
     types: frozenset[str]
     hidden: frozenset[str] = frozenset()
     clear: bool = True
+    audited: bool = False
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     overflowed: bool = False
+    seen: set[str] = field(default_factory=set)
+    attributes: set[str] = field(default_factory=set)
 
-    def offer(self, message: dict[str, Any]) -> None:
+    def offer(self, message: dict[str, Any], noted: Disclosure | None = None) -> None:
+        """Queue a change; ``noted``: what its message shows unmasked, noted when audited."""
         if self.overflowed:
             return
         try:
             self.queue.put_nowait(message)
         except asyncio.QueueFull:
             self.overflowed = True
+            return
+        if self.audited and noted is not None:
+            self.seen |= noted.entities
+            self.attributes |= noted.attributes
+
+    def take_noted(self) -> dict[str, Any] | None:
+        """What the stream was handed unmasked since the last call, as a ``personal.read``
+        record's detail (entity ids and attribute names, never values); None: nothing."""
+        if not self.seen:
+            return None
+        noted = Disclosure(clear=True, audited=True, entities=self.seen, attributes=self.attributes).noted()
+        self.seen, self.attributes = set(), set()
+        return noted
 
 
 class LiveFeed:
@@ -62,9 +81,15 @@ class LiveFeed:
         self.listeners: set[Listener] = set()
 
     def open(
-        self, tenant: str, types: Iterable[str], hidden: Iterable[str] = (), *, clear: bool = True
+        self,
+        tenant: str,
+        types: Iterable[str],
+        hidden: Iterable[str] = (),
+        *,
+        clear: bool = True,
+        audited: bool = False,
     ) -> Listener:
-        listener = Listener(tenant, frozenset(types), frozenset(hidden), clear)
+        listener = Listener(tenant, frozenset(types), frozenset(hidden), clear, audited)
         self.listeners.add(listener)
         return listener
 
@@ -77,16 +102,18 @@ class LiveFeed:
         if not listeners:
             return
         for change in event.changes:
-            shown: dict[bool, dict[str, Any]] = {}  # the message as a caller with, without clearance sees it
+            # the message as a caller with, without clearance sees it, and what it shows unmasked
+            shown: dict[bool, tuple[dict[str, Any], Disclosure]] = {}
             types = set(change["types"])
             for listener in listeners:
                 if listener.hidden and not listener.hidden.isdisjoint(types):
                     continue
                 if listener.clear not in shown:
-                    shown[listener.clear] = message_of(change, Disclosure(clear=listener.clear))
-                message = shown[listener.clear]
+                    disclosure = Disclosure(clear=listener.clear, audited=listener.clear)
+                    shown[listener.clear] = (message_of(change, disclosure), disclosure)
+                message, disclosure = shown[listener.clear]
                 if not listener.types or message["type"] in listener.types:
-                    listener.offer(message)
+                    listener.offer(message, disclosure)
 
 
 def message_of(change: dict[str, Any], disclosure: Disclosure) -> dict[str, Any]:

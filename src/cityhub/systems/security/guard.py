@@ -33,21 +33,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from fastapi import Request
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityhub.config import Settings
-from cityhub.hub.broker.http import PERSONAL_CLEARANCE, PERSONAL_READS
+from cityhub.hub.broker.http import PERSONAL_AUDIT, PERSONAL_CLEARANCE, PERSONAL_READS
 from cityhub.hub.broker.sharing import TYPE_ACCESS, TypeAccess
 from cityhub.hub.catalog import access as catalog_access
 from cityhub.hub.ingest.api import FIWARE_TENANT_PATHS, iot_tenant
 from cityhub.kit.db import scope_to_tenant
-from cityhub.kit.errors import Forbidden, TooManyRequests, Unauthorized
+from cityhub.kit.errors import HUB_ERRORS, Forbidden, HubError, TooManyRequests, Unauthorized
 from cityhub.kit.time import utcnow
-from cityhub.kit.web import TENANT_HEADER, StatusNoted
+from cityhub.kit.web import PROBLEM_JSON, PROBLEM_MEDIA_TYPES, TENANT_HEADER, StatusNoted
 from cityhub.systems.security import audit, credentials, service
 from cityhub.systems.security.awareness import VOLUME_REFUSALS, Detector
 from cityhub.systems.security.models import BlockedSource
@@ -59,7 +60,18 @@ log = logging.getLogger(__name__)
 PRINCIPAL = "principal"
 # PERSONAL_CLEARANCE is set on each authorized request: whether the caller holds ``personal:read``
 # in the request's tenant. The broker reads it (and only it) to mask personal information, and
-# notes under PERSONAL_READS what it showed unmasked, which :class:`AuditMiddleware` records.
+# notes under PERSONAL_READS what it showed unmasked, which :class:`AuditMiddleware` records
+# before the answer leaves; a stream, which shows data after its answer began, writes its own
+# records through the PERSONAL_AUDIT callable the middleware puts on each read request.
+
+
+class AuditUnavailable(HubError):
+    """A read that would show personal information unmasked could not be written into the audit
+    chain: the answer is withheld (no record, no answer)."""
+
+    status = 503
+    type = HUB_ERRORS + "audit-unavailable"
+    title = "The read cannot be audited"
 
 
 @dataclass(frozen=True)
@@ -369,11 +381,13 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         if is_read(method, path):
-            sent = StatusNoted(send)
-            await self.app(scope, receive, sent)
-            reads = scope.get("state", {}).get(PERSONAL_READS)
-            if reads:
-                await self._record(scope, method, path, sent.status, "personal.read", reads)
+            state = scope.setdefault("state", {})
+
+            async def audit_reads(detail: dict[str, Any], status: int = 200) -> None:
+                await self._append(scope, method, path, status, "personal.read", detail)
+
+            state[PERSONAL_AUDIT] = audit_reads
+            await self.app(scope, receive, _AuditedRead(self, scope, method, path, send))
             return
         sent = StatusNoted(send)
         try:
@@ -390,23 +404,80 @@ class AuditMiddleware:
         action: str,
         detail: dict[str, Any] | None = None,
     ) -> None:
+        """Write a record; a failure is logged (the request was answered already)."""
+        try:
+            await self._append(scope, method, path, status, action, detail)
+        except Exception:
+            log.exception("could not write the audit record of %s %s", method, path)
+
+    async def _append(
+        self,
+        scope: Scope,
+        method: str,
+        path: str,
+        status: int,
+        action: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Write a record into the chain in a transaction of its own; raises when it cannot."""
         principal = scope.get("state", {}).get(PRINCIPAL)
         headers = dict(scope.get("headers", []))
         default = self.runtime.settings.default_tenant
         tenant = request_tenant(path, lambda name: _header(headers, name), default)
         client = scope.get("client")
-        try:
-            async with self.runtime.sessions() as session, session.begin():
-                await audit.append(
-                    session,
-                    action,
-                    actor=principal.username if isinstance(principal, Principal) else "anonymous",
-                    tenant_code=tenant[:64],
-                    source=client[0] if client else None,
-                    method=method,
-                    path=path,
-                    status=status,
-                    detail=detail,
-                )
-        except Exception:
-            log.exception("could not write the audit record of %s %s", method, path)
+        async with self.runtime.sessions() as session, session.begin():
+            await audit.append(
+                session,
+                action,
+                actor=principal.username if isinstance(principal, Principal) else "anonymous",
+                tenant_code=tenant[:64],
+                source=client[0] if client else None,
+                method=method,
+                path=path,
+                status=status,
+                detail=detail,
+            )
+
+
+class _AuditedRead:
+    """The ``send`` of a read request: when the answer shows personal information unmasked (the
+    broker noted it under PERSONAL_READS before answering), its ``personal.read`` record is
+    written before the answer's first byte leaves. If the record cannot be written, the answer
+    is replaced by a 503 problem and its body dropped: a cleared caller is never shown what the
+    chain does not hold. The cost is the record's write, which was made after the answer before."""
+
+    def __init__(self, middleware: AuditMiddleware, scope: Scope, method: str, path: str, send: Send) -> None:
+        self.middleware, self.scope, self.method, self.path, self.send = middleware, scope, method, path, send
+        self.withheld = False
+
+    async def __call__(self, message: Message) -> None:
+        if self.withheld:
+            return  # the answer's body, replaced by the problem
+        if message["type"] == "http.response.start":
+            reads = self.scope.get("state", {}).get(PERSONAL_READS)
+            if reads:
+                try:
+                    await self.middleware._append(
+                        self.scope, self.method, self.path, message["status"], "personal.read", reads
+                    )
+                except Exception:
+                    log.exception("no personal.read record for %s: answer withheld", self.path)
+                    self.withheld = True
+                    await self._refuse()
+                    return
+        await self.send(message)
+
+    async def _refuse(self) -> None:
+        error = AuditUnavailable(
+            "the answer shows personal information and its audit record could not be written"
+        )
+        body = orjson.dumps(error.to_problem(self.path))
+        media = PROBLEM_JSON
+        app = self.scope.get("app")
+        if app is not None:
+            for prefix, media_type in (getattr(app.state, PROBLEM_MEDIA_TYPES, None) or {}).items():
+                if self.path.startswith(prefix):
+                    media = media_type
+        headers = [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode())]
+        await self.send({"type": "http.response.start", "status": error.status, "headers": headers})
+        await self.send({"type": "http.response.body", "body": body})

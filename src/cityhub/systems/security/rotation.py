@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cityhub.hub.broker.models import BrokerAttributeInstance, BrokerEntity
 from cityhub.hub.broker.ngsi import content_key
-from cityhub.hub.broker.protection import ENVELOPE, binding, is_sealed
+from cityhub.hub.broker.protection import ENVELOPE, binding, is_sealed, sub_attributes
 from cityhub.kit.db import ALL_TENANTS
 from cityhub.systems.security.privacy import DataKeyError, KeyRing
 
@@ -34,25 +34,38 @@ class Rotated:
 
 
 def _reseal(
-    ring: KeyRing, entity_id: str, attribute: str, instance: dict[str, Any], outcome: Rotated, where: str
+    ring: KeyRing,
+    entity_id: str,
+    attribute: str,
+    instance: dict[str, Any],
+    outcome: Rotated,
+    where: str,
+    path: tuple[str, ...] = (),
 ) -> dict[str, Any] | None:
-    """The instance re-encrypted under the current key; None when it needs nothing."""
+    """The instance re-encrypted under the current key, its sub-attributes (at any depth)
+    included; None when it needs nothing."""
+    changed: dict[str, Any] = {}
+    for sub in sub_attributes(instance):
+        resealed = _reseal(ring, entity_id, attribute, instance[sub], outcome, where, (*path, sub))
+        if resealed is not None:
+            changed[sub] = resealed
     key = content_key(instance.get("type", "Property"))
     content = instance.get(key)
-    if not isinstance(content, dict) or not is_sealed(content):
-        return None
-    token = str(content[ENVELOPE])
-    if KeyRing.key_id(token) == ring.current:
-        outcome.current += 1
-        return None
-    context = binding(entity_id, attribute)
-    try:
-        plaintext = ring.decrypt(token, context)
-    except DataKeyError as error:
-        outcome.problems.append(f"{where} {attribute}: {error.detail}")
-        return None
-    outcome.values += 1
-    return instance | {key: {ENVELOPE: ring.encrypt(plaintext, context)}}
+    if isinstance(content, dict) and is_sealed(content):
+        token = str(content[ENVELOPE])
+        if KeyRing.key_id(token) == ring.current:
+            outcome.current += 1
+        else:
+            context = binding(entity_id, attribute, *path)
+            try:
+                plaintext = ring.decrypt(token, context)
+            except DataKeyError as error:
+                named = ".".join((attribute, *path))
+                outcome.problems.append(f"{where} {named}: {error.detail}")
+            else:
+                outcome.values += 1
+                changed[key] = {ENVELOPE: ring.encrypt(plaintext, context)}
+    return instance | changed if changed else None
 
 
 async def _entities(
