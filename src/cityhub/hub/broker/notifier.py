@@ -37,7 +37,6 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
-import httpx
 import orjson
 from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -52,6 +51,7 @@ from cityhub.hub.broker.csource_notify import (
     CsourceCompiled,
     compile_csource_subscription,
 )
+from cityhub.hub.broker.delivery import DeliveryError, Endpoints
 from cityhub.hub.broker.events import EntitiesChanged, RegistrationsChanged
 from cityhub.hub.broker.http import FORMATS, GEO_JSON, JSON, JSON_LD
 from cityhub.hub.broker.models import (
@@ -84,6 +84,7 @@ CONSUMER = "broker-notify"
 #: entities whose selection by the subscriptions is kept, per tenant
 SELECTION_CACHE = 200_000
 _Selected = tuple[str, tuple[str, ...]]  # an entity's id and types
+_Index = tuple[dict[str, list[int]], list[int]]  # subscriptions by the types they name; the others
 NULL = "urn:ngsi-ld:null"
 
 
@@ -156,9 +157,28 @@ class Compiled:
     context_url: str
     data: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        #: each selector as (id, idPattern's search, expanded type) when all name one type (the
+        #: usual case): tested without the general type expression
+        self.simple: list[tuple[str | None, Callable[[str], object] | None, str]] | None = None
+        if self.selectors and all(isinstance(s.types.tree, str) for s in self.selectors):
+            self.simple = [
+                (s.entity_id, s.pattern.search if s.pattern else None, self.ctx.expand(s.types.tree))
+                for s in self.selectors
+            ]
+
     def selects(self, entity_id: str, types: Sequence[str]) -> bool:
         if not self.selectors:
             return True
+        if self.simple is not None:
+            for wanted_id, search, wanted_type in self.simple:
+                if (
+                    wanted_type in types
+                    and (wanted_id is None or wanted_id == entity_id)
+                    and (search is None or search(entity_id))
+                ):
+                    return True
+            return False
         present = set(types)
         for selector in self.selectors:
             if selector.entity_id is not None and selector.entity_id != entity_id:
@@ -337,7 +357,7 @@ class Notifier:
         self._limit = asyncio.Semaphore(concurrency)
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: Endpoints | None = None
         self._stopping = False
         self._busy: set[tuple[str, str]] = set()  # subscriptions with a delivery under way here
         self._tasks: set[asyncio.Task[None]] = set()
@@ -346,9 +366,7 @@ class Notifier:
         self._compiled: dict[tuple[str, str], tuple[datetime, Compiled]] = {}
         self._compiled_csource: dict[tuple[str, str], tuple[datetime, CsourceCompiled]] = {}
         #: per tenant: its subscriptions' versions, and which of them select an (id, types)
-        self._selections: dict[
-            str, tuple[tuple[Any, ...], dict[tuple[str, tuple[str, ...]], tuple[int, ...]]]
-        ] = {}
+        self._selections: dict[str, tuple[tuple[Any, ...], _Index, dict[_Selected, tuple[int, ...]]]] = {}
         self.sent = 0
         self.failed = 0
 
@@ -440,16 +458,29 @@ class Notifier:
         type and idPattern against every change made matching grow with their product."""
         signature = tuple((sub.row.subscription_id, sub.row.modified_at) for sub in subscriptions)
         kept = self._selections.get(tenant)
-        if kept is None or kept[0] != signature or len(kept[1]) >= SELECTION_CACHE:
-            kept = (signature, {})
+        if kept is None or kept[0] != signature or len(kept[2]) >= SELECTION_CACHE:
+            # an entity not seen yet is tested only against the subscriptions that name one of
+            # its types, and those whose selection is more than type names
+            by_type: dict[str, list[int]] = {}
+            general: list[int] = []
+            for index, sub in enumerate(subscriptions):
+                if sub.simple is None:
+                    general.append(index)
+                    continue
+                for name in {wanted for _, _, wanted in sub.simple}:
+                    by_type.setdefault(name, []).append(index)
+            kept = (signature, (by_type, general), {})
             self._selections[tenant] = kept
-        cache = kept[1]
+        (by_type, general), cache = kept[1], kept[2]
 
         def selected(entity_id: str, types: Sequence[str]) -> tuple[int, ...]:
             key = (entity_id, tuple(types))
             found = cache.get(key)
             if found is None:
-                found = tuple(i for i, sub in enumerate(subscriptions) if sub.selects(entity_id, types))
+                candidates = set(general)
+                for name in types:
+                    candidates.update(by_type.get(name, ()))
+                found = tuple(i for i in sorted(candidates) if subscriptions[i].selects(entity_id, types))
                 cache[key] = found
             return found
 
@@ -660,9 +691,7 @@ class Notifier:
         self._wakeup.set()
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(
-            timeout=self.timeout, limits=httpx.Limits(max_connections=None, max_keepalive_connections=64)
-        )
+        self._client = Endpoints(timeout=self.timeout)
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="broker-notifier")
 
@@ -769,11 +798,13 @@ class Notifier:
                 await self._send_mqtt(endpoint, headers, body)
                 return None
             assert self._client is not None, "the notifier is not started"
-            response = await self._client.post(uri, content=orjson.dumps(body), headers=headers)
-        except (httpx.HTTPError, aiomqtt.MqttError, OSError, TimeoutError) as error:
+            status_code = await self._client.post(uri, orjson.dumps(body), headers)
+        except TimeoutError:
+            return f"no answer within {self.timeout:g} s"
+        except (DeliveryError, aiomqtt.MqttError, OSError) as error:
             return f"{type(error).__name__}: {error}"[:500] or type(error).__name__
-        if response.status_code >= 300:
-            return f"HTTP {response.status_code} from {uri}"
+        if status_code >= 300:
+            return f"HTTP {status_code} from {uri}"
         return None
 
     async def _send_mqtt(
