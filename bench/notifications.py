@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/notifications.py [--rate 5000] [--seconds 10] [--subscriptions 100]
                                             [--batch 100] [--writers 1] [--entities 10000]
-                                            [--postgres DSN]
+                                            [--writes-only] [--postgres DSN]
 
 A hub runs in this process (its ASGI app, no socket for the writes; the notifications go over real
 HTTP to a receiver on 127.0.0.1 in this process). ``--subscriptions`` subscriptions each watch one
