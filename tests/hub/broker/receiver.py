@@ -1,7 +1,8 @@
 """A real HTTP server on 127.0.0.1 that takes notifications, for subscription tests.
 
 It speaks just enough HTTP/1.1 (Content-Length bodies, keep-alive) to be a subscriber. ``status``
-sets the answer; ``hang`` makes it hold requests without answering, like a dead endpoint.
+sets the answer; ``hang`` makes it hold requests without answering, like a dead endpoint;
+``hold`` makes them wait for an event, like a slow one.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class Received:
 class Receiver:
     status: int = 200
     hang: bool = False
+    #: when set, requests wait for it before they are answered (a slow subscriber)
+    hold: asyncio.Event | None = None
     received: asyncio.Queue[Received] = field(default_factory=asyncio.Queue)
     attempts: int = 0
     _server: asyncio.Server | None = None
@@ -71,6 +74,8 @@ class Receiver:
                 self.attempts += 1
                 if self.hang:
                     await asyncio.sleep(3600)
+                if self.hold is not None:
+                    await self.hold.wait()
                 if 200 <= self.status < 300:
                     await self.received.put(Received(path, headers, orjson.loads(body) if body else None))
                 writer.write(f"HTTP/1.1 {self.status} X\r\nContent-Length: 0\r\n\r\n".encode())

@@ -9,7 +9,9 @@ Two stages, so that a slow or dead subscriber never slows down a writer or anoth
    With NATS the consumer is shared: each event is matched by one hub process.
 2. **Delivery** (:meth:`Notifier.deliver_due`, a loop in every hub process): due rows are claimed
    with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), sent concurrently with a timeout, then
-   deleted, or retried later with a doubling delay until the attempts run out. A process that dies
+   deleted, or retried later with a doubling delay until the attempts run out. Rows of one
+   subscription claimed together go out as one notification (:func:`merged`), so under load a
+   subscriber gets fewer, larger notifications instead of a growing queue. A process that dies
    while sending leaves rows whose lease ends, and another process (or this one after restart)
    sends them. Subscriptions with ``timeInterval`` are run from the same loop.
 
@@ -35,7 +37,6 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
-import httpx
 import orjson
 from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -50,6 +51,7 @@ from cityhub.hub.broker.csource_notify import (
     CsourceCompiled,
     compile_csource_subscription,
 )
+from cityhub.hub.broker.delivery import DeliveryError, Endpoints
 from cityhub.hub.broker.events import EntitiesChanged, RegistrationsChanged
 from cityhub.hub.broker.http import FORMATS, GEO_JSON, JSON, JSON_LD
 from cityhub.hub.broker.models import (
@@ -79,6 +81,10 @@ from cityhub.kit.web import TENANT_HEADER
 log = logging.getLogger(__name__)
 
 CONSUMER = "broker-notify"
+#: entities whose selection by the subscriptions is kept, per tenant
+SELECTION_CACHE = 200_000
+_Selected = tuple[str, tuple[str, ...]]  # an entity's id and types
+_Index = tuple[dict[str, list[int]], list[int]]  # subscriptions by the types they name; the others
 NULL = "urn:ngsi-ld:null"
 
 
@@ -151,9 +157,28 @@ class Compiled:
     context_url: str
     data: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        #: each selector as (id, idPattern's search, expanded type) when all name one type (the
+        #: usual case): tested without the general type expression
+        self.simple: list[tuple[str | None, Callable[[str], object] | None, str]] | None = None
+        if self.selectors and all(isinstance(s.types.tree, str) for s in self.selectors):
+            self.simple = [
+                (s.entity_id, s.pattern.search if s.pattern else None, self.ctx.expand(s.types.tree))
+                for s in self.selectors
+            ]
+
     def selects(self, entity_id: str, types: Sequence[str]) -> bool:
         if not self.selectors:
             return True
+        if self.simple is not None:
+            for wanted_id, search, wanted_type in self.simple:
+                if (
+                    wanted_type in types
+                    and (wanted_id is None or wanted_id == entity_id)
+                    and (search is None or search(entity_id))
+                ):
+                    return True
+            return False
         present = set(types)
         for selector in self.selectors:
             if selector.entity_id is not None and selector.entity_id != entity_id:
@@ -314,9 +339,10 @@ class Notifier:
         attempts: int = 5,
         poll_interval: float = 1.0,
         lease: float = 60.0,
-        batch_size: int = 200,
+        batch_size: int = 2000,
         concurrency: int = 8,
         first_retry: float = 1.0,
+        merge_limit: int = 1000,
     ) -> None:
         self.sessions = sessions
         self.contexts = contexts
@@ -327,17 +353,20 @@ class Notifier:
         self.lease = timedelta(seconds=lease)
         self.batch_size = batch_size
         self.first_retry = first_retry
+        self.merge_limit = merge_limit
         self._limit = asyncio.Semaphore(concurrency)
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: Endpoints | None = None
         self._stopping = False
         self._busy: set[tuple[str, str]] = set()  # subscriptions with a delivery under way here
         self._tasks: set[asyncio.Task[None]] = set()
-        self._outcomes: list[tuple[BrokerNotification, str | None]] = []
+        self._outcomes: list[tuple[list[BrokerNotification], str | None]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._compiled: dict[tuple[str, str], tuple[datetime, Compiled]] = {}
         self._compiled_csource: dict[tuple[str, str], tuple[datetime, CsourceCompiled]] = {}
+        #: per tenant: its subscriptions' versions, and which of them select an (id, types)
+        self._selections: dict[str, tuple[tuple[Any, ...], _Index, dict[_Selected, tuple[int, ...]]]] = {}
         self.sent = 0
         self.failed = 0
 
@@ -393,13 +422,24 @@ class Notifier:
                 return
             scope_to_tenant(session, tenant)
             now = utcnow()
-            changes = [(parse_datetime(change["at"]), change) for change in event.changes]
-            for sub in subscriptions:
-                if sub.row.throttled_until is not None and sub.row.throttled_until > now:
-                    continue
-                items = [change for at, change in changes if self._concerns(sub, at, change)]
-                if not items:
-                    continue
+            subscriptions.sort(key=lambda sub: sub.row.subscription_id)  # the same order each time
+            selected = self._selection(tenant, subscriptions)
+            open_ = [
+                sub.row.throttled_until is None or sub.row.throttled_until <= now for sub in subscriptions
+            ]
+            concerned: dict[int, list[dict[str, Any]]] = {}
+            for change in event.changes:
+                at: datetime | None = None
+                for index in selected(change["id"], change["types"]):
+                    sub = subscriptions[index]
+                    if not open_[index]:
+                        continue
+                    if at is None:
+                        at = parse_datetime(change["at"])
+                    if self._concerns(sub, at, change):
+                        concerned.setdefault(index, []).append(change)
+            for index, items in sorted(concerned.items()):
+                sub = subscriptions[index]
                 data = await self._render(session, sub, items)
                 self._queue(session, sub, tenant, data)
                 queued = True
@@ -408,11 +448,48 @@ class Notifier:
         if queued:
             self.wake()
 
+    def _selection(
+        self, tenant: str, subscriptions: list[Compiled]
+    ) -> Callable[[str, Sequence[str]], tuple[int, ...]]:
+        """Which of ``subscriptions`` (their positions) select an entity by its id and types.
+
+        Entities are written again and again (a sensor's readings), so the answer is kept per id
+        and types while the tenant's subscriptions stay the same: testing every subscription's
+        type and idPattern against every change made matching grow with their product."""
+        signature = tuple((sub.row.subscription_id, sub.row.modified_at) for sub in subscriptions)
+        kept = self._selections.get(tenant)
+        if kept is None or kept[0] != signature or len(kept[2]) >= SELECTION_CACHE:
+            # an entity not seen yet is tested only against the subscriptions that name one of
+            # its types, and those whose selection is more than type names
+            by_type: dict[str, list[int]] = {}
+            general: list[int] = []
+            for index, sub in enumerate(subscriptions):
+                if sub.simple is None:
+                    general.append(index)
+                    continue
+                for name in {wanted for _, _, wanted in sub.simple}:
+                    by_type.setdefault(name, []).append(index)
+            kept = (signature, (by_type, general), {})
+            self._selections[tenant] = kept
+        (by_type, general), cache = kept[1], kept[2]
+
+        def selected(entity_id: str, types: Sequence[str]) -> tuple[int, ...]:
+            key = (entity_id, tuple(types))
+            found = cache.get(key)
+            if found is None:
+                candidates = set(general)
+                for name in types:
+                    candidates.update(by_type.get(name, ()))
+                found = tuple(i for i in sorted(candidates) if subscriptions[i].selects(entity_id, types))
+                cache[key] = found
+            return found
+
+        return selected
+
     def _concerns(self, sub: Compiled, at: datetime, change: dict[str, Any]) -> bool:
+        """Whether a change of an entity ``sub`` selects concerns it."""
         if at < sub.row.created_at:
             return False  # made before the subscription, matched after it: not its business
-        if not sub.selects(change["id"], change["types"]):
-            return False
         if not sub.triggered(change):
             return False
         return sub.matches(_subject(change))
@@ -614,9 +691,7 @@ class Notifier:
         self._wakeup.set()
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(
-            timeout=self.timeout, limits=httpx.Limits(max_connections=None, max_keepalive_connections=64)
-        )
+        self._client = Endpoints(timeout=self.timeout)
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="broker-notifier")
 
@@ -698,12 +773,12 @@ class Notifier:
 
     async def _deliver(self, key: tuple[str, str], rows: list[BrokerNotification]) -> None:
         try:
-            for row in rows:
-                if row.attempts and not await self._still_owed(row):
-                    continue  # its subscription was deleted (or changed) while it waited
+            owed = [row for row in rows if not row.attempts or await self._still_owed(row)]
+            # (a retried row whose subscription was deleted or changed while it waited is not owed)
+            for group in merged(owed, self.merge_limit):
                 async with self._limit:
-                    error = await self.send(row.endpoint, row.headers, row.body)
-                await self._settle(row, error)
+                    error = await self.send(group[0].endpoint, group[0].headers, _body(group))
+                await self._settle(group, error)
         except Exception:
             log.exception("delivery for subscription %s failed; its rows wait for their lease", key[1])
         finally:
@@ -723,11 +798,13 @@ class Notifier:
                 await self._send_mqtt(endpoint, headers, body)
                 return None
             assert self._client is not None, "the notifier is not started"
-            response = await self._client.post(uri, content=orjson.dumps(body), headers=headers)
-        except (httpx.HTTPError, aiomqtt.MqttError, OSError, TimeoutError) as error:
+            status_code = await self._client.post(uri, orjson.dumps(body), headers)
+        except TimeoutError:
+            return f"no answer within {self.timeout:g} s"
+        except (DeliveryError, aiomqtt.MqttError, OSError) as error:
             return f"{type(error).__name__}: {error}"[:500] or type(error).__name__
-        if response.status_code >= 300:
-            return f"HTTP {response.status_code} from {uri}"
+        if status_code >= 300:
+            return f"HTTP {status_code} from {uri}"
         return None
 
     async def _send_mqtt(
@@ -756,12 +833,12 @@ class Notifier:
         ):
             await client.publish(uri.path.lstrip("/"), payload, qos=qos)
 
-    async def _settle(self, row: BrokerNotification, error: str | None) -> None:
-        """Record an outcome without waiting for it to be written: one flusher writes all the
-        outcomes that came in meanwhile in one transaction. Until then the row keeps its lease,
-        so nobody sends it again; should the process die first, it is sent again after the lease
-        (delivery is at least once)."""
-        self._outcomes.append((row, error))
+    async def _settle(self, rows: list[BrokerNotification], error: str | None) -> None:
+        """Record the outcome of one notification (``rows`` merged into it) without waiting for
+        it to be written: one flusher writes all the outcomes that came in meanwhile in one
+        transaction. Until then the rows keep their lease, so nobody sends them again; should the
+        process die first, they are sent again after the lease (delivery is at least once)."""
+        self._outcomes.append((rows, error))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="notification-outcomes")
 
@@ -781,44 +858,47 @@ class Notifier:
                 log.exception("could not record %d notification outcome(s); they are sent again", len(batch))
 
     async def _write_outcomes(
-        self, session: AsyncSession, batch: list[tuple[BrokerNotification, str | None]]
+        self, session: AsyncSession, batch: list[tuple[list[BrokerNotification], str | None]]
     ) -> None:
+        """Rows sent are deleted; rows refused wait for their next attempt. The subscription's
+        counters count notifications (requests), however many queued rows each one carried."""
         now = utcnow()
         done: list[uuid.UUID] = []
         counters: dict[tuple[str, str], dict[str, Any]] = {}
-        for row, error in batch:
-            key = (row.tenant_code, row.subscription_id)
+        for rows, error in batch:
+            key = (rows[0].tenant_code, rows[0].subscription_id)
             count = counters.setdefault(key, {"sent": 0, "failed": 0, "error": None})
             count["sent"] += 1
             count["error"] = error
             if error is None:
                 self.sent += 1
-                done.append(row.id)
+                done.extend(row.id for row in rows)
                 continue
             self.failed += 1
             count["failed"] += 1
-            attempts = row.attempts + 1
-            if attempts >= self.attempts:
-                log.warning(
-                    "notification %s for subscription %s dropped after %d attempts: %s",
-                    row.body.get("id"),
-                    row.subscription_id,
-                    attempts,
-                    error,
+            for row in rows:
+                attempts = row.attempts + 1
+                if attempts >= self.attempts:
+                    log.warning(
+                        "notification %s for subscription %s dropped after %d attempts: %s",
+                        row.body.get("id"),
+                        row.subscription_id,
+                        attempts,
+                        error,
+                    )
+                    done.append(row.id)
+                    continue
+                delay = self.first_retry * 2 ** (attempts - 1)
+                await session.execute(
+                    update(BrokerNotification)
+                    .where(BrokerNotification.id == row.id)
+                    .values(
+                        attempts=attempts,
+                        due_at=now + timedelta(seconds=delay),
+                        lease_until=None,
+                        last_error=error,
+                    )
                 )
-                done.append(row.id)
-                continue
-            delay = self.first_retry * 2 ** (attempts - 1)
-            await session.execute(
-                update(BrokerNotification)
-                .where(BrokerNotification.id == row.id)
-                .values(
-                    attempts=attempts,
-                    due_at=now + timedelta(seconds=delay),
-                    lease_until=None,
-                    last_error=error,
-                )
-            )
         if done:
             await session.execute(delete(BrokerNotification).where(BrokerNotification.id.in_(done)))
         if counters:
@@ -878,6 +958,50 @@ class Notifier:
             query.types = [sub.ctx.expand(name) for name in names]
         found, _ = await service.query_entities(session, query, limit=10_000, offset=0)
         return [e for e in found if sub.selects(e["id"], e["type"])]
+
+
+def _mergeable(row: BrokerNotification) -> bool:
+    body = row.body
+    return body.get("type") == "Notification" and isinstance(body.get("data"), list)
+
+
+def merged(rows: list[BrokerNotification], limit: int) -> list[list[BrokerNotification]]:
+    """Queued notifications of one subscription, in order, grouped into the notifications to send.
+
+    Under load several are queued for a subscription while its previous one is on the way; they
+    go out as one notification whose ``data`` holds all their entities (NGSI-LD lets a
+    notification carry several), up to ``limit`` entities, so the rate of requests a subscriber
+    gets, and their cost here, stop growing with the rate of changes. Only consecutive rows for
+    the same endpoint with the same headers merge; a GeoJSON FeatureCollection or a
+    ContextSourceNotification (with its triggerReason) goes alone."""
+    groups: list[list[BrokerNotification]] = []
+    size = 0
+    for row in rows:
+        last = groups[-1] if groups else None
+        if (
+            last is not None
+            and _mergeable(row)
+            and _mergeable(last[0])
+            and size + len(row.body["data"]) <= limit
+            and row.endpoint == last[0].endpoint
+            and row.headers == last[0].headers
+        ):
+            last.append(row)
+            size += len(row.body["data"])
+            continue
+        groups.append([row])
+        size = len(row.body["data"]) if _mergeable(row) else 0
+    return groups
+
+
+def _body(rows: list[BrokerNotification]) -> dict[str, Any]:
+    """The notification sent for ``rows``: the first one's, with the entities of all of them, in
+    order (an entity changed twice is there twice, as it would be in two notifications), and
+    the time of the last."""
+    if len(rows) == 1:
+        return rows[0].body
+    data = [item for row in rows for item in row.body["data"]]
+    return rows[0].body | {"notifiedAt": rows[-1].body["notifiedAt"], "data": data}
 
 
 def _subject(change: dict[str, Any]) -> dict[str, Any]:
