@@ -1,0 +1,98 @@
+"""The gateway's MQTT 5 client against the real Mosquitto on 127.0.0.1:1883: messages with
+properties and of every size arrive whole, a message not acknowledged comes again in the
+persistent session, an acknowledged one does not."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import aiomqtt
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from cityhub.hub.ingest import wire
+
+pytestmark = pytest.mark.mqtt
+
+
+class Received:
+    def __init__(self) -> None:
+        self.items: list[tuple[str, bytes, int]] = []
+        self.arrived = asyncio.Event()
+
+    def __call__(self, topic: str, payload: bytes, packet_id: int) -> None:
+        self.items.append((topic, payload, packet_id))
+        self.arrived.set()
+
+    async def count(self, wanted: int) -> list[tuple[str, bytes, int]]:
+        async with asyncio.timeout(20):
+            while len(self.items) < wanted:
+                self.arrived.clear()
+                await self.arrived.wait()
+        return self.items
+
+
+def options(client_id: str) -> wire.Options:
+    return wire.Options("127.0.0.1", 1883, client_id, session_expiry=60, receive_maximum=100)
+
+
+async def test_messages_with_properties_and_of_any_size_arrive_whole() -> None:
+    prefix = f"wire-{uuid.uuid4().hex[:8]}"
+    received = Received()
+    connection = await wire.connect(options(f"{prefix}-hub"), received)
+    try:
+        await connection.subscribe([f"/{prefix}/+/attrs"])
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties.UserProperty = [("origin", "sensor"), ("batch", "7")]
+        properties.ContentType = "text/plain"
+        properties.MessageExpiryInterval = 600
+        sizes = [0, 1, 100, 200, 20_000, 300_000]  # one- to three-byte lengths, several reads
+        async with aiomqtt.Client("127.0.0.1", 1883, protocol=aiomqtt.ProtocolVersion.V5) as device:
+            for number, size in enumerate(sizes):
+                body = bytes((number + index) % 251 for index in range(size))
+                await device.publish(f"/{prefix}/d{number}/attrs", body, qos=1, properties=properties)
+            await device.publish(f"/{prefix}/q0/attrs", b"t|1", qos=0)
+        items = await received.count(len(sizes) + 1)
+        for number, size in enumerate(sizes):
+            topic, payload, packet_id = items[number]
+            assert topic == f"/{prefix}/d{number}/attrs"
+            assert payload == bytes((number + index) % 251 for index in range(size))
+            assert packet_id > 0
+            connection.ack(packet_id)
+        assert items[-1] == (f"/{prefix}/q0/attrs", b"t|1", 0)
+        await connection.publish(f"/{prefix}/out/attrs", b"from the hub")
+        assert (await received.count(len(sizes) + 2))[-1][:2] == (f"/{prefix}/out/attrs", b"from the hub")
+    finally:
+        connection.close()
+
+
+async def test_what_is_not_acknowledged_comes_again_and_nothing_else() -> None:
+    prefix = f"wire-{uuid.uuid4().hex[:8]}"
+    client_id = f"{prefix}-hub"
+    first = Received()
+    connection = await wire.connect(options(client_id), first)
+    await connection.subscribe([f"/{prefix}/+/attrs"])
+    async with aiomqtt.Client("127.0.0.1", 1883) as device:
+        for number in range(4):
+            await device.publish(f"/{prefix}/d/attrs", f"t|{number}".encode(), qos=1)
+    items = await first.count(4)
+    connection.ack(items[0][2])
+    connection.ack(items[1][2])
+    await asyncio.sleep(0)  # the PUBACKs go out at the end of the loop's turn
+    connection.close()
+    await asyncio.sleep(0.5)
+
+    again = Received()
+    connection = await wire.connect(options(client_id), again)
+    try:
+        assert connection.session_present
+        resent = await again.count(2)
+        assert sorted(payload for _, payload, _ in resent) == [b"t|2", b"t|3"]
+        for _, _, packet_id in resent:
+            connection.ack(packet_id)
+        await asyncio.sleep(1)
+        assert len(again.items) == 2
+    finally:
+        connection.close()
