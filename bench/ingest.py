@@ -318,6 +318,8 @@ async def through_hub(
         letters = int(await connection.fetchval("SELECT count(*) FROM ingest_dead_letter"))
     finally:
         await connection.close()
+    if not rows:
+        raise SystemExit("the hub stored none of the messages")
     latencies = sorted((row["recorded_at"] - row["observed_at"]).total_seconds() for row in rows)
     first = min(row["observed_at"] for row in rows)
     last = max(row["recorded_at"] for row in rows)
@@ -375,6 +377,11 @@ async def main() -> None:
         print(f"hub process CPU: {cpu:.1f} s, {cpu / max(count, 1) * 1e6:,.0f} us per message stored")
         print(f"baseline Mosquitto alone (same publishers, one QoS 1 subscriber): {raw:,.0f} msg/s")
         print(f"ratio hub / Mosquitto: {rate / raw:.3f}")
+    except BaseException:
+        log = workdir / "hub.log"
+        if log.exists():
+            print(f"hub log (last 3000 characters):\n{log.read_text(errors='replace')[-3000:]}")
+        raise
     finally:
         if hub is not None:
             # SIGINT under cProfile: uvicorn raises the signal again once stopped, and only

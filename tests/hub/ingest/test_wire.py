@@ -9,6 +9,7 @@ import uuid
 
 import aiomqtt
 import pytest
+import uvloop
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -96,3 +97,25 @@ async def test_what_is_not_acknowledged_comes_again_and_nothing_else() -> None:
         assert len(again.items) == 2
     finally:
         connection.close()
+
+
+def test_on_uvloop_as_the_hub_serves() -> None:
+    """``cityhub serve`` runs on uvloop, whose transports are not asyncio's classes."""
+
+    async def round_trip() -> list[tuple[str, bytes, int]]:
+        prefix = f"wire-{uuid.uuid4().hex[:8]}"
+        received = Received()
+        connection = await wire.connect(options(f"{prefix}-hub"), received)
+        try:
+            await connection.subscribe([f"/{prefix}/+/attrs"])
+            await connection.publish(f"/{prefix}/d/attrs", b"t|1")
+            items = await received.count(1)
+            connection.ack(items[0][2])
+            return items
+        finally:
+            connection.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        items = runner.run(round_trip())
+    assert items[0][0].endswith("/d/attrs")
+    assert items[0][1] == b"t|1"
