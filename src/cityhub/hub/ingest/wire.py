@@ -138,6 +138,8 @@ class Connection(asyncio.Protocol):
         self._pinger: asyncio.Task[None] | None = None
         self.keep_alive = options.keep_alive
         self.session_present = False
+        #: QoS 1 messages this client may have unacknowledged at the server (its receive maximum)
+        self._room = asyncio.Semaphore(65535)
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
 
@@ -222,9 +224,12 @@ class Connection(asyncio.Protocol):
             parsed = read_varint(body, 2)
             if parsed is not None:
                 size, at = parsed
-                keep_alive = properties(body[at : at + size]).get(0x13)
+                found = properties(body[at : at + size])
+                keep_alive, room = found.get(0x13), found.get(0x21)
                 if isinstance(keep_alive, int):
                     self.keep_alive = keep_alive
+                if isinstance(room, int) and room > 0:  # the server's receive maximum
+                    self._room = asyncio.Semaphore(room)
             if not self._connack.done():
                 self._connack.set_result(self.session_present)
         elif kind in (PUBACK, SUBACK):
@@ -318,9 +323,10 @@ class Connection(asyncio.Protocol):
     async def publish(self, topic: str, payload: bytes, timeout: float = 10.0) -> None:
         """Publish with QoS 1; returns once the server acknowledged it (raises if it refused)."""
         name = _string(topic)
-        reply = await self._request(
-            PUBLISH, 0x02, lambda pid: name + pid.to_bytes(2, "big") + b"\x00" + payload, timeout
-        )
+        async with self._room:
+            reply = await self._request(
+                PUBLISH, 0x02, lambda pid: name + pid.to_bytes(2, "big") + b"\x00" + payload, timeout
+            )
         if reply and reply[0] >= 0x80:
             raise MqttProtocolError(f"publish to {topic} refused, reason code 0x{reply[0]:02x}")
 
