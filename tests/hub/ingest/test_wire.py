@@ -5,7 +5,12 @@ persistent session, an acknowledged one does not."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
+import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import aiomqtt
 import pytest
@@ -14,6 +19,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cityhub.hub.ingest import wire
+from tests.processes import free_port
 
 pytestmark = pytest.mark.mqtt
 
@@ -129,3 +135,33 @@ def test_on_uvloop_as_the_hub_serves() -> None:
         items = runner.run(round_trip())
     assert items[0][0].endswith("/d/attrs")
     assert items[0][1] == b"t|1"
+
+
+@pytest.fixture
+def closed_broker(tmp_path: Path) -> Iterator[int]:
+    """A Mosquitto of its own that lets no anonymous client in; yields its port."""
+    port = free_port()
+    config = tmp_path / "mosquitto.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\nuser root\n")
+    broker = subprocess.Popen(
+        ["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:  # until it listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield port
+    finally:
+        broker.kill()
+        broker.wait(timeout=10)
+
+
+async def test_a_refused_connection_says_why(closed_broker: int) -> None:
+    with pytest.raises(wire.MqttProtocolError, match="refused, reason code 0x87"):
+        await wire.connect(wire.Options("127.0.0.1", closed_broker, "a-stranger"), Received())

@@ -341,8 +341,11 @@ class Connection(asyncio.Protocol):
                 self._send(b"\xc0\x00")
 
     def abort(self, error: Exception) -> None:
-        if not self.closed.done():
-            self.closed.set_exception(error)
+        """Close at once; whoever waits (the handshake, a subscription, a publish) gets ``error``."""
+        pending: list[asyncio.Future[Any]] = [self.closed, self._connack, *self._waiting.values()]
+        for future in pending:
+            if not future.done():
+                future.set_exception(error)
         if self.transport is not None:
             self.transport.abort()
 
@@ -371,7 +374,10 @@ async def connect(options: Options, on_message: OnMessage, timeout: float = 10.0
     except BaseException:
         if connection.transport is not None:
             connection.transport.abort()
-        if connection.closed.done() and not connection.closed.cancelled():
-            connection.closed.exception()  # retrieved: the caller gets the handshake's error
+        for future in (connection.closed, connection._connack):  # the caller gets the error
+            if not future.done():
+                future.cancel()
+            elif not future.cancelled():
+                future.exception()
         raise
     return connection
