@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/ingest.py [--devices 10000] [--messages 6] [--clients 8]
                                      [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
-                                     [--with-apps] [--profile hub.prof]
+                                     [--with-apps] [--profile hub.prof] [--receive-maximum 1000]
 
 The script starts a Mosquitto of its own (free port, no persistence, in-flight window 1000) and a
 hub as a real process (``cityhub serve``) on a new PostgreSQL database, provisions ``--devices``
@@ -59,12 +59,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_mosquitto(workdir: Path, inflight: int = 1000) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     config = workdir / "mosquitto.conf"
     config.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "max_inflight_messages 1000\nmax_queued_messages 10000000\n"
+        f"max_inflight_messages {inflight}\nmax_queued_messages 10000000\n"
         + ("user root\n" if os.geteuid() == 0 else "")
     )
     process = subprocess.Popen(
@@ -81,7 +81,12 @@ CHANGE_CONSUMING_APPS = "environment,traffic"
 
 
 def start_hub(
-    workdir: Path, database_url: str, mqtt_port: int, profile: str | None = None, apps: bool = False
+    workdir: Path,
+    database_url: str,
+    mqtt_port: int,
+    profile: str | None = None,
+    apps: bool = False,
+    receive_maximum: int = 1000,
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("CITYHUB_")}
@@ -89,7 +94,7 @@ def start_hub(
         "CITYHUB_DATABASE_URL": database_url,
         "CITYHUB_MQTT_URL": f"mqtt://127.0.0.1:{mqtt_port}",
         "CITYHUB_MQTT_CLIENT_ID": f"cityhub-bench-{uuid.uuid4().hex[:6]}",
-        "CITYHUB_MQTT_RECEIVE_MAXIMUM": "1000",
+        "CITYHUB_MQTT_RECEIVE_MAXIMUM": str(receive_maximum),
         "CITYHUB_INGEST_DEVICE_RATE": "1000",
         "CITYHUB_INGEST_DEVICE_BURST": "1000",
         "CITYHUB_LOG_LEVEL": "WARNING",
@@ -291,6 +296,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def backends(dsn: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving the benchmark's database, but the
+    asking one (the hub's pooled connections: their work is the hub's writes and reads)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await connection.close()
+    return {row["pid"]: cpu_seconds(row["pid"]) for row in rows}
+
+
 async def through_hub(
     port: int, dsn: str, devices: list[str], messages: int, clients: int
 ) -> tuple[float, float, float, int, int]:
@@ -318,6 +336,8 @@ async def through_hub(
         letters = int(await connection.fetchval("SELECT count(*) FROM ingest_dead_letter"))
     finally:
         await connection.close()
+    if not rows:
+        raise SystemExit("the hub stored none of the messages")
     latencies = sorted((row["recorded_at"] - row["observed_at"]).total_seconds() for row in rows)
     first = min(row["observed_at"] for row in rows)
     last = max(row["recorded_at"] for row in rows)
@@ -337,26 +357,36 @@ async def main() -> None:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--with-apps", action="store_true", help=f"keep the apps {CHANGE_CONSUMING_APPS} on")
     parser.add_argument("--profile", help="run the hub under cProfile, its statistics written here")
+    parser.add_argument(
+        "--receive-maximum",
+        type=int,
+        default=1000,
+        help="the hub's CITYHUB_MQTT_RECEIVE_MAXIMUM, and Mosquitto's max_inflight_messages",
+    )
     args = parser.parse_args()
     if shutil.which("mosquitto") is None:
         raise SystemExit("mosquitto is not installed")
     workdir = Path(tempfile.mkdtemp(prefix="cityhub-bench-ingest-"))
     name, url, dsn = await _pg_database(args.postgres)
-    mosquitto, port = start_mosquitto(workdir)
+    mosquitto, port = start_mosquitto(workdir, args.receive_maximum)
     hub = None
     try:
         engine = create_engine(url)
         await migrate.upgrade(engine)
         await engine.dispose()
-        hub, hub_url = start_hub(workdir, url, port, args.profile, args.with_apps)
+        hub, hub_url = start_hub(workdir, url, port, args.profile, args.with_apps, args.receive_maximum)
         devices = device_ids(args.devices)
         t0 = time.perf_counter()
         await provision(hub_url, devices)
         print(f"provisioned {len(devices)} devices in {time.perf_counter() - t0:.1f}s")
         raw = await baseline(port, devices, args.messages, args.clients)
         cpu = cpu_seconds(hub.pid)
+        database_before = await backends(dsn)
         rate, p50, p99, count, letters = await through_hub(port, dsn, devices, args.messages, args.clients)
         cpu = cpu_seconds(hub.pid) - cpu
+        database_cpu = sum(
+            spent - database_before.get(pid, 0.0) for pid, spent in (await backends(dsn)).items()
+        )
         async with httpx.AsyncClient(timeout=30) as client:
             metrics = (await client.get(f"{hub_url}/metrics")).text
         batches = sum(
@@ -366,15 +396,27 @@ async def main() -> None:
         )
         total = len(devices) * args.messages
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores; PostgreSQL; Mosquitto (own process)")
-        print(f"messages: {total} ({len(devices)} devices x {args.messages}, 3 measures each), QoS 1")
+        print(
+            f"messages: {total} ({len(devices)} devices x {args.messages}, 3 measures each), QoS 1; "
+            f"hub receive maximum {args.receive_maximum}"
+        )
         print(f"hub: {count} stored, {letters} dead letters, {batches:.0f} writer transactions")
         print(
             f"hub sustained: {rate:,.0f} msg/s stored; latency publish -> entity updated "
             f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
         )
         print(f"hub process CPU: {cpu:.1f} s, {cpu / max(count, 1) * 1e6:,.0f} us per message stored")
+        print(
+            f"PostgreSQL CPU for the hub's connections: {database_cpu:.1f} s, "
+            f"{database_cpu / max(count, 1) * 1e6:,.0f} us per message stored"
+        )
         print(f"baseline Mosquitto alone (same publishers, one QoS 1 subscriber): {raw:,.0f} msg/s")
         print(f"ratio hub / Mosquitto: {rate / raw:.3f}")
+    except BaseException:
+        log = workdir / "hub.log"
+        if log.exists():
+            print(f"hub log (last 3000 characters):\n{log.read_text(errors='replace')[-3000:]}")
+        raise
     finally:
         if hub is not None:
             # SIGINT under cProfile: uvicorn raises the signal again once stopped, and only

@@ -22,17 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
-import aiomqtt
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import MQTTErrorCode
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
+from cityhub.hub.ingest import wire
 from cityhub.hub.ingest.gateway import Gateway
 from cityhub.hub.ingest.tasks import Letter
 
@@ -70,45 +65,17 @@ def parse_topic(topic: str) -> Topic | None:
     return None
 
 
-def _bytes(payload: Any) -> bytes:
-    if isinstance(payload, bytes | bytearray):
-        return bytes(payload)
-    if payload is None:
-        return b""
-    return str(payload).encode()
+class _Inbox:
+    """What a connection parsed, in arrival order: (topic, payload, packet id). Its length is
+    bounded by the receive maximum the gateway announces (QoS 1 messages unacknowledged)."""
 
+    def __init__(self) -> None:
+        self.items: deque[tuple[str, bytes, int]] = deque()
+        self.arrived = asyncio.Event()
 
-#: Most packets taken from the socket in one turn of the event loop.
-READ_BURST = 256
-
-
-class _Client(aiomqtt.Client):
-    """aiomqtt reads one MQTT packet per turn of the event loop; a gateway taking thousands of
-    small messages a second reads what has arrived, up to :data:`READ_BURST` packets, at once."""
-
-    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        super()._on_socket_open(client, userdata, sock)
-
-        def read() -> None:
-            try:
-                for _ in range(READ_BURST):
-                    if client._sock is None:
-                        return
-                    rc = client._packet_read()
-                    if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
-                        return
-                    if rc > 0:
-                        client._loop_rc_handle(rc)
-                        return
-            except Exception as error:  # a broken connection: as aiomqtt does, disconnect
-                if not self._disconnected.done():
-                    self._disconnected.set_exception(error)
-
-        def replace_reader() -> None:  # runs after aiomqtt's own add_reader, on the loop
-            self._loop.remove_reader(sock.fileno())
-            self._loop.add_reader(sock.fileno(), read)
-
-        self._loop.call_soon_threadsafe(replace_reader)
+    def put(self, topic: str, payload: bytes, packet_id: int) -> None:
+        self.items.append((topic, payload, packet_id))
+        self.arrived.set()
 
 
 class MqttGateway:
@@ -135,7 +102,7 @@ class MqttGateway:
         self.on_command_result = on_command_result
         self.connected = asyncio.Event()
         self.connections = 0
-        self._client: aiomqtt.Client | None = None
+        self._connection: wire.Connection | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, wait: float = 5.0) -> None:
@@ -158,75 +125,84 @@ class MqttGateway:
 
     async def publish(self, topic: str, payload: bytes) -> bool:
         """Publish with QoS 1; True once the MQTT broker has acknowledged it."""
-        client = self._client
-        if client is None:
+        connection = self._connection
+        if connection is None:
             return False
         try:
-            await client.publish(topic, payload, qos=1)
-        except aiomqtt.MqttError as error:
+            await connection.publish(topic, payload)
+        except (wire.MqttProtocolError, ConnectionError, TimeoutError) as error:
             log.warning("MQTT publish to %s failed: %s", topic, error)
             return False
         return True
 
-    def _new_client(self) -> aiomqtt.Client:
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = self.session_expiry
-        properties.ReceiveMaximum = self.receive_maximum
-        client = _Client(
-            self.host,
-            self.port,
-            identifier=self.client_id,
+    def _options(self) -> wire.Options:
+        return wire.Options(
+            host=self.host,
+            port=self.port,
+            client_id=self.client_id,
             username=self.username,
             password=self.password,
-            protocol=aiomqtt.ProtocolVersion.V5,
+            tls=self.tls,
+            session_expiry=self.session_expiry,
+            receive_maximum=self.receive_maximum,
             clean_start=False,
-            properties=properties,
-            tls_params=aiomqtt.TLSParameters() if self.tls else None,
-            timeout=10,
         )
-        # aiomqtt has no switch for it: paho's manual acknowledgement, so that PUBACK waits for
-        # the write (see _handle)
-        client._client.manual_ack_set(True)
-        return client
 
     async def _run(self) -> None:
         delay = 0.5
         while True:
+            connection: wire.Connection | None = None
+            inbox = _Inbox()
             try:
-                client = self._new_client()
-                async with client:
-                    for topic in SUBSCRIPTIONS:
-                        await client.subscribe(topic, qos=1)
-                    self._client = client
-                    self.connections += 1
-                    self.connected.set()
-                    log.info("MQTT gateway connected to %s:%d as %s", self.host, self.port, self.client_id)
-                    delay = 0.5
-                    async for message in client.messages:
-                        await self._handle(client, message)
+                connection = await wire.connect(self._options(), inbox.put)
+                await connection.subscribe(SUBSCRIPTIONS, qos=1)
+                self._connection = connection
+                self.connections += 1
+                self.connected.set()
+                log.info("MQTT gateway connected to %s:%d as %s", self.host, self.port, self.client_id)
+                delay = 0.5
+                consumer = asyncio.create_task(self._consume(connection, inbox))
+                try:
+                    await asyncio.wait({consumer, connection.closed}, return_when=asyncio.FIRST_COMPLETED)
+                    if consumer.done():
+                        consumer.result()
+                    connection.closed.result()
+                    raise ConnectionResetError("the MQTT broker closed the connection")
+                finally:
+                    consumer.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await consumer
             except Exception as error:  # never let the gateway die: a lost connection, a database
                 # that failed while a message was in hand (it was not acknowledged and comes again)
                 log.warning(
                     "MQTT connection to %s:%d lost: %s; again in %.1fs", self.host, self.port, error, delay
                 )
             finally:
-                self._client = None
+                self._connection = None
                 self.connected.clear()
+                if connection is not None:
+                    connection.close()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
-    async def _handle(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        payload = _bytes(message.payload)
-        topic = parse_topic(message.topic.value)
+    async def _consume(self, connection: wire.Connection, inbox: _Inbox) -> None:
+        items = inbox.items
+        while True:
+            await inbox.arrived.wait()
+            inbox.arrived.clear()
+            while items:
+                topic, payload, packet_id = items.popleft()
+                await self._handle(connection, topic, payload, packet_id)
+
+    async def _handle(self, connection: wire.Connection, name: str, payload: bytes, packet_id: int) -> None:
+        topic = parse_topic(name)
         if topic is None:  # not one of ours (the subscriptions only match ours): nothing to keep
-            self._ack(client, message)
+            connection.ack(packet_id)
             return
         try:
             if topic.kind == "cmdexe":
-                await self.on_command_result(
-                    topic.apikey, topic.device_id, payload, topic.fmt, message.topic.value
-                )
-                self._ack(client, message)
+                await self.on_command_result(topic.apikey, topic.device_id, payload, topic.fmt, name)
+                connection.ack(packet_id)
                 return
             outcome = await self.gateway.receive(
                 "mqtt",
@@ -235,23 +211,16 @@ class MqttGateway:
                 payload,
                 fmt=topic.fmt,
                 object_id=topic.object_id,
-                source=message.topic.value,
+                source=name,
             )
         except Exception as error:
-            log.exception(
-                "MQTT message on %s not taken; reconnecting so that it comes again", message.topic.value
-            )
-            raise aiomqtt.MqttError(f"message not taken: {error}") from error
-        outcome.add_done_callback(lambda done: self._acked(client, message, done))
+            log.exception("MQTT message on %s not taken; reconnecting so that it comes again", name)
+            raise wire.MqttProtocolError(f"message not taken: {error}") from error
+        if packet_id:
+            outcome.add_done_callback(lambda done: _acked(connection, packet_id, done))
 
-    def _acked(
-        self, client: aiomqtt.Client, message: aiomqtt.Message, done: asyncio.Future[Letter | None]
-    ) -> None:
-        if done.cancelled() or done.exception() is not None:
-            return  # not stored: the MQTT broker sends it again after the next reconnect
-        self._ack(client, message)
 
-    @staticmethod
-    def _ack(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        if message.qos > 0 and client is not None:
-            client._client.ack(message.mid, message.qos)
+def _acked(connection: wire.Connection, packet_id: int, done: asyncio.Future[Letter | None]) -> None:
+    if done.cancelled() or done.exception() is not None:
+        return  # not stored: the MQTT broker sends it again after the next reconnect
+    connection.ack(packet_id)

@@ -236,8 +236,11 @@ async def create_devices(
     if taken:
         raise AlreadyExists(f"device {', '.join(taken)} already exists")
     rows = []
+    groups: dict[str | None, IngestServiceGroup | None] = {}  # one query per apikey, not per device
     for given in devices:
-        group = await _group_for(session, service_path, given.apikey)
+        if given.apikey not in groups:
+            groups[given.apikey] = await _group_for(session, service_path, given.apikey)
+        group = groups[given.apikey]
         if given.apikey is not None and group is not None and group.tenant_code != _tenant(session):
             raise BadRequestData(f"apikey {given.apikey!r} belongs to another service")
         if group is None and given.apikey is None:
