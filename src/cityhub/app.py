@@ -13,6 +13,7 @@ any worker starts.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -247,6 +248,7 @@ class Hub:
             )
 
     async def start(self, app: FastAPI) -> None:
+        tune_gc()
         await self._ensure_default_tenant()
         await self._check_autovacuum()
         await self.runner.setup(discover(self.settings.apps_disabled))
@@ -462,6 +464,21 @@ def _declare_bearer(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+#: Container allocations between two young-generation garbage collections (Python's default is
+#: 700). A batch write decodes, expands and diffs tens of thousands of small dicts and lists that
+#: all live until its commit; at 700 they are scanned again and again and soon promoted, which
+#: sets off full collections over every object of the process: half the CPU of a 1,000-entity
+#: upsert went to the collector. The older generations keep Python's ratios.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def tune_gc() -> None:
+    """Collect less often: see :data:`GC_YOUNG_THRESHOLD`. Memory held by cyclic garbage grows
+    by at most that many containers; reference counting frees everything else as before."""
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(max(GC_YOUNG_THRESHOLD, young), middle, old)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -131,6 +131,37 @@ async def test_upsert_same_id_twice_and_changed_types(client: httpx.AsyncClient)
     assert duplicate.json()["success"] == ["urn:ngsi-ld:ParkingSpot:zz-5"]
 
 
+async def test_upserts_keep_the_type_rows_that_queries_by_type_read(client: httpx.AsyncClient) -> None:
+    """Upserts of known entities write no type rows unless the types changed; every path that
+    changes them, the same id twice in one batch included, leaves the entity findable by type."""
+
+    async def of_type(name: str) -> list[str]:
+        response = await client.get(f"{BASE}/entities", params={"type": name})
+        return [e["id"] for e in response.json()]
+
+    ids = ["urn:ngsi-ld:ParkingSpot:zz-1", "urn:ngsi-ld:ParkingSpot:zz-2"]
+    assert (await client.post(f"{BASE}/entityOperations/upsert", json=[spot(1), spot(2)])).status_code == 201
+    for options in ({}, {"options": "update"}):  # the same types again, replaced then updated
+        same = await client.post(
+            f"{BASE}/entityOperations/upsert", params=options, json=[spot(1, "occupied"), spot(2)]
+        )
+        assert same.status_code == 204
+        assert await of_type("ParkingSpot") == ids
+    # replaced by another type, then back to the first, in one batch: the stored types are as before
+    away_and_back = [spot(1) | {"type": "ChargingPoint"}, spot(1)]
+    assert (await client.post(f"{BASE}/entityOperations/upsert", json=away_and_back)).status_code == 204
+    assert await of_type("ParkingSpot") == ids
+    assert await of_type("ChargingPoint") == []
+    # an update adds a type
+    grown = spot(2) | {"type": "ChargingPoint"}
+    response = await client.post(
+        f"{BASE}/entityOperations/upsert", params={"options": "update"}, json=[grown]
+    )
+    assert response.status_code == 204
+    assert await of_type("ChargingPoint") == [ids[1]]
+    assert await of_type("ParkingSpot") == ids
+
+
 async def test_delete_same_id_twice_and_unknown_parameters(client: httpx.AsyncClient) -> None:
     await client.post(f"{BASE}/entityOperations/create", json=[spot(1)])
     twice = await client.post(

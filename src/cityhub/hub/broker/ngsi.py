@@ -150,12 +150,13 @@ def expand_attributes(body: Mapping[str, Any], ctx: Context, *, allow_null: bool
         iri = ctx.expand(check_name(name, "attribute name"))
         instances = raw if isinstance(raw, list) and _is_instance_list(raw) else [raw]
         expanded = [expand_instance(iri, item, ctx, allow_null=allow_null) for item in instances]
-        seen: set[str | None] = set()
-        for instance in expanded:
-            dataset = instance.get("datasetId")
-            if dataset in seen:
-                raise BadRequestData(f"attribute {name!r} has two instances with datasetId {dataset!r}")
-            seen.add(dataset)
+        if len(expanded) > 1:
+            seen: set[str | None] = set()
+            for instance in expanded:
+                dataset = instance.get("datasetId")
+                if dataset in seen:
+                    raise BadRequestData(f"attribute {name!r} has two instances with datasetId {dataset!r}")
+                seen.add(dataset)
         attrs[iri] = expanded
     return attrs
 
@@ -191,7 +192,20 @@ def expand_instance(iri: str, raw: object, ctx: Context, *, allow_null: bool = F
     kind = raw.get("type") or _implied_type(iri, raw)
     if kind not in ATTRIBUTE_TYPES:
         raise BadRequestData(f"attribute {ctx.compact(iri)!r} has unknown type {kind!r}")
-    instance: Instance = {"type": kind}
+    if raw.keys() <= _PLAIN_KEYS and next(iter(raw)) == "type" and raw["type"] == kind:
+        # the common shape (its type first, then members taken as they are): copied whole, as the
+        # loop below would copy it, with observedAt checked once per distinct value
+        instance = dict(raw)
+        if "observedAt" in instance:
+            observed = instance["observedAt"]
+            if not isinstance(observed, str) or observed not in _VALID_TIMES:
+                _core_value("observedAt", observed, iri, ctx)  # raises unless valid
+                if len(_VALID_TIMES) >= 10_000:
+                    _VALID_TIMES.clear()
+                _VALID_TIMES.add(observed)
+        _check_shape(kind, instance, iri, ctx, allow_null)
+        return instance
+    instance = {"type": kind}
     for key, value in raw.items():
         if key == "type" or key in SYSTEM_KEYS:
             continue
@@ -243,6 +257,11 @@ def is_null(value: Any) -> bool:
 
 #: Core members whose values are checked or expanded; the others are taken as they are.
 _CHECKED_CORE_KEYS = frozenset({"observedAt", "datasetId", "unitCode", "languageMap", "objectType", "vocab"})
+#: The members of an instance that :func:`expand_instance` may copy without a look at each: those
+#: taken as they are, and observedAt (checked on its own). No sub-attribute, no system member.
+_PLAIN_KEYS = (CORE_KEYS - SYSTEM_KEYS - _CHECKED_CORE_KEYS) | {"observedAt"}
+#: observedAt values already found valid: a batch's instances often share a few.
+_VALID_TIMES: set[str] = set()
 
 
 def _core_value(key: str, value: Any, iri: str, ctx: Context) -> Any:
@@ -293,9 +312,9 @@ def _check_shape(kind: str, instance: Instance, iri: str, ctx: Context, allow_nu
     if required not in instance:
         raise BadRequestData(f"{kind} {ctx.compact(iri)!r} needs a {required!r} member")
     value = instance[required]
-    if value is None or (is_null(value) and not allow_null):
-        raise BadRequestData(f"{kind} {ctx.compact(iri)!r} has a null {required}")
-    if is_null(value):
+    if value is None or is_null(value):
+        if value is None or not allow_null:
+            raise BadRequestData(f"{kind} {ctx.compact(iri)!r} has a null {required}")
         return
     if kind == "Relationship":
         objects = value if isinstance(value, list) else [value]

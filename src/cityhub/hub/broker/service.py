@@ -184,9 +184,10 @@ async def write_many(
     retyped: Sequence[str] = (),
 ) -> None:
     """Store many new or changed entities with two statements (upsert of the entity rows, insert of
-    missing type rows); ``before`` holds the earlier state of those that existed (as
-    :func:`stored_entities` read it), ``retyped`` names entities whose types changed, whose old
-    type rows go. The batch path: one round trip per table instead of several queries per entity."""
+    the type rows of entities that are new or whose types changed); ``before`` holds the earlier
+    state of those that existed (as :func:`stored_entities` read it), ``retyped`` names entities
+    whose types changed, whose old type rows go. The batch path: one round trip per table instead
+    of several queries per entity."""
     if not entities:
         return
     tenant = _tenant(session)
@@ -224,12 +225,17 @@ async def write_many(
                 BrokerEntityType.tenant_code == tenant, BrokerEntityType.entity_id.in_(retyped)
             )
         )
+    # an entity that existed with the same types has its type rows already: only new entities and
+    # those whose types changed need theirs (an update batch of known entities writes none)
+    gone = set(retyped)
     types = [
         {"tenant_code": tenant, "entity_id": entity["id"], "type": t}
         for entity in entities
+        if (old := before.get(entity["id"])) is None or old["type"] != entity["type"] or entity["id"] in gone
         for t in entity["type"]
     ]
-    await session.execute(insert(_TYPES).on_conflict_do_nothing(), types)
+    if types:
+        await session.execute(insert(_TYPES).on_conflict_do_nothing(), types)
     note_written(session, ("broker_entity", "broker_entity_type", "broker_attribute_instance"), len(rows))
 
 
