@@ -47,6 +47,7 @@ from cityhub.hub.dispatch.tasks import OverdueTask
 from cityhub.hub.ingest import api as ingest_api
 from cityhub.hub.ingest.commands import CONSUMER as COMMANDS_CONSUMER
 from cityhub.hub.ingest.commands import Commands
+from cityhub.hub.ingest.events import ProvisioningChanged
 from cityhub.hub.ingest.gateway import Gateway, Limits
 from cityhub.hub.ingest.health import HealthMonitor
 from cityhub.hub.ingest.mqtt import MqttGateway
@@ -138,6 +139,7 @@ class Hub:
             ),
             default_tenant=settings.default_tenant,
             batch_size=settings.ingest_batch_size,
+            profile_ttl=settings.ingest_profile_ttl,
         )
         self.commands = Commands(
             self.sessions,
@@ -234,6 +236,14 @@ class Hub:
         assert isinstance(event, EntitiesChanged)
         await self.notifier.on_changes(event)
 
+    async def _on_provisioning(self, event: Event) -> None:
+        """Provisioning changed in some hub process: this one's gateway looks devices up again."""
+        assert isinstance(event, ProvisioningChanged)
+        if event.apikey is None:
+            self.ingest.forget()
+        else:
+            self.ingest.forget_apikey(event.apikey)
+
     async def _check_autovacuum(self) -> None:
         """Without autovacuum, PostgreSQL never reclaims updated rows nor learns table statistics
         by itself; the broker refreshes the statistics of its bulk tables, nothing reclaims rows."""
@@ -267,6 +277,7 @@ class Hub:
         self.bus.subscribe(ALERTS_CONSUMER, [AlertNotice], self.channels.on_notice)
         self.bus.subscribe("rules-stream", [AlertNotice], self.channels.on_local, shared=False)
         self.bus.subscribe("console-live-feed", [EntitiesChanged], self.console.on_changes, shared=False)
+        self.bus.subscribe("ingest-profiles", [ProvisioningChanged], self._on_provisioning, shared=False)
         for consumer in self.registry.consumers:
             self.bus.subscribe(consumer.name, consumer.event_types, consumer.handler, shared=consumer.shared)
         for entry in self.registry.routers:
