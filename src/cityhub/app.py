@@ -34,6 +34,7 @@ from cityhub.hub.broker.context import ContextStore
 from cityhub.hub.broker.events import EntitiesChanged, RegistrationsChanged
 from cityhub.hub.broker.notifier import CONSUMER as NOTIFY_CONSUMER
 from cityhub.hub.broker.notifier import Notifier
+from cityhub.hub.catalog import access as catalog_access
 from cityhub.hub.catalog import api as catalog_api
 from cityhub.hub.catalog.tasks import ExpiryTask
 from cityhub.hub.console import api as console_api
@@ -128,6 +129,7 @@ class Hub:
             default_tenant=settings.default_tenant,
             timeout=settings.broker_notification_timeout,
             attempts=settings.broker_notification_attempts,
+            department_access=catalog_access.department_access,
         )
         self.ingest = Gateway(
             self.sessions,

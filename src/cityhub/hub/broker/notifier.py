@@ -16,6 +16,12 @@ Two stages, so that a slow or dead subscriber never slows down a writer or anoth
 A subscription's status counters (timesSent, timesFailed, lastNotification, lastSuccess,
 lastFailure) are updated with each attempt.
 
+A subscription made by a caller the data catalog restricts keeps to that caller's department's
+access as it is at each change, not as it was when the subscription was made
+(:meth:`Notifier.access_of`, once per department and event): changes of entity types the
+department may no longer read are not notified, and of types it reads in part only the attributes
+it may see are shown, matched and counted as changed.
+
 Subscriptions to context source registrations (``csource_notify``) go the same way: each
 :class:`RegistrationsChanged` event is matched against them (:meth:`Notifier.on_registrations`)
 and their notifications are queued, delivered and counted like the others. The answer to a new or
@@ -41,7 +47,7 @@ from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cityhub.bus.inbox import first_delivery
-from cityhub.hub.broker import ngsi, protection, service, views
+from cityhub.hub.broker import ngsi, protection, service, sharing, views
 from cityhub.hub.broker.context import ActiveContext, ContextStore, link_header
 from cityhub.hub.broker.csource_notify import (
     NEWLY_MATCHING,
@@ -317,6 +323,7 @@ class Notifier:
         batch_size: int = 200,
         concurrency: int = 8,
         first_retry: float = 1.0,
+        department_access: sharing.DepartmentAccess | None = None,
     ) -> None:
         self.sessions = sessions
         self.contexts = contexts
@@ -327,6 +334,7 @@ class Notifier:
         self.lease = timedelta(seconds=lease)
         self.batch_size = batch_size
         self.first_retry = first_retry
+        self.department_access = department_access
         self._limit = asyncio.Semaphore(concurrency)
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -394,10 +402,17 @@ class Notifier:
             scope_to_tenant(session, tenant)
             now = utcnow()
             changes = [(parse_datetime(change["at"]), change) for change in event.changes]
+            accesses: dict[uuid.UUID | None, sharing.TypeAccess | None] = {}
             for sub in subscriptions:
                 if sub.row.throttled_until is not None and sub.row.throttled_until > now:
                     continue
-                items = [change for at, change in changes if self._concerns(sub, at, change)]
+                access = await self.access_of(session, sub.row, accesses)
+                sharing.attach(session, access)  # linked entities (join) keep to it too
+                items = [
+                    seen
+                    for at, change in changes
+                    if (seen := _within(access, change)) is not None and self._concerns(sub, at, seen)
+                ]
                 if not items:
                     continue
                 data = await self._render(session, sub, items)
@@ -407,6 +422,21 @@ class Notifier:
                     sub.row.throttled_until = now + timedelta(seconds=sub.row.throttling)
         if queued:
             self.wake()
+
+    async def access_of(
+        self,
+        session: AsyncSession,
+        row: BrokerSubscription,
+        known: dict[uuid.UUID | None, sharing.TypeAccess | None],
+    ) -> sharing.TypeAccess | None:
+        """The current access of the department a restricted subscription acts for, in the
+        session's tenant (None: the subscription is not restricted); ``known`` keeps what one
+        event has looked up already."""
+        if not row.restricted or self.department_access is None:
+            return None
+        if row.department_id not in known:
+            known[row.department_id] = await self.department_access(session, row.department_id)
+        return known[row.department_id]
 
     def _concerns(self, sub: Compiled, at: datetime, change: dict[str, Any]) -> bool:
         if at < sub.row.created_at:
@@ -858,7 +888,11 @@ class Notifier:
                 continue
             async with self.sessions() as session, session.begin():
                 scope_to_tenant(session, row.tenant_code)
-                entities = await self._matching(session, sub)
+                sharing.attach(session, await self.access_of(session, row, {}))
+                try:
+                    entities = await self._matching(session, sub)
+                except HubError:  # every type it names is no longer readable by its department
+                    continue
                 if not entities:
                     continue
                 changes = [
@@ -878,6 +912,34 @@ class Notifier:
             query.types = [sub.ctx.expand(name) for name in names]
         found, _ = await service.query_entities(session, query, limit=10_000, offset=0)
         return [e for e in found if sub.selects(e["id"], e["type"])]
+
+
+def _within(access: sharing.TypeAccess | None, change: dict[str, Any]) -> dict[str, Any] | None:
+    """``change`` as a restricted subscriber may see it: nothing of an entity of a type it may not
+    read; of a type it reads in part, the attributes it may see only (an update of none of them is
+    no change to it)."""
+    if access is None:
+        return change
+    types = change["types"]
+    if access.hidden.intersection(types):
+        return None
+    allowed = access.allowed(types)
+    if allowed is None:
+        return change
+    seen = {
+        name: [attribute for attribute in change[name] if attribute in allowed]
+        for name in ("created", "updated", "deleted")
+    }
+    if change["op"] == "update" and not any(seen.values()):
+        return None
+    return (
+        change
+        | seen
+        | {
+            "entity": access.limit(change["entity"]) if change["entity"] is not None else None,
+            "previous": {name: value for name, value in change["previous"].items() if name in allowed},
+        }
+    )
 
 
 def _subject(change: dict[str, Any]) -> dict[str, Any]:
