@@ -13,8 +13,12 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
+from cityhub.hub.broker import sharing
+from cityhub.hub.catalog.access import department_access
 from cityhub.hub.catalog.models import SharingRequest
+from cityhub.kit.db import in_tenant as in_tenant_scope
 from cityhub.kit.time import isoformat, utcnow
+from cityhub.plugins import entities as plugin_entities
 from cityhub.systems.security.models import AuditRecord
 from tests.hub.broker.receiver import Receiver
 from tests.hub.catalog.conftest import in_tenant
@@ -251,3 +255,80 @@ async def test_a_type_no_dataset_holds_is_registered_by_an_administrator(
         headers=owner,
     )
     assert grown.status_code == 403
+
+
+async def test_an_applications_entity_reads_keep_to_the_datasets(
+    secure_app: FastAPI, sclient: httpx.AsyncClient
+) -> None:
+    """The environment application's station endpoints read broker entities: they answer by
+    dataset now, not by role alone."""
+    city = await _city(secure_app, sclient)
+    owner, other = in_tenant(city.owner, CITY), in_tenant(city.other, CITY)
+    station = entity(
+        "urn:ngsi-ld:AirQualityObserved:s1",
+        "AirQualityObserved",
+        name="市监测站",
+        pm25=40,
+        airQualityIndex=57,
+    )
+    made = await sclient.post(
+        f"{NGSI}/entities", json=station, headers=owner | {"Content-Type": "application/json"}
+    )
+    assert made.status_code == 201, made.text
+    path = "/api/v1/environment/stations"
+    assert [s["id"] for s in (await sclient.get(path, headers=other)).json()] == [
+        station["id"]
+    ]  # no dataset yet
+    body = {
+        "code": "air",
+        "title": "空气质量",
+        "sharing": "not_shared",
+        "conditions": "内部监测",
+        "entity_types": ["AirQualityObserved"],
+        "department_id": str(city.traffic),
+    }
+    registered = await sclient.post(
+        "/api/v1/catalog/datasets", json=body, headers=in_tenant(city.admin, CITY)
+    )
+    assert registered.status_code == 201, registered.text
+    refused = await sclient.get(path, headers=other)
+    assert refused.status_code == 403
+    assert "air" in refused.json()["detail"]
+    assert (await sclient.get(f"{path}/{station['id']}/hourly", headers=other)).status_code == 403
+    assert [s["id"] for s in (await sclient.get(path, headers=owner)).json()] == [station["id"]]
+    assert (await sclient.get(f"{path}/{station['id']}/hourly", headers=owner)).status_code == 200
+    # read in part (an approval of the name only): the pollutant's history is not read either
+    conditional = await sclient.patch(
+        f"/api/v1/catalog/datasets/{registered.json()['id']}",
+        json={"sharing": "conditional"},
+        headers=in_tenant(city.admin, CITY),
+    )
+    assert conditional.status_code == 200, conditional.text
+    asked = {
+        "dataset_id": registered.json()["id"],
+        "purpose": "站点名录",
+        "ends_at": isoformat(utcnow() + timedelta(days=1)),
+        "fields": ["name"],
+    }
+    request = await sclient.post("/api/v1/catalog/sharing-requests", json=asked, headers=other)
+    assert request.status_code == 201, request.text
+    decided = await sclient.post(
+        f"/api/v1/catalog/sharing-requests/{request.json()['id']}/decision",
+        json={"decision": "approve"},
+        headers=owner,
+    )
+    assert decided.status_code == 200, decided.text
+    listed = (await sclient.get(path, headers=other)).json()
+    assert [(s["id"], s["name"], s["aqi"]) for s in listed] == [(station["id"], "市监测站", None)]
+    mine = (await sclient.get(path, headers=owner)).json()
+    assert [(s["id"], s["aqi"]) for s in mine] == [(station["id"], 57)]
+    # the history applications read keeps to the opened attributes too
+    start, end = utcnow() - timedelta(hours=1), utcnow() + timedelta(hours=1)
+    for department, seen in ((city.ecology, {"name"}), (city.traffic, {"name", "pm25"})):
+        async with secure_app.state.hub.sessions() as session:
+            with in_tenant_scope(session, CITY):
+                sharing.attach(session, await department_access(session, department))
+            found = await plugin_entities.read_history(
+                session, CITY, station["id"], ["name", "pm25"], start, end
+            )
+        assert {name for name, values in found.items() if values} == seen
