@@ -35,6 +35,7 @@ from cityhub.hub.broker.context import ContextStore
 from cityhub.hub.broker.events import EntitiesChanged, RegistrationsChanged
 from cityhub.hub.broker.notifier import CONSUMER as NOTIFY_CONSUMER
 from cityhub.hub.broker.notifier import Notifier
+from cityhub.hub.catalog import access as catalog_access
 from cityhub.hub.catalog import api as catalog_api
 from cityhub.hub.catalog.tasks import ExpiryTask
 from cityhub.hub.console import api as console_api
@@ -48,6 +49,7 @@ from cityhub.hub.dispatch.tasks import OverdueTask
 from cityhub.hub.ingest import api as ingest_api
 from cityhub.hub.ingest.commands import CONSUMER as COMMANDS_CONSUMER
 from cityhub.hub.ingest.commands import Commands
+from cityhub.hub.ingest.events import ProvisioningChanged
 from cityhub.hub.ingest.gateway import Gateway, Limits
 from cityhub.hub.ingest.health import HealthMonitor
 from cityhub.hub.ingest.mqtt import MqttGateway
@@ -128,6 +130,7 @@ class Hub:
             default_tenant=settings.default_tenant,
             timeout=settings.broker_notification_timeout,
             attempts=settings.broker_notification_attempts,
+            department_access=catalog_access.department_access,
         )
         self.ingest = Gateway(
             self.sessions,
@@ -139,6 +142,7 @@ class Hub:
             ),
             default_tenant=settings.default_tenant,
             batch_size=settings.ingest_batch_size,
+            profile_ttl=settings.ingest_profile_ttl,
         )
         self.commands = Commands(
             self.sessions,
@@ -235,6 +239,14 @@ class Hub:
         assert isinstance(event, EntitiesChanged)
         await self.notifier.on_changes(event)
 
+    async def _on_provisioning(self, event: Event) -> None:
+        """Provisioning changed in some hub process: this one's gateway looks devices up again."""
+        assert isinstance(event, ProvisioningChanged)
+        if event.apikey is None:
+            self.ingest.forget()
+        else:
+            self.ingest.forget_apikey(event.apikey)
+
     async def _check_autovacuum(self) -> None:
         """Without autovacuum, PostgreSQL never reclaims updated rows nor learns table statistics
         by itself; the broker refreshes the statistics of its bulk tables, nothing reclaims rows."""
@@ -269,6 +281,7 @@ class Hub:
         self.bus.subscribe(ALERTS_CONSUMER, [AlertNotice], self.channels.on_notice)
         self.bus.subscribe("rules-stream", [AlertNotice], self.channels.on_local, shared=False)
         self.bus.subscribe("console-live-feed", [EntitiesChanged], self.console.on_changes, shared=False)
+        self.bus.subscribe("ingest-profiles", [ProvisioningChanged], self._on_provisioning, shared=False)
         for consumer in self.registry.consumers:
             self.bus.subscribe(consumer.name, consumer.event_types, consumer.handler, shared=consumer.shared)
         for entry in self.registry.routers:

@@ -136,6 +136,12 @@ class Settings(BaseSettings):
     ingest_command_ttl: float = Field(
         300.0, gt=0, description="Seconds a command waits for the device's answer before EXPIRED."
     )
+    ingest_profile_ttl: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a gateway process keeps a key's provisioning; changes made anywhere "
+        "reach every process at once through the bus, this bounds how long a lost one lasts.",
+    )
     ingest_health_interval: float = Field(
         30.0, gt=0, description="Seconds between checks of which devices went silent."
     )

@@ -23,7 +23,7 @@ from cityhub.kit.errors import (
 from cityhub.kit.time import isoformat, utcnow
 from cityhub.kit.web import TENANT_HEADER, DbSession, RequestTenant
 from cityhub.plugins import cases, casestats, entities
-from cityhub.plugins.entities import EntitiesChanged
+from cityhub.plugins.entities import EntitiesChanged, EntitySession
 from cityhub.plugins.indicators import Indicator, TaskArea
 from cityhub.plugins.lifecycle import AppContext, AppStatus, EventCounts, HubApp, Platform, TenantInfo
 from cityhub.plugins.loader import ENTRY_POINT_GROUP, AppRunner, Discovered, discover
@@ -59,6 +59,7 @@ __all__ = [
     "Discovered",
     "DuplicateRegistration",
     "EntitiesChanged",
+    "EntitySession",
     "EntityType",
     "Event",
     "EventCounts",

@@ -54,6 +54,7 @@ class City:
             ("enforcement", "not_shared", "TrafficViolation"),
         ):
             body = {
+                "department_id": str(self.traffic),
                 "code": code,
                 "title": f"{code} 数据",
                 "title_en": code,
@@ -63,8 +64,8 @@ class City:
                 "update_frequency": "realtime",
                 "fields": [{"name": "status", "title": "状态", "data_type": "text"}],
             }
-            answer = await client.post(
-                "/api/v1/catalog/datasets", json=body, headers=in_tenant(self.owner, CITY)
+            answer = await client.post(  # new types: registered by an administrator
+                "/api/v1/catalog/datasets", json=body, headers=in_tenant(self.admin, CITY)
             )
             assert answer.status_code == 201, answer.text
             self.datasets[code] = answer.json()
@@ -291,8 +292,14 @@ async def test_sharing_request_lifecycle(secure_app: FastAPI, sclient: httpx.Asy
 async def test_county_dataset_and_city_department(secure_app: FastAPI, sclient: httpx.AsyncClient) -> None:
     city = await _city(secure_app, sclient)
     county = in_tenant(city.county, COUNTY)
-    body = {"code": "cases", "title": "案件", "entity_types": ["UrbanCase"], "sharing": "conditional"}
-    made = await sclient.post("/api/v1/catalog/datasets", json=body, headers=county)
+    body = {
+        "code": "cases",
+        "title": "案件",
+        "entity_types": ["UrbanCase"],
+        "sharing": "conditional",
+        "department_id": str(city.county_dept),
+    }
+    made = await sclient.post("/api/v1/catalog/datasets", json=body, headers=in_tenant(city.admin, COUNTY))
     assert made.status_code == 201, made.text
     created = await sclient.post(
         f"{NGSI}/entities",

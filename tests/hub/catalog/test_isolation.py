@@ -103,7 +103,7 @@ class World:
         await self.person("viewer-traffic", CITY, "viewer", departments[CITY][0])
         await self.person("loose-city", CITY, "operator", None)
         await self.person("admin-410102", "410102", "admin", None)
-        await self.person("admin-city", CITY, "admin", None)
+        custodian = await self.person("admin-city", CITY, "admin", None)
         await self.person("loose-viewer-410105", "410105", "viewer", None)
         for tenant in TENANTS:
             for number, sharing in enumerate(CLASSES):
@@ -111,13 +111,19 @@ class World:
                 kind = f"Kind{tenant}{sharing.replace('_', '').title()}"
                 headers = owners[owner].headers | {"NGSILD-Tenant": tenant}
                 body = {
+                    "department_id": str(owner),
                     "code": f"set-{sharing}",
                     "title": f"{tenant} {sharing}",
                     "entity_types": [kind],
                     "sharing": sharing,
                     "conditions": "法定不予共享" if sharing == "not_shared" else None,
                 }
-                made = await self.client.post("/api/v1/catalog/datasets", json=body, headers=headers)
+                # types no dataset holds yet are registered by an administrator
+                made = await self.client.post(
+                    "/api/v1/catalog/datasets",
+                    json=body,
+                    headers=custodian.headers | {"NGSILD-Tenant": tenant},
+                )
                 assert made.status_code == 201, made.text
                 ids = [f"urn:ngsi-ld:{kind}:{n}" for n in (1, 2)]
                 for entity_id in ids:

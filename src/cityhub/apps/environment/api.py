@@ -40,7 +40,14 @@ from cityhub.apps.environment.schemas import (
     WaterRequest,
 )
 from cityhub.apps.environment.settings import EnvironmentSettings
-from cityhub.plugins import BadRequestData, DbSession, NotFound, RequestTenant, UnprocessableEntity, utcnow
+from cityhub.plugins import (
+    BadRequestData,
+    EntitySession,
+    NotFound,
+    RequestTenant,
+    UnprocessableEntity,
+    utcnow,
+)
 
 MAX_DAYS = 366
 MAX_HOURLY_DAYS = 31
@@ -188,7 +195,7 @@ def build_router(settings: EnvironmentSettings, tz: tzinfo) -> APIRouter:
         return EnergyAnswer(**found.__dict__)
 
     @router.get("/stations", response_model=list[StationLine], summary="Air stations with their latest AQI")
-    async def stations(session: DbSession, tenant: RequestTenant) -> list[StationLine]:
+    async def stations(session: EntitySession, tenant: RequestTenant) -> list[StationLine]:
         return [
             StationLine(
                 id=s["id"],
@@ -206,7 +213,7 @@ def build_router(settings: EnvironmentSettings, tz: tzinfo) -> APIRouter:
         "/stations/{station_id}/daily", response_model=list[DayLine], summary="Daily AQI of a station"
     )
     async def station_daily(
-        station_id: str, session: DbSession, tenant: RequestTenant,
+        station_id: str, session: EntitySession, tenant: RequestTenant,
         start: date | None = None, end: date | None = None, standard: Standard | None = None,
     ) -> list[DayLine]:  # fmt: skip
         if not await service.station_exists(session, tenant, station_id):
@@ -221,7 +228,7 @@ def build_router(settings: EnvironmentSettings, tz: tzinfo) -> APIRouter:
         "/stations/{station_id}/hourly", response_model=list[HourLine], summary="Hourly AQI of a station"
     )
     async def station_hourly(
-        station_id: str, session: DbSession, tenant: RequestTenant,
+        station_id: str, session: EntitySession, tenant: RequestTenant,
         start: datetime | None = None, end: datetime | None = None, standard: Standard | None = None,
     ) -> list[HourLine]:  # fmt: skip
         if not await service.station_exists(session, tenant, station_id):
@@ -248,7 +255,7 @@ def build_router(settings: EnvironmentSettings, tz: tzinfo) -> APIRouter:
 
     @router.get("/rankings", response_model=Ranking, summary="Stations or districts by mean daily AQI")
     async def rankings(
-        session: DbSession, tenant: RequestTenant, start: date | None = None, end: date | None = None,
+        session: EntitySession, tenant: RequestTenant, start: date | None = None, end: date | None = None,
         by: Literal["station", "district"] = "station", standard: Standard | None = None,
     ) -> Ranking:  # fmt: skip
         first, last = _days(start, end, tz)
@@ -276,7 +283,7 @@ def build_router(settings: EnvironmentSettings, tz: tzinfo) -> APIRouter:
 
     @router.get("/good-days", response_model=GoodDays, summary="Share of days with AQI at most 100")
     async def good_days(
-        session: DbSession, tenant: RequestTenant, start: date | None = None, end: date | None = None,
+        session: EntitySession, tenant: RequestTenant, start: date | None = None, end: date | None = None,
         standard: Standard | None = None,
     ) -> GoodDays:  # fmt: skip
         first, last = _days(start, end, tz)
@@ -288,7 +295,7 @@ def build_router(settings: EnvironmentSettings, tz: tzinfo) -> APIRouter:
 
     @router.get("/trends", response_model=Trend, summary="The tenant's daily AQI and its linear trend")
     async def trends(
-        session: DbSession, tenant: RequestTenant, start: date | None = None, end: date | None = None,
+        session: EntitySession, tenant: RequestTenant, start: date | None = None, end: date | None = None,
         standard: Standard | None = None,
     ) -> Trend:  # fmt: skip
         first, last = _days(start, end, tz)
@@ -302,7 +309,7 @@ def build_router(settings: EnvironmentSettings, tz: tzinfo) -> APIRouter:
     @router.get(
         "/stations/{station_id}/forecast", response_model=Forecast, summary="Next 24 hourly AQI values"
     )
-    async def station_forecast(station_id: str, session: DbSession, tenant: RequestTenant) -> Forecast:
+    async def station_forecast(station_id: str, session: EntitySession, tenant: RequestTenant) -> Forecast:
         if not await service.station_exists(session, tenant, station_id):
             raise NotFound(f"no station {station_id}")
         try:
@@ -323,7 +330,7 @@ def build_router(settings: EnvironmentSettings, tz: tzinfo) -> APIRouter:
         summary="Day and night Leq of a noise station per day against its zone's limits",
     )
     async def noise_station_compliance(
-        station_id: str, session: DbSession, tenant: RequestTenant,
+        station_id: str, session: EntitySession, tenant: RequestTenant,
         start: date | None = None, end: date | None = None,
     ) -> list[NoiseLine]:  # fmt: skip
         station = await service.station(session, tenant, station_id)
@@ -343,7 +350,7 @@ def build_router(settings: EnvironmentSettings, tz: tzinfo) -> APIRouter:
         return [NoiseLine(**line.__dict__) for line in lines]
 
     @router.get("/water/stations", summary="Water stations: class, determining items, target")
-    async def water_stations(session: DbSession, tenant: RequestTenant) -> list[dict[str, object]]:
+    async def water_stations(session: EntitySession, tenant: RequestTenant) -> list[dict[str, object]]:
         return [
             {
                 "id": s["id"],
@@ -358,7 +365,7 @@ def build_router(settings: EnvironmentSettings, tz: tzinfo) -> APIRouter:
         ]
 
     @router.get("/noise/stations", summary="Noise stations: zone, period, limit, compliance")
-    async def noise_stations(session: DbSession, tenant: RequestTenant) -> list[dict[str, object]]:
+    async def noise_stations(session: EntitySession, tenant: RequestTenant) -> list[dict[str, object]]:
         return [
             {
                 "id": s["id"],
@@ -374,7 +381,7 @@ def build_router(settings: EnvironmentSettings, tz: tzinfo) -> APIRouter:
         ]
 
     def _sites(path: str, kind: str, summary: str) -> None:
-        async def listing(session: DbSession, tenant: RequestTenant) -> list[dict[str, object]]:
+        async def listing(session: EntitySession, tenant: RequestTenant) -> list[dict[str, object]]:
             return await service.sites(session, tenant, kind, settings.dust_pm10_limit)
 
         router.add_api_route(path, listing, methods=["GET"], summary=summary)

@@ -24,7 +24,7 @@ gives ``[value, time]`` pairs and ``options=aggregatedValues`` the ``aggrMethods
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -35,7 +35,7 @@ from sqlalchemy.orm import aliased
 
 from cityhub.hub.broker import ngsi
 from cityhub.hub.broker.context import ActiveContext
-from cityhub.hub.broker.models import BrokerAttributeInstance, BrokerEntity
+from cityhub.hub.broker.models import BrokerAttributeInstance, BrokerEntity, BrokerEntityType
 from cityhub.hub.broker.protection import Disclosure
 from cityhub.kit.errors import BadRequestData
 from cityhub.kit.time import isoformat, parse_datetime
@@ -135,11 +135,13 @@ class History:
 @dataclass
 class Selection:
     """Which instances a read is about: attributes (None: all) less ``omit``, and datasetIds
-    (None: all; None in the set: the default instances)."""
+    (None: all; None in the set: the default instances). ``limits``: entity types readable in part
+    (``sharing``), with the attributes whose instances an entity of the type may show."""
 
     attrs: Collection[str] | None = None
     omit: Collection[str] = ()
     dataset_ids: Collection[str | None] | None = None
+    limits: Mapping[str, Collection[str]] = field(default_factory=dict)
 
 
 def conditions(chosen: Selection, query: TimeQuery) -> list[Any]:
@@ -156,6 +158,14 @@ def conditions(chosen: Selection, query: TimeQuery) -> list[Any]:
         if None in chosen.dataset_ids:
             either.append(BrokerAttributeInstance.dataset_id.is_(None))
         where.append(or_(*either))
+    for entity_type, allowed in sorted(chosen.limits.items()):
+        # an instance of an entity of a type readable in part: only of the attributes it opens
+        of_type = exists().where(
+            BrokerEntityType.tenant_code == BrokerAttributeInstance.tenant_code,
+            BrokerEntityType.entity_id == BrokerAttributeInstance.entity_id,
+            BrokerEntityType.type == entity_type,
+        )
+        where.append(or_(~of_type, BrokerAttributeInstance.attribute.in_(sorted(allowed))))
     if query.timerel == "before":
         where.append(column < query.time_at)
     elif query.timerel == "after":

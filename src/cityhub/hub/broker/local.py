@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhub.hub.broker import changes, ngsi, protection, service
+from cityhub.hub.broker import changes, ngsi, protection, service, sharing
 from cityhub.hub.broker.context import core_context
 from cityhub.hub.broker.entities import entity_query
-from cityhub.hub.broker.models import BrokerAttributeInstance
+from cityhub.hub.broker.models import BrokerAttributeInstance, BrokerEntityType
 from cityhub.kit.db import in_tenant
 from cityhub.kit.time import isoformat, utcnow
 
@@ -133,6 +133,17 @@ async def read_history(
     )
     history: dict[str, list[tuple[datetime, Any]]] = {name: [] for name in attrs}
     with in_tenant(session, tenant):
+        access = sharing.of(session)
+        if access is not None:  # a session held to the caller's datasets (plugins.EntitySession)
+            types = list(
+                await session.scalars(
+                    select(BrokerEntityType.type).where(BrokerEntityType.entity_id == entity_id)
+                )
+            )
+            access.require_visible(types, f"entity {entity_id}")
+            allowed = access.allowed(types)
+            if allowed is not None:
+                statement = statement.where(BrokerAttributeInstance.attribute.in_(sorted(allowed)))
         for attribute, when, data in await session.execute(statement):
             content = data.get(ngsi.content_key(data.get("type", "")))
             history[names[attribute]].append((when, protection.open_content(entity_id, attribute, content)))

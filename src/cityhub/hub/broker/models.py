@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKeyConstraint, Index, Integer, PrimaryKeyConstraint, String, Text
+from sqlalchemy import Float, ForeignKeyConstraint, Index, Integer, PrimaryKeyConstraint, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityhub.kit.db import Base, JSONType, TenantOwned, UTCDateTime
@@ -98,6 +98,12 @@ class BrokerSubscription(TenantOwned, Base):
     last_success: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_failure: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Whose access to the data its notifications keep to, judged again at each notification
+    #: (``sharing``): made or last changed by a caller the data catalog restricts
+    #: (``restricted``), of department ``department_id`` (None: of none). Not restricted: made
+    #: by an administrator, by the hub's own code, or with access control off.
+    restricted: Mapped[bool] = mapped_column(nullable=False, default=False, server_default=false())
+    department_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
 
 
 class BrokerNotification(Base):

@@ -18,6 +18,12 @@ Two stages, so that a slow or dead subscriber never slows down a writer or anoth
 A subscription's status counters (timesSent, timesFailed, lastNotification, lastSuccess,
 lastFailure) are updated with each attempt.
 
+A subscription made by a caller the data catalog restricts keeps to that caller's department's
+access as it is at each change, not as it was when the subscription was made
+(:meth:`Notifier.access_of`, once per department and event): changes of entity types the
+department may no longer read are not notified, and of types it reads in part only the attributes
+it may see are shown, matched and counted as changed.
+
 Subscriptions to context source registrations (``csource_notify``) go the same way: each
 :class:`RegistrationsChanged` event is matched against them (:meth:`Notifier.on_registrations`)
 and their notifications are queued, delivered and counted like the others. The answer to a new or
@@ -42,7 +48,7 @@ from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cityhub.bus.inbox import first_delivery
-from cityhub.hub.broker import ngsi, protection, service, views
+from cityhub.hub.broker import ngsi, protection, service, sharing, views
 from cityhub.hub.broker.context import ActiveContext, ContextStore, link_header
 from cityhub.hub.broker.csource_notify import (
     NEWLY_MATCHING,
@@ -343,6 +349,7 @@ class Notifier:
         concurrency: int = 8,
         first_retry: float = 1.0,
         merge_limit: int = 1000,
+        department_access: sharing.DepartmentAccess | None = None,
     ) -> None:
         self.sessions = sessions
         self.contexts = contexts
@@ -354,6 +361,7 @@ class Notifier:
         self.batch_size = batch_size
         self.first_retry = first_retry
         self.merge_limit = merge_limit
+        self.department_access = department_access
         self._limit = asyncio.Semaphore(concurrency)
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -427,6 +435,7 @@ class Notifier:
             open_ = [
                 sub.row.throttled_until is None or sub.row.throttled_until <= now for sub in subscriptions
             ]
+            accesses: dict[uuid.UUID | None, sharing.TypeAccess | None] = {}
             concerned: dict[int, list[dict[str, Any]]] = {}
             for change in event.changes:
                 at: datetime | None = None
@@ -434,12 +443,18 @@ class Notifier:
                     sub = subscriptions[index]
                     if not open_[index]:
                         continue
+                    access = await self.access_of(session, sub.row, accesses)
+                    seen = _within(access, change)
+                    if seen is None:
+                        continue
                     if at is None:
                         at = parse_datetime(change["at"])
-                    if self._concerns(sub, at, change):
-                        concerned.setdefault(index, []).append(change)
+                    if self._concerns(sub, at, seen):
+                        concerned.setdefault(index, []).append(seen)
             for index, items in sorted(concerned.items()):
                 sub = subscriptions[index]
+                access = await self.access_of(session, sub.row, accesses)
+                sharing.attach(session, access)  # linked entities (join) keep to it too
                 data = await self._render(session, sub, items)
                 self._queue(session, sub, tenant, data)
                 queued = True
@@ -485,6 +500,21 @@ class Notifier:
             return found
 
         return selected
+
+    async def access_of(
+        self,
+        session: AsyncSession,
+        row: BrokerSubscription,
+        known: dict[uuid.UUID | None, sharing.TypeAccess | None],
+    ) -> sharing.TypeAccess | None:
+        """The current access of the department a restricted subscription acts for, in the
+        session's tenant (None: the subscription is not restricted); ``known`` keeps what one
+        event has looked up already."""
+        if not row.restricted or self.department_access is None:
+            return None
+        if row.department_id not in known:
+            known[row.department_id] = await self.department_access(session, row.department_id)
+        return known[row.department_id]
 
     def _concerns(self, sub: Compiled, at: datetime, change: dict[str, Any]) -> bool:
         """Whether a change of an entity ``sub`` selects concerns it."""
@@ -938,7 +968,11 @@ class Notifier:
                 continue
             async with self.sessions() as session, session.begin():
                 scope_to_tenant(session, row.tenant_code)
-                entities = await self._matching(session, sub)
+                sharing.attach(session, await self.access_of(session, row, {}))
+                try:
+                    entities = await self._matching(session, sub)
+                except HubError:  # every type it names is no longer readable by its department
+                    continue
                 if not entities:
                     continue
                 changes = [
@@ -1002,6 +1036,34 @@ def _body(rows: list[BrokerNotification]) -> dict[str, Any]:
         return rows[0].body
     data = [item for row in rows for item in row.body["data"]]
     return rows[0].body | {"notifiedAt": rows[-1].body["notifiedAt"], "data": data}
+
+
+def _within(access: sharing.TypeAccess | None, change: dict[str, Any]) -> dict[str, Any] | None:
+    """``change`` as a restricted subscriber may see it: nothing of an entity of a type it may not
+    read; of a type it reads in part, the attributes it may see only (an update of none of them is
+    no change to it)."""
+    if access is None:
+        return change
+    types = change["types"]
+    if access.hidden.intersection(types):
+        return None
+    allowed = access.allowed(types)
+    if allowed is None:
+        return change
+    seen = {
+        name: [attribute for attribute in change[name] if attribute in allowed]
+        for name in ("created", "updated", "deleted")
+    }
+    if change["op"] == "update" and not any(seen.values()):
+        return None
+    return (
+        change
+        | seen
+        | {
+            "entity": access.limit(change["entity"]) if change["entity"] is not None else None,
+            "previous": {name: value for name, value in change["previous"].items() if name in allowed},
+        }
+    )
 
 
 def _subject(change: dict[str, Any]) -> dict[str, Any]:

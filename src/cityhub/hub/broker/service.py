@@ -102,7 +102,7 @@ async def get_entity(session: AsyncSession, entity_id: str, *, for_update: bool 
     row = await _load(session, entity_id, for_update=for_update)
     if row is None:
         raise NotFound(f"entity {entity_id} does not exist")
-    return json_copy(row.data)
+    return json_copy(sharing.limited(session, row.data))
 
 
 async def get_entities(session: AsyncSession, entity_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -111,7 +111,7 @@ async def get_entities(session: AsyncSession, entity_ids: Sequence[str]) -> dict
         return {}
     statement = select(BrokerEntity).where(BrokerEntity.entity_id.in_(entity_ids))
     rows = await session.scalars(_seen(statement, session))
-    return {row.entity_id: json_copy(row.data) for row in rows}
+    return {row.entity_id: json_copy(sharing.limited(session, row.data)) for row in rows}
 
 
 async def stored_entities(
@@ -130,8 +130,9 @@ async def stored_entities(
         query = query.order_by(BrokerEntity.entity_id).with_for_update()
     rows = await session.execute(query)
     found: dict[str, dict[str, Any]] = dict(rows.all())
-    for entity in found.values():  # a batch may not overwrite what it may not see
+    for entity_id, entity in found.items():  # a batch may not overwrite what it may not see
         sharing.require_visible(session, entity)
+        found[entity_id] = sharing.limited(session, entity)
     return found
 
 
@@ -345,7 +346,7 @@ async def query_entities(
     pattern = re.compile(query.id_pattern) if query.id_pattern else None
     found: list[dict[str, Any]] = []
     for row in await session.scalars(statement):
-        entity = row.data
+        entity = sharing.limited(session, row.data)  # q, attrs, orderBy see what may be shown only
         if pattern is not None and not pattern.search(entity["id"]):
             continue
         if query.keep is not None and not query.keep(entity):
@@ -380,7 +381,8 @@ async def catalogue(session: AsyncSession) -> dict[str, dict[str, set[str]]]:
     """type → attribute → the attribute kinds (Property, Relationship, ...) seen for it."""
     rows = await session.scalars(_seen(select(BrokerEntity.data), session))
     found: dict[str, dict[str, set[str]]] = {}
-    for entity in rows:
+    for stored in rows:
+        entity = sharing.limited(session, stored)
         for entity_type in entity["type"]:
             attributes = found.setdefault(entity_type, {})
             for name, instances in entity["attrs"].items():
@@ -390,7 +392,7 @@ async def catalogue(session: AsyncSession) -> dict[str, dict[str, set[str]]]:
 
 async def count_with_attribute(session: AsyncSession, attribute: str) -> int:
     rows = await session.scalars(_seen(select(BrokerEntity.data), session))
-    return sum(1 for entity in rows if attribute in entity["attrs"])
+    return sum(1 for entity in rows if attribute in sharing.limited(session, entity)["attrs"])
 
 
 async def count_of_type(session: AsyncSession, entity_type: str) -> int:

@@ -17,11 +17,17 @@ by the same few lines:
 
 An entity of several types is hidden when any of them is. Without a ``TypeAccess`` (access control
 off, or the hub's own code working on a session of its own) nothing is restricted.
+
+A type may also be readable **in part** (``fields``: an approval that names the attributes it
+opens): every entity of it is loaded with those attributes only (:func:`limited`), before a query's
+``q``, ``attrs``, ``orderBy`` or geo-query looks at it, so nothing of the other attributes is
+shown, matched or ordered by.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,12 +47,17 @@ _SESSION_KEY = "cityhub.type_access"
 class TypeAccess:
     """``hidden``: types whose entities the caller may not see; ``locked``: types the caller may
     not write (a superset of ``hidden``); ``datasets``: the dataset code of each such type, for
-    the refusal's message. ``writing``: the request changes data (every locked type is hidden)."""
+    the refusal's message. ``writing``: the request changes data (every locked type is hidden).
+    ``fields``: types readable in part, with the attribute IRIs that may be seen (all locked).
+    ``department``: the caller's department, whose access this is (a subscription made with it
+    is judged by that department's access at each notification)."""
 
     hidden: frozenset[str] = frozenset()
     locked: frozenset[str] = frozenset()
     datasets: Mapping[str, str] = field(default_factory=dict)
     writing: bool = False
+    fields: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    department: uuid.UUID | None = None
 
     @property
     def unseen(self) -> frozenset[str]:
@@ -63,12 +74,34 @@ class TypeAccess:
             verb = "changed" if self.writing else "read"
             raise Forbidden(f"{what} belongs to dataset {self._name(denied)}, which may not be {verb} here")
 
+    def allowed(self, types: Iterable[str]) -> frozenset[str] | None:
+        """The attributes an entity of ``types`` shows (None: all of them). An entity of several
+        types readable in part shows what every one of them opens."""
+        limits = [self.fields[t] for t in types if t in self.fields]
+        if not limits:
+            return None
+        return frozenset.intersection(*limits)
+
+    def limit(self, entity: Mapping[str, Any]) -> dict[str, Any]:
+        """``entity`` with only the attributes it may show: the entity itself when all (shared,
+        not copied), else a shallow copy with a new attribute map."""
+        allowed = self.allowed(entity["type"]) if self.fields else None
+        if allowed is None:
+            return entity  # type: ignore[return-value]
+        attrs = {name: value for name, value in entity["attrs"].items() if name in allowed}
+        return {**entity, "attrs": attrs}
+
     def require_writable(self, types: Iterable[str], what: str) -> None:
         denied = self.locked.intersection(types)
         if denied:
             raise Forbidden(
                 f"{what} would belong to dataset {self._name(denied)}, which only its department writes"
             )
+
+
+#: The access of a department (None: of none) in the session's tenant, by the data catalog's rules:
+#: what the notifier keeps a restricted subscription to.
+DepartmentAccess = Callable[[AsyncSession, "uuid.UUID | None"], Awaitable[TypeAccess]]
 
 
 def attach(session: AsyncSession | Session, access: TypeAccess | None) -> None:
@@ -78,6 +111,19 @@ def attach(session: AsyncSession | Session, access: TypeAccess | None) -> None:
 def of(session: AsyncSession | Session) -> TypeAccess | None:
     access = session.info.get(_SESSION_KEY)
     return access if isinstance(access, TypeAccess) else None
+
+
+def limited(session: AsyncSession | Session, entity: dict[str, Any]) -> dict[str, Any]:
+    """``entity`` as the request may see it: only the attributes a field-level approval opens
+    for a type readable in part; the entity itself otherwise."""
+    access = of(session)
+    return entity if access is None or not access.fields else access.limit(entity)
+
+
+def allowed(session: AsyncSession | Session, types: Iterable[str]) -> frozenset[str] | None:
+    """The attributes the request may see of an entity of ``types`` (None: all)."""
+    access = of(session)
+    return None if access is None or not access.fields else access.allowed(types)
 
 
 def require_visible(session: AsyncSession, entity: Mapping[str, Any]) -> None:

@@ -433,6 +433,16 @@ async def _require_readable(broker: BrokerRequest, data: dict[str, Any], context
     replace(access, writing=False).require_visible(names, "a subscription's entity type")
 
 
+def _act_for(broker: BrokerRequest, row: BrokerSubscription) -> None:
+    """Record whose access the subscription's notifications keep to: the department of a caller
+    the data catalog restricts (judged again at each notification, so an approval that ends or a
+    dataset that stops being shared stops what it opened); nobody's for an administrator or with
+    access control off."""
+    access = sharing.of(broker.session)
+    row.restricted = access is not None
+    row.department_id = access.department if access is not None else None
+
+
 async def create(broker: BrokerRequest, kind: str) -> Response:
     body = await broker.body()
     if not isinstance(body, dict):
@@ -450,6 +460,7 @@ async def create(broker: BrokerRequest, kind: str) -> Response:
         subscription_id=data["id"], kind=kind, context=context, times_sent=0, times_failed=0
     )
     _apply(row, data)
+    _act_for(broker, row)
     broker.session.add(row)
     broker.contexts.implicit(context, str(broker.request.base_url))
     return created(broker, f"/ngsi-ld/v1/{PATHS[kind]}/{data['id']}")
@@ -524,6 +535,7 @@ async def update(broker: BrokerRequest, subscription_id: str, kind: str) -> Resp
     if context is not None:
         row.context = context
     _apply(row, data)
+    _act_for(broker, row)
     return Response(status_code=204)
 
 

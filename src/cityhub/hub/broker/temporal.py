@@ -24,7 +24,7 @@ from sqlalchemy import Table, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from cityhub.hub.broker import aggregation, changes, history, ngsi, order, protection, service, views
+from cityhub.hub.broker import aggregation, changes, history, ngsi, order, protection, service, sharing, views
 from cityhub.hub.broker.context import ActiveContext
 from cityhub.hub.broker.entities import QUERY_PARAMS, Selection, query_object
 from cityhub.hub.broker.events import on_before_commit
@@ -181,13 +181,16 @@ def parse_options_temporal(text: str | None) -> set[str]:
     return temporal | parse_options(",".join(given - temporal))
 
 
-def _selection(params: TemporalParams, ctx: ActiveContext) -> history.Selection:
-    """The attributes and datasets asked for, names expanded."""
+def _selection(params: TemporalParams, ctx: ActiveContext, broker: BrokerRequest) -> history.Selection:
+    """The attributes and datasets asked for, names expanded, within what the request may see of
+    types readable in part (``sharing``)."""
     attrs = set(attribute_names(params.attrs, ctx) or []) if params.attrs else None
     if params.pick is not None:
         attrs = {ctx.expand(name) for name in params.pick if name not in ("id", "type")}
     omit = {ctx.expand(name) for name in params.omit or ()}
-    return history.Selection(attrs, omit, params.dataset_ids)
+    access = sharing.of(broker.session)
+    limits = dict(access.fields) if access is not None else {}
+    return history.Selection(attrs, omit, params.dataset_ids, limits)
 
 
 async def _answer(
@@ -197,7 +200,7 @@ async def _answer(
     ids = [e["id"] for e in entities]
     if params.aggregation is not None:  # computed by the database; no server limit applies
         aggregated = await aggregation.read(
-            broker.session, ids, _selection(params, ctx), params.time, params.aggregation
+            broker.session, ids, _selection(params, ctx, broker), params.time, params.aggregation
         )
         shown = [
             history.render(
@@ -215,7 +218,11 @@ async def _answer(
     else:
         settings = broker.request.app.state.hub.settings
         found = await history.read(
-            broker.session, ids, _selection(params, ctx), params.time, limit=settings.broker_temporal_limit
+            broker.session,
+            ids,
+            _selection(params, ctx, broker),
+            params.time,
+            limit=settings.broker_temporal_limit,
         )
         shown = [
             history.render(
@@ -298,7 +305,7 @@ async def _page(
     count: bool,
 ) -> Response:
     page = page_size(limit, offset, count)
-    chosen = _selection(params, ctx)
+    chosen = _selection(params, ctx, broker)
     if chosen.attrs is not None and not chosen.attrs:  # pick of id/type alone: history of any attribute
         chosen = dataclasses.replace(chosen, attrs=None)
     query.where = history.has_history(chosen, params.time)

@@ -5,8 +5,9 @@
   by the city-sees-counties policy, above it) read and write every dataset: they are the custodians
   who register datasets and hand them between departments.
 - **Other departments** (of the tenant, or of a city above a county) read ``unconditional``
-  datasets; ``conditional`` ones only while an approved sharing request of theirs is in force;
-  ``not_shared`` ones never. Nobody outside the owner writes.
+  datasets; ``conditional`` ones only while an approved sharing request of theirs is in force
+  (only the attributes the approvals name, when they all name some); ``not_shared`` ones never.
+  Nobody outside the owner writes.
 - A user **without a department** (a person not yet placed, a system client) is outside every
   department: unconditional datasets only, no writes.
 - The catalog lists the entries of unconditional and conditional datasets to every reader of the
@@ -83,27 +84,45 @@ def may_list(caller: Caller, department_id: uuid.UUID, sharing: str) -> bool:
     return sharing != NOT_SHARED or may_write(caller, department_id)
 
 
-async def approved_datasets(
+async def approvals(
     session: AsyncSession, department_id: uuid.UUID | None, now: datetime | None = None
-) -> set[uuid.UUID]:
-    """Datasets of the session's tenant that ``department_id`` holds an approval in force for."""
+) -> dict[uuid.UUID, frozenset[str] | None]:
+    """Datasets of the session's tenant that ``department_id`` holds an approval in force for,
+    with the attributes the approvals open (None: the whole dataset; several approvals of one
+    dataset open what any of them does)."""
     if department_id is None:
-        return set()
+        return {}
     moment = now or utcnow()
-    rows = await session.scalars(
-        select(SharingRequest.dataset_id).where(
+    rows = await session.execute(
+        select(SharingRequest.dataset_id, SharingRequest.fields).where(
             SharingRequest.applicant_department_id == department_id,
             SharingRequest.status == APPROVED,
             SharingRequest.starts_at <= moment,
             SharingRequest.expires_at > moment,
         )
     )
-    return set(rows)
+    found: dict[uuid.UUID, frozenset[str] | None] = {}
+    for dataset_id, fields in rows:
+        if dataset_id in found and found[dataset_id] is None:
+            continue
+        if not fields:
+            found[dataset_id] = None
+        else:
+            found[dataset_id] = (found.get(dataset_id) or frozenset()) | frozenset(fields)
+    return found
+
+
+async def approved_datasets(
+    session: AsyncSession, department_id: uuid.UUID | None, now: datetime | None = None
+) -> set[uuid.UUID]:
+    """Datasets of the session's tenant that ``department_id`` holds an approval in force for."""
+    return set(await approvals(session, department_id, now))
 
 
 async def type_access(session: AsyncSession, caller: Caller, *, writing: bool) -> TypeAccess | None:
-    """The broker's restriction for ``caller`` in the session's tenant (None: nothing restricted,
-    as for administrators or a tenant without datasets)."""
+    """The broker's restriction for ``caller`` in the session's tenant: None for administrators
+    (nothing restricted); for everyone else a :class:`TypeAccess`, empty where the tenant has no
+    datasets the caller does not own (it still names the caller's department, for subscriptions)."""
     if caller.admin:
         return None
     rows = (
@@ -113,22 +132,39 @@ async def type_access(session: AsyncSession, caller: Caller, *, writing: bool) -
             ).join(Dataset, Dataset.id == DatasetType.dataset_id)
         )
     ).all()
-    if not rows:
-        return None
-    approved = await approved_datasets(session, caller.department_id)
+    foreign = [row for row in rows if not may_write(caller, row[3])]
+    if not foreign:
+        return TypeAccess(writing=writing, department=caller.department_id)
+    approved = await approvals(session, caller.department_id)
     hidden: set[str] = set()
     locked: set[str] = set()
+    fields: dict[str, frozenset[str]] = {}
     codes: dict[str, str] = {}
-    for entity_type, dataset_id, code, owner, sharing in rows:
-        if not may_write(caller, owner):
-            locked.add(entity_type)
-            codes[entity_type] = code
-            if not may_read(caller, owner, sharing, dataset_id in approved):
-                hidden.add(entity_type)
-    if not locked:
-        return None
-    return TypeAccess(hidden=frozenset(hidden), locked=frozenset(locked), datasets=codes, writing=writing)
+    for entity_type, dataset_id, code, owner, sharing in foreign:
+        locked.add(entity_type)
+        codes[entity_type] = code
+        if not may_read(caller, owner, sharing, dataset_id in approved):
+            hidden.add(entity_type)
+        elif sharing == CONDITIONAL and (opened := approved.get(dataset_id)) is not None:
+            fields[entity_type] = opened  # an approval of some attributes only
+    return TypeAccess(
+        hidden=frozenset(hidden),
+        locked=frozenset(locked),
+        datasets=codes,
+        writing=writing,
+        fields=fields,
+        department=caller.department_id,
+    )
 
 
 def readable(caller: Caller, datasets: Iterable[Dataset], approved: set[uuid.UUID]) -> list[Dataset]:
     return [d for d in datasets if may_read(caller, d.department_id, d.sharing, d.id in approved)]
+
+
+async def department_access(session: AsyncSession, department_id: uuid.UUID | None) -> TypeAccess:
+    """What a department (None: a caller of none) may read in the session's tenant now: the
+    notifier keeps the subscriptions of a restricted caller to it."""
+    caller = Caller(name="subscription", department_id=department_id, admin=False)
+    access = await type_access(session, caller, writing=False)
+    assert access is not None, "a caller who is not an administrator is always restricted"
+    return access

@@ -18,6 +18,7 @@ from cityhub.hub.catalog.schemas import (
     DatasetRead,
     DatasetUpdate,
     Decision,
+    Revocation,
     Sharing,
     SharingRequestCreate,
     SharingRequestPage,
@@ -123,7 +124,7 @@ async def apply(ctx: Ctx, body: SharingRequestCreate, response: Response) -> Sha
 async def list_requests(
     ctx: Ctx,
     status_: Annotated[
-        str | None, Query(alias="status", pattern="^(pending|approved|rejected|expired)$")
+        str | None, Query(alias="status", pattern="^(pending|approved|rejected|expired|revoked)$")
     ] = None,
     dataset_id: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -151,3 +152,14 @@ async def decide(ctx: Ctx, request_id: uuid.UUID, body: Decision) -> SharingRequ
     request = await service.get_request(ctx.session, request_id, ctx.caller)
     decided = await service.decide(ctx.session, request, body, ctx.caller, source=ctx.source)
     return SharingRequestRead.model_validate(decided)
+
+
+@router.post(
+    "/sharing-requests/{request_id}/revocation",
+    response_model=SharingRequestRead,
+    summary="End an approval now (the owner department)",
+)
+async def revoke(ctx: Ctx, request_id: uuid.UUID, body: Revocation) -> SharingRequestRead:
+    request = await service.get_request(ctx.session, request_id, ctx.caller)
+    revoked = await service.revoke(ctx.session, request, body, ctx.caller, source=ctx.source)
+    return SharingRequestRead.model_validate(revoked)

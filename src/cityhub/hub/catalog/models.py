@@ -28,6 +28,7 @@ PENDING = "pending"
 APPROVED = "approved"
 REJECTED = "rejected"
 EXPIRED = "expired"
+REVOKED = "revoked"  # the owner department ended an approval before its time
 WITHDRAWN = "withdrawn"
 
 

@@ -127,6 +127,12 @@ class Decision(BaseModel):
     )
 
 
+class Revocation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(None, max_length=4000, description="Why the approval ends now")
+
+
 class SharingRequestRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -24,6 +24,7 @@ from cityhub.hub.catalog.models import (
     NOT_SHARED,
     PENDING,
     REJECTED,
+    REVOKED,
     Dataset,
     DatasetType,
     SharingRequest,
@@ -35,6 +36,7 @@ from cityhub.hub.catalog.schemas import (
     Decision,
     FieldRead,
     FieldSpec,
+    Revocation,
     SharingRequestCreate,
     Statistics,
 )
@@ -70,19 +72,49 @@ def _check_sharing(sharing: str, conditions: str | None) -> None:
         raise BadRequestData("a dataset that is not shared must cite its legal basis in conditions")
 
 
-async def _claim_types(session: AsyncSession, dataset: Dataset, types: list[str]) -> None:
-    """Make ``types`` the dataset's entity types; a type already in another dataset is a conflict."""
-    taken = (
+async def _claim_types(session: AsyncSession, dataset: Dataset, types: list[str], caller: Caller) -> None:
+    """Make ``types`` the dataset's entity types.
+
+    - A type in a dataset of another department is a conflict (an administrator hands datasets
+      over instead).
+    - A type in another dataset of the same department moves here, unless that would leave it
+      without types (a department splits and merges its own datasets).
+    - A type no dataset holds is registered by an administrator only: claiming it takes it away
+      from every department that reads it by role today, so it is the catalog custodian's call,
+      not one department's (which could otherwise squat on another's data).
+    """
+    rows = (
         await session.execute(
-            select(DatasetType.entity_type, Dataset.code)
+            select(DatasetType.entity_type, DatasetType.dataset_id, Dataset.code, Dataset.department_id)
             .join(Dataset, Dataset.id == DatasetType.dataset_id)
             .where(DatasetType.entity_type.in_(types), DatasetType.dataset_id != dataset.id)
         )
     ).all()
-    if taken:
-        names = ", ".join(f"{t} ({code})" for t, code in taken)
-        raise Conflict(f"entity types already in another dataset: {names}")
-    await session.execute(delete(DatasetType).where(DatasetType.dataset_id == dataset.id))
+    foreign = [(t, code) for t, _, code, owner in rows if owner != dataset.department_id]
+    if foreign:
+        names = ", ".join(f"{t} ({code})" for t, code in foreign)
+        raise Conflict(f"entity types already in a dataset of another department: {names}")
+    held = set(
+        await session.scalars(select(DatasetType.entity_type).where(DatasetType.dataset_id == dataset.id))
+    )
+    unowned = sorted(set(types) - held - {t for t, *_ in rows})
+    if unowned and not caller.admin:
+        raise Forbidden(
+            "entity types in no dataset are registered by an administrator (a department registers "
+            f"the types of its own datasets): {', '.join(unowned)}"
+        )
+    moved: dict[uuid.UUID, str] = {dataset_id: code for _, dataset_id, code, _ in rows}
+    for dataset_id, code in moved.items():
+        left = await session.scalar(
+            select(func.count())
+            .select_from(DatasetType)
+            .where(DatasetType.dataset_id == dataset_id, DatasetType.entity_type.not_in(types))
+        )
+        if not left:
+            raise Conflict(f"moving its entity types here would leave dataset {code} without any")
+    await session.execute(
+        delete(DatasetType).where((DatasetType.dataset_id == dataset.id) | DatasetType.entity_type.in_(types))
+    )
     session.add_all(DatasetType(entity_type=t, dataset_id=dataset.id) for t in types)
 
 
@@ -118,7 +150,7 @@ async def create_dataset(session: AsyncSession, body: DatasetCreate, caller: Cal
     )
     session.add(dataset)
     await session.flush()
-    await _claim_types(session, dataset, _types(body.entity_types))
+    await _claim_types(session, dataset, _types(body.entity_types), caller)
     await session.flush()
     return dataset
 
@@ -166,7 +198,7 @@ async def update_dataset(
     if "entity_types" in given:
         if not body.entity_types:
             raise BadRequestData("a dataset needs at least one entity type")
-        await _claim_types(session, dataset, _types(body.entity_types))
+        await _claim_types(session, dataset, _types(body.entity_types), caller)
     dataset.updated_at = utcnow()
     await session.flush()
     return dataset
@@ -444,6 +476,38 @@ async def decide(
     request.decided_at = now
     request.decision_note = decision.note
     request.expires_at = expires
+    await session.flush()
+    return request
+
+
+async def revoke(
+    session: AsyncSession, request: SharingRequest, body: Revocation, caller: Caller, *, source: str | None
+) -> SharingRequest:
+    """The owner department ends an approval in force now (a purpose that lapsed, a misuse): the
+    applicant's reads stop with this request, and so do the notifications of its subscriptions.
+    Written into the audit chain in the same transaction."""
+    dataset = await get_dataset(session, request.dataset_id)
+    if not access.may_write(caller, dataset.department_id):
+        raise Forbidden(f"approvals of dataset {dataset.code} are revoked by its department")
+    now = utcnow()
+    if request.status != APPROVED or (request.expires_at is not None and request.expires_at <= now):
+        raise Conflict(f"the request is not an approval in force (it is {request.status})")
+    await audit.append(
+        session,
+        "catalog.sharing.revoked",
+        actor=caller.name,
+        tenant_code=_tenant(session),
+        source=source,
+        detail={
+            "request": str(request.id),
+            "dataset": dataset.code,
+            "applicant_department": str(request.applicant_department_id),
+            "note": body.note,
+        },
+    )
+    request.status = REVOKED
+    request.decision_note = body.note or request.decision_note
+    request.expires_at = now
     await session.flush()
     return request
 

@@ -180,6 +180,10 @@ async def layer_features(
         else:
             types, location = row[1], row[2]
             attrs = {name: value for name, value in zip(attributes, row[3:], strict=True) if value}
+        allowed = sharing.allowed(session, types)  # a type readable in part: those attributes only
+        if allowed is not None:
+            attrs = {name: value for name, value in attrs.items() if name in allowed}
+            location = location if LOCATION in allowed else None
         entity = disclosure.entity({"id": entity_id, "type": types, "attrs": attrs})
         properties = compact_entity_as(entity, ctx, fmt="keyValues")
         del properties["id"]

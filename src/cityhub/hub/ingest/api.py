@@ -112,6 +112,7 @@ Iot = Annotated[IotRequest, Depends(IotRequest)]
 async def create_services(iot: Iot, body: ServiceGroupsIn) -> Response:
     await service.create_groups(iot.session, iot.service_path, body.services)
     iot.gateway.forget()
+    service.provisioning_changed(iot.session, iot.tenant)
     return Response(status_code=201)
 
 
@@ -129,6 +130,7 @@ async def update_service(
 ) -> Response:
     await service.update_group(iot.session, apikey, resource, body)
     iot.gateway.forget()
+    service.provisioning_changed(iot.session, iot.tenant)
     return Response(status_code=204)
 
 
@@ -136,6 +138,7 @@ async def update_service(
 async def delete_service(iot: Iot, apikey: str, resource: str | None = None) -> Response:
     await service.delete_group(iot.session, apikey, resource)
     iot.gateway.forget()
+    service.provisioning_changed(iot.session, iot.tenant)
     return Response(status_code=204)
 
 
@@ -143,6 +146,7 @@ async def delete_service(iot: Iot, apikey: str, resource: str | None = None) -> 
 async def create_devices(iot: Iot, body: DevicesIn) -> Response:
     await service.create_devices(iot.session, iot.service_path, body.devices, iot.gateway.expand)
     iot.gateway.forget()
+    service.provisioning_changed(iot.session, iot.tenant)
     return Response(status_code=201)
 
 
@@ -163,6 +167,7 @@ async def get_device(iot: Iot, device_id: str) -> DeviceOut:
 async def update_device(iot: Iot, device_id: str, body: DeviceUpdate) -> Response:
     await service.update_device(iot.session, device_id, body, iot.gateway.expand)
     iot.gateway.forget()
+    service.provisioning_changed(iot.session, iot.tenant)
     return Response(status_code=204)
 
 
@@ -170,6 +175,7 @@ async def update_device(iot: Iot, device_id: str, body: DeviceUpdate) -> Respons
 async def delete_device(iot: Iot, device_id: str) -> Response:
     await service.delete_device(iot.session, device_id)
     iot.gateway.forget()
+    service.provisioning_changed(iot.session, iot.tenant)
     return Response(status_code=204)
 
 

@@ -29,3 +29,14 @@ class DeviceBackOnline(Event):
     entity_type: str
     service_path: str
     last_seen_at: str
+
+
+class ProvisioningChanged(Event):
+    """Service groups or devices of ``tenant`` changed (``apikey``: those of one key, a key
+    disabled or enabled again; None: any). Every hub process's gateway forgets what it cached of
+    them (a broadcast consumer), so a disabled key is refused everywhere once the bus brings this,
+    not when the cache would have run out."""
+
+    event_type = "ingest.provisioning_changed"
+
+    apikey: str | None = None

@@ -30,7 +30,9 @@ from cityhub.systems.standards.datamodels import DataModels
 
 log = logging.getLogger(__name__)
 
-#: How long a device's provisioning (or its absence) is remembered by a gateway process.
+#: How long a device's provisioning (or its absence) is remembered by a gateway process, by default
+#: (``CITYHUB_INGEST_PROFILE_TTL``); a change of provisioning anywhere reaches every process sooner,
+#: as a ``ProvisioningChanged`` event.
 PROFILE_TTL = 30.0
 
 
@@ -71,8 +73,10 @@ class Gateway:
         *,
         default_tenant: str,
         batch_size: int,
+        profile_ttl: float = PROFILE_TTL,
     ) -> None:
         self.sessions = sessions
+        self.profile_ttl = profile_ttl
         self.models = models
         self.limits = limits
         self.default_tenant = default_tenant
@@ -111,14 +115,15 @@ class Gateway:
 
     async def profile(self, apikey: str, device_id: str) -> Profile:
         """The device's provisioning; every device of the key is read at once and kept
-        ``PROFILE_TTL`` seconds (changes made through this process are seen at once)."""
+        ``profile_ttl`` seconds (provisioning changed in any hub process is seen as soon as the bus
+        brings its ``ProvisioningChanged``)."""
         cached = self._profiles.get(apikey)
         if cached is None or cached[1] <= time.monotonic():
             async with self.sessions() as session:
                 found = await profiles.profiles_of_apikey(session, apikey)
             if len(self._profiles) > 100_000:  # random keys from a misbehaving sender
                 self._profiles.clear()
-            cached = (found, time.monotonic() + PROFILE_TTL)
+            cached = (found, time.monotonic() + self.profile_ttl)
             self._profiles[apikey] = cached
         return cached[0].profile(apikey, device_id)
 

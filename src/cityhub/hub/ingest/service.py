@@ -15,9 +15,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cityhub.bus.outbox import enqueue
 from cityhub.hub.broker import changes, ngsi
 from cityhub.hub.broker import service as broker
 from cityhub.hub.ingest import measures, profiles
+from cityhub.hub.ingest.events import ProvisioningChanged
 from cityhub.hub.ingest.measures import Profile, Rejected
 from cityhub.hub.ingest.models import IngestCommand, IngestDevice, IngestServiceGroup
 from cityhub.hub.ingest.schemas import (
@@ -476,9 +478,9 @@ async def set_command_status(
 
 async def set_apikey_disabled(session: AsyncSession, tenant: str, apikey: str, *, disabled: bool) -> bool:
     """Disable (or enable again) the service group of ``apikey`` in ``tenant``; the gateways refuse
-    its messages as dead letters (``apikey-disabled``). False if the tenant has no such group. The
-    caller tells this process's gateway to forget its cached profiles; other processes see the
-    change within their profile cache's lifetime."""
+    its messages as dead letters (``apikey-disabled``). False if the tenant has no such group.
+    After the commit, :class:`ProvisioningChanged` makes every hub process's gateway forget what
+    it cached of the key."""
     group = await session.scalar(
         select(IngestServiceGroup)
         .where(IngestServiceGroup.tenant_code == tenant, IngestServiceGroup.apikey == apikey)
@@ -488,4 +490,11 @@ async def set_apikey_disabled(session: AsyncSession, tenant: str, apikey: str, *
         return False
     group.disabled = disabled
     await session.flush()
+    enqueue(session, ProvisioningChanged(tenant=tenant, apikey=apikey))
     return True
+
+
+def provisioning_changed(session: AsyncSession, tenant: str) -> None:
+    """Service groups or devices of ``tenant`` changed: after the commit, every hub process's
+    gateway looks devices up again."""
+    enqueue(session, ProvisioningChanged(tenant=tenant))
