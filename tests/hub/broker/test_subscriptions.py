@@ -536,6 +536,26 @@ async def test_owed_notifications_survive_a_restart(settings: Settings) -> None:
         await server.__aexit__()
 
 
+async def test_a_stop_gives_up_the_leases_of_deliveries_it_cut_short(settings: Settings) -> None:
+    """A process stopped while a notification is on its way gives up that row's lease, so the
+    next process sends it at once rather than when the lease ends (a minute later)."""
+    async with Receiver(hang=True) as receiver:
+        async with started(settings) as (app, client):
+            await subscribe(client, subscription(receiver.url))
+            await client.post(f"{BASE}/entities", json=station())
+            for _ in range(200):
+                if receiver.attempts:
+                    break
+                await asyncio.sleep(0.05)
+            assert receiver.attempts == 1  # on its way, and the subscriber does not answer
+        receiver.hang = False
+        again = create_app(settings)
+        async with again.router.lifespan_context(again):
+            got = await receiver.next(timeout=20)
+            assert got.body["data"][0]["id"] == station()["id"]
+        assert receiver.attempts == 2
+
+
 @pytest.mark.mqtt
 async def test_mqtt_notifications_through_mosquitto(client: httpx.AsyncClient) -> None:
     topic = f"cityhub/test/{uuid.uuid4().hex}"

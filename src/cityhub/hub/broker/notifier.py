@@ -368,6 +368,7 @@ class Notifier:
         self._client: Endpoints | None = None
         self._stopping = False
         self._busy: set[tuple[str, str]] = set()  # subscriptions with a delivery under way here
+        self._claimed: set[uuid.UUID] = set()  # rows leased here and not settled yet
         self._tasks: set[asyncio.Task[None]] = set()
         self._outcomes: list[tuple[list[BrokerNotification], str | None]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -741,6 +742,7 @@ class Notifier:
         if self._flusher is not None:
             await self._flusher
         await self._flush()
+        await self._release()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -796,12 +798,14 @@ class Notifier:
             groups.setdefault((row.tenant_code, row.subscription_id), []).append(row)
         for key, items in groups.items():
             self._busy.add(key)
+            self._claimed.update(row.id for row in items)
             task = asyncio.create_task(self._deliver(key, items), name=f"notify {key[1]}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return len(rows)
 
     async def _deliver(self, key: tuple[str, str], rows: list[BrokerNotification]) -> None:
+        cancelled = False
         try:
             owed = [row for row in rows if not row.attempts or await self._still_owed(row)]
             # (a retried row whose subscription was deleted or changed while it waited is not owed)
@@ -809,9 +813,14 @@ class Notifier:
                 async with self._limit:
                     error = await self.send(group[0].endpoint, group[0].headers, _body(group))
                 await self._settle(group, error)
+        except asyncio.CancelledError:
+            cancelled = True  # stopping: the rows stay claimed, and stop() gives their leases up
+            raise
         except Exception:
             log.exception("delivery for subscription %s failed; its rows wait for their lease", key[1])
         finally:
+            if not cancelled:
+                self._claimed.difference_update(row.id for row in rows)
             self._busy.discard(key)
             self.wake()
 
@@ -868,9 +877,30 @@ class Notifier:
         it to be written: one flusher writes all the outcomes that came in meanwhile in one
         transaction. Until then the rows keep their lease, so nobody sends them again; should the
         process die first, they are sent again after the lease (delivery is at least once)."""
+        self._claimed.difference_update(row.id for row in rows)
         self._outcomes.append((rows, error))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="notification-outcomes")
+
+    async def _release(self) -> None:
+        """Give up the leases of the rows claimed here whose delivery a stop cut short, so that
+        the next process sends them at once instead of after the lease (a row may then arrive
+        twice, if its request was already out: delivery is at least once)."""
+        claimed, self._claimed = self._claimed, set()
+        if not claimed:
+            return
+        try:
+            async with self.sessions() as session, session.begin():
+                await session.execute(
+                    update(BrokerNotification)
+                    .where(BrokerNotification.id.in_(claimed))
+                    .values(lease_until=None),
+                    execution_options={"synchronize_session": False},
+                )
+        except Exception:
+            log.exception(
+                "could not give up %d notification lease(s); they wait for them to end", len(claimed)
+            )
 
     async def settled(self) -> None:
         """Wait until the outcomes already known here are written: a client reading a
