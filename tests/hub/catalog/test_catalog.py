@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from cityhub.hub.broker.events import EntitiesChanged
+from cityhub.hub.broker.sharing import TypeAccess
 from cityhub.hub.catalog.models import SharingRequest
 from cityhub.hub.catalog.tasks import ExpiryTask
 from cityhub.kit.time import isoformat, utcnow
@@ -372,7 +373,7 @@ async def test_the_consoles_map_layers_and_live_feed_keep_the_sharing_rules(
     # the live feed: a listener opened with the caller's hidden types gets no change of them
     feed = secure_app.state.hub.console
     default = "https://uri.etsi.org/ngsi-ld/default-context/"
-    listener = feed.open(CITY, [], hidden=[default + "TrafficViolation"])
+    listener = feed.open(CITY, [], TypeAccess(hidden=frozenset([default + "TrafficViolation"])))
     try:
         changes = [
             {"op": "update", "id": f"urn:ngsi-ld:{kind}:1", "types": [default + kind], "entity": None}

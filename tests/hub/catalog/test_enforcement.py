@@ -212,13 +212,25 @@ async def test_a_field_level_approval_shows_those_fields_only(
     assert layer.status_code == 200, layer.text
     assert [set(f["properties"]) for f in layer.json()["features"]] == [{"type", "status"}] * 2
 
-    # notifications: a change of the hidden attribute alone is none; others show what is opened
+    # notifications and the console's live feed: a change of the hidden attribute alone is none;
+    # others show what is opened
     await _subscribe(sclient, city.other, theirs.url, q='status=="ok"')
-    await _set(city, "urn:ngsi-ld:ParkingSpot:2", plate="豫A00003")
-    await _set(city, "urn:ngsi-ld:ParkingSpot:2", status="ok", rate=5)
-    notified = await theirs.next()
-    assert [set(item) for item in notified.body["data"]] == [{"id", "type", "status"}]
-    assert await theirs.nothing(1.0)
+    feed = secure_app.state.hub.console
+    async with secure_app.state.hub.sessions() as session:
+        with in_tenant_scope(session, CITY):
+            listener = feed.open(CITY, [], await department_access(session, city.ecology))
+    try:
+        await _set(city, "urn:ngsi-ld:ParkingSpot:2", plate="豫A00003")
+        await _set(city, "urn:ngsi-ld:ParkingSpot:2", status="ok", rate=5)
+        notified = await theirs.next()
+        assert [set(item) for item in notified.body["data"]] == [{"id", "type", "status"}]
+        assert await theirs.nothing(1.0)
+        assert listener.queue.qsize() == 1
+        live = listener.queue.get_nowait()
+        assert live["id"] == "urn:ngsi-ld:ParkingSpot:2"
+        assert set(live["entity"]) == {"id", "type", "status"}
+    finally:
+        feed.close(listener)
 
 
 async def test_a_type_no_dataset_holds_is_registered_by_an_administrator(

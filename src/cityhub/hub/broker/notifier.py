@@ -445,7 +445,7 @@ class Notifier:
                     if not open_[index]:
                         continue
                     access = await self.access_of(session, sub.row, accesses)
-                    seen = _within(access, change)
+                    seen = sharing.seen_change(access, change)
                     if seen is None:
                         continue
                     if at is None:
@@ -1066,34 +1066,6 @@ def _body(rows: list[BrokerNotification]) -> dict[str, Any]:
         return rows[0].body
     data = [item for row in rows for item in row.body["data"]]
     return rows[0].body | {"notifiedAt": rows[-1].body["notifiedAt"], "data": data}
-
-
-def _within(access: sharing.TypeAccess | None, change: dict[str, Any]) -> dict[str, Any] | None:
-    """``change`` as a restricted subscriber may see it: nothing of an entity of a type it may not
-    read; of a type it reads in part, the attributes it may see only (an update of none of them is
-    no change to it)."""
-    if access is None:
-        return change
-    types = change["types"]
-    if access.hidden.intersection(types):
-        return None
-    allowed = access.allowed(types)
-    if allowed is None:
-        return change
-    seen = {
-        name: [attribute for attribute in change[name] if attribute in allowed]
-        for name in ("created", "updated", "deleted")
-    }
-    if change["op"] == "update" and not any(seen.values()):
-        return None
-    return (
-        change
-        | seen
-        | {
-            "entity": access.limit(change["entity"]) if change["entity"] is not None else None,
-            "previous": {name: value for name, value in change["previous"].items() if name in allowed},
-        }
-    )
 
 
 def _subject(change: dict[str, Any]) -> dict[str, Any]:

@@ -162,3 +162,31 @@ def require_some_visible(session: AsyncSession, types: Iterable[str]) -> None:
     named = set(types)
     if access is not None and named and named <= access.unseen:
         access.require_visible(named, "every entity type asked for")
+
+
+def seen_change(access: TypeAccess | None, change: dict[str, Any]) -> dict[str, Any] | None:
+    """A change event's ``change`` as one with ``access`` may see it (a restricted subscription,
+    the console's live feed): nothing of an entity of a type it may not read; of a type it reads
+    in part, the attributes it may see only (an update of none of them is no change to it)."""
+    if access is None:
+        return change
+    types = change["types"]
+    if access.hidden.intersection(types):
+        return None
+    allowed = access.allowed(types)
+    if allowed is None:
+        return change
+    seen = {
+        name: [attribute for attribute in change[name] if attribute in allowed]
+        for name in ("created", "updated", "deleted")
+    }
+    if change["op"] == "update" and not any(seen.values()):
+        return None
+    return (
+        change
+        | seen
+        | {
+            "entity": access.limit(change["entity"]) if change["entity"] is not None else None,
+            "previous": {name: value for name, value in change["previous"].items() if name in allowed},
+        }
+    )

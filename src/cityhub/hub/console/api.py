@@ -103,7 +103,7 @@ async def stream(
     listener = feed.open(
         tenant,
         _types(types),
-        access.hidden if access is not None else (),
+        access,
         clear=clearance is not False,
         audited=clearance is True and audit is not None,
     )

@@ -35,15 +35,16 @@ QUEUE_SIZE = 1000
 
 @dataclass(eq=False)
 class Listener:
-    """One open stream: a tenant, the entity types it wants (empty: all), those it may not see
-    (expanded; the data catalog's sharing rules for the caller), whether the caller sees personal
+    """One open stream: a tenant, the entity types it wants (empty: all), what of them it may see
+    (``access``: the data catalog's sharing rules for the caller, hidden types and types read in
+    part; None: everything), whether the caller sees personal
     information as written (``clear``; masked otherwise), whether what it is handed unmasked is
     noted for the audit chain (``audited``: ``seen`` entity ids, ``attributes`` names) and its
     waiting changes."""
 
     tenant: str
     types: frozenset[str]
-    hidden: frozenset[str] = frozenset()
+    access: sharing.TypeAccess | None = None
     clear: bool = True
     audited: bool = False
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
@@ -84,12 +85,12 @@ class LiveFeed:
         self,
         tenant: str,
         types: Iterable[str],
-        hidden: Iterable[str] = (),
+        access: sharing.TypeAccess | None = None,
         *,
         clear: bool = True,
         audited: bool = False,
     ) -> Listener:
-        listener = Listener(tenant, frozenset(types), frozenset(hidden), clear, audited)
+        listener = Listener(tenant, frozenset(types), access, clear, audited)
         self.listeners.add(listener)
         return listener
 
@@ -102,16 +103,19 @@ class LiveFeed:
         if not listeners:
             return
         for change in event.changes:
-            # the message as a caller with, without clearance sees it, and what it shows unmasked
-            shown: dict[bool, tuple[dict[str, Any], Disclosure]] = {}
-            types = set(change["types"])
+            # the message as a caller with, without clearance sees it, with all attributes or
+            # those it may see of a type read in part, and what it shows unmasked
+            shown: dict[tuple[bool, frozenset[str] | None], tuple[dict[str, Any], Disclosure]] = {}
             for listener in listeners:
-                if listener.hidden and not listener.hidden.isdisjoint(types):
+                seen = sharing.seen_change(listener.access, change)
+                if seen is None:
                     continue
-                if listener.clear not in shown:
+                allowed = listener.access.allowed(change["types"]) if listener.access is not None else None
+                key = (listener.clear, allowed)
+                if key not in shown:
                     disclosure = Disclosure(clear=listener.clear, audited=listener.clear)
-                    shown[listener.clear] = (message_of(change, disclosure), disclosure)
-                message, disclosure = shown[listener.clear]
+                    shown[key] = (message_of(seen, disclosure), disclosure)
+                message, disclosure = shown[key]
                 if not listener.types or message["type"] in listener.types:
                     listener.offer(message, disclosure)
 
