@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.console.conftest import CITY, DISTRICT, SKIP_REASON, Hub, Session, prop
+from tests.console.conftest import CITY, DISTRICT, SKIP_REASON, Hub, Session, prop, square
 
 pytestmark = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
 
@@ -34,6 +34,10 @@ def test_sign_in_lands_on_the_cockpit_with_its_map(console: Session, shots: Path
     # the evaluation indicators the apps provide, under their task areas (the hub's own: infrastructure)
     page.locator("[data-test=kpi-indicators] dt").first.wait_for()
     assert "基础设施集约化" in page.locator("[data-test=kpi-indicators]").inner_text()
+    page.wait_for_selector("[data-test=kpis][data-ready=true]")
+    # the first frames are drawn at a lower resolution; a ready map is drawn at the full one
+    assert page.evaluate("() => window.cityhubMap.getPixelRatio() === window.devicePixelRatio")
+    assert page.evaluate("() => performance.getEntriesByName('cityhub:kpis-shown').length") == 1
     assert page.locator("canvas.maplibregl-canvas").count() == 1
     # the administrator's menu, in Chinese by default
     assert page.locator("[data-test=menu-map]").inner_text() == "城市地图"
@@ -160,3 +164,24 @@ def test_nothing_is_loaded_from_outside_the_hub(console: Session, hub: Hub) -> N
     assert console.requests, "the page made no requests at all"
     outside = [url for url in console.requests if not url.startswith((hub.url, "data:", "blob:"))]
     assert outside == []
+
+
+def test_a_hidden_layer_is_drawn_when_shown(console: Session, hub: Hub) -> None:
+    # grid cells are hidden by default: the map is given their features only when they are shown,
+    # those it loaded and those that arrived live meanwhile
+    hub.create(CITY, [{"id": "urn:ngsi-ld:GridCell:cell-1", "type": "GridCell", "name": prop("网格一"),
+                       "location": square(113.60, 34.75, 0.01)}])  # fmt: skip
+    page = open_map(console)
+    page.wait_for_selector("[data-test=map][data-live=true]")
+    assert page.evaluate(RENDERED, "grid-cells") == []
+    hub.create(CITY, [{"id": "urn:ngsi-ld:GridCell:cell-2", "type": "GridCell", "name": prop("网格二"),
+                       "location": square(113.62, 34.75, 0.01)}])  # fmt: skip
+    page.wait_for_function(
+        "() => document.querySelector('[data-test=count-grid-cells]')?.textContent === '2'"
+    )
+    page.click("[data-test=layer-grid-cells]")
+    page.wait_for_function(f"() => ({RENDERED})('grid-cells').length === 2")
+    assert page.evaluate(RENDERED, "grid-cells") == [
+        "urn:ngsi-ld:GridCell:cell-1",
+        "urn:ngsi-ld:GridCell:cell-2",
+    ]
