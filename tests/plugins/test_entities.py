@@ -74,6 +74,42 @@ async def test_write_merges_and_the_api_sees_it(app: FastAPI, client: httpx.Asyn
     assert missing is None
 
 
+async def test_histories_of_many_entities_in_chunks(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``read_histories`` answers what ``read_history`` answers for each entity, however many
+    statements it takes (chunks of 2 here), with an empty history for an entity without one."""
+    monkeypatch.setattr("cityhub.hub.broker.local.HISTORY_CHUNK", 2)
+    ids = [f"urn:ngsi-ld:AirQualityObserved:410105-{n:03}" for n in range(5)]
+    async with app.state.hub.sessions() as session, session.begin():
+        for hour in (8, 9):
+            await entities.write_entities(
+                session,
+                TENANT,
+                [
+                    {
+                        "id": entity_id,
+                        "type": "AirQualityObserved",
+                        "pm25": {
+                            "type": "Property",
+                            "value": n * 10 + hour,
+                            "observedAt": f"2026-11-21T0{hour}:00:00Z",
+                        },
+                        "no2": {"type": "Property", "value": n, "observedAt": f"2026-11-21T0{hour}:00:00Z"},
+                    }
+                    for n, entity_id in enumerate(ids[:4])
+                ],
+            )
+    start, end = utcnow() - timedelta(days=3650), utcnow() + timedelta(days=1)
+    async with app.state.hub.sessions() as session:
+        many = await entities.read_histories(session, TENANT, ids, ["pm25", "no2"], start, end)
+        one = {
+            entity_id: await entities.read_history(session, TENANT, entity_id, ["pm25", "no2"], start, end)
+            for entity_id in ids
+        }
+    assert many == one
+    assert [value for _, value in many[ids[3]]["pm25"]] == [38, 39]
+    assert many[ids[4]] == {"pm25": [], "no2": []}
+
+
 async def test_replace_drops_attributes_and_delete_removes(app: FastAPI) -> None:
     async with app.state.hub.sessions() as session, session.begin():
         await entities.write_entities(session, TENANT, [{**_reading(35, "2026-11-21T08:00:00Z"), "no2": 12}])

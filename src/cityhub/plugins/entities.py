@@ -30,6 +30,7 @@ from cityhub.hub.broker.local import (
     expand,
     find_entities,
     read_entity,
+    read_histories,
     read_history,
     write_entities,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "expand",
     "find_entities",
     "read_entity",
+    "read_histories",
     "read_history",
     "write_entities",
 ]

@@ -75,6 +75,10 @@ async def hourly_series(
     session: AsyncSession, tenant: str, entity_id: str, attrs: tuple[str, ...], start: datetime, end: datetime
 ) -> dict[str, dict[datetime, float]]:
     history = await entities.read_history(session, tenant, entity_id, list(attrs), start, end)
+    return _hourly(history)
+
+
+def _hourly(history: dict[str, list[tuple[datetime, Any]]]) -> dict[str, dict[datetime, float]]:
     return {
         attr: averages.hourly_means(
             (_aware(at), float(v))
@@ -145,9 +149,19 @@ async def daily_aqi(
     standard: Standard,
     tz: tzinfo,
 ) -> list[DailyAqi]:
-    start = datetime(first.year, first.month, first.day, tzinfo=tz)
-    end = datetime(last.year, last.month, last.day, tzinfo=tz) + timedelta(days=1)
+    start, end = _days_span(first, last, tz)
     series = await hourly_series(session, tenant, entity_id, POLLUTANTS, start, end)
+    return _daily(series, first, last, standard, tz)
+
+
+def _days_span(first: date, last: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    start = datetime(first.year, first.month, first.day, tzinfo=tz)
+    return start, datetime(last.year, last.month, last.day, tzinfo=tz) + timedelta(days=1)
+
+
+def _daily(
+    series: dict[str, dict[datetime, float]], first: date, last: date, standard: Standard, tz: tzinfo
+) -> list[DailyAqi]:
     out = []
     day = first
     while day <= last:
@@ -198,9 +212,11 @@ async def city_daily(
     session: AsyncSession, tenant: str, first: date, last: date, standard: Standard, tz: tzinfo
 ) -> tuple[dict[str, list[DailyAqi]], list[DailyAqi]]:
     """Daily AQI per station, and for the whole tenant from the mean of the stations' daily values."""
+    start, end = _days_span(first, last, tz)
+    ids = [s["id"] for s in await ambient_stations(session, tenant)]
+    histories = await entities.read_histories(session, tenant, ids, list(POLLUTANTS), start, end)
     per_station = {
-        s["id"]: await daily_aqi(session, tenant, s["id"], first, last, standard, tz)
-        for s in await ambient_stations(session, tenant)
+        entity_id: _daily(_hourly(histories[entity_id]), first, last, standard, tz) for entity_id in ids
     }
     city = []
     for k in range((last - first).days + 1):
