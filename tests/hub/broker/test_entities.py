@@ -525,3 +525,21 @@ async def test_order_by_members_directions_and_several_keys(client: httpx.AsyncC
     assert [e["id"][-1] for e in paged.json()] == ["b", "c"]
     refused = await client.get(f"{BASE}/entities", params={"type": "Building", "orderBy": "id;up"})
     assert refused.status_code == 400
+
+
+@pytest.mark.parametrize("null", ["urn:ngsi-ld:null", {"@none": "urn:ngsi-ld:null"}])
+async def test_a_null_observed_at_is_no_server_error(client: httpx.AsyncClient, null: object) -> None:
+    """NGSI-LD's null in observedAt (either form) passes the member checks; the history row then
+    has no observation time (a dict there raised a TypeError, and the string failed to parse)."""
+    body = {
+        "id": "urn:ngsi-ld:T:null-observed",
+        "type": "T",
+        "p": {"type": "Property", "value": 1, "observedAt": null},
+    }
+    response = await create(client, body)
+    assert response.status_code in (201, 400), response.text
+    merged = await client.patch(
+        f"{BASE}/entities/urn:ngsi-ld:T:null-observed",
+        json={"p": {"type": "Property", "value": 2, "observedAt": null}},
+    )
+    assert merged.status_code < 500, merged.text

@@ -540,7 +540,7 @@ async def test_a_stop_gives_up_the_leases_of_deliveries_it_cut_short(settings: S
     """A process stopped while a notification is on its way gives up that row's lease, so the
     next process sends it at once rather than when the lease ends (a minute later)."""
     async with Receiver(hang=True) as receiver:
-        async with started(settings) as (app, client):
+        async with started(settings) as (_app, client):
             await subscribe(client, subscription(receiver.url))
             await client.post(f"{BASE}/entities", json=station())
             for _ in range(200):

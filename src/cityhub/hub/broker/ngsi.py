@@ -199,10 +199,11 @@ def expand_instance(iri: str, raw: object, ctx: Context, *, allow_null: bool = F
         if "observedAt" in instance:
             observed = instance["observedAt"]
             if not isinstance(observed, str) or observed not in _VALID_TIMES:
-                _core_value("observedAt", observed, iri, ctx)  # raises unless valid
-                if len(_VALID_TIMES) >= 10_000:
-                    _VALID_TIMES.clear()
-                _VALID_TIMES.add(observed)
+                _core_value("observedAt", observed, iri, ctx)  # raises unless valid (or null)
+                if isinstance(observed, str):
+                    if len(_VALID_TIMES) >= 10_000:
+                        _VALID_TIMES.clear()
+                    _VALID_TIMES.add(observed)
         _check_shape(kind, instance, iri, ctx, allow_null)
         return instance
     instance = {"type": kind}
