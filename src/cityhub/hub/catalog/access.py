@@ -22,13 +22,17 @@ caller without ``data:read`` (or ``data:write``) in the tenant.
 
 from __future__ import annotations
 
+import time
 import uuid
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from cityhub.hub.broker.sharing import TypeAccess
 from cityhub.hub.catalog.models import (
@@ -40,6 +44,7 @@ from cityhub.hub.catalog.models import (
     DatasetType,
     SharingRequest,
 )
+from cityhub.kit.db import scope_to_tenant
 from cityhub.kit.time import utcnow
 from cityhub.systems.security.policy import Principal
 
@@ -168,3 +173,77 @@ async def department_access(session: AsyncSession, department_id: uuid.UUID | No
     access = await type_access(session, caller, writing=False)
     assert access is not None, "a caller who is not an administrator is always restricted"
     return access
+
+
+#: How long a process keeps a department's access before reading the catalog again. A change made
+#: through this process clears it at once; one made by another hub process, or an approval that
+#: reaches its end, is seen within this time.
+ACCESS_TTL = 1.0
+_CATALOG_MODELS = (Dataset, DatasetType, SharingRequest)
+_CHANGED_KEY = "cityhub.catalog_changed"
+_CACHES: weakref.WeakSet[AccessCache] = weakref.WeakSet()
+
+
+class AccessCache:
+    """:func:`type_access` per tenant, department and read/write, kept for :data:`ACCESS_TTL`:
+    the guard needs it on every broker request, and reading it took a connection and two queries
+    (a third of a GET by id on PostgreSQL). Every cache of the process is cleared when a
+    transaction that changed the catalog commits."""
+
+    def __init__(self, ttl: float = ACCESS_TTL) -> None:
+        self.ttl = ttl
+        self._entries: dict[tuple[str, uuid.UUID | None, bool], tuple[float, TypeAccess]] = {}
+        _CACHES.add(self)
+
+    async def get(
+        self, session_factory: Any, tenant: str, caller: Caller, *, writing: bool
+    ) -> TypeAccess | None:
+        """The caller's access in ``tenant``, from the cache or read with a session of
+        ``session_factory`` (an ``async_sessionmaker``) scoped to the tenant."""
+        if caller.admin:
+            return None
+        key = (tenant, caller.department_id, writing)
+        kept = self._entries.get(key)
+        if kept is not None and kept[0] > time.monotonic():
+            return kept[1]
+        async with session_factory() as session:
+            scope_to_tenant(session, tenant)
+            access = await type_access(session, caller, writing=writing)
+        assert access is not None
+        if len(self._entries) >= 10_000:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + self.ttl, access)
+        return access
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+@event.listens_for(Session, "after_flush")
+def _note_catalog_change(session: Session, _context: object) -> None:
+    if _CHANGED_KEY in session.info:
+        return
+    for item in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(item, _CATALOG_MODELS):
+            session.info[_CHANGED_KEY] = True
+            return
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_catalog_statement(state: Any) -> None:
+    """Bulk ``update``/``delete`` statements (the expiry task's) bypass the flush."""
+    mapper = state.bind_mapper
+    if (state.is_update or state.is_delete) and mapper is not None and mapper.class_ in _CATALOG_MODELS:
+        state.session.info[_CHANGED_KEY] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _clear_caches(session: Session) -> None:
+    if session.info.pop(_CHANGED_KEY, False):
+        for cache in list(_CACHES):
+            cache.clear()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_change(session: Session) -> None:
+    session.info.pop(_CHANGED_KEY, None)

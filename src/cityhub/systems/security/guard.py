@@ -45,7 +45,6 @@ from cityhub.hub.broker.http import PERSONAL_AUDIT, PERSONAL_CLEARANCE, PERSONAL
 from cityhub.hub.broker.sharing import TYPE_ACCESS, TypeAccess
 from cityhub.hub.catalog import access as catalog_access
 from cityhub.hub.ingest.api import FIWARE_TENANT_PATHS, iot_tenant
-from cityhub.kit.db import scope_to_tenant
 from cityhub.kit.errors import HUB_ERRORS, Forbidden, HubError, TooManyRequests, Unauthorized
 from cityhub.kit.time import utcnow
 from cityhub.kit.web import PROBLEM_JSON, PROBLEM_MEDIA_TYPES, TENANT_HEADER, StatusNoted
@@ -122,6 +121,7 @@ class SecurityRuntime:
         self._blocked_noted: dict[str, float] = {}
         self._unknown_keys: dict[str, float] = {}
         self._recording: set[asyncio.Task[None]] = set()
+        self._access = catalog_access.AccessCache()
 
     async def aclose(self) -> None:
         if self._recording:
@@ -299,11 +299,8 @@ class SecurityRuntime:
         """The entity types the caller may read and write in ``tenant``: the data catalog's
         department ownership and sharing classes (:mod:`cityhub.hub.catalog.access`)."""
         caller = catalog_access.caller_of(principal, tenant, cascade=self.cascade)
-        if caller.admin:
-            return None
-        async with self.sessions() as session:
-            scope_to_tenant(session, tenant)
-            return await catalog_access.type_access(session, caller, writing=not is_read(method, path))
+        writing = not is_read(method, path)
+        return await self._access.get(self.sessions, tenant, caller, writing=writing)
 
 
 async def guard(request: Request) -> None:
