@@ -17,6 +17,7 @@ show the attributes opened only).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -35,6 +36,7 @@ from cityhub.hub.broker.local import (
     write_entities,
 )
 from cityhub.hub.catalog import access
+from cityhub.kit.errors import Forbidden
 from cityhub.kit.web import DbSession, RequestTenant
 from cityhub.systems.security.policy import Principal
 
@@ -52,6 +54,45 @@ async def entity_session(request: Request, session: DbSession, tenant: RequestTe
 
 EntitySession = Annotated[AsyncSession, Depends(entity_session, scope="function")]
 
+
+def reads_types(*names: str) -> Callable[[Request, str], Awaitable[None]]:
+    """A dependency for an application's routes whose answers are derived from entities of the
+    types ``names`` (a live road network built from sensor readings, statistics, a component
+    inventory): they cannot be cut to what a caller may see entity by entity, so a caller whose
+    department may not read those datasets whole gets 403 naming them, as the broker would refuse
+    the entities themselves. With access control off, or for an administrator, nothing is checked.
+    Use as ``APIRouter(dependencies=[Depends(reads_types("TrafficFlowObserved"))])``."""
+    return _dataset_check(names, writing=False)
+
+
+def writes_types(*names: str) -> Callable[[Request, str], Awaitable[None]]:
+    """As :func:`reads_types`, for routes that change entities of ``names``: only the department
+    that owns their datasets (and administrators) may."""
+    return _dataset_check(names, writing=True)
+
+
+def _dataset_check(names: tuple[str, ...], *, writing: bool) -> Callable[[Request, str], Awaitable[None]]:
+    iris = [expand(name) for name in names]
+
+    async def check(request: Request, tenant: RequestTenant) -> None:
+        principal = getattr(request.state, "principal", None)
+        security = getattr(request.app.state, "security", None)
+        if not isinstance(principal, Principal) or security is None:
+            return
+        found: sharing.TypeAccess | None = await security.type_access(principal, tenant, writing=writing)
+        if found is None:
+            return
+        found.require_visible(iris, "what this answers from")
+        partial = [iri for iri in iris if iri in found.fields]
+        if partial:
+            raise Forbidden(
+                f"what this answers from belongs to dataset {found.datasets.get(partial[0], partial[0])}, "
+                "which this department may read in part only"
+            )
+
+    return check
+
+
 __all__ = [
     "EntitiesChanged",
     "EntitySession",
@@ -62,5 +103,7 @@ __all__ = [
     "read_entity",
     "read_histories",
     "read_history",
+    "reads_types",
     "write_entities",
+    "writes_types",
 ]

@@ -344,3 +344,48 @@ async def test_an_applications_entity_reads_keep_to_the_datasets(
                 session, CITY, station["id"], ["name", "pm25"], start, end
             )
         assert {name for name, values in found.items() if values} == seen
+
+
+async def test_applications_answering_from_derived_state_keep_to_the_datasets(
+    secure_app: FastAPI, sclient: httpx.AsyncClient
+) -> None:
+    """The traffic application answers from a live network built from road segments and flow
+    readings, the urban one from its component inventory: a department that may not read those
+    datasets whole is refused there too, and only the owner changes the inventory."""
+    city = await _city(secure_app, sclient)
+    owner, other, admin = (in_tenant(h, CITY) for h in (city.owner, city.other, city.admin))
+    segments = "/api/v1/traffic/segments"
+    # no road network imported here: past the dataset check, the answer is the app's own 404
+    assert (await sclient.get(segments, headers=other)).status_code == 404  # traffic-flow: unconditional
+    closed = await sclient.patch(
+        f"/api/v1/catalog/datasets/{city.datasets['traffic-flow']['id']}",
+        json={"sharing": "not_shared", "conditions": "执法数据，依法不共享"},
+        headers=admin,
+    )
+    assert closed.status_code == 200, closed.text
+    refused = await sclient.get(segments, headers=other)
+    assert refused.status_code == 403, refused.text
+    assert "traffic-flow" in refused.json()["detail"]
+    assert (await sclient.get(segments, headers=owner)).status_code == 404
+    assert (await sclient.get(segments, headers=admin)).status_code == 404
+    # parking is conditional and ecology holds no approval
+    nearest = await sclient.get(
+        "/api/v1/traffic/parking/nearest", params={"lon": 113.66, "lat": 34.75}, headers=other
+    )
+    assert nearest.status_code == 403
+
+    components = "/api/v1/urban/components"
+    assert (await sclient.get(components, headers=other)).status_code == 200  # no dataset yet
+    body = {
+        "code": "urban-components",
+        "title": "城市部件",
+        "sharing": "unconditional",
+        "entity_types": ["UrbanComponent"],
+        "department_id": str(city.traffic),
+    }
+    registered = await sclient.post("/api/v1/catalog/datasets", json=body, headers=admin)
+    assert registered.status_code == 201, registered.text
+    assert (await sclient.get(components, headers=other)).status_code == 200  # read: shared
+    changed = await sclient.delete(f"{components}/NO-SUCH", headers=other)
+    assert changed.status_code == 403  # written only by the owner
+    assert (await sclient.delete(f"{components}/NO-SUCH", headers=owner)).status_code == 404

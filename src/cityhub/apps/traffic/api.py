@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 import numpy as np
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
 from cityhub.apps.traffic import forecast as fc
 from cityhub.apps.traffic.congestion import AreaIndex, SegmentState, segment_state
@@ -43,7 +43,15 @@ from cityhub.apps.traffic.service import (
     speed_history,
 )
 from cityhub.apps.traffic.settings import TrafficSettings
-from cityhub.plugins import DbSession, HubError, NotFound, RequestTenant, UnprocessableEntity, utcnow
+from cityhub.plugins import (
+    DbSession,
+    HubError,
+    NotFound,
+    RequestTenant,
+    UnprocessableEntity,
+    entities,
+    utcnow,
+)
 
 FORECAST_HISTORY_DAYS = 28
 FORECAST_MIN_OBSERVED_SLOTS = 2 * fc.SLOTS_PER_DAY
@@ -109,7 +117,11 @@ def _segment_line(live: LiveNetwork, edge: int, observed: bool) -> SegmentLine:
 
 
 def build_router(traffic: LiveTraffic, settings: TrafficSettings) -> APIRouter:
-    router = APIRouter(tags=["traffic"])
+    # every answer comes from the live network, built from the road segments and flow readings:
+    # a department that may not read those datasets whole is refused, as the broker would refuse
+    router = APIRouter(
+        tags=["traffic"], dependencies=[Depends(entities.reads_types("RoadSegment", "TrafficFlowObserved"))]
+    )
 
     @router.post(
         "/network",
@@ -333,6 +345,7 @@ def build_router(traffic: LiveTraffic, settings: TrafficSettings) -> APIRouter:
         "/parking/nearest",
         response_model=ParkingAnswer,
         summary="Nearest off-street lots and on-street spots with free places",
+        dependencies=[Depends(entities.reads_types("OffStreetParking", "ParkingSpot"))],
     )
     async def parking(
         session: DbSession,

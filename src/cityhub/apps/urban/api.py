@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from cityhub.apps.urban import components, report, service
 from cityhub.apps.urban.schemas import (
@@ -17,20 +17,28 @@ from cityhub.apps.urban.schemas import (
     ComponentRead,
     ImportReport,
 )
-from cityhub.plugins import BadRequestData, DbSession, NotFound, RequestTenant, cases, casestats
+from cityhub.plugins import BadRequestData, DbSession, NotFound, RequestTenant, cases, casestats, entities
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
 def build_router(weights: Sequence[float]) -> APIRouter:
     router = APIRouter(tags=["urban"])
+    # the component inventory is UrbanComponent entities: read and changed by dataset, as in the broker
+    reading = [Depends(entities.reads_types(components.ENTITY_TYPE))]
+    writing = [Depends(entities.writes_types(components.ENTITY_TYPE))]
 
     def chosen_weights(given: str | None) -> tuple[float, ...]:
         return tuple(weights) if given is None else casestats.parse_weights(given)
 
     # -- components ---------------------------------------------------------------------------------
 
-    @router.get("/components", response_model=list[ComponentRead], summary="The component inventory")
+    @router.get(
+        "/components",
+        response_model=list[ComponentRead],
+        summary="The component inventory",
+        dependencies=reading,
+    )
     async def list_components(
         session: DbSession,
         tenant: RequestTenant,
@@ -46,7 +54,10 @@ def build_router(weights: Sequence[float]) -> APIRouter:
         return [c.read() for c in found]
 
     @router.post(
-        "/components/import", response_model=ImportReport, summary="Import components (CSV or GeoJSON)"
+        "/components/import",
+        response_model=ImportReport,
+        summary="Import components (CSV or GeoJSON)",
+        dependencies=writing,
     )
     async def import_components(
         request: Request, session: DbSession, tenant: RequestTenant
@@ -60,11 +71,18 @@ def build_router(weights: Sequence[float]) -> APIRouter:
             raise BadRequestData("send text/csv or application/geo+json")
         return await components.import_rows(session, tenant, rows)
 
-    @router.get("/components/{code}", response_model=ComponentRead, summary="One component")
+    @router.get(
+        "/components/{code}", response_model=ComponentRead, summary="One component", dependencies=reading
+    )
     async def get_component(session: DbSession, tenant: RequestTenant, code: str) -> dict[str, Any]:
         return (await components.get(session, tenant, code)).read()
 
-    @router.put("/components/{code}", response_model=ComponentRead, summary="Create or replace a component")
+    @router.put(
+        "/components/{code}",
+        response_model=ComponentRead,
+        summary="Create or replace a component",
+        dependencies=writing,
+    )
     async def put_component(
         session: DbSession, tenant: RequestTenant, code: str, body: ComponentIn, response: Response
     ) -> dict[str, Any]:
@@ -79,7 +97,9 @@ def build_router(weights: Sequence[float]) -> APIRouter:
         await components.save(session, tenant, [component])
         return component.read()
 
-    @router.patch("/components/{code}", response_model=ComponentRead, summary="Change a component")
+    @router.patch(
+        "/components/{code}", response_model=ComponentRead, summary="Change a component", dependencies=writing
+    )
     async def patch_component(
         session: DbSession, tenant: RequestTenant, code: str, body: ComponentPatch
     ) -> dict[str, Any]:
@@ -91,7 +111,7 @@ def build_router(weights: Sequence[float]) -> APIRouter:
         await components.save(session, tenant, [component])
         return component.read()
 
-    @router.delete("/components/{code}", status_code=204, summary="Delete a component")
+    @router.delete("/components/{code}", status_code=204, summary="Delete a component", dependencies=writing)
     async def delete_component(session: DbSession, tenant: RequestTenant, code: str) -> Response:
         await components.remove(session, tenant, code)
         return Response(status_code=204)

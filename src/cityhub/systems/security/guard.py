@@ -289,17 +289,14 @@ class SecurityRuntime:
         )
         # the broker's API and the console's views of the same entities (map layers, live feed)
         if path.startswith(("/ngsi-ld/", "/api/v1/console/")):
-            setattr(
-                request.state, TYPE_ACCESS, await self._type_access(principal, tenant, request.method, path)
-            )
+            writing = not is_read(request.method, path)
+            setattr(request.state, TYPE_ACCESS, await self.type_access(principal, tenant, writing=writing))
 
-    async def _type_access(
-        self, principal: Principal, tenant: str, method: str, path: str
-    ) -> TypeAccess | None:
+    async def type_access(self, principal: Principal, tenant: str, *, writing: bool) -> TypeAccess | None:
         """The entity types the caller may read and write in ``tenant``: the data catalog's
-        department ownership and sharing classes (:mod:`cityhub.hub.catalog.access`)."""
+        department ownership and sharing classes (:mod:`cityhub.hub.catalog.access`); None for
+        an administrator."""
         caller = catalog_access.caller_of(principal, tenant, cascade=self.cascade)
-        writing = not is_read(method, path)
         return await self._access.get(self.sessions, tenant, caller, writing=writing)
 
 
