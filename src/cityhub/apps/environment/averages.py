@@ -14,6 +14,7 @@ Pure calculation on plain lists; days are local days (the tenant's time zone).
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -56,8 +57,15 @@ def rolling(hours: Mapping[datetime, float], end: datetime, span: int, minimum: 
 
 def day_hours(hours: Mapping[datetime, float], day: date, tz: tzinfo) -> list[float | None]:
     """The 24 hourly values of a local day (None where missing)."""
+    return [hours.get(hour) for hour in _day_keys(day, tz)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_keys(day: date, tz: tzinfo) -> tuple[datetime, ...]:
+    """The UTC starts of a local day's 24 hours: a city's daily AQI over a month asks for the same
+    days once per station and pollutant, and the conversions were most of its time."""
     start = datetime(day.year, day.month, day.day, tzinfo=tz)
-    return [hours.get(_utc(start + timedelta(hours=h))) for h in range(24)]
+    return tuple(_utc(start + timedelta(hours=h)) for h in range(24))
 
 
 def _utc(at: datetime) -> datetime:
