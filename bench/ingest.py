@@ -45,6 +45,7 @@ import httpx
 from broker import _pg_database, _pg_drop
 
 from cityhub import migrate
+from cityhub.hub.ingest.wire import encode_string, varint
 from cityhub.kit.db import create_engine
 
 TEMPERATURE = "https://uri.etsi.org/ngsi-ld/default-context/temperature"
@@ -160,23 +161,8 @@ def payload(number: int) -> bytes:
 # These write packets straight onto the socket, so both runs measure the broker and the hub.
 
 
-def _length(size: int) -> bytes:
-    """MQTT's variable-length "remaining length"."""
-    out = bytearray()
-    while True:
-        size, digit = divmod(size, 128)
-        out.append(digit | (0x80 if size else 0))
-        if not size:
-            return bytes(out)
-
-
-def _string(text: str) -> bytes:
-    data = text.encode()
-    return len(data).to_bytes(2, "big") + data
-
-
 def _packet(first: int, body: bytes) -> bytes:
-    return bytes([first]) + _length(len(body)) + body
+    return bytes([first]) + varint(len(body)) + body
 
 
 async def _read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
@@ -194,8 +180,8 @@ async def _read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 async def _connect(port: int, client_id: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
     # protocol "MQTT" level 4, clean session, keep-alive 600 s
-    header = _string("MQTT") + bytes([4, 0x02]) + (600).to_bytes(2, "big")
-    writer.write(_packet(0x10, header + _string(client_id)))
+    header = encode_string("MQTT") + bytes([4, 0x02]) + (600).to_bytes(2, "big")
+    writer.write(_packet(0x10, header + encode_string(client_id)))
     first, body = await _read_packet(reader)
     if first != 0x20 or body[1] != 0:
         raise SystemExit(f"MQTT connection refused: {body!r}")
@@ -231,7 +217,7 @@ async def publish_all(port: int, topics: list[str], clients: int, window: int = 
         for sent, (number, topic) in enumerate(share):
             await room.acquire()
             packet_id = sent % 65535 + 1
-            body = _string(topic) + packet_id.to_bytes(2, "big") + payload(number)
+            body = encode_string(topic) + packet_id.to_bytes(2, "big") + payload(number)
             writer.write(_packet(0x32, body))  # PUBLISH, QoS 1
             if writer.transport.get_write_buffer_size() > 1 << 16:
                 await writer.drain()
@@ -249,7 +235,7 @@ async def baseline(port: int, devices: list[str], messages: int, clients: int) -
     acknowledges each; first publish to last message received."""
     total = len(devices) * messages
     reader, writer = await _connect(port, f"bench-raw-sub-{uuid.uuid4().hex[:6]}")
-    writer.write(_packet(0x82, (1).to_bytes(2, "big") + _string("raw/+/attrs") + b"\x01"))
+    writer.write(_packet(0x82, (1).to_bytes(2, "big") + encode_string("raw/+/attrs") + b"\x01"))
     first, _ = await _read_packet(reader)
     if first >> 4 != 9:
         raise SystemExit("MQTT subscription refused")

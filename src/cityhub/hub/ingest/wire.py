@@ -64,7 +64,8 @@ def read_varint(data: bytes | bytearray | memoryview, at: int) -> tuple[int, int
     return None
 
 
-def _string(text: str) -> bytes:
+def encode_string(text: str) -> bytes:
+    """An MQTT UTF-8 string: its length in two bytes, then its bytes."""
     data = text.encode()
     return struct.pack("!H", len(data)) + data
 
@@ -293,14 +294,14 @@ class Connection(asyncio.Protocol):
             props += b"\x11" + options.session_expiry.to_bytes(4, "big")
         if options.receive_maximum < 65535:
             props += b"\x21" + options.receive_maximum.to_bytes(2, "big")
-        payload = _string(options.client_id)
+        payload = encode_string(options.client_id)
         if options.username is not None:
             flags |= 0x80
-            payload += _string(options.username)
+            payload += encode_string(options.username)
         if options.password is not None:
             flags |= 0x40
-            payload += _string(options.password)
-        header = _string("MQTT") + bytes([5, flags]) + options.keep_alive.to_bytes(2, "big")
+            payload += encode_string(options.password)
+        header = encode_string("MQTT") + bytes([5, flags]) + options.keep_alive.to_bytes(2, "big")
         self._send(_packet(CONNECT, 0, header + varint(len(props)) + props + payload))
         await asyncio.wait_for(asyncio.shield(self._connack), timeout)
         if self.keep_alive:
@@ -308,7 +309,7 @@ class Connection(asyncio.Protocol):
 
     async def subscribe(self, filters: list[str], qos: int = 1, timeout: float = 10.0) -> None:
         """Subscribe to every filter in one SUBSCRIBE; raises if the server refuses one."""
-        topics = b"".join(_string(item) + bytes([qos]) for item in filters)
+        topics = b"".join(encode_string(item) + bytes([qos]) for item in filters)
         codes = await self._request(
             SUBSCRIBE, 0x02, lambda pid: pid.to_bytes(2, "big") + b"\x00" + topics, timeout
         )
@@ -322,7 +323,7 @@ class Connection(asyncio.Protocol):
 
     async def publish(self, topic: str, payload: bytes, timeout: float = 10.0) -> None:
         """Publish with QoS 1; returns once the server acknowledged it (raises if it refused)."""
-        name = _string(topic)
+        name = encode_string(topic)
         async with self._room:
             reply = await self._request(
                 PUBLISH, 0x02, lambda pid: name + pid.to_bytes(2, "big") + b"\x00" + payload, timeout
