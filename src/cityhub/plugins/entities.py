@@ -35,7 +35,6 @@ from cityhub.hub.broker.local import (
     read_history,
     write_entities,
 )
-from cityhub.hub.catalog import access
 from cityhub.kit.errors import Forbidden
 from cityhub.kit.web import DbSession, RequestTenant
 from cityhub.systems.security.policy import Principal
@@ -47,8 +46,7 @@ async def entity_session(request: Request, session: DbSession, tenant: RequestTe
     principal = getattr(request.state, "principal", None)
     security = getattr(request.app.state, "security", None)
     if isinstance(principal, Principal) and security is not None:
-        caller = access.caller_of(principal, tenant, cascade=bool(security.cascade))
-        sharing.attach(session, await access.type_access(session, caller, writing=False))
+        sharing.attach(session, await security.type_access(principal, tenant, writing=False))
     return session
 
 
