@@ -51,12 +51,21 @@ export interface LiveChange {
 }
 
 type Fetch = typeof fetch;
+type Params = Record<string, string | number | undefined>;
+
+/** The path and parameters of ``ApiClient.layers``' one request (also what a prefetch asks for). */
+export function layersQuery(types: readonly string[], properties?: readonly string[]): [string, Params] {
+  const attrs = properties === undefined ? undefined : [...new Set(properties)].join(",");
+  return ["/api/v1/console/features", { type: [...new Set(types)].join(","), attrs: attrs || undefined }];
+}
 
 export class ApiClient {
   token: string | null = null;
   tenant: string | null = null;
   /** Called when the hub answers 401 to a request that carried a token (expired, revoked). */
   onUnauthorized: (() => void) | null = null;
+  /** GETs asked for ahead of the page that needs them (``prefetch``), by URL, token and tenant. */
+  private readonly early = new Map<string, Promise<Response | null>>();
 
   constructor(
     readonly base = "",
@@ -79,9 +88,42 @@ export class ApiClient {
     return `${this.base}${path}${text ? `?${text}` : ""}`;
   }
 
+  /** Ask for a GET now, as ``token`` and ``tenant`` would (what the session will most likely hold),
+   *  while the console still starts: the page that opens first gets its data without waiting
+   *  for the sign-in check and its own mount. The answer is used once, by a ``get`` of the same
+   *  path and parameters with the same token and tenant; any other answer (an error, another
+   *  tenant) is dropped and that ``get`` asks again, so nothing changes but the time. */
+  prefetch(path: string, params: Params | undefined, token: string | null, tenant: string | null): void {
+    const url = this.url(path, params);
+    const key = `${url}\n${token ?? ""}\n${tenant ?? ""}`;
+    if (this.early.has(key)) return;
+    const headers: Record<string, string> = { Accept: "application/json" };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    if (tenant) headers[TENANT_HEADER] = tenant;
+    const answer = this.fetcher(url, { headers }).then(
+      (response) => (response.ok ? response : null),
+      () => null,
+    );
+    this.early.set(key, answer);
+    // not asked for by then: the page went elsewhere (another tenant, the login)
+    setTimeout(() => this.early.delete(key), 60_000);
+  }
+
+  private async prefetched(url: string): Promise<Response | null> {
+    const key = `${url}\n${this.token ?? ""}\n${this.tenant ?? ""}`;
+    const answer = this.early.get(key);
+    if (answer === undefined) return null;
+    this.early.delete(key);
+    return answer;
+  }
+
   async request(path: string, init: RequestInit & { params?: Record<string, string | number | undefined> } = {}): Promise<Response> {
     const { params, headers, ...rest } = init;
-    const response = await this.fetcher(this.url(path, params), {
+    const url = this.url(path, params);
+    const plain = (rest.method ?? "GET") === "GET" && headers === undefined && rest.signal === undefined;
+    const early = plain ? await this.prefetched(url) : null;
+    if (early) return early;
+    const response = await this.fetcher(url, {
       ...rest,
       headers: this.headers((headers as Record<string, string>) ?? {}),
     });
@@ -99,7 +141,7 @@ export class ApiClient {
   }
 
   async get<T>(path: string, params?: Record<string, string | number | undefined>, accept?: string): Promise<T> {
-    const response = await this.request(path, { params, headers: accept ? { Accept: accept } : {} });
+    const response = await this.request(path, accept ? { params, headers: { Accept: accept } } : { params });
     return (await response.json()) as T;
   }
 
@@ -158,8 +200,7 @@ export class ApiClient {
   /** Map layers in one request (/api/v1/console/features): the entities of ``types`` with their
    *  geometry, their ``type`` and only the ``properties`` named (keyValues; undefined: all). */
   async layers(types: readonly string[], properties?: readonly string[]): Promise<FeatureCollection & { truncated?: boolean }> {
-    const attrs = properties === undefined ? undefined : [...new Set(properties)].join(",");
-    return this.get("/api/v1/console/features", { type: [...new Set(types)].join(","), attrs: attrs || undefined });
+    return this.get(...layersQuery(types, properties));
   }
 
   /** How many entities of ``type`` the tenant has. */

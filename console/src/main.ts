@@ -7,10 +7,12 @@ import { createApp } from "vue";
 import App from "./App.vue";
 import { i18n } from "./i18n";
 import { registerBuiltinLayers } from "./layers";
-import { createConsoleRouter } from "./router";
+import { createConsoleRouter, prefetchPage } from "./router";
 
 setWorkerUrl(workerUrl);
 prewarm(); // the map's worker starts while the page and its data load
 registerBuiltinLayers();
 document.documentElement.lang = i18n.global.locale.value;
-createApp(App).use(i18n).use(createConsoleRouter()).mount("#app");
+const router = createConsoleRouter();
+prefetchPage(router, location.pathname);
+createApp(App).use(i18n).use(router).mount("#app");

@@ -6,7 +6,8 @@ import { createRouter, createWebHistory, type RouteRecordRaw, type Router } from
 import CockpitView from "./views/CockpitView.vue";
 import LayoutView from "./views/LayoutView.vue";
 import LoginView from "./views/LoginView.vue";
-import { session, signedIn, start } from "./session";
+import { prefetchCockpit } from "./cockpit";
+import { session, signedIn, start, storedSession } from "./session";
 
 declare module "vue-router" {
   interface RouteMeta {
@@ -14,13 +15,15 @@ declare module "vue-router" {
     menu?: string;
     permission?: string;
     order?: number;
+    /** Ask for the page's first data while the console starts, when it opens on this page. */
+    prefetch?: (token: string | null, tenant: string | null) => void;
   }
 }
 
 export const LAYOUT = "layout";
 
 export const pages: RouteRecordRaw[] = [
-  { path: "cockpit", name: "cockpit", component: CockpitView, meta: { menu: "menu.cockpit", permission: "data:read", order: 10 } },
+  { path: "cockpit", name: "cockpit", component: CockpitView, meta: { menu: "menu.cockpit", permission: "data:read", order: 10, prefetch: prefetchCockpit } },
   { path: "map", name: "map", component: () => import("./views/MapView.vue"), meta: { menu: "menu.map", permission: "data:read", order: 20 } },
   { path: "traffic", name: "traffic", component: () => import("./views/TrafficView.vue"), meta: { menu: "traffic.menu", permission: "data:read", order: 25 } },
   { path: "devices", name: "devices", component: () => import("./views/DevicesView.vue"), meta: { menu: "menu.devices", permission: "data:read", order: 30 } },
@@ -45,6 +48,18 @@ export function createConsoleRouter(): Router {
     return true;
   });
   return router;
+}
+
+/** Ask for the data of the page at ``path`` (following a redirect) with the tab's stored token and
+ *  tenant, before the session starts; nothing for a tab without a stored tenant (its tenant is
+ *  not known until the hub says which it may see). */
+export function prefetchPage(router: Router, path: string): void {
+  const { token, tenant } = storedSession();
+  if (!tenant) return;
+  let route = router.resolve(path);
+  const redirect = route.matched[route.matched.length - 1]?.redirect;
+  if (typeof redirect === "string") route = router.resolve(redirect);
+  route.meta.prefetch?.(token, tenant);
 }
 
 /** Add a page to the console (and to the menu when it has meta.menu). */

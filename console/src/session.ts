@@ -68,6 +68,13 @@ async function loadTenants(): Promise<void> {
     session.tenants[0];
   session.tenant = choice ? choice.code : null;
   api.tenant = session.tenant;
+  // kept for the next load of the page, which can then ask for its data at once (prefetch)
+  if (session.tenant) sessionStorage.setItem(TENANT, session.tenant);
+}
+
+/** The token and tenant this browser tab last used, before the session has started. */
+export function storedSession(): { token: string | null; tenant: string | null } {
+  return { token: sessionStorage.getItem(TOKEN), tenant: sessionStorage.getItem(TENANT) };
 }
 
 /** Find out whether the hub wants a login and, with a stored token, who we are. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ApiClient, ApiError, EventStreamParser, featureOf } from "../src/api";
+import { ApiClient, ApiError, EventStreamParser, featureOf, layersQuery } from "../src/api";
 
 interface Call { url: string; headers: Record<string, string>; init: RequestInit }
 
@@ -38,6 +38,43 @@ describe("API client", () => {
     expect(error.status).toBe(401);
     expect(error.message).toBe("the access token expired");
     expect(expired).toBe(1);
+  });
+
+  it("hands a prefetched answer once to the same request with the same token and tenant", async () => {
+    let n = 0;
+    const { calls, client } = recording(() => Response.json({ n: (n += 1) }));
+    client.prefetch(...layersQuery(["Road", "Device", "Road"], ["name"]), "t0k3n", "410102");
+    client.prefetch("/api/v1/indicators", undefined, "t0k3n", "410102");
+    expect(calls).toHaveLength(2);
+    expect(calls[0].url).toBe("/api/v1/console/features?type=Road%2CDevice&attrs=name");
+    expect(calls[0].headers).toMatchObject({ Authorization: "Bearer t0k3n", "NGSILD-Tenant": "410102" });
+    client.token = "t0k3n";
+    client.tenant = "410102";
+    expect(await client.layers(["Road", "Device"], ["name"])).toEqual({ n: 1 });
+    expect(calls).toHaveLength(2); // the prefetched answer, not a new request
+    expect(await client.layers(["Road", "Device"], ["name"])).toEqual({ n: 3 }); // used once only
+    // another tenant than the prefetch's: asked again, the early answer is left alone
+    client.tenant = "410105";
+    expect(await client.get("/api/v1/indicators")).toEqual({ n: 4 });
+    expect(calls[3].headers["NGSILD-Tenant"]).toBe("410105");
+  });
+
+  it("asks again when a prefetch failed, so the page sees the real answer", async () => {
+    let expired = 0;
+    let first = true;
+    const { calls, client } = recording(() => {
+      const answer = first ? Response.json({ status: 503 }, { status: 503 }) : Response.json({ title: "Authentication required", status: 401 }, { status: 401 });
+      first = false;
+      return answer;
+    });
+    client.prefetch("/api/v1/ingest/health", undefined, "old", "410102");
+    client.token = "old";
+    client.tenant = "410102";
+    client.onUnauthorized = () => (expired += 1);
+    const error = (await client.get("/api/v1/ingest/health").catch((e: unknown) => e)) as ApiError;
+    expect(calls).toHaveLength(2);
+    expect(error.status).toBe(401);
+    expect(expired).toBe(1); // reported by the page's own request, not by the prefetch
   });
 
   it("signs in with the password grant and the one-time code", async () => {
