@@ -4,12 +4,16 @@ battery and signal, and the event and Device state when a device goes silent."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from cityhub.bus.outbox import OutboxMessage
+from cityhub.hub.ingest.models import IngestDevice
+from cityhub.kit.db import ALL_TENANTS, scope_to_tenant
+from cityhub.kit.time import utcnow
 from tests.hub.ingest.support import SERVICE, entity, provision
 
 
@@ -72,6 +76,52 @@ async def test_devices_online_offline_and_silence(client: httpx.AsyncClient, app
     await client.post("/iot/d", params={"k": "k-air", "i": "air-001"}, content="t|21")
     assert await monitor.check() == 1
     assert (await entity(client, "urn:ngsi-ld:Device:air-001"))["deviceState"]["value"] == "online"
+
+
+async def test_a_check_judges_each_change_again_on_the_locked_rows(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """Between a check's read and its write a device may report, and another hub process's check
+    may record the same change: the write judges again on the rows as they are then."""
+    await provision(client, devices=[{"device_id": "air-009", "expected_interval": 1}])
+    await client.post("/iot/d", params={"k": "k-air", "i": "air-009"}, content="t|20")
+    monitor = app.state.hub.health
+    sessions = app.state.hub.sessions
+    assert await monitor.check() == 1  # online
+    await asyncio.sleep(2.3)  # two intervals without a report: silent
+
+    async def record(now: datetime) -> int:
+        async with sessions() as session, session.begin():
+            scope_to_tenant(session, "smartcity")
+            recorded: int = await monitor._record(session, ["air-009"], now)
+            return recorded
+
+    async def silent_events() -> int:
+        async with sessions() as session:
+            found = await session.scalars(
+                select(OutboxMessage).where(OutboxMessage.event_type == "ingest.device_silent")
+            )
+            return sum(1 for m in found if m.payload["device_id"] == "air-009")
+
+    read_at = utcnow()  # a check reads the device as silent now ...
+    async with sessions() as session:
+        device = await session.scalar(
+            select(IngestDevice)
+            .where(IngestDevice.device_id == "air-009")
+            .execution_options(**{ALL_TENANTS: True})
+        )
+    assert device is not None
+    assert device.online is True
+    await client.post("/iot/d", params={"k": "k-air", "i": "air-009"}, content="t|21")
+    assert await record(read_at) == 0  # ... and the device reported before it wrote: still online
+    assert (await entity(client, "urn:ngsi-ld:Device:air-009"))["deviceState"]["value"] == "online"
+    assert await silent_events() == 0
+
+    await asyncio.sleep(2.3)
+    now = utcnow()
+    assert [await record(now), await record(now)] == [1, 0]  # two checks, one change recorded
+    assert await silent_events() == 1
+    assert (await entity(client, "urn:ngsi-ld:Device:air-009"))["deviceState"]["value"] == "offline"
 
 
 def _area(code: str, west: float, south: float, name: str) -> dict[str, object]:

@@ -49,6 +49,14 @@ log = logging.getLogger(__name__)
 state_of = service.health_state
 
 
+def _new_state(device: IngestDevice, now: datetime) -> str | None:
+    """The device's state by its last report, where it differs from the one recorded (None
+    where it does not, or where it is not known yet)."""
+    state = state_of(device, now)
+    recorded = None if device.online is None else ("online" if device.online else "offline")
+    return None if state in ("unknown", recorded) else state
+
+
 @dataclass
 class Tally:
     total: int = 0
@@ -270,34 +278,44 @@ class HealthMonitor:
                     .execution_options(**{ALL_TENANTS: True})
                 )
             )
-        changed: dict[str, list[tuple[str, str]]] = {}
+        changed: dict[str, list[str]] = {}
         for device in devices:
-            state = state_of(device, now)
-            recorded = None if device.online is None else ("online" if device.online else "offline")
-            if state != "unknown" and state != recorded:
-                changed.setdefault(device.tenant_code, []).append((device.device_id, state))
-        for tenant, items in changed.items():
+            if _new_state(device, now) is not None:
+                changed.setdefault(device.tenant_code, []).append(device.device_id)
+        recorded = 0
+        for tenant, device_ids in changed.items():
             async with self.sessions() as session, session.begin():
                 scope_to_tenant(session, tenant)
-                await self._record(session, items, now)
-        return sum(len(items) for items in changed.values())
+                recorded += await self._record(session, device_ids, now)
+        return recorded
 
-    async def _record(self, session: AsyncSession, items: list[tuple[str, str]], now: datetime) -> None:
+    async def _record(self, session: AsyncSession, device_ids: list[str], now: datetime) -> int:
+        """Write the new states, judged again on the rows as they are now, locked: between the
+        check's read and this transaction a device may have reported (it is not silent then),
+        and another hub process's check may have recorded the same change (its event is not
+        sent twice)."""
         expand = self.expand()
         rows = {
             row.device_id: row
             for row in await session.scalars(
-                select(IngestDevice).where(IngestDevice.device_id.in_([d for d, _ in items]))
+                select(IngestDevice)
+                .where(IngestDevice.device_id.in_(device_ids))
+                .order_by(IngestDevice.device_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
             )
         }
-        entity_ids = [service.device_entity_id(device_id) for device_id, _ in items]
+        entity_ids = [service.device_entity_id(device_id) for device_id in device_ids]
         before, stored = await service.load_entities(session, entity_ids)
         written = []
         at = isoformat(now)
-        for device_id, state in items:
+        recorded = 0
+        for device_id in device_ids:
             device = rows.get(device_id)
-            if device is None:
+            state = None if device is None else _new_state(device, now)
+            if device is None or state is None:
                 continue
+            recorded += 1
             device.online = state == "online"
             entity = stored.get(service.device_entity_id(device_id))
             if entity is not None:
@@ -327,3 +345,4 @@ class HealthMonitor:
                 assert device.last_seen_at is not None
                 enqueue(session, DeviceBackOnline(**common, last_seen_at=isoformat(device.last_seen_at)))
         await broker.write_many(session, written, before=before)
+        return recorded
