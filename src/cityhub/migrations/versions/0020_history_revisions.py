@@ -1,0 +1,140 @@
+"""History revised after the fact, per tenant and UTC day (broker_history_day, kept by triggers
+on broker_attribute_instance); the environment application's kept daily AQI inputs
+(environment_aqi_day, environment_station_day)
+
+Revision ID: 0020
+Revises: 0019
+Create Date: 2026-11-22 08:00:00.000000
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import cityhub.kit.db
+
+revision = "0020"
+down_revision = "0019"
+branch_labels = None
+depends_on = None
+
+#: Minutes behind its write an instance's time must be for the write to revise a past day
+#: (cityhub.hub.broker.models.LATE_AFTER_MINUTES).
+LATE_AFTER_MINUTES = 15
+
+# SQLite: one trigger per event, per row; the UTC day is the date of the stored (naive UTC) time.
+_SQLITE_BUMP = """
+    INSERT INTO broker_history_day (tenant_code, day, revision)
+    SELECT {row}.tenant_code, date(COALESCE({row}.observed_at, {row}.recorded_at)), 1
+    WHERE COALESCE({row}.observed_at, {row}.recorded_at) < datetime('now', '-{late} minutes')
+    ON CONFLICT (tenant_code, day) DO UPDATE SET revision = broker_history_day.revision + 1;
+"""
+_SQLITE_TRIGGERS = {
+    "broker_history_revised_insert": ("INSERT", ("NEW",)),
+    "broker_history_revised_update": ("UPDATE OF observed_at, recorded_at, deleted_at, data", ("OLD", "NEW")),
+    "broker_history_revised_delete": ("DELETE", ("OLD",)),
+}
+
+# PostgreSQL: one statement-level trigger per event over its transition tables (COPY fires them
+# too), so that a bulk write or a purge bumps each day it touches once, days in a fixed order.
+_PG_BUMP = """
+        INSERT INTO broker_history_day AS d (tenant_code, day, revision)
+        SELECT tenant_code, (at AT TIME ZONE 'UTC')::date, 1
+        FROM ({rows}) AS touched
+        WHERE at < clock_timestamp() - interval '{late} minutes'
+        GROUP BY 1, 2
+        ORDER BY 1, 2
+        ON CONFLICT (tenant_code, day) DO UPDATE SET revision = d.revision + 1;
+"""
+_PG_ROWS = "SELECT tenant_code, COALESCE(observed_at, recorded_at) AS at FROM {table}"
+_PG_FUNCTION = """
+CREATE FUNCTION broker_history_revised() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN{insert}
+    ELSIF TG_OP = 'DELETE' THEN{delete}
+    ELSE{update}
+    END IF;
+    RETURN NULL;
+END
+$$
+""".format(
+    insert=_PG_BUMP.format(rows=_PG_ROWS.format(table="revised_new"), late=LATE_AFTER_MINUTES),
+    delete=_PG_BUMP.format(rows=_PG_ROWS.format(table="revised_old"), late=LATE_AFTER_MINUTES),
+    update=_PG_BUMP.format(
+        rows=_PG_ROWS.format(table="revised_old") + " UNION ALL " + _PG_ROWS.format(table="revised_new"),
+        late=LATE_AFTER_MINUTES,
+    ),
+)
+_PG_TRIGGERS = {
+    "broker_history_revised_insert": "AFTER INSERT ON broker_attribute_instance REFERENCING NEW TABLE AS revised_new",
+    "broker_history_revised_update": (
+        "AFTER UPDATE ON broker_attribute_instance REFERENCING OLD TABLE AS revised_old NEW TABLE AS revised_new"
+    ),
+    "broker_history_revised_delete": "AFTER DELETE ON broker_attribute_instance REFERENCING OLD TABLE AS revised_old",
+}
+
+
+def upgrade() -> None:
+    op.create_table(
+        "broker_history_day",
+        sa.Column("tenant_code", sa.String(length=64), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("revision", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_code", "day", name=op.f("pk_broker_history_day")),
+    )
+    op.create_table(
+        "environment_aqi_day",
+        sa.Column("basis", sa.String(length=80), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("revision", sa.BigInteger(), nullable=False),
+        sa.Column("stations", cityhub.kit.db.JSONType, nullable=False),
+        sa.Column("tenant_code", sa.String(length=6), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_code", "basis", "day", name=op.f("pk_environment_aqi_day")),
+    )
+    with op.batch_alter_table("environment_aqi_day", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_environment_aqi_day_tenant_code"), ["tenant_code"], unique=False)
+    op.create_table(
+        "environment_station_day",
+        sa.Column("basis", sa.String(length=80), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("entity_id", sa.String(length=2048), nullable=False),
+        sa.Column("items", cityhub.kit.db.JSONType, nullable=False),
+        sa.Column("tenant_code", sa.String(length=6), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "tenant_code", "basis", "day", "entity_id", name=op.f("pk_environment_station_day")
+        ),
+    )
+    with op.batch_alter_table("environment_station_day", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_environment_station_day_tenant_code"), ["tenant_code"], unique=False
+        )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(_PG_FUNCTION)
+        for name, when in _PG_TRIGGERS.items():
+            op.execute(
+                f"CREATE TRIGGER {name} {when} FOR EACH STATEMENT EXECUTE FUNCTION broker_history_revised()"
+            )
+        return
+    for name, (event, rows) in _SQLITE_TRIGGERS.items():
+        body = "".join(_SQLITE_BUMP.format(row=row, late=LATE_AFTER_MINUTES) for row in rows)
+        op.execute(
+            f"CREATE TRIGGER {name} AFTER {event} ON broker_attribute_instance FOR EACH ROW BEGIN{body}END"
+        )
+
+
+def downgrade() -> None:
+    for name in _SQLITE_TRIGGERS:
+        if op.get_bind().dialect.name == "postgresql":
+            op.execute(f"DROP TRIGGER IF EXISTS {name} ON broker_attribute_instance")
+        else:
+            op.execute(f"DROP TRIGGER IF EXISTS {name}")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS broker_history_revised()")
+    with op.batch_alter_table("environment_station_day", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_environment_station_day_tenant_code"))
+    op.drop_table("environment_station_day")
+    with op.batch_alter_table("environment_aqi_day", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_environment_aqi_day_tenant_code"))
+    op.drop_table("environment_aqi_day")
+    op.drop_table("broker_history_day")
