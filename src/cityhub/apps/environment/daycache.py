@@ -160,8 +160,10 @@ class KeptDailyAqi:
                 if not any(history.values()):
                     continue
                 series = service.hourly(history)
-                for day in span:
-                    if entity_id not in wanted_by[day]:
+                # a day without one hourly value has no input: only the days its hours fall in
+                hours = {hour for values in series.values() for hour in values}
+                for day in sorted({hour.astimezone(self.tz).date() for hour in hours}):
+                    if entity_id not in wanted_by.get(day, ()):
                         continue
                     items = averages.daily_items(series, day, self.tz)
                     if any(v is not None for v in items.values()):
