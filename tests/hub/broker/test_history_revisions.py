@@ -1,5 +1,6 @@
 """The broker's count of history revised after the fact, per tenant and UTC day: live readings
-leave it alone; late readings, instances added, changed or deleted through the temporal API do not."""
+leave it alone; late readings, instances added, changed or deleted through the temporal API do not.
+Counted per entity: another entity's late readings revise its own days only."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ async def _revisions(app: FastAPI, tenant: str = "410100") -> dict[date, int]:
     today = utcnow().date()
     async with app.state.hub.sessions() as session:
         found = await entities.history_revisions(session, tenant, today - timedelta(days=5), today)
-    return {day: revision for day, revision in found.items() if revision}
+    return found.get(SENSOR, {})
 
 
 async def test_late_and_temporal_writes_revise_their_day(app: FastAPI, client: httpx.AsyncClient) -> None:
@@ -53,6 +54,12 @@ async def test_late_and_temporal_writes_revise_their_day(app: FastAPI, client: h
     assert r.status_code == 204
     assert await _revisions(app) == {past.date(): 1, older.date(): 2}
     assert await _revisions(app, "410000") == {}  # another tenant's days are its own
+    async with app.state.hub.sessions() as session, session.begin():
+        other = {"id": "urn:ngsi-ld:Sensor:other", "type": "Sensor", "t": late["t"]}
+        await entities.write_entities(session, "410100", [other])
+    async with app.state.hub.sessions() as session:
+        found = await entities.history_revisions(session, "410100", past.date(), past.date())
+    assert found == {SENSOR: {past.date(): 1}, "urn:ngsi-ld:Sensor:other": {past.date(): 1}}
 
     r = await client.delete(f"{BASE}/temporal/entities/{SENSOR}", headers=T)
     assert r.status_code == 204

@@ -48,7 +48,9 @@ def hourly_means(readings: Iterable[tuple[datetime, float]]) -> dict[datetime, f
     return {_hour_start(hour): sum(v) / len(v) for hour, v in sorted(sums.items())}
 
 
+@functools.lru_cache(maxsize=8192)
 def _hour_start(hour: int) -> datetime:
+    # one object per hour: stations share it, and a datetime keeps its hash once computed
     return _EPOCH + timedelta(hours=hour)
 
 

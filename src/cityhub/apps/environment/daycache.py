@@ -3,11 +3,12 @@ cockpit's good-air-days ratio reads a month of kept values instead of a month of
 history.
 
 A local day is kept once it ended more than :data:`SETTLED` ago; later days (today's partial day
-among them) are computed from history on every call. A kept day is trusted while the broker's
-revisions of the UTC days it overlaps (``entities.history_revisions``: bumped in the same
-transaction as any history written, changed or deleted after the fact, by any hub process) add up
-to the figure kept with it; otherwise it is computed again and kept anew. The revision is read
-before the history, so values kept are never newer than the revision they are kept with. A write
+among them) are computed from history on every call. A station's kept inputs of a day are trusted
+while the broker's revisions of its history of the UTC days the day overlaps
+(``entities.history_revisions``: bumped in the same transaction as any history written, changed
+or deleted after the fact, by any hub process) add up to the figure kept with them; otherwise that
+station's day is computed again (and the day kept anew). The revisions are read before the
+history, so inputs kept are never newer than the revision they are kept with. A write
 whose instances are less than the broker's lateness margin (15 minutes) behind it bumps nothing:
 :data:`SETTLED` leaves such a write of a day's last readings 45 minutes to commit before the day
 can be kept.
@@ -20,7 +21,7 @@ The figures are those of :func:`service.city_daily`: the same inputs per station
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
@@ -83,29 +84,50 @@ class KeptDailyAqi:
         self, session: AsyncSession, tenant: str, first: date, last: date, now: datetime
     ) -> list[service.DailyAqi]:
         """As ``service.city_daily(...)[1]``: the tenant's daily AQI of each day from ``first`` to
-        ``last``, reading kept days where they hold and keeping those computed that may be."""
+        ``last``, reading kept inputs where they hold and keeping those computed that may be."""
         air = await service.stations(session, tenant)
         ids = [s["id"] for s in air]
         ambient = [s["id"] for s in air if service.value_of(s, "stationType") != "constructionSite"]
         days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
         keepable = [d for d in days if _start(d + timedelta(days=1), self.tz) + SETTLED <= now]
-        wanted: dict[date, int] = {}
+        revised: dict[str, dict[date, int]] = {}
         if keepable:
             utc = [u for d in keepable for u in _utc_days(d, self.tz)]
-            revisions = await entities.history_revisions(session, tenant, min(utc), max(utc))
-            wanted = {d: sum(revisions[u] for u in _utc_days(d, self.tz)) for d in keepable}
-        held, covered = await self._read(session, tenant, wanted)
-        # per day, the stations whose inputs are computed now
-        pending = {d: [i for i in ids if i not in covered.get(d, ())] for d in days}
-        computed = await self._compute(session, tenant, pending)
-        for day, values in computed.items():
-            held.setdefault(day, {}).update(values)
-        renewed = [d for d in keepable if pending[d]]
+            revised = await entities.history_revisions(session, tenant, min(utc), max(utc))
+
+        def revision(entity_id: str, day: date) -> int:
+            of = revised.get(entity_id)
+            return sum(of.get(u, 0) for u in _utc_days(day, self.tz)) if of else 0
+
+        # the revision is read before any history: inputs kept are never newer than it says
+        covered, rows = await self._read(session, tenant, keepable)
+        held: dict[date, dict[str, Items]] = {d: {} for d in days}
+        pending: dict[date, list[str]] = {}
+        for day in days:
+            if day not in covered:
+                pending[day] = ids
+                continue
+            kept, waiting = rows.get(day, {}), []
+            for entity_id in ids:
+                found = kept.get(entity_id)
+                if entity_id not in covered[day]:
+                    waiting.append(entity_id)
+                elif found is None:
+                    if revision(entity_id, day):
+                        waiting.append(entity_id)
+                elif found[1] != revision(entity_id, day):
+                    waiting.append(entity_id)
+                elif found[0]:
+                    held[day][entity_id] = found[0]
+            pending[day] = waiting
+        for day, values in (await self._compute(session, tenant, pending)).items():
+            held[day].update(values)
+        renewed = {d: held[d] for d in keepable if pending[d]}
         if renewed:
-            await self._keep(tenant, {d: held.get(d, {}) for d in renewed}, wanted, ids, before=first)
+            await self._keep(tenant, renewed, revision, ids, before=first)
         city = []
         for day in days:
-            values = held.get(day, {})
+            values = held[day]
             stations = [values[i] for i in ambient if i in values]
             if ambient:
                 stations.append(_NONE)  # every input named, as the uncached path names them
@@ -113,33 +135,30 @@ class KeptDailyAqi:
         return city
 
     async def _read(
-        self, session: AsyncSession, tenant: str, wanted: dict[date, int]
-    ) -> tuple[dict[date, dict[str, Items]], dict[date, set[str]]]:
-        """The kept inputs of the days whose kept revision is the one wanted, and which stations
-        each covers."""
-        if not wanted:
+        self, session: AsyncSession, tenant: str, days: list[date]
+    ) -> tuple[dict[date, set[str]], dict[date, dict[str, tuple[Items, int]]]]:
+        """Which stations each kept day covers, and their kept inputs with their revisions."""
+        if not days:
             return {}, {}
         kept = await session.execute(
-            select(AqiDayKept.day, AqiDayKept.revision, AqiDayKept.stations).where(
-                AqiDayKept.tenant_code == tenant,
-                AqiDayKept.basis == self.basis,
-                AqiDayKept.day.in_(list(wanted)),
+            select(AqiDayKept.day, AqiDayKept.stations).where(
+                AqiDayKept.tenant_code == tenant, AqiDayKept.basis == self.basis, AqiDayKept.day.in_(days)
             )
         )
-        covered = {day: set(stations) for day, revision, stations in kept if wanted.get(day) == revision}
-        held: dict[date, dict[str, Items]] = {day: {} for day in covered}
+        covered = {day: set(stations) for day, stations in kept}
+        rows: dict[date, dict[str, tuple[Items, int]]] = {day: {} for day in covered}
         if covered:
-            rows = await session.execute(
-                select(StationDay.day, StationDay.entity_id, StationDay.items).where(
+            found = await session.execute(
+                select(StationDay.day, StationDay.entity_id, StationDay.items, StationDay.revision).where(
                     StationDay.tenant_code == tenant,
                     StationDay.basis == self.basis,
                     StationDay.day.in_(list(covered)),
                 )
             )
-            for day, entity_id, items in rows:
-                if day in held:
-                    held[day][entity_id] = items
-        return held, covered
+            for day, entity_id, items, revision in found:
+                if day in rows:
+                    rows[day][entity_id] = (items, revision)
+        return covered, rows
 
     async def _compute(
         self, session: AsyncSession, tenant: str, pending: dict[date, list[str]]
@@ -174,28 +193,24 @@ class KeptDailyAqi:
         self,
         tenant: str,
         days: dict[date, dict[str, Items]],
-        wanted: dict[date, int],
+        revision: Callable[[str, date], int],
         stations: Sequence[str],
         *,
         before: date,
     ) -> None:
-        """Keep the days' inputs with the revisions they were computed at, in a transaction of
-        their own; days older than ``before`` go. Another process keeping the same days at the
-        same time wins: this one's are dropped (they are computed again when next needed)."""
+        """Keep the days' inputs of ``stations`` with the revisions they were computed at, whole
+        days in a transaction of their own; days older than ``before`` go. Another process keeping
+        the same days at the same time wins: this one's are dropped (computed when next needed)."""
         keys = list(days)
-        rows: list[dict[str, Any]] = [
-            {"tenant_code": tenant, "basis": self.basis, "day": day, "entity_id": entity_id, "items": items}
-            for day, values in days.items()
-            for entity_id, items in values.items()
-        ]
+        rows: list[dict[str, Any]] = []
+        for day, values in days.items():
+            for entity_id in stations:
+                items, at = values.get(entity_id), revision(entity_id, day)
+                if items or at:
+                    rows.append({"tenant_code": tenant, "basis": self.basis, "day": day,
+                                 "entity_id": entity_id, "items": items or {}, "revision": at})  # fmt: skip
         marks = [
-            {
-                "tenant_code": tenant,
-                "basis": self.basis,
-                "day": day,
-                "revision": wanted[day],
-                "stations": list(stations),
-            }
+            {"tenant_code": tenant, "basis": self.basis, "day": day, "stations": list(stations)}
             for day in keys
         ]
         async with self.sessions() as session:

@@ -10,7 +10,7 @@ tenant to act in, and leaves the session's tenant scope as it found it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -189,17 +189,20 @@ def _chunks(ids: list[str]) -> list[list[str]]:
     return [ids[i : i + HISTORY_CHUNK] for i in range(0, len(ids), HISTORY_CHUNK)]
 
 
-async def history_revisions(session: AsyncSession, tenant: str, first: date, last: date) -> dict[date, int]:
-    """The revision of each UTC day from ``first`` to ``last`` of the tenant's history: how often
-    instances of that day were written, changed or deleted after the fact (0: never). See
-    :class:`~cityhub.hub.broker.models.BrokerHistoryDay` for what bumps it."""
+async def history_revisions(
+    session: AsyncSession, tenant: str, first: date, last: date
+) -> dict[str, dict[date, int]]:
+    """Per entity, the revision of each UTC day from ``first`` to ``last`` of its history that was
+    written, changed or deleted after the fact (how often; days and entities never revised are
+    left out). See :class:`~cityhub.hub.broker.models.BrokerHistoryDay` for what bumps it."""
     found = await session.execute(
-        select(BrokerHistoryDay.day, BrokerHistoryDay.revision).where(
+        select(BrokerHistoryDay.entity_id, BrokerHistoryDay.day, BrokerHistoryDay.revision).where(
             BrokerHistoryDay.tenant_code == tenant,
             BrokerHistoryDay.day >= first,
             BrokerHistoryDay.day <= last,
         )
     )
-    revisions = dict.fromkeys((first + timedelta(days=k) for k in range((last - first).days + 1)), 0)
-    revisions.update((day, revision) for day, revision in found)
+    revisions: dict[str, dict[date, int]] = {}
+    for entity_id, day, revision in found:
+        revisions.setdefault(entity_id, {})[day] = revision
     return revisions

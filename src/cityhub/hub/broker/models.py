@@ -179,7 +179,7 @@ class BrokerRegistration(TenantOwned, Base):
 
 
 class BrokerHistoryDay(Base):
-    """How often the history of a tenant's UTC day was changed after the fact: a revision bumped,
+    """How often an entity's history of a UTC day was changed after the fact: a revision bumped,
     in the same transaction, by every insert, change or deletion of an instance whose time
     (observedAt, else when it was recorded) is more than :data:`LATE_AFTER_MINUTES` before the moment of
     the write. Live readings leave it alone; a reading that arrives late, an instance added,
@@ -192,9 +192,10 @@ class BrokerHistoryDay(Base):
     only for days that ended well over :data:`LATE_AFTER_MINUTES` ago."""
 
     __tablename__ = "broker_history_day"
-    __table_args__ = (PrimaryKeyConstraint("tenant_code", "day"),)
+    __table_args__ = (PrimaryKeyConstraint("tenant_code", "day", "entity_id"),)
 
     tenant_code: Mapped[str] = mapped_column(String(TENANT_NAME_LENGTH), nullable=False)
+    entity_id: Mapped[str] = mapped_column(String(2048), nullable=False)
     day: Mapped[date] = mapped_column(Date(), nullable=False)
     revision: Mapped[int] = mapped_column(BigInteger(), nullable=False)
 

@@ -1,4 +1,4 @@
-"""History revised after the fact, per tenant and UTC day (broker_history_day, kept by triggers
+"""History revised after the fact, per entity and UTC day (broker_history_day, kept by triggers
 on broker_attribute_instance); the environment application's kept daily AQI inputs
 (environment_aqi_day, environment_station_day)
 
@@ -25,10 +25,10 @@ LATE_AFTER_MINUTES = 15
 
 # SQLite: one trigger per event, per row; the UTC day is the date of the stored (naive UTC) time.
 _SQLITE_BUMP = """
-    INSERT INTO broker_history_day (tenant_code, day, revision)
-    SELECT {row}.tenant_code, date(COALESCE({row}.observed_at, {row}.recorded_at)), 1
+    INSERT INTO broker_history_day (tenant_code, day, entity_id, revision)
+    SELECT {row}.tenant_code, date(COALESCE({row}.observed_at, {row}.recorded_at)), {row}.entity_id, 1
     WHERE COALESCE({row}.observed_at, {row}.recorded_at) < datetime('now', '-{late} minutes')
-    ON CONFLICT (tenant_code, day) DO UPDATE SET revision = broker_history_day.revision + 1;
+    ON CONFLICT (tenant_code, day, entity_id) DO UPDATE SET revision = broker_history_day.revision + 1;
 """
 _SQLITE_TRIGGERS = {
     "broker_history_revised_insert": ("INSERT", ("NEW",)),
@@ -39,15 +39,15 @@ _SQLITE_TRIGGERS = {
 # PostgreSQL: one statement-level trigger per event over its transition tables (COPY fires them
 # too), so that a bulk write or a purge bumps each day it touches once, days in a fixed order.
 _PG_BUMP = """
-        INSERT INTO broker_history_day AS d (tenant_code, day, revision)
-        SELECT tenant_code, (at AT TIME ZONE 'UTC')::date, 1
+        INSERT INTO broker_history_day AS d (tenant_code, day, entity_id, revision)
+        SELECT tenant_code, (at AT TIME ZONE 'UTC')::date, entity_id, 1
         FROM ({rows}) AS touched
         WHERE at < clock_timestamp() - interval '{late} minutes'
-        GROUP BY 1, 2
-        ORDER BY 1, 2
-        ON CONFLICT (tenant_code, day) DO UPDATE SET revision = d.revision + 1;
+        GROUP BY 1, 2, 3
+        ORDER BY 1, 2, 3
+        ON CONFLICT (tenant_code, day, entity_id) DO UPDATE SET revision = d.revision + 1;
 """
-_PG_ROWS = "SELECT tenant_code, COALESCE(observed_at, recorded_at) AS at FROM {table}"
+_PG_ROWS = "SELECT tenant_code, entity_id, COALESCE(observed_at, recorded_at) AS at FROM {table}"
 _PG_FUNCTION = """
 CREATE FUNCTION broker_history_revised() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -79,15 +79,15 @@ def upgrade() -> None:
     op.create_table(
         "broker_history_day",
         sa.Column("tenant_code", sa.String(length=64), nullable=False),
+        sa.Column("entity_id", sa.String(length=2048), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("revision", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("tenant_code", "day", name=op.f("pk_broker_history_day")),
+        sa.PrimaryKeyConstraint("tenant_code", "day", "entity_id", name=op.f("pk_broker_history_day")),
     )
     op.create_table(
         "environment_aqi_day",
         sa.Column("basis", sa.String(length=80), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("revision", sa.BigInteger(), nullable=False),
         sa.Column("stations", cityhub.kit.db.JSONType, nullable=False),
         sa.Column("tenant_code", sa.String(length=6), nullable=False),
         sa.PrimaryKeyConstraint("tenant_code", "basis", "day", name=op.f("pk_environment_aqi_day")),
@@ -100,6 +100,7 @@ def upgrade() -> None:
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("entity_id", sa.String(length=2048), nullable=False),
         sa.Column("items", cityhub.kit.db.JSONType, nullable=False),
+        sa.Column("revision", sa.BigInteger(), nullable=False),
         sa.Column("tenant_code", sa.String(length=6), nullable=False),
         sa.PrimaryKeyConstraint(
             "tenant_code", "basis", "day", "entity_id", name=op.f("pk_environment_station_day")
