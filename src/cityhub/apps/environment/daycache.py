@@ -91,13 +91,14 @@ class KeptDailyAqi:
         days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
         keepable = [d for d in days if _start(d + timedelta(days=1), self.tz) + SETTLED <= now]
         revised: dict[str, dict[date, int]] = {}
+        overlaps = {d: _utc_days(d, self.tz) for d in keepable}
         if keepable:
-            utc = [u for d in keepable for u in _utc_days(d, self.tz)]
+            utc = [u for d in keepable for u in overlaps[d]]
             revised = await entities.history_revisions(session, tenant, min(utc), max(utc))
 
         def revision(entity_id: str, day: date) -> int:
             of = revised.get(entity_id)
-            return sum(of.get(u, 0) for u in _utc_days(day, self.tz)) if of else 0
+            return sum(of.get(u, 0) for u in overlaps[day]) if of else 0
 
         # the revision is read before any history: inputs kept are never newer than it says
         covered, rows = await self._read(session, tenant, keepable)
