@@ -163,6 +163,62 @@ async def run(url: str, stations: int, days: int, warm: int) -> None:
         print(f"{label:<44}{wall:>9.3f}{cpu:>9.3f}{wall / base_wall:>11.3f}")
 
 
+async def write_cost(url: str, stations: int, rounds: int) -> None:
+    """What the history revision triggers cost live writes: every station's reading of now (six
+    instances each, batches of 500, through the broker's entity writes), rounds taking turns with
+    the triggers there and dropped (SQLite) or disabled (PostgreSQL), per instance written."""
+    engine = create_engine(url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    postgres = engine.dialect.name == "postgresql"
+    async with engine.begin() as connection:
+        found = (
+            await connection.execute(
+                text(
+                    "SELECT name, sql FROM sqlite_master"
+                    " WHERE type = 'trigger' AND tbl_name = 'broker_attribute_instance'"
+                )
+            )
+            if not postgres
+            else None
+        )
+        triggers = [(name, sql) for name, sql in found] if found is not None else []
+
+    async def triggers_on(on: bool) -> None:
+        async with engine.begin() as connection:
+            if postgres:
+                verb = "ENABLE" if on else "DISABLE"
+                await connection.execute(text(f"ALTER TABLE broker_attribute_instance {verb} TRIGGER USER"))
+                return
+            for name, sql in triggers:
+                await connection.execute(text(sql if on else f"DROP TRIGGER {name}"))
+
+    times: dict[bool, list[float]] = {True: [], False: []}
+    try:
+        for r in range(rounds):
+            for on in (True, False) if r % 2 == 0 else (False, True):
+                if not on:
+                    await triggers_on(False)
+                at = utcnow()
+                wall = time.perf_counter()
+                for first in range(0, stations, BATCH):
+                    batch = [_reading(k, at) for k in range(first, min(stations, first + BATCH))]
+                    async with sessions() as session, session.begin():
+                        await entities.write_entities(session, TENANT, batch)
+                times[on].append(time.perf_counter() - wall)
+                if not on:
+                    await triggers_on(True)
+    finally:
+        await engine.dispose()
+    instances = stations * 6
+    with_triggers = statistics.median(times[True]) / instances * 1e6
+    without = statistics.median(times[False]) / instances * 1e6
+    print(
+        f"live writes, median of {rounds} rounds of {instances:,} instances: "
+        f"{with_triggers:.1f} us per instance with the revision triggers, {without:.1f} without "
+        f"(ratio {with_triggers / without:.3f})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -170,6 +226,12 @@ def main() -> None:
     parser.add_argument("--stations", type=int, default=2000)
     parser.add_argument("--days", type=int, default=1)
     parser.add_argument("--warm", type=int, default=5)
+    parser.add_argument(
+        "--write-rounds",
+        type=int,
+        default=6,
+        help="rounds of live writes with the revision triggers on and off",
+    )
     parser.add_argument("--postgres", help="admin DSN; a database is created for the run and dropped")
     args = parser.parse_args()
     backend = "postgresql" if args.postgres else "sqlite"
@@ -178,6 +240,7 @@ def main() -> None:
     async def go() -> None:
         async with scratch_database(args.postgres, "indicators") as url:
             await run(url, args.stations, args.days, args.warm)
+            await write_cost(url, args.stations, args.write_rounds)
 
     asyncio.run(go())
 

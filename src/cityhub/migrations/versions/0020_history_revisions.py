@@ -36,42 +36,67 @@ _SQLITE_TRIGGERS = {
     "broker_history_revised_delete": ("DELETE", ("OLD",)),
 }
 
-# PostgreSQL: one statement-level trigger per event over its transition tables (COPY fires them
-# too), so that a bulk write or a purge bumps each day it touches once, days in a fixed order.
-_PG_BUMP = """
+# PostgreSQL: inserts and changes, a trigger per row whose WHEN clause (evaluated without calling
+# the function) passes late rows only, so that live writes pay next to nothing; deletions (a purge
+# removes many rows at once, all late), one trigger per statement over its transition table that
+# bumps each entity's day once, in a fixed order.
+_PG_UPSERT = """
         INSERT INTO broker_history_day AS d (tenant_code, day, entity_id, revision)
-        SELECT tenant_code, (at AT TIME ZONE 'UTC')::date, entity_id, 1
-        FROM ({rows}) AS touched
-        WHERE at < clock_timestamp() - interval '{late} minutes'
-        GROUP BY 1, 2, 3
-        ORDER BY 1, 2, 3
+        VALUES ({row}.tenant_code, (COALESCE({row}.observed_at, {row}.recorded_at) AT TIME ZONE 'UTC')::date,
+                {row}.entity_id, 1)
         ON CONFLICT (tenant_code, day, entity_id) DO UPDATE SET revision = d.revision + 1;
 """
-_PG_ROWS = "SELECT tenant_code, entity_id, COALESCE(observed_at, recorded_at) AS at FROM {table}"
-_PG_FUNCTION = """
-CREATE FUNCTION broker_history_revised() RETURNS trigger LANGUAGE plpgsql AS $$
+_PG_LATE = "COALESCE({row}.observed_at, {row}.recorded_at) < clock_timestamp() - interval '{late} minutes'"
+_PG_ROW_FUNCTION = """
+CREATE FUNCTION broker_history_revised_row() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN{insert}
-    ELSIF TG_OP = 'DELETE' THEN{delete}
-    ELSE{update}
+    IF TG_OP = 'UPDATE' AND {old_late} THEN{old}
+    END IF;
+    IF {new_late} THEN{new}
     END IF;
     RETURN NULL;
 END
 $$
 """.format(
-    insert=_PG_BUMP.format(rows=_PG_ROWS.format(table="revised_new"), late=LATE_AFTER_MINUTES),
-    delete=_PG_BUMP.format(rows=_PG_ROWS.format(table="revised_old"), late=LATE_AFTER_MINUTES),
-    update=_PG_BUMP.format(
-        rows=_PG_ROWS.format(table="revised_old") + " UNION ALL " + _PG_ROWS.format(table="revised_new"),
-        late=LATE_AFTER_MINUTES,
-    ),
+    old_late=_PG_LATE.format(row="OLD", late=LATE_AFTER_MINUTES),
+    new_late=_PG_LATE.format(row="NEW", late=LATE_AFTER_MINUTES),
+    old=_PG_UPSERT.format(row="OLD"),
+    new=_PG_UPSERT.format(row="NEW"),
 )
+_PG_DELETE_FUNCTION = f"""
+CREATE FUNCTION broker_history_revised_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    cutoff timestamptz := clock_timestamp() - interval '{LATE_AFTER_MINUTES} minutes';
+BEGIN
+    INSERT INTO broker_history_day AS d (tenant_code, day, entity_id, revision)
+    SELECT tenant_code, (at AT TIME ZONE 'UTC')::date, entity_id, 1
+    FROM (SELECT tenant_code, entity_id, COALESCE(observed_at, recorded_at) AS at FROM revised_old) AS touched
+    WHERE at < cutoff
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
+    ON CONFLICT (tenant_code, day, entity_id) DO UPDATE SET revision = d.revision + 1;
+    RETURN NULL;
+END
+$$
+"""
 _PG_TRIGGERS = {
-    "broker_history_revised_insert": "AFTER INSERT ON broker_attribute_instance REFERENCING NEW TABLE AS revised_new",
-    "broker_history_revised_update": (
-        "AFTER UPDATE ON broker_attribute_instance REFERENCING OLD TABLE AS revised_old NEW TABLE AS revised_new"
+    "broker_history_revised_insert": (
+        "AFTER INSERT ON broker_attribute_instance FOR EACH ROW WHEN ({new_late})"
+        " EXECUTE FUNCTION broker_history_revised_row()".format(
+            new_late=_PG_LATE.format(row="NEW", late=LATE_AFTER_MINUTES)
+        )
     ),
-    "broker_history_revised_delete": "AFTER DELETE ON broker_attribute_instance REFERENCING OLD TABLE AS revised_old",
+    "broker_history_revised_update": (
+        "AFTER UPDATE ON broker_attribute_instance FOR EACH ROW WHEN ({old_late} OR {new_late})"
+        " EXECUTE FUNCTION broker_history_revised_row()".format(
+            old_late=_PG_LATE.format(row="OLD", late=LATE_AFTER_MINUTES),
+            new_late=_PG_LATE.format(row="NEW", late=LATE_AFTER_MINUTES),
+        )
+    ),
+    "broker_history_revised_delete": (
+        "AFTER DELETE ON broker_attribute_instance REFERENCING OLD TABLE AS revised_old FOR EACH STATEMENT"
+        " EXECUTE FUNCTION broker_history_revised_delete()"
+    ),
 }
 
 
@@ -111,11 +136,10 @@ def upgrade() -> None:
             batch_op.f("ix_environment_station_day_tenant_code"), ["tenant_code"], unique=False
         )
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(_PG_FUNCTION)
+        op.execute(_PG_ROW_FUNCTION)
+        op.execute(_PG_DELETE_FUNCTION)
         for name, when in _PG_TRIGGERS.items():
-            op.execute(
-                f"CREATE TRIGGER {name} {when} FOR EACH STATEMENT EXECUTE FUNCTION broker_history_revised()"
-            )
+            op.execute(f"CREATE TRIGGER {name} {when}")
         return
     for name, (event, rows) in _SQLITE_TRIGGERS.items():
         body = "".join(_SQLITE_BUMP.format(row=row, late=LATE_AFTER_MINUTES) for row in rows)
@@ -131,7 +155,8 @@ def downgrade() -> None:
         else:
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP FUNCTION IF EXISTS broker_history_revised()")
+        op.execute("DROP FUNCTION IF EXISTS broker_history_revised_row()")
+        op.execute("DROP FUNCTION IF EXISTS broker_history_revised_delete()")
     with op.batch_alter_table("environment_station_day", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_environment_station_day_tenant_code"))
     op.drop_table("environment_station_day")
