@@ -20,6 +20,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def target_metadata() -> MetaData:
     # Importing the model modules registers their tables on Base.metadata.
+    import cityhub.apps.environment.models
     import cityhub.apps.system.models
     import cityhub.bus.inbox
     import cityhub.bus.outbox

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from cityhub.bus import Event, enqueue, first_delivery
 from cityhub.hub.tenancy.events import TenantCreated, TenantUpdated
-from cityhub.kit.db import ALL_TENANTS, Base, TenantOwned, Timestamped, current_tenant, scope_to_tenant
+from cityhub.kit.db import (
+    ALL_TENANTS,
+    Base,
+    JSONType,
+    TenantOwned,
+    Timestamped,
+    current_tenant,
+    scope_to_tenant,
+)
 from cityhub.kit.errors import (
     AlreadyExists,
     BadRequestData,
@@ -69,6 +77,7 @@ __all__ = [
     "Indicator",
     "IndicatorValue",
     "InvalidRequest",
+    "JSONType",
     "Manifest",
     "NotFound",
     "Platform",

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.apps.environment import service
 from cityhub.apps.environment.api import build_router
+from cityhub.apps.environment.daycache import KeptDailyAqi
 from cityhub.apps.environment.limits import SOIL_SCREENING
 from cityhub.apps.environment.settings import EnvironmentSettings
 from cityhub.apps.environment.tasks import Consumer
@@ -188,11 +189,12 @@ class EnvironmentApp(HubApp):
             ctx.sessions, settings.aqi_standard, tz, settings.noise_day_start, settings.noise_night_start
         )
 
+        kept = KeptDailyAqi(ctx.sessions, settings.aqi_standard, tz)
+
         async def good_days(session: AsyncSession, tenant: str) -> IndicatorValue:
-            last = utcnow().astimezone(tz).date() - timedelta(days=1)
-            _, city = await service.city_daily(
-                session, tenant, last - timedelta(days=29), last, settings.aqi_standard, tz
-            )
+            now = utcnow()
+            last = now.astimezone(tz).date() - timedelta(days=1)
+            city = await kept.city_daily(session, tenant, last - timedelta(days=29), last, now)
             _, _, ratio = service.good_day_ratio(city)
             return IndicatorValue(
                 indicator=Indicator.SMART_ECO_ENVIRONMENT,

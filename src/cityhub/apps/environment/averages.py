@@ -38,11 +38,23 @@ ATTRIBUTES: dict[str, str] = {
 
 
 def hourly_means(readings: Iterable[tuple[datetime, float]]) -> dict[datetime, float]:
-    """Readings (aware datetimes) → mean per UTC hour, keyed by the hour's start."""
-    sums: dict[datetime, list[float]] = defaultdict(list)
+    """Readings (aware datetimes) → mean per UTC hour, keyed by the hour's start (UTC).
+
+    Readings are grouped by their POSIX second's hour, and each hour made a datetime once: a
+    replace() and the hash of an aware datetime per reading were most of a city's daily AQI."""
+    sums: dict[int, list[float]] = defaultdict(list)
     for at, value in readings:
-        sums[at.replace(minute=0, second=0, microsecond=0)].append(float(value))
-    return {hour: sum(v) / len(v) for hour, v in sorted(sums.items())}
+        sums[int(at.timestamp() // 3600)].append(float(value))
+    return {_hour_start(hour): sum(v) / len(v) for hour, v in sorted(sums.items())}
+
+
+@functools.lru_cache(maxsize=8192)
+def _hour_start(hour: int) -> datetime:
+    # one object per hour: stations share it, and a datetime keeps its hash once computed
+    return _EPOCH + timedelta(hours=hour)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def mean_if_covered(values: list[float | None], minimum: int) -> float | None:

@@ -75,10 +75,10 @@ async def hourly_series(
     session: AsyncSession, tenant: str, entity_id: str, attrs: tuple[str, ...], start: datetime, end: datetime
 ) -> dict[str, dict[datetime, float]]:
     history = await entities.read_history(session, tenant, entity_id, list(attrs), start, end)
-    return _hourly(history)
+    return hourly(history)
 
 
-def _hourly(history: dict[str, list[tuple[datetime, Any]]]) -> dict[str, dict[datetime, float]]:
+def hourly(history: dict[str, list[tuple[datetime, Any]]]) -> dict[str, dict[datetime, float]]:
     return {
         attr: averages.hourly_means(
             (_aware(at), float(v))
@@ -216,19 +216,22 @@ async def city_daily(
     ids = [s["id"] for s in await ambient_stations(session, tenant)]
     histories = await entities.read_histories(session, tenant, ids, list(POLLUTANTS), start, end)
     per_station = {
-        entity_id: _daily(_hourly(histories[entity_id]), first, last, standard, tz) for entity_id in ids
+        entity_id: _daily(hourly(histories[entity_id]), first, last, standard, tz) for entity_id in ids
     }
-    city = []
-    for k in range((last - first).days + 1):
-        day = first + timedelta(days=k)
-        items: dict[str, float | None] = {}
-        for item in {i for days in per_station.values() for i in days[k].items}:
-            held = [
-                days[k].items[item] for days in per_station.values() if days[k].items.get(item) is not None
-            ]
-            items[item] = mean(v for v in held if v is not None) if held else None
-        city.append(_score_day(day, items, standard))
+    city = [
+        city_day(first + timedelta(days=k), [days[k].items for days in per_station.values()], standard)
+        for k in range((last - first).days + 1)
+    ]
     return per_station, city
+
+
+def city_day(day: date, stations: list[dict[str, float | None]], standard: Standard) -> DailyAqi:
+    """The tenant's daily AQI: each input the mean of the stations' values that are determined."""
+    items: dict[str, float | None] = {}
+    for item in {i for held in stations for i in held}:
+        values = [held[item] for held in stations if held.get(item) is not None]
+        items[item] = mean(v for v in values if v is not None) if values else None
+    return _score_day(day, items, standard)
 
 
 def good_day_ratio(days: list[DailyAqi]) -> tuple[int, int, float | None]:

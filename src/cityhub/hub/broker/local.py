@@ -10,7 +10,7 @@ tenant to act in, and leaves the session's tenant scope as it found it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhub.hub.broker import changes, ngsi, protection, service, sharing
 from cityhub.hub.broker.context import core_context
 from cityhub.hub.broker.entities import entity_query
-from cityhub.hub.broker.models import BrokerAttributeInstance, BrokerEntityType
+from cityhub.hub.broker.models import BrokerAttributeInstance, BrokerEntityType, BrokerHistoryDay
 from cityhub.kit.db import in_tenant
 from cityhub.kit.time import isoformat, utcnow
 
@@ -187,3 +187,22 @@ async def read_histories(
 
 def _chunks(ids: list[str]) -> list[list[str]]:
     return [ids[i : i + HISTORY_CHUNK] for i in range(0, len(ids), HISTORY_CHUNK)]
+
+
+async def history_revisions(
+    session: AsyncSession, tenant: str, first: date, last: date
+) -> dict[str, dict[date, int]]:
+    """Per entity, the revision of each UTC day from ``first`` to ``last`` of its history that was
+    written, changed or deleted after the fact (how often; days and entities never revised are
+    left out). See :class:`~cityhub.hub.broker.models.BrokerHistoryDay` for what bumps it."""
+    found = await session.execute(
+        select(BrokerHistoryDay.entity_id, BrokerHistoryDay.day, BrokerHistoryDay.revision).where(
+            BrokerHistoryDay.tenant_code == tenant,
+            BrokerHistoryDay.day >= first,
+            BrokerHistoryDay.day <= last,
+        )
+    )
+    revisions: dict[str, dict[date, int]] = {}
+    for entity_id, day, revision in found:
+        revisions.setdefault(entity_id, {})[day] = revision
+    return revisions

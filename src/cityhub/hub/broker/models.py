@@ -6,10 +6,21 @@ in columns for the geo prefilter. Broker tenants are any NGSILD-Tenant name, cre
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKeyConstraint, Index, Integer, PrimaryKeyConstraint, String, Text, false
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityhub.kit.db import Base, JSONType, TenantOwned, UTCDateTime
@@ -165,3 +176,30 @@ class BrokerRegistration(TenantOwned, Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+
+
+class BrokerHistoryDay(Base):
+    """How often an entity's history of a UTC day was changed after the fact: a revision bumped,
+    in the same transaction, by every insert, change or deletion of an instance whose time
+    (observedAt, else when it was recorded) is more than :data:`LATE_AFTER_MINUTES` before the moment of
+    the write. Live readings leave it alone; a reading that arrives late, an instance added,
+    changed or deleted through the temporal API, a retention purge bump the days they touch.
+
+    Triggers on ``broker_attribute_instance`` keep it (migration 0020), so that every path that
+    writes history does, in any hub process. Figures derived from a past day's history (an
+    application's daily means) can be kept with the revisions they were computed at and trusted
+    while those stay the same (``plugins.entities.history_revisions``), provided they are kept
+    only for days that ended well over :data:`LATE_AFTER_MINUTES` ago."""
+
+    __tablename__ = "broker_history_day"
+    __table_args__ = (PrimaryKeyConstraint("tenant_code", "day", "entity_id"),)
+
+    tenant_code: Mapped[str] = mapped_column(String(TENANT_NAME_LENGTH), nullable=False)
+    entity_id: Mapped[str] = mapped_column(String(2048), nullable=False)
+    day: Mapped[date] = mapped_column(Date(), nullable=False)
+    revision: Mapped[int] = mapped_column(BigInteger(), nullable=False)
+
+
+#: How far behind the moment of its write an instance's time must be for the write to count as a
+#: change of a past day (``BrokerHistoryDay``); the triggers of migration 0020 hold the same figure.
+LATE_AFTER_MINUTES = 15
