@@ -6,11 +6,11 @@ import { layers, mapProperties } from "./layers";
 export const HEALTH = "/api/v1/ingest/health";
 export const INDICATORS = "/api/v1/indicators";
 
-/** The cockpit's first requests (its map's layers, the KPI cards' two answers), asked for while
- *  the console starts, so they travel beside the sign-in check instead of after it. */
+/** The cockpit's map layers (what its first load waits for longest), asked for while the console
+ *  starts, so the request travels beside the sign-in check instead of after it. The KPI cards ask
+ *  when the page is built: their answers are quick or, for a large tenant's indicators, work the
+ *  hub had better not do while it serves the page's start. */
 export function prefetchCockpit(token: string | null, tenant: string | null): void {
   const defs = layers();
   api.prefetch(...layersQuery(defs.map((def) => def.entityType), mapProperties(defs)), token, tenant);
-  api.prefetch(HEALTH, undefined, token, tenant);
-  api.prefetch(INDICATORS, undefined, token, tenant);
 }
