@@ -58,6 +58,30 @@ async def test_ping(engine: AsyncEngine) -> None:
     await ping(engine)
 
 
+async def test_a_connection_the_server_closed_is_replaced_at_checkout(engine: AsyncEngine) -> None:
+    """PostgreSQL: a pooled connection whose server end went away (a restart, a terminated
+    backend) is not handed out; the caller gets a new one and its query succeeds."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("an embedded SQLite database has no server to lose")
+    async with engine.connect() as connection:
+        pid = await connection.scalar(text("SELECT pg_backend_pid()"))
+    # back in the pool; ended from elsewhere, as a restart of the server would end it
+    admin = create_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        async with admin.connect() as other:
+            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            for _ in range(500):  # until the backend has exited, so its socket is closed
+                gone = text("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = :pid")
+                if await other.scalar(gone, {"pid": pid}):
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        await admin.dispose()
+    await asyncio.sleep(0.05)  # let the event loop read the end of the closed socket
+    async with engine.connect() as connection:
+        assert await connection.scalar(text("SELECT pg_backend_pid()")) != pid
+
+
 async def test_datetimes_come_back_aware_utc(engine: AsyncEngine) -> None:
     sessions = session_factory(engine)
     beijing = timezone(timedelta(hours=8))
