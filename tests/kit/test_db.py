@@ -6,6 +6,7 @@ tenant-owned table of the hub relies on, not the hub's schema (that comes from t
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -43,6 +44,13 @@ class Sensor(TenantOwned, _Base):
     id: Mapped[str] = mapped_column(String(20), primary_key=True)
     seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     reading: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
+
+class Sample(_Base):
+    __tablename__ = "kit_test_sample"
+
+    sample_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    note: Mapped[str] = mapped_column(String(20))
 
 
 @pytest.fixture
@@ -203,6 +211,20 @@ async def test_bulk_insert_in_the_sessions_transaction(engine: AsyncEngine) -> N
     async with sessions() as session:
         assert await session.get(Sensor, "gone") is None
         await session.run_sync(bulk_insert, table, [])  # nothing to do: no statement at all
+
+
+async def test_bulk_insert_gives_new_ids(engine: AsyncEngine) -> None:
+    """``new_id``: each row gets a new time-ordered UUID, whichever way the rows go in."""
+    sessions = session_factory(engine)
+    async with sessions() as session, session.begin():
+        await session.execute(text("SELECT 1"))  # in a transaction: COPY on PostgreSQL
+        rows = [{"sample_id": None, "note": f"n{i}"} for i in range(40)]
+        await session.run_sync(lambda sync: bulk_insert(sync, Sample.__table__, rows, new_id="sample_id"))
+    async with sessions() as session:
+        found = list(await session.scalars(select(Sample).order_by(Sample.sample_id)))
+    assert [sample.note for sample in found] == [f"n{i}" for i in range(40)]  # ids in row order
+    assert all(isinstance(s.sample_id, uuid.UUID) and s.sample_id.version == 7 for s in found)
+    assert len({sample.sample_id for sample in found}) == 40
 
 
 async def test_bulk_writes_refresh_planner_statistics(
