@@ -227,6 +227,38 @@ async def test_bulk_insert_gives_new_ids(engine: AsyncEngine) -> None:
     assert len({sample.sample_id for sample in found}) == 40
 
 
+async def test_upsert_many_inserts_and_updates_in_the_transaction(engine: AsyncEngine) -> None:
+    """The driver's executemany on PostgreSQL, SQLAlchemy's upsert on SQLite: new rows go in,
+    existing ones get the changed columns only, and a rollback takes it all back."""
+    sessions = session_factory(engine)
+    first = datetime(2026, 5, 1, 8, tzinfo=UTC)
+    later = datetime(2026, 5, 2, 8, tzinfo=timezone(timedelta(hours=8)))
+    table = Sensor.__table__
+    async with sessions() as session, session.begin():
+        session.add(Sensor(id="u0", tenant_code="410102", seen_at=first, reading={"pm25": 0}))
+        await session.flush()  # the transaction is under way, as in the broker's batch writes
+        rows = [
+            {"id": f"u{i}", "tenant_code": "410102", "seen_at": later, "reading": {"pm25": i, "名": "站"}}
+            for i in range(3)
+        ]
+        await db.upsert_many(session, table, rows, keys=("id",), changed=("reading",))
+    async with sessions() as session:
+        found = {row.id: row for row in await session.scalars(select(Sensor).where(Sensor.id.like("u%")))}
+    assert sorted(found) == ["u0", "u1", "u2"]
+    assert found["u0"].reading == {"pm25": 0, "名": "站"}
+    assert found["u0"].seen_at == first  # not among the changed columns
+    assert found["u2"].seen_at == later
+    assert found["u2"].reading == {"pm25": 2, "名": "站"}
+    with pytest.raises(RuntimeError):
+        async with sessions() as session, session.begin():
+            await session.execute(select(Sensor.id).limit(1))
+            gone = [{"id": "u9", "tenant_code": "410102", "seen_at": later, "reading": None}]
+            await db.upsert_many(session, table, gone, keys=("id",), changed=("reading",))
+            raise RuntimeError("roll back")
+    async with sessions() as session:
+        assert await session.get(Sensor, "u9") is None
+
+
 async def test_bulk_writes_refresh_planner_statistics(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
