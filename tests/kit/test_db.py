@@ -6,6 +6,7 @@ tenant-owned table of the hub relies on, not the hub's schema (that comes from t
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -45,6 +46,13 @@ class Sensor(TenantOwned, _Base):
     reading: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
 
 
+class Sample(_Base):
+    __tablename__ = "kit_test_sample"
+
+    sample_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    note: Mapped[str] = mapped_column(String(20))
+
+
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url)
@@ -56,6 +64,30 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 async def test_ping(engine: AsyncEngine) -> None:
     await ping(engine)
+
+
+async def test_a_connection_the_server_closed_is_replaced_at_checkout(engine: AsyncEngine) -> None:
+    """PostgreSQL: a pooled connection whose server end went away (a restart, a terminated
+    backend) is not handed out; the caller gets a new one and its query succeeds."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("an embedded SQLite database has no server to lose")
+    async with engine.connect() as connection:
+        pid = await connection.scalar(text("SELECT pg_backend_pid()"))
+    # back in the pool; ended from elsewhere, as a restart of the server would end it
+    admin = create_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        async with admin.connect() as other:
+            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            for _ in range(500):  # until the backend has exited, so its socket is closed
+                gone = text("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = :pid")
+                if await other.scalar(gone, {"pid": pid}):
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        await admin.dispose()
+    await asyncio.sleep(0.05)  # let the event loop read the end of the closed socket
+    async with engine.connect() as connection:
+        assert await connection.scalar(text("SELECT pg_backend_pid()")) != pid
 
 
 async def test_datetimes_come_back_aware_utc(engine: AsyncEngine) -> None:
@@ -179,6 +211,52 @@ async def test_bulk_insert_in_the_sessions_transaction(engine: AsyncEngine) -> N
     async with sessions() as session:
         assert await session.get(Sensor, "gone") is None
         await session.run_sync(bulk_insert, table, [])  # nothing to do: no statement at all
+
+
+async def test_bulk_insert_gives_new_ids(engine: AsyncEngine) -> None:
+    """``new_id``: each row gets a new time-ordered UUID, whichever way the rows go in."""
+    sessions = session_factory(engine)
+    async with sessions() as session, session.begin():
+        await session.execute(text("SELECT 1"))  # in a transaction: COPY on PostgreSQL
+        rows = [{"sample_id": None, "note": f"n{i}"} for i in range(40)]
+        await session.run_sync(lambda sync: bulk_insert(sync, Sample.__table__, rows, new_id="sample_id"))
+    async with sessions() as session:
+        found = list(await session.scalars(select(Sample).order_by(Sample.sample_id)))
+    assert [sample.note for sample in found] == [f"n{i}" for i in range(40)]  # ids in row order
+    assert all(isinstance(s.sample_id, uuid.UUID) and s.sample_id.version == 7 for s in found)
+    assert len({sample.sample_id for sample in found}) == 40
+
+
+async def test_upsert_many_inserts_and_updates_in_the_transaction(engine: AsyncEngine) -> None:
+    """The driver's executemany on PostgreSQL, SQLAlchemy's upsert on SQLite: new rows go in,
+    existing ones get the changed columns only, and a rollback takes it all back."""
+    sessions = session_factory(engine)
+    first = datetime(2026, 5, 1, 8, tzinfo=UTC)
+    later = datetime(2026, 5, 2, 8, tzinfo=timezone(timedelta(hours=8)))
+    table = Sensor.__table__
+    async with sessions() as session, session.begin():
+        session.add(Sensor(id="u0", tenant_code="410102", seen_at=first, reading={"pm25": 0}))
+        await session.flush()  # the transaction is under way, as in the broker's batch writes
+        rows = [
+            {"id": f"u{i}", "tenant_code": "410102", "seen_at": later, "reading": {"pm25": i, "名": "站"}}
+            for i in range(3)
+        ]
+        await db.upsert_many(session, table, rows, keys=("id",), changed=("reading",))
+    async with sessions() as session:
+        found = {row.id: row for row in await session.scalars(select(Sensor).where(Sensor.id.like("u%")))}
+    assert sorted(found) == ["u0", "u1", "u2"]
+    assert found["u0"].reading == {"pm25": 0, "名": "站"}
+    assert found["u0"].seen_at == first  # not among the changed columns
+    assert found["u2"].seen_at == later
+    assert found["u2"].reading == {"pm25": 2, "名": "站"}
+    with pytest.raises(RuntimeError):
+        async with sessions() as session, session.begin():
+            await session.execute(select(Sensor.id).limit(1))
+            gone = [{"id": "u9", "tenant_code": "410102", "seen_at": later, "reading": None}]
+            await db.upsert_many(session, table, gone, keys=("id",), changed=("reading",))
+            raise RuntimeError("roll back")
+    async with sessions() as session:
+        assert await session.get(Sensor, "u9") is None
 
 
 async def test_bulk_writes_refresh_planner_statistics(

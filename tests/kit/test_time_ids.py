@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cityhub.kit.ids import new_id, new_ids
+from cityhub.kit.ids import new_id, new_id_texts, new_ids
 from cityhub.kit.jsondata import json_copy
 from cityhub.kit.time import ensure_utc, isoformat, parse_datetime, utcnow
 
@@ -51,6 +51,18 @@ def test_ids_in_bulk_are_uuid7_of_this_millisecond() -> None:
     assert ids == sorted(ids)  # a counter in the low bits: rows of one batch go in in key order
     assert before.bytes[:6] <= ids[0].bytes[:6] == ids[-1].bytes[:6] <= after.bytes[:6]
     assert new_ids(0) == []
+
+
+def test_id_texts_are_the_same_ids_in_hex() -> None:
+    before = new_id()
+    texts = new_id_texts(3000)
+    ids = [uuid.UUID(hex=text) for text in texts]
+    assert texts == [i.hex for i in ids]  # 32 lowercase hex digits, as UUID.hex writes them
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    assert len(set(ids)) == 3000
+    assert ids == sorted(ids)
+    assert before.bytes[:6] <= ids[0].bytes[:6]
+    assert new_id_texts(0) == []
 
 
 def test_json_copy_is_deep_and_keeps_what_orjson_cannot_encode() -> None:

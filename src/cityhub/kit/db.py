@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -34,6 +35,7 @@ from sqlalchemy.orm import (
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import await_only
 
+from cityhub.kit.ids import new_id_texts, new_ids
 from cityhub.kit.time import ensure_utc, utcnow
 
 log = logging.getLogger(__name__)
@@ -158,6 +160,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Refuse a pooled connection that the server has closed (a restart, a terminated backend), so
+    that the pool opens a new one for the caller. The driver notices the closed socket while the
+    connection waits in the pool, so this asks it without a round trip; a ping per checkout (three
+    round trips on asyncpg: BEGIN, a query, ROLLBACK) cost a busy hub more than its small queries."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the server closed this connection")
+
+
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An async engine for ``url``; SQLite gets WAL and foreign keys, PostgreSQL a checked pool."""
     if url.startswith("sqlite"):
@@ -167,7 +179,9 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         engine = create_async_engine(url, echo=echo, **_JSON)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20, **_JSON)
+    engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, **_JSON)
+    event.listen(engine.sync_engine, "checkout", _closed_by_server)
+    return engine
 
 
 def _dumps(value: Any) -> str:
@@ -179,18 +193,28 @@ def _dumps(value: Any) -> str:
 _JSON: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": orjson.loads}
 
 
-def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+def bulk_insert(
+    session: Session, table: Table, rows: list[dict[str, Any]], *, new_id: str | None = None
+) -> None:
     """Insert many rows into ``table`` in the session's transaction, from synchronous code (a
     flush or commit hook). On PostgreSQL through asyncpg this is one ``COPY``, several times faster
     than ``INSERT … VALUES`` for thousands of rows since no statement is compiled or bound per row;
-    elsewhere (or outside a transaction, where COPY would commit on its own) an executemany."""
+    elsewhere (or outside a transaction, where COPY would commit on its own) an executemany.
+    ``new_id``: a UUID column each row gets a new time-ordered id in (:mod:`cityhub.kit.ids`),
+    given to COPY as text, which the driver parses for less than building UUID objects costs."""
     if not rows:
         return
     connection = session.connection()
     driver: Any = connection.connection.driver_connection
     if connection.dialect.driver != "asyncpg" or driver is None or not driver.is_in_transaction():
+        if new_id is not None:
+            for row, value in zip(rows, new_ids(len(rows)), strict=True):
+                row[new_id] = value
         session.execute(table.insert(), rows)
         return
+    if new_id is not None:
+        for row, text_id in zip(rows, new_id_texts(len(rows)), strict=True):
+            row[new_id] = text_id
     columns = [column.name for column in table.columns]
     values = operator.itemgetter(*columns)
     as_json = [i for i, column in enumerate(table.columns) if isinstance(column.type, JSON)]
@@ -199,6 +223,46 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         for i in as_json:
             record[i] = _dumps(record[i])
     await_only(driver.copy_records_to_table(table.name, records=records, columns=columns))
+
+
+async def upsert_many(
+    session: AsyncSession,
+    table: Table,
+    rows: list[dict[str, Any]],
+    *,
+    keys: Sequence[str],
+    changed: Sequence[str],
+) -> None:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE`` of many rows (each with the same members), setting
+    the ``changed`` columns of those that exist. On PostgreSQL through asyncpg, in a transaction,
+    the rows go to the driver's ``executemany`` as tuples (JSON columns as text): SQLAlchemy's
+    handling of each row's parameters cost more than the statement for a thousand rows. Elsewhere
+    the dialect's upsert through SQLAlchemy."""
+    if not rows:
+        return
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    if connection.dialect.driver == "asyncpg" and driver is not None and driver.is_in_transaction():
+        columns = list(rows[0])
+        updates = ", ".join(f"{name} = excluded.{name}" for name in changed)
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(columns)}) "
+            f"VALUES ({', '.join(f'${i}' for i in range(1, len(columns) + 1))}) "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+        )
+        as_json = [i for i, name in enumerate(columns) if isinstance(table.c[name].type, JSON)]
+        values = operator.itemgetter(*columns)
+        records = [list(values(row)) for row in rows]
+        for record in records:
+            for i in as_json:
+                record[i] = _dumps(record[i])
+        await driver.executemany(sql, records)
+        return
+    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(table)
+    update = {name: statement.excluded[name] for name in changed}
+    await session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=update), rows)
 
 
 #: Rows written since a table's last ANALYZE run by the hub, per engine and table.

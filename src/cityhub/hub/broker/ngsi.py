@@ -104,15 +104,24 @@ def check_name(name: object, what: str) -> str:
     return name
 
 
+#: Type IRIs already found valid: a batch's entities name the same type or few.
+_VALID_TYPES: set[str] = set()
+
+
 def expand_types(raw: object, ctx: Context) -> list[str]:
     names = raw if isinstance(raw, list) else [raw]
     if not names:
         raise BadRequestData("entity type must not be empty")
     expanded = [ctx.expand(check_name(name, "entity type")) for name in names]
     for name, iri in zip(names, expanded, strict=True):
+        if iri in _VALID_TYPES:
+            continue
         if iri.startswith("@") or not is_uri(iri):
             raise BadRequestData(f"entity type {name!r} is not a valid type name")
-    return list(dict.fromkeys(expanded))
+        if len(_VALID_TYPES) >= 10_000:
+            _VALID_TYPES.clear()
+        _VALID_TYPES.add(iri)
+    return expanded if len(expanded) == 1 else list(dict.fromkeys(expanded))
 
 
 def expand_scopes(raw: object) -> list[str]:

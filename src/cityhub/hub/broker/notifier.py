@@ -422,10 +422,15 @@ class Notifier:
     async def on_changes(self, event: EntitiesChanged) -> None:
         tenant = event.tenant or self.default_tenant
         queued = False
+        # Subscriptions first: a tenant without any (the common case for bulk writes) costs one
+        # read, outside any transaction (one round trip, not BEGIN, the read and COMMIT), and no
+        # receipt. A change is never matched by a subscription made after it, so a redelivery
+        # that finds subscriptions now has nothing to send either.
+        async with self.sessions() as session:
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            if not await self._subscriptions(session, tenant):
+                return
         async with self.sessions() as session, session.begin():
-            # Subscriptions first: a tenant without any (the common case for bulk writes) costs
-            # one read, no receipt. A change is never matched by a subscription made after it,
-            # so a redelivery that finds subscriptions now has nothing to send either.
             subscriptions = await self._subscriptions(session, tenant)
             if not subscriptions or not await first_delivery(session, CONSUMER, event):
                 return

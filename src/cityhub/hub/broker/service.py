@@ -19,7 +19,7 @@ from cityhub.hub.broker.models import BrokerEntity, BrokerEntityType, BrokerTena
 from cityhub.hub.broker.ngsi import NGSI_LD
 from cityhub.hub.broker.protection import seal
 from cityhub.hub.tenancy.models import Tenant
-from cityhub.kit.db import current_tenant, note_written, upsert_insert
+from cityhub.kit.db import current_tenant, note_written, upsert_insert, upsert_many
 from cityhub.kit.errors import AlreadyExists, NonexistentTenant, NotFound
 from cityhub.kit.geo import Geometry, GeoRel, geometry_bbox, parse_geometry
 from cityhub.kit.jsondata import json_copy
@@ -212,13 +212,13 @@ async def write_many(
                 "max_lat": box[3],
             }
         )
-    statement = insert(_ENTITIES)  # Core, not ORM: the ORM's bulk path costs more than the SQL
-    changed = {
-        name: statement.excluded[name]
-        for name in ("modified_at", "data", "min_lon", "min_lat", "max_lon", "max_lat")
-    }
-    await session.execute(
-        statement.on_conflict_do_update(index_elements=["tenant_code", "entity_id"], set_=changed), rows
+    # not the ORM, whose bulk path costs more than the SQL; on PostgreSQL the driver's executemany
+    await upsert_many(
+        session,
+        _ENTITIES,
+        rows,
+        keys=("tenant_code", "entity_id"),
+        changed=("modified_at", "data", "min_lon", "min_lat", "max_lon", "max_lat"),
     )
     if retyped:
         await session.execute(

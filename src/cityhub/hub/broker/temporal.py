@@ -44,7 +44,6 @@ from cityhub.hub.retention.service import Downsampled as Downsampled  # downsamp
 from cityhub.hub.retention.service import downsample as downsample
 from cityhub.kit.db import bulk_insert, current_tenant
 from cityhub.kit.errors import BadRequestData, InvalidRequest, MethodNotAllowed, NotFound
-from cityhub.kit.ids import new_ids
 from cityhub.kit.time import parse_datetime
 
 router = APIRouter(prefix="/temporal")
@@ -69,7 +68,7 @@ _parse_time = functools.lru_cache(maxsize=4096)(parse_datetime)
 
 
 def _row(tenant: str, entity_id: str, attribute: str, instance: dict[str, Any], at: str) -> dict[str, Any]:
-    """A history row; :func:`_store` gives it its id."""
+    """A history row; it gets its id when stored (:func:`_store`)."""
     observed = instance.get("observedAt")
     return {
         "instance_id": None,
@@ -105,9 +104,8 @@ def _deletion(
 
 
 def _store(session: Session, rows: list[dict[str, Any]]) -> None:
-    for row, instance_id in zip(rows, new_ids(len(rows)), strict=True):
-        row["instance_id"] = instance_id
-    bulk_insert(session, _INSTANCES, rows)  # Core (COPY on PostgreSQL): no ORM bookkeeping
+    # Core (COPY on PostgreSQL): no ORM bookkeeping; each row gets its instance id there
+    bulk_insert(session, _INSTANCES, rows, new_id="instance_id")
 
 
 @on_before_commit

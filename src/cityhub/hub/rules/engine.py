@@ -254,6 +254,15 @@ class RuleEngine:
     async def on_changes(self, event: Event) -> None:
         assert isinstance(event, EntitiesChanged)
         tenant = event.tenant or self.default_tenant
+        cached = self._indexes.get(tenant)
+        if cached is not None and not cached[1]:
+            # a tenant known to have no enabled rules (bulk writes, mostly): one read outside any
+            # transaction (one round trip, not BEGIN, the read and COMMIT) says whether that holds
+            async with self.sessions() as session:
+                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                scope_to_tenant(session, tenant)
+                if await service.fingerprint(session) == cached[0]:
+                    return
         async with self.sessions() as session, session.begin():
             scope_to_tenant(session, tenant)
             index = await self.index(session, tenant)
