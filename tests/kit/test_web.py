@@ -8,7 +8,9 @@ import httpx
 import pytest
 from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel
+from sqlalchemy import text
 
+from cityhub.kit.db import create_engine
 from cityhub.kit.errors import Conflict
 from cityhub.kit.web import PROBLEM_JSON, BodyLimitMiddleware, install_error_handlers
 
@@ -163,3 +165,37 @@ async def test_client_gone_before_its_body_is_logged_not_a_500(caplog: pytest.Lo
     assert start["status"] == 400
     assert "client went away" in caplog.text
     assert "unhandled error" not in caplog.text
+
+
+async def test_a_database_connection_lost_mid_request_is_503(database_url: str) -> None:
+    """PostgreSQL: the server ends the connection a request is using (a restart, a terminated
+    backend): a 503 problem that says to try again, not a 500, and the next request works."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("an embedded SQLite database has no server to lose")
+    engine = create_engine(database_url)
+    admin = create_engine(database_url)
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/count")
+    async def count(lose: bool = False) -> int:
+        async with engine.connect() as connection:
+            if lose:
+                pid = await connection.scalar(text("SELECT pg_backend_pid()"))
+                async with admin.connect() as other:
+                    await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            return int(await connection.scalar(text("SELECT 1")) or 0)
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            lost = await client.get("/count", params={"lose": "true"})
+            assert lost.status_code == 503
+            assert lost.headers["content-type"].startswith(PROBLEM_JSON)
+            assert lost.json()["detail"] == "the database connection was lost; try again"
+            again = await client.get("/count")
+            assert again.status_code == 200
+            assert again.json() == 1
+    finally:
+        await engine.dispose()
+        await admin.dispose()

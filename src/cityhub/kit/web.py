@@ -16,7 +16,7 @@ import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -32,6 +32,7 @@ from cityhub.kit.errors import (
     NonexistentTenant,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,11 @@ def install_error_handlers(app: FastAPI) -> None:
         # larger ones (the standard library reads them), and only the write finds out
         if isinstance(error.orig, orjson.JSONEncodeError):
             return problem(BadRequestData(f"a value in the request cannot be stored: {error.orig}"), request)
+        if isinstance(error, DBAPIError) and error.connection_invalidated:
+            # the database went away under the request (a restart, a terminated backend): nothing
+            # of it was committed, and the pool replaces the connection, so trying again is right
+            log.warning("database connection lost on %s %s: %s", request.method, request.url.path, error.orig)
+            return problem(ServiceUnavailable("the database connection was lost; try again"), request)
         return await _unexpected(request, error)
 
 
