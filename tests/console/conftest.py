@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import httpx
 import pyotp
 import pytest
 
+from cityhub.kit.time import isoformat, utcnow
 from tests.conftest import BACKEND
 from tests.processes import HubProcess, hub_env, running_hub
 
@@ -54,6 +56,10 @@ def square(lon: float, lat: float, size: float) -> dict[str, Any]:
     return {"type": "GeoProperty", "value": {"type": "Polygon", "coordinates": [ring]}}
 
 
+#: Times of aq-1's two pm25 readings, relative to the run: the details panel charts the last 24 hours.
+READ_BEFORE = isoformat(utcnow() - timedelta(hours=2))
+READ_LAST = isoformat(utcnow() - timedelta(hours=1))
+
 #: The city's base map and a few stations; the district has one station of its own.
 CITY_ENTITIES = [
     {"id": "urn:ngsi-ld:AdministrativeArea:410102", "type": "AdministrativeArea", "name": prop("中原区"),
@@ -67,7 +73,7 @@ CITY_ENTITIES = [
      "location": {"type": "GeoProperty", "value": {"type": "LineString",
                                                     "coordinates": [[113.60, 34.72], [113.70, 34.72]]}}},
     {"id": "urn:ngsi-ld:AirQualityObserved:aq-1", "type": "AirQualityObserved", "airQualityIndex": prop(42),
-     "pm25": prop(21, unitCode="GQ", observedAt="2026-11-21T07:00:00Z"), "location": point(113.58, 34.78)},
+     "pm25": prop(21, unitCode="GQ", observedAt=READ_BEFORE), "location": point(113.58, 34.78)},
     {"id": "urn:ngsi-ld:AirQualityObserved:aq-2", "type": "AirQualityObserved", "airQualityIndex": prop(135),
      "pm25": prop(102, unitCode="GQ"), "location": point(113.66, 34.74)},
     {"id": "urn:ngsi-ld:AirQualityObserved:aq-3", "type": "AirQualityObserved", "airQualityIndex": prop(80),
@@ -156,7 +162,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         hub.patch(
             CITY,
             "urn:ngsi-ld:AirQualityObserved:aq-1",
-            {"pm25": prop(28, unitCode="GQ", observedAt="2026-11-21T08:00:00Z")},
+            {"pm25": prop(28, unitCode="GQ", observedAt=READ_LAST)},
         )
         yield hub
         hub.http.close()
