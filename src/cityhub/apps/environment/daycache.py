@@ -46,14 +46,11 @@ _NONE: dict[str, float | None] = dict.fromkeys(ITEMS)
 Items = dict[str, float | None]
 
 
-def _start(day: date, tz: tzinfo) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=tz)
-
-
 def _utc_days(day: date, tz: tzinfo) -> list[date]:
     """The UTC days a local day overlaps (one or two)."""
-    first = _start(day, tz).astimezone(UTC).date()
-    last = (_start(day + timedelta(days=1), tz) - timedelta(microseconds=1)).astimezone(UTC).date()
+    start, end = service.days_span(day, day, tz)
+    first = start.astimezone(UTC).date()
+    last = (end - timedelta(microseconds=1)).astimezone(UTC).date()
     return [first + timedelta(days=k) for k in range((last - first).days + 1)]
 
 
@@ -87,9 +84,9 @@ class KeptDailyAqi:
         ``last``, reading kept inputs where they hold and keeping those computed that may be."""
         air = await service.stations(session, tenant)
         ids = [s["id"] for s in air]
-        ambient = [s["id"] for s in air if service.value_of(s, "stationType") != "constructionSite"]
+        ambient = [s["id"] for s in air if service.is_ambient(s)]
         days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
-        keepable = [d for d in days if _start(d + timedelta(days=1), self.tz) + SETTLED <= now]
+        keepable = [d for d in days if service.days_span(d, d, self.tz)[1] + SETTLED <= now]
         revised: dict[str, dict[date, int]] = {}
         overlaps = {d: _utc_days(d, self.tz) for d in keepable}
         if keepable:
@@ -110,16 +107,12 @@ class KeptDailyAqi:
                 continue
             kept, waiting = rows.get(day, {}), []
             for entity_id in ids:
-                found = kept.get(entity_id)
-                if entity_id not in covered[day]:
+                # a covered station without a row was kept with no inputs at revision 0
+                items, at = kept.get(entity_id, (None, 0))
+                if entity_id not in covered[day] or at != revision(entity_id, day):
                     waiting.append(entity_id)
-                elif found is None:
-                    if revision(entity_id, day):
-                        waiting.append(entity_id)
-                elif found[1] != revision(entity_id, day):
-                    waiting.append(entity_id)
-                elif found[0]:
-                    held[day][entity_id] = found[0]
+                elif items:
+                    held[day][entity_id] = items
             pending[day] = waiting
         for day, values in (await self._compute(session, tenant, pending)).items():
             held[day].update(values)
@@ -170,7 +163,7 @@ class KeptDailyAqi:
         for first, last in _runs(d for d, ids in pending.items() if ids):
             span = [first + timedelta(days=k) for k in range((last - first).days + 1)]
             ids = sorted({i for d in span for i in pending[d]})
-            start, end = _start(first, self.tz), _start(last + timedelta(days=1), self.tz)
+            start, end = service.days_span(first, last, self.tz)
             histories = await entities.read_histories(
                 session, tenant, ids, list(service.POLLUTANTS), start, end
             )

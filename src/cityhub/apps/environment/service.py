@@ -149,12 +149,13 @@ async def daily_aqi(
     standard: Standard,
     tz: tzinfo,
 ) -> list[DailyAqi]:
-    start, end = _days_span(first, last, tz)
+    start, end = days_span(first, last, tz)
     series = await hourly_series(session, tenant, entity_id, POLLUTANTS, start, end)
     return _daily(series, first, last, standard, tz)
 
 
-def _days_span(first: date, last: date, tz: tzinfo) -> tuple[datetime, datetime]:
+def days_span(first: date, last: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    """The local days from ``first`` to ``last`` as [start, end): aware datetimes in ``tz``."""
     start = datetime(first.year, first.month, first.day, tzinfo=tz)
     return start, datetime(last.year, last.month, last.day, tzinfo=tz) + timedelta(days=1)
 
@@ -203,16 +204,21 @@ async def stations(
             return found
 
 
+def is_ambient(station: dict[str, Any]) -> bool:
+    """An air station that measures ambient air (not a construction-site monitor)."""
+    return bool(value_of(station, "stationType") != "constructionSite")
+
+
 async def ambient_stations(session: AsyncSession, tenant: str) -> list[dict[str, Any]]:
     """Air stations that measure ambient air: construction-site monitors are left out."""
-    return [s for s in await stations(session, tenant) if value_of(s, "stationType") != "constructionSite"]
+    return [s for s in await stations(session, tenant) if is_ambient(s)]
 
 
 async def city_daily(
     session: AsyncSession, tenant: str, first: date, last: date, standard: Standard, tz: tzinfo
 ) -> tuple[dict[str, list[DailyAqi]], list[DailyAqi]]:
     """Daily AQI per station, and for the whole tenant from the mean of the stations' daily values."""
-    start, end = _days_span(first, last, tz)
+    start, end = days_span(first, last, tz)
     ids = [s["id"] for s in await ambient_stations(session, tenant)]
     histories = await entities.read_histories(session, tenant, ids, list(POLLUTANTS), start, end)
     per_station = {
