@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.console.conftest import CITY, DISTRICT, SKIP_REASON, Hub, Session, prop, square
+from tests.console.conftest import CITY, DISTRICT, SKIP_REASON, Hub, Session, point, prop, square
 
 pytestmark = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
 
@@ -185,3 +185,15 @@ def test_a_hidden_layer_is_drawn_when_shown(console: Session, hub: Hub) -> None:
         "urn:ngsi-ld:GridCell:cell-1",
         "urn:ngsi-ld:GridCell:cell-2",
     ]
+
+
+def test_an_empty_layer_is_switched_on_by_its_first_feature(console: Session, hub: Hub) -> None:
+    # a layer with no features is off on the map (no tiles are made for it); the first one that
+    # arrives live switches it on and is drawn
+    page = open_map(console)
+    page.wait_for_selector("[data-test=map][data-live=true]")
+    assert page.evaluate("() => window.cityhubMap.getLayoutProperty('noise', 'visibility')") == "none"
+    hub.create(CITY, [{"id": "urn:ngsi-ld:NoiseLevelObserved:n-1", "type": "NoiseLevelObserved",
+                       "LAeq": prop(52), "location": point(113.64, 34.77)}])  # fmt: skip
+    page.wait_for_function(f"() => ({RENDERED})('noise').length === 1")
+    assert page.evaluate(RENDERED, "noise") == ["urn:ngsi-ld:NoiseLevelObserved:n-1"]
