@@ -74,3 +74,59 @@ async def test_batches_naming_entities_in_opposite_orders_do_not_deadlock(client
     for lamp in lamps:
         stored = (await client.get(f"/ngsi-ld/v1/entities/{lamp}")).json()
         assert {f"c{index}" for index in range(WRITERS)} <= set(stored)
+
+
+async def test_concurrent_temporal_additions_and_patches_all_land(client: httpx.AsyncClient) -> None:
+    # the temporal API adds an attribute it has not seen to the entity as well: written back
+    # beside other writers of the entity, none of theirs is lost (nor its own)
+    await _create(client)
+
+    async def add(index: int) -> int:
+        instance = {"type": "Property", "value": index, "observedAt": "2026-01-01T00:00:00Z"}
+        body = {f"t{index}": [instance]}
+        path = f"/ngsi-ld/v1/temporal/entities/{LAMP}/attrs"
+        return (await client.post(path, json=body, headers=JSON)).status_code
+
+    async def create(index: int) -> int:
+        instance = {"type": "Property", "value": index, "observedAt": "2026-01-01T00:00:00Z"}
+        body = {"id": LAMP, "type": "Streetlight", f"c{index}": [instance]}
+        return (await client.post("/ngsi-ld/v1/temporal/entities", json=body, headers=JSON)).status_code
+
+    async def patch(index: int) -> int:
+        body = {f"p{index}": {"type": "Property", "value": index}}
+        answer = await client.patch(f"/ngsi-ld/v1/entities/{LAMP}/attrs", json=body, headers=JSON)
+        return answer.status_code
+
+    outcomes = await asyncio.gather(
+        *(add(index) for index in range(WRITERS)),
+        *(create(index) for index in range(WRITERS)),
+        *(patch(index) for index in range(WRITERS)),
+    )
+    assert outcomes == [204] * (3 * WRITERS)
+    stored = (await client.get(f"/ngsi-ld/v1/entities/{LAMP}")).json()
+    expected = {f"{kind}{index}" for kind in "tcp" for index in range(WRITERS)}
+    assert expected <= set(stored), sorted(expected - set(stored))
+
+
+async def test_purges_of_some_attributes_and_patches_all_land(client: httpx.AsyncClient) -> None:
+    # a purge that drops some attributes writes the rest back: beside other writers, theirs stay
+    await _create(client)
+
+    async def purge(index: int) -> int:
+        body = {f"d{index}": {"type": "Property", "value": index}}
+        await client.post(f"/ngsi-ld/v1/entities/{LAMP}/attrs", json=body, headers=JSON)
+        params = {"type": "Streetlight", "drop": f"d{index}"}
+        return (await client.delete("/ngsi-ld/v1/entities", params=params)).status_code
+
+    async def patch(index: int) -> int:
+        body = {f"p{index}": {"type": "Property", "value": index}}
+        answer = await client.patch(f"/ngsi-ld/v1/entities/{LAMP}/attrs", json=body, headers=JSON)
+        return answer.status_code
+
+    outcomes = await asyncio.gather(
+        *(purge(index) for index in range(WRITERS)), *(patch(index) for index in range(WRITERS))
+    )
+    assert outcomes == [204] * (2 * WRITERS)
+    stored = (await client.get(f"/ngsi-ld/v1/entities/{LAMP}")).json()
+    assert {f"p{index}" for index in range(WRITERS)} <= set(stored)
+    assert not {f"d{index}" for index in range(WRITERS)} & set(stored)

@@ -8,7 +8,6 @@ is 201/204 when every entity succeeded, else 207 with NGSI-LD's BatchOperationRe
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -268,10 +267,15 @@ async def purge_entities(
         raise NotFound("no entity matches")
     keep_names = set(attribute_names(keep, ctx) or []) if keep is not None else None
     drop_names = set(attribute_names(drop, ctx) or []) if drop is not None else None
-    for entity in map(copy.deepcopy, found):  # found are the stored rows' own dicts
-        if keep_names is None and drop_names is None:
-            await service.delete_entity(broker.session, entity_id_of(entity["id"]))
-            continue
+    ids = [entity_id_of(entity["id"]) for entity in found]
+    if keep_names is None and drop_names is None:
+        for entity_id in ids:
+            await service.delete_entity(broker.session, entity_id)
+        return Response(status_code=204)
+    # read again, locked: what is written back is what this request read, not what another
+    # writer has replaced since the query
+    locked = await service.get_entities(broker.session, ids, for_update=True)
+    for entity in locked.values():
         for name in list(entity["attrs"]):
             if (keep_names is not None and name not in keep_names) or (drop_names and name in drop_names):
                 del entity["attrs"][name]

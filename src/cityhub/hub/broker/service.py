@@ -105,11 +105,21 @@ async def get_entity(session: AsyncSession, entity_id: str, *, for_update: bool 
     return json_copy(sharing.limited(session, row.data))
 
 
-async def get_entities(session: AsyncSession, entity_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Copies of the entities that exist among ``entity_ids`` (batches, linked-entity joins)."""
+async def get_entities(
+    session: AsyncSession, entity_ids: Sequence[str], *, for_update: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Copies of the entities that exist among ``entity_ids`` (batches, linked-entity joins).
+    ``for_update``: as for :func:`stored_entities` (locked, in id order, until the commit)."""
     if not entity_ids:
         return {}
     statement = select(BrokerEntity).where(BrokerEntity.entity_id.in_(entity_ids))
+    if for_update:
+        await lock_for_write(session)
+        statement = (
+            statement.order_by(BrokerEntity.entity_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
     rows = await session.scalars(_seen(statement, session))
     return {row.entity_id: json_copy(sharing.limited(session, row.data)) for row in rows}
 

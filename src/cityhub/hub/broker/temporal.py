@@ -441,7 +441,8 @@ async def create_temporal(broker: Broker) -> Response:
     await broker.write_tenant()
     broker.session.sync_session.info[OWN_HISTORY] = True
     moment = now()
-    stored = (await service.get_entities(broker.session, [entity_id])).get(entity_id)
+    # locked: what is written back below is what this read, not what another writer replaced
+    stored = (await service.get_entities(broker.session, [entity_id], for_update=True)).get(entity_id)
     if stored is None:
         entity = {"id": entity_id, "type": types, "attrs": {n: _latest(i) for n, i in attrs.items()}}
         if "scope" in body:
@@ -472,7 +473,7 @@ async def add_instances(broker: Broker, entity_id: str) -> Response:
     if not attrs:
         raise BadRequestData("no attributes were given")
     broker.session.sync_session.info[OWN_HISTORY] = True
-    stored = await service.get_entity(broker.session, entity_id_of(entity_id))
+    stored = await service.get_entity(broker.session, entity_id_of(entity_id), for_update=True)
     for name, instances in attrs.items():
         stored["attrs"].setdefault(name, _latest(instances))
     moment = now()
