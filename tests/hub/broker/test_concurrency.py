@@ -17,6 +17,13 @@ async def _create(client: httpx.AsyncClient) -> None:
     assert (await client.post("/ngsi-ld/v1/entities", json=lamp, headers=JSON)).status_code == 201
 
 
+async def _patch(client: httpx.AsyncClient, index: int) -> int:
+    """Adds attribute ``p{index}`` with a PATCH; the answer's status."""
+    body = {f"p{index}": {"type": "Property", "value": index}}
+    answer = await client.patch(f"/ngsi-ld/v1/entities/{LAMP}/attrs", json=body, headers=JSON)
+    return answer.status_code
+
+
 async def test_concurrent_attribute_appends_all_land(client: httpx.AsyncClient) -> None:
     await _create(client)
 
@@ -37,13 +44,8 @@ async def test_concurrent_batch_updates_and_patches_all_land(client: httpx.Async
         answer = await client.post("/ngsi-ld/v1/entityOperations/update", json=body, headers=JSON)
         return answer.status_code
 
-    async def patch(index: int) -> int:
-        body = {f"p{index}": {"type": "Property", "value": index}}
-        answer = await client.patch(f"/ngsi-ld/v1/entities/{LAMP}/attrs", json=body, headers=JSON)
-        return answer.status_code
-
     outcomes = await asyncio.gather(
-        *(batch(index) for index in range(WRITERS)), *(patch(index) for index in range(WRITERS))
+        *(batch(index) for index in range(WRITERS)), *(_patch(client, index) for index in range(WRITERS))
     )
     assert outcomes == [204] * (2 * WRITERS)
     stored = (await client.get(f"/ngsi-ld/v1/entities/{LAMP}")).json()
@@ -92,15 +94,10 @@ async def test_concurrent_temporal_additions_and_patches_all_land(client: httpx.
         body = {"id": LAMP, "type": "Streetlight", f"c{index}": [instance]}
         return (await client.post("/ngsi-ld/v1/temporal/entities", json=body, headers=JSON)).status_code
 
-    async def patch(index: int) -> int:
-        body = {f"p{index}": {"type": "Property", "value": index}}
-        answer = await client.patch(f"/ngsi-ld/v1/entities/{LAMP}/attrs", json=body, headers=JSON)
-        return answer.status_code
-
     outcomes = await asyncio.gather(
         *(add(index) for index in range(WRITERS)),
         *(create(index) for index in range(WRITERS)),
-        *(patch(index) for index in range(WRITERS)),
+        *(_patch(client, index) for index in range(WRITERS)),
     )
     assert outcomes == [204] * (3 * WRITERS)
     stored = (await client.get(f"/ngsi-ld/v1/entities/{LAMP}")).json()
@@ -118,13 +115,8 @@ async def test_purges_of_some_attributes_and_patches_all_land(client: httpx.Asyn
         params = {"type": "Streetlight", "drop": f"d{index}"}
         return (await client.delete("/ngsi-ld/v1/entities", params=params)).status_code
 
-    async def patch(index: int) -> int:
-        body = {f"p{index}": {"type": "Property", "value": index}}
-        answer = await client.patch(f"/ngsi-ld/v1/entities/{LAMP}/attrs", json=body, headers=JSON)
-        return answer.status_code
-
     outcomes = await asyncio.gather(
-        *(purge(index) for index in range(WRITERS)), *(patch(index) for index in range(WRITERS))
+        *(purge(index) for index in range(WRITERS)), *(_patch(client, index) for index in range(WRITERS))
     )
     assert outcomes == [204] * (2 * WRITERS)
     stored = (await client.get(f"/ngsi-ld/v1/entities/{LAMP}")).json()
