@@ -441,7 +441,7 @@ async def create_temporal(broker: Broker) -> Response:
     await broker.write_tenant()
     broker.session.sync_session.info[OWN_HISTORY] = True
     moment = now()
-    # locked: what is written back below is what this read, not what another writer replaced
+    # locked: what is written back below is what this request read, not what another writer replaced
     stored = (await service.get_entities(broker.session, [entity_id], for_update=True)).get(entity_id)
     if stored is None:
         entity = {"id": entity_id, "type": types, "attrs": {n: _latest(i) for n, i in attrs.items()}}
