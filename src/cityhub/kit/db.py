@@ -336,6 +336,19 @@ async def wait_for_database(
             delay = min(delay * 2, max_delay)
 
 
+async def take_write_lock(session: AsyncSession, model: Any) -> None:
+    """Make the transaction a writer now, before it reads the rows it will decide on and change,
+    so that two writers of one row take turns instead of each writing back, or deciding from,
+    what it read (a lost update; an action taken twice from one state). SQLite: a write to
+    ``model``'s table that changes nothing takes the database's write lock (reads before a
+    transaction's first write are not part of it). PostgreSQL: nothing; the caller reads the rows
+    ``FOR UPDATE``."""
+    if session.get_bind().dialect.name == "sqlite":
+        table = model.__table__
+        column = next(iter(table.primary_key.columns)).name
+        await session.execute(text(f"UPDATE {table.name} SET {column} = {column} WHERE 0"))
+
+
 def upsert_insert(session: AsyncSession) -> Callable[[Any], Any]:
     """The dialect's ``insert`` (PostgreSQL's or SQLite's), which both offer ON CONFLICT clauses."""
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert

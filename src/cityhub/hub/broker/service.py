@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, column, delete, func, select, table, text
+from sqlalchemy import Table, column, delete, func, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -19,7 +19,7 @@ from cityhub.hub.broker.models import BrokerEntity, BrokerEntityType, BrokerTena
 from cityhub.hub.broker.ngsi import NGSI_LD
 from cityhub.hub.broker.protection import seal
 from cityhub.hub.tenancy.models import Tenant
-from cityhub.kit.db import current_tenant, note_written, upsert_insert, upsert_many
+from cityhub.kit.db import current_tenant, note_written, take_write_lock, upsert_insert, upsert_many
 from cityhub.kit.errors import AlreadyExists, NonexistentTenant, NotFound
 from cityhub.kit.geo import Geometry, GeoRel, geometry_bbox, parse_geometry
 from cityhub.kit.jsondata import json_copy
@@ -66,13 +66,10 @@ def _bbox(entity: dict[str, Any]) -> tuple[float, float, float, float] | None:
 
 
 async def lock_for_write(session: AsyncSession) -> None:
-    """Make the transaction a writer before it reads what it will change, so that two writers of
-    one entity take turns instead of each writing back what it read (a lost update). SQLite: a
-    write that changes nothing takes the database's write lock now, not at the first real write
-    (its reads before that are not part of the transaction). PostgreSQL: nothing here; the reads
-    that will be written back lock their rows (``FOR UPDATE``)."""
-    if session.get_bind().dialect.name == "sqlite":
-        await session.execute(text("UPDATE broker_entity SET entity_id = entity_id WHERE 0"))
+    """Make the transaction a writer before it reads the entities it will change, so that two
+    writers of one entity take turns (``kit.db.take_write_lock``); the reads that will be written
+    back lock their rows (``FOR UPDATE``) on PostgreSQL."""
+    await take_write_lock(session, BrokerEntity)
 
 
 def _seen(statement: Any, session: AsyncSession) -> Any:

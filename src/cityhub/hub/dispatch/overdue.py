@@ -12,8 +12,8 @@ from cityhub.bus import enqueue
 from cityhub.hub.dispatch.entity import write_entities
 from cityhub.hub.dispatch.events import CaseEscalated
 from cityhub.hub.dispatch.models import DispatchCase
-from cityhub.hub.dispatch.service import SYSTEM_ACTOR, record_history, take_write_lock
-from cityhub.kit.db import ALL_TENANTS
+from cityhub.hub.dispatch.service import SYSTEM_ACTOR, record_history
+from cityhub.kit.db import ALL_TENANTS, take_write_lock
 from cityhub.kit.time import isoformat, utcnow
 
 # -- overdue ----------------------------------------------------------------------------------------
@@ -42,7 +42,7 @@ async def mark_overdue(session: AsyncSession, *, now: datetime | None = None) ->
     if session.get_bind().dialect.name == "postgresql":
         statement = statement.with_for_update(skip_locked=True)
     else:
-        await take_write_lock(session)
+        await take_write_lock(session, DispatchCase)
     rows = list(await session.scalars(statement))
     for case in rows:
         assert case.due_at is not None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, text, update
+from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.bus import enqueue
@@ -29,9 +29,8 @@ from cityhub.hub.dispatch.models import (
     DispatchCaseEvent,
     DispatchCategory,
     DispatchComment,
-    DispatchSetup,
 )
-from cityhub.kit.db import current_tenant, scope_to_tenant
+from cityhub.kit.db import current_tenant, scope_to_tenant, take_write_lock
 from cityhub.kit.errors import BadRequestData, Conflict, Forbidden, NotFound
 from cityhub.kit.geo import haversine_m
 from cityhub.kit.time import isoformat, utcnow
@@ -134,25 +133,14 @@ def _point(location: Mapping[str, Any] | None) -> tuple[float, float] | None:
     return lon, lat
 
 
-async def take_write_lock(session: AsyncSession) -> None:
-    """On SQLite: begin writing now (a no-op write to the tenant's setup row), so that the reads
-    that follow see every transaction committed before and none commits until this one does."""
-    await session.execute(
-        update(DispatchSetup)
-        .where(DispatchSetup.tenant_code == _tenant(session))
-        .values(updated_at=DispatchSetup.updated_at)
-        .execution_options(synchronize_session=False)
-    )
-
-
 async def _serialize_reports(session: AsyncSession, category_code: str) -> None:
     """Reports of one category in one tenant are opened one transaction at a time, so two reports
     of the same thing arriving together are linked rather than both opened: on PostgreSQL an
-    advisory lock held until commit; on SQLite a write to the tenant's setup row, which takes the
-    database's write lock before the duplicate check reads (reads before a transaction's first
-    write see every commit, so without it concurrent reports all find nothing)."""
+    advisory lock held until commit; on SQLite the database's write lock, taken before the
+    duplicate check reads (reads before a transaction's first write see every commit, so without
+    it concurrent reports all find nothing)."""
     if session.get_bind().dialect.name != "postgresql":
-        await take_write_lock(session)
+        await take_write_lock(session, DispatchCase)
         return
     digest = hashlib.blake2b(f"dispatch:{_tenant(session)}:{category_code}".encode(), digest_size=8).digest()
     key = int.from_bytes(digest, "big", signed=True)
@@ -389,7 +377,7 @@ async def correct_case(
     case is dispatched, a new category or location routes it again (which may take it out of the
     triage queue, or put it in); a new category or urgency recomputes the running stage's due
     time from the stage's start."""
-    case = await get_case(session, case_id)
+    case = await get_case(session, case_id, for_update=True)
     kind = workflow.case_type(session, case.case_type)
     if not workflow.is_open(kind, case.state):
         raise Conflict(f"case {case.id} is {case.state}: it can no longer be corrected", state=case.state)
@@ -454,12 +442,21 @@ async def correct_case(
 # -- reading ----------------------------------------------------------------------------------------
 
 
-async def get_case(session: AsyncSession, case_id: str | uuid.UUID) -> DispatchCase:
+async def get_case(
+    session: AsyncSession, case_id: str | uuid.UUID, *, for_update: bool = False
+) -> DispatchCase:
+    """The case; 404 if there is none. ``for_update``: the caller decides from its state and
+    changes it, so it is locked until the commit and a second such caller is judged on the state
+    the first left (``kit.db.take_write_lock``)."""
     try:
         key = case_id if isinstance(case_id, uuid.UUID) else uuid.UUID(case_id)
     except ValueError:
         raise NotFound(f"no case {case_id}") from None
-    found = (await session.scalars(select(DispatchCase).where(DispatchCase.id == key))).first()
+    statement = select(DispatchCase).where(DispatchCase.id == key)
+    if for_update:
+        await take_write_lock(session, DispatchCase)
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    found = (await session.scalars(statement)).first()
     if found is None:
         raise NotFound(f"no case {case_id}")
     return found
@@ -594,7 +591,7 @@ async def transition(
     ``acting_department`` (tenant, code) is the caller's department when the caller belongs to
     one: such a caller takes only actions open to departments, and only on its own cases (403);
     the supervision and command centres' staff belong to none and take every action."""
-    case = await get_case(session, case_id)
+    case = await get_case(session, case_id, for_update=True)
     kind = workflow.case_type(session, case.case_type)
     chosen = next((a for a in allowed_actions(case, kind) if a.name == action), None)
     if chosen is None:
