@@ -319,3 +319,19 @@ def test_dry_runs_only_read_so_readers_may_run_them() -> None:
         assert needed.permission is Permission.DATA_READ
     assert requirement("POST", "/api/v1/rules").permission is Permission.DATA_WRITE  # type: ignore[union-attr]
     assert requirement("POST", "/api/v1/rules/x/y/dry-run").permission is Permission.DATA_WRITE  # type: ignore[union-attr]
+
+
+async def test_acting_on_an_alert_at_once_takes_each_step_once(client: httpx.AsyncClient) -> None:
+    # operators acknowledging, then resolving, one alert at the same time: each step is taken
+    # once, the others are judged on the state it left (409), and the history says so
+    await add_rule(client, PM25_HIGH)
+    await put_entity(client, air(STATION, 120))
+    alert = (await wait_alerts(client, "an alert", lambda items: len(items) == 1))[0]
+    url = f"{ALERTS}/{alert['id']}"
+    for step in ("acknowledge", "resolve"):
+        answers = await asyncio.gather(*(client.post(f"{url}/{step}") for _ in range(8)))
+        statuses = sorted(answer.status_code for answer in answers)
+        assert statuses == [200] + [409] * 7, (step, [a.text for a in answers if a.status_code != 409])
+    history = (await client.get(f"{url}/history")).json()
+    kinds = [event["kind"] for event in history["events"]]
+    assert (kinds.count("acknowledged"), kinds.count("resolved")) == (1, 1), kinds

@@ -135,7 +135,7 @@ async def open_case_from_alert(
 ) -> CaseRead:
     """409 when the alert has a case already (its id in ``case``); 400 when neither the body nor
     the alert's rule names a category."""
-    alert = await rules.get_alert(session, alert_id)
+    alert = await rules.get_alert(session, alert_id, for_update=True)
     case = await open_case_for(session, alert, body or CaseFromAlert())
     response.headers["Location"] = f"/api/v1/cases/{case.id}"
     return read_case(session, case)

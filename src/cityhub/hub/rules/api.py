@@ -313,14 +313,14 @@ async def get_alert(tenant: Tenant, alert_id: str) -> AlertRead:
 
 @alerts_router.post("/{alert_id}/acknowledge", response_model=AlertRead, summary="Acknowledge an alert")
 async def acknowledge(tenant: Tenant, alert_id: str, body: AlertAction | None = None) -> AlertRead:
-    alert = await service.get_alert(tenant.session, alert_id)
+    alert = await service.get_alert(tenant.session, alert_id, for_update=True)
     note = body.note if body else None
     return _alert(await service.acknowledge(tenant.session, alert, tenant.actor, note, tenant.engine.expand))
 
 
 @alerts_router.post("/{alert_id}/resolve", response_model=AlertRead, summary="Resolve an alert")
 async def resolve(tenant: Tenant, alert_id: str, body: AlertAction | None = None) -> AlertRead:
-    alert = await service.get_alert(tenant.session, alert_id)
+    alert = await service.get_alert(tenant.session, alert_id, for_update=True)
     note = body.note if body else None
     return _alert(await service.resolve(tenant.session, alert, tenant.actor, note, tenant.engine.expand))
 

@@ -341,7 +341,8 @@ class RuleEngine:
     async def _clear(self, session: AsyncSession, rule: CompiledRule, entity_id: str, at: datetime) -> None:
         if not rule.auto_resolve:
             return
-        alert = await service.open_alert(session, service.dedup_key(rule.rule_id, entity_id))
+        key = service.dedup_key(rule.rule_id, entity_id)
+        alert = await service.open_alert(session, key, for_update=True)
         if alert is not None:
             await service.resolve(
                 session, alert, None, "the condition cleared", self.expand, automatic=True, at=at
