@@ -18,7 +18,8 @@
 3. ``GET /entities/{id}`` p50/p99 at ``--entities``, twice: right after the update pass, while
    the hub still handles the change events the writes left in its outbox (relay, subscription
    matcher, rule engine: the same event loop), and again once those are handled (the time that
-   took is printed); with ``--million``, rows are added with the raw
+   took is printed), and on PostgreSQL a third time after ``VACUUM (ANALYZE)`` of the entity
+   table (what autovacuum does after such a pass); with ``--million``, rows are added with the raw
    driver up to 1,000,000 entities and GET is timed again, then
    ``GET /entities?type=…&q=averageVehicleSpeed<30&georel=near;maxDistance==500&geometry=Point…``.
 
@@ -173,6 +174,22 @@ async def settled(app: Any, limit: float = 600) -> float:
             break
         await asyncio.sleep(0.2)
     return time.perf_counter() - started
+
+
+async def vacuumed(database_url: str) -> bool:
+    """On PostgreSQL, ``VACUUM (ANALYZE)`` the broker's entity table, as autovacuum would have by
+    now after the update pass left a dead version of every row (the servers this runs on may
+    have autovacuum off; the hub warns of it). False on SQLite, which has nothing to do here."""
+    if not database_url.startswith("postgresql"):
+        return False
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.exec_driver_sql("VACUUM (ANALYZE) broker_entity")
+    finally:
+        await engine.dispose()
+    return True
 
 
 async def near_queries(http: httpx.AsyncClient) -> tuple[list[float], float]:
@@ -392,6 +409,9 @@ async def run(
             waited = await settled(app)
             idle = quantiles(await gets(http, args.entities))
             say(f"GET by id at {args.entities:,} entities, their events handled ({waited:.1f} s on): {idle}")
+            if await vacuumed(database_url):
+                clean = quantiles(await gets(http, args.entities))
+                say(f"GET by id at {args.entities:,} entities, after VACUUM (ANALYZE): {clean}")
             if args.million:
                 engine = create_engine(database_url)
                 async with engine.connect() as connection:
