@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 import httpx
 import pytest
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel
 from sqlalchemy import text
 
 from cityhub.kit.db import create_engine
 from cityhub.kit.errors import Conflict
-from cityhub.kit.web import PROBLEM_JSON, BodyLimitMiddleware, install_error_handlers
+from cityhub.kit.web import PROBLEM_JSON, BodyLimitMiddleware, install_error_handlers, on_event_loop
 
 
 class Reading(BaseModel):
@@ -199,3 +201,34 @@ async def test_a_database_connection_lost_mid_request_is_503(database_url: str) 
     finally:
         await engine.dispose()
         await admin.dispose()
+
+
+class _Shown:
+    """A class dependency taking query parameters, as the broker's are."""
+
+    def __init__(self, request: Request, attrs: str | None = None, limit: int = 20) -> None:
+        self.attrs = attrs
+        self.limit = limit
+        self.thread = threading.get_ident()
+
+
+ShownParams = Annotated[_Shown, Depends(on_event_loop(_Shown))]
+
+
+async def test_a_class_dependency_made_on_the_event_loop_keeps_its_parameters() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/things")
+    async def things(params: ShownParams) -> dict[str, object]:
+        on_loop = params.thread == threading.get_ident()
+        return {"attrs": params.attrs, "limit": params.limit, "on_loop": on_loop}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        answer = await client.get("/things", params={"attrs": "a,b", "limit": "5"})
+        assert answer.json() == {"attrs": "a,b", "limit": 5, "on_loop": True}
+        assert (await client.get("/things")).json() == {"attrs": None, "limit": 20, "on_loop": True}
+        wrong = await client.get("/things", params={"limit": "many"})
+        assert wrong.status_code == 400
+        assert "limit" in wrong.json()["detail"]

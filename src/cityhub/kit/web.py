@@ -7,10 +7,11 @@ dependency scope "function"), so a failed commit becomes an error response, neve
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, FastAPI, Request
@@ -269,3 +270,21 @@ async def request_tenant(request: Request, session: DbSession) -> str:
 
 
 RequestTenant = Annotated[str, Depends(request_tenant, scope="function")]
+
+
+_Made = TypeVar("_Made")
+
+
+def on_event_loop(factory: Callable[..., _Made]) -> Callable[..., Awaitable[_Made]]:
+    """``factory`` (a class whose constructor takes the request's parameters) as an async
+    dependency with the same parameters. FastAPI runs a sync dependency, a class included, in its
+    thread pool: a hop to a thread and back on every request for a few assignments, which under
+    load costs more than the work."""
+
+    async def made(**given: Any) -> _Made:
+        return factory(**given)
+
+    made.__signature__ = inspect.signature(factory, eval_str=True)  # type: ignore[attr-defined]
+    made.__name__ = made.__qualname__ = getattr(factory, "__name__", "dependency")
+    made.__doc__ = factory.__doc__
+    return made

@@ -26,6 +26,7 @@ from cityhub.hub.broker.order import ordering, parse_order_by
 from cityhub.hub.broker.q import parse_q, parse_scope_q, parse_type_selection
 from cityhub.kit.errors import BadRequestData, InvalidRequest, NotFound
 from cityhub.kit.geo import parse_georel, query_geometry
+from cityhub.kit.web import on_event_loop
 
 router = APIRouter()
 
@@ -154,7 +155,7 @@ class ViewParams:
         )
 
 
-Shown = Annotated[ViewParams, Depends()]
+Shown = Annotated[ViewParams, Depends(on_event_loop(ViewParams))]
 
 
 def _fetch(broker: BrokerRequest) -> views.Fetch:
@@ -194,7 +195,7 @@ async def delete_entity(broker: Broker, entity_id: str) -> Response:
 async def query_entities(
     broker: Broker,
     shown: Shown,
-    selection: Annotated[Selection, Depends()],
+    selection: Annotated[Selection, Depends(on_event_loop(Selection))],
     limit: Annotated[int | None, Query()] = None,
     offset: Annotated[int, Query()] = 0,
     count: bool = False,

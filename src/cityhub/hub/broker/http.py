@@ -18,7 +18,7 @@ from cityhub.hub.broker.protection import Disclosure
 from cityhub.kit.db import scope_to_tenant
 from cityhub.kit.errors import BadRequestData, HubError, InvalidRequest, UnsupportedMediaType
 from cityhub.kit.time import isoformat, utcnow
-from cityhub.kit.web import TENANT_HEADER, DbSession
+from cityhub.kit.web import TENANT_HEADER, DbSession, on_event_loop
 
 JSON = "application/json"
 JSON_LD = "application/ld+json"
@@ -137,7 +137,7 @@ class BrokerRequest:
         return Response(orjson.dumps(payload), status_code=status, media_type=media, headers=headers)
 
 
-Broker = Annotated[BrokerRequest, Depends(BrokerRequest)]
+Broker = Annotated[BrokerRequest, Depends(on_event_loop(BrokerRequest))]
 
 
 def _negotiate(accept: str | None) -> str:

@@ -45,6 +45,7 @@ from cityhub.hub.retention.service import downsample as downsample
 from cityhub.kit.db import bulk_insert, current_tenant
 from cityhub.kit.errors import BadRequestData, InvalidRequest, MethodNotAllowed, NotFound
 from cityhub.kit.time import parse_datetime
+from cityhub.kit.web import on_event_loop
 
 router = APIRouter(prefix="/temporal")
 
@@ -245,7 +246,7 @@ async def _answer(
 
 @router.get("/entities/{entity_id}", summary="Retrieve the temporal evolution of an entity")
 async def retrieve_temporal(
-    broker: Broker, entity_id: str, params: Annotated[TemporalParams, Depends()]
+    broker: Broker, entity_id: str, params: Annotated[TemporalParams, Depends(on_event_loop(TemporalParams))]
 ) -> Response:
     await broker.read_tenant()
     ctx = await broker.context()
@@ -276,8 +277,8 @@ TEMPORAL_QUERY_PARAMS = QUERY_PARAMS | {
 @router.get("/entities/", include_in_schema=False)
 async def query_temporal(
     broker: Broker,
-    params: Annotated[TemporalParams, Depends()],
-    selection: Annotated[Selection, Depends()],
+    params: Annotated[TemporalParams, Depends(on_event_loop(TemporalParams))],
+    selection: Annotated[Selection, Depends(on_event_loop(Selection))],
     limit: Annotated[int | None, Query()] = None,
     offset: Annotated[int, Query()] = 0,
     count: bool = False,

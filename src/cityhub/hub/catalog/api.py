@@ -26,7 +26,7 @@ from cityhub.hub.catalog.schemas import (
 )
 from cityhub.kit.db import scope_to_tenant
 from cityhub.kit.errors import BadRequestData
-from cityhub.kit.web import TENANT_HEADER, DbSession
+from cityhub.kit.web import TENANT_HEADER, DbSession, on_event_loop
 from cityhub.systems.security.policy import Principal
 
 router = APIRouter(prefix="/api/v1/catalog", tags=["catalog"])
@@ -50,7 +50,7 @@ class Catalog:
         self.source = request.client.host if request.client else None
 
 
-Ctx = Annotated[Catalog, Depends()]
+Ctx = Annotated[Catalog, Depends(on_event_loop(Catalog))]
 
 
 async def _one(ctx: Catalog, dataset: Dataset) -> DatasetRead:

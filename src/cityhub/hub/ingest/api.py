@@ -54,7 +54,7 @@ from cityhub.kit.errors import (
     TooManyRequests,
 )
 from cityhub.kit.time import utcnow
-from cityhub.kit.web import TENANT_HEADER, DbSession
+from cityhub.kit.web import TENANT_HEADER, DbSession, on_event_loop
 
 SERVICE_HEADER = "fiware-service"
 SERVICE_PATH_HEADER = "fiware-servicepath"
@@ -102,7 +102,7 @@ class IotRequest:
         return self.service_path if self.path_given else None
 
 
-Iot = Annotated[IotRequest, Depends(IotRequest)]
+Iot = Annotated[IotRequest, Depends(on_event_loop(IotRequest))]
 
 
 # -- provisioning -----------------------------------------------------------------------------------

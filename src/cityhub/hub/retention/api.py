@@ -18,7 +18,7 @@ from cityhub.hub.retention import service
 from cityhub.hub.retention.schemas import PolicyCreate, PolicyPage, PolicyRead, PolicyUpdate
 from cityhub.kit.db import scope_to_tenant
 from cityhub.kit.errors import BadRequestData
-from cityhub.kit.web import TENANT_HEADER, DbSession
+from cityhub.kit.web import TENANT_HEADER, DbSession, on_event_loop
 
 router = APIRouter(prefix="/api/v1/broker/retention-policies", tags=["broker"])
 
@@ -41,7 +41,7 @@ class PolicyTenant:
         return self.session
 
 
-Tenant = Annotated[PolicyTenant, Depends(scope="function")]
+Tenant = Annotated[PolicyTenant, Depends(on_event_loop(PolicyTenant), scope="function")]
 
 
 @router.get("", response_model=PolicyPage, summary="The tenant's retention policies")

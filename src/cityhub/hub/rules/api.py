@@ -44,7 +44,7 @@ from cityhub.hub.rules.schemas import (
 from cityhub.kit.db import scope_to_tenant
 from cityhub.kit.errors import BadRequestData, NotFound
 from cityhub.kit.time import utcnow
-from cityhub.kit.web import TENANT_HEADER, DbSession
+from cityhub.kit.web import TENANT_HEADER, DbSession, on_event_loop
 
 rules_router = APIRouter(prefix="/api/v1/rules", tags=["rules"])
 alerts_router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -67,7 +67,7 @@ class RulesTenant:
         scope_to_tenant(session, name)
 
 
-Tenant = Annotated[RulesTenant, Depends(scope="function")]
+Tenant = Annotated[RulesTenant, Depends(on_event_loop(RulesTenant), scope="function")]
 
 
 def _rule(rule: Rule, open_alerts: int = 0) -> RuleRead:
