@@ -349,6 +349,14 @@ async def take_write_lock(session: AsyncSession, model: Any) -> None:
         await session.execute(text(f"UPDATE {table.name} SET {column} = {column} WHERE 0"))
 
 
+async def locked(session: AsyncSession, model: Any, statement: Any) -> Any:
+    """``statement`` (a select of ``model``'s rows) made to read them locked until the commit, the
+    objects refreshed from what it reads: the write lock first (:func:`take_write_lock`), then
+    ``FOR UPDATE``."""
+    await take_write_lock(session, model)
+    return statement.with_for_update().execution_options(populate_existing=True)
+
+
 def upsert_insert(session: AsyncSession) -> Callable[[Any], Any]:
     """The dialect's ``insert`` (PostgreSQL's or SQLite's), which both offer ON CONFLICT clauses."""
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert

@@ -19,7 +19,7 @@ from cityhub.hub.broker.models import BrokerEntity, BrokerEntityType, BrokerTena
 from cityhub.hub.broker.ngsi import NGSI_LD
 from cityhub.hub.broker.protection import seal
 from cityhub.hub.tenancy.models import Tenant
-from cityhub.kit.db import current_tenant, note_written, take_write_lock, upsert_insert, upsert_many
+from cityhub.kit.db import current_tenant, locked, note_written, take_write_lock, upsert_insert, upsert_many
 from cityhub.kit.errors import AlreadyExists, NonexistentTenant, NotFound
 from cityhub.kit.geo import Geometry, GeoRel, geometry_bbox, parse_geometry
 from cityhub.kit.jsondata import json_copy
@@ -111,12 +111,7 @@ async def get_entities(
         return {}
     statement = select(BrokerEntity).where(BrokerEntity.entity_id.in_(entity_ids))
     if for_update:
-        await lock_for_write(session)
-        statement = (
-            statement.order_by(BrokerEntity.entity_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
+        statement = await locked(session, BrokerEntity, statement.order_by(BrokerEntity.entity_id))
     rows = await session.scalars(_seen(statement, session))
     return {row.entity_id: json_copy(sharing.limited(session, row.data)) for row in rows}
 

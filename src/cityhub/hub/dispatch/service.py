@@ -30,7 +30,7 @@ from cityhub.hub.dispatch.models import (
     DispatchCategory,
     DispatchComment,
 )
-from cityhub.kit.db import current_tenant, scope_to_tenant, take_write_lock
+from cityhub.kit.db import current_tenant, locked, scope_to_tenant, take_write_lock
 from cityhub.kit.errors import BadRequestData, Conflict, Forbidden, NotFound
 from cityhub.kit.geo import haversine_m
 from cityhub.kit.time import isoformat, utcnow
@@ -447,15 +447,14 @@ async def get_case(
 ) -> DispatchCase:
     """The case; 404 if there is none. ``for_update``: the caller decides from its state and
     changes it, so it is locked until the commit and a second such caller is judged on the state
-    the first left (``kit.db.take_write_lock``)."""
+    the first left (``kit.db.locked``)."""
     try:
         key = case_id if isinstance(case_id, uuid.UUID) else uuid.UUID(case_id)
     except ValueError:
         raise NotFound(f"no case {case_id}") from None
     statement = select(DispatchCase).where(DispatchCase.id == key)
     if for_update:
-        await take_write_lock(session, DispatchCase)
-        statement = statement.with_for_update().execution_options(populate_existing=True)
+        statement = await locked(session, DispatchCase, statement)
     found = (await session.scalars(statement)).first()
     if found is None:
         raise NotFound(f"no case {case_id}")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhub.bus import Event, enqueue
@@ -40,7 +40,7 @@ from cityhub.hub.rules.models import (
     RuleState,
 )
 from cityhub.hub.rules.schemas import AlertQuery
-from cityhub.kit.db import take_write_lock
+from cityhub.kit.db import locked
 from cityhub.kit.errors import HubError, NotFound
 from cityhub.kit.time import isoformat, utcnow
 
@@ -233,14 +233,8 @@ async def open_alert(session: AsyncSession, key: str, *, for_update: bool = Fals
     statement = select(Alert).where(Alert.dedup_key == key, Alert.state.in_(OPEN_STATES))
     statement = statement.order_by(Alert.raised_at.desc()).limit(1)
     if for_update:
-        statement = await _locked(session, statement)
+        statement = await locked(session, Alert, statement)
     return (await session.scalars(statement)).first()
-
-
-async def _locked(session: AsyncSession, statement: Select[Any]) -> Select[Any]:
-    """``statement`` reading alerts locked until the commit (``kit.db.take_write_lock``)."""
-    await take_write_lock(session, Alert)
-    return statement.with_for_update().execution_options(populate_existing=True)
 
 
 async def fire(session: AsyncSession, firing: Firing, expand: Expand) -> Alert | None:
@@ -312,11 +306,11 @@ async def fire(session: AsyncSession, firing: Firing, expand: Expand) -> Alert |
 async def get_alert(session: AsyncSession, alert_id: str, *, for_update: bool = False) -> Alert:
     """The alert; 404 if there is none. ``for_update``: the caller moves it to another state, so
     it is locked until the commit and a second such caller is judged on the state the first left
-    (``kit.db.take_write_lock``)."""
+    (``kit.db.locked``)."""
     key = _key(alert_id, "alert")
     statement = select(Alert).where(Alert.alert_id == key)
     if for_update:
-        statement = await _locked(session, statement)
+        statement = await locked(session, Alert, statement)
     found = (await session.scalars(statement)).first()
     if found is None:
         raise NotFound(f"no alert {alert_id}")
