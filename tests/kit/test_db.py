@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import MetaData, String, select, text, update
+from sqlalchemy import MetaData, String, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -20,6 +20,7 @@ from cityhub.kit import db
 from cityhub.kit.db import (
     ALL_TENANTS,
     NAMING_CONVENTION,
+    CrossTenantRead,
     CrossTenantWrite,
     JSONType,
     TenantOwned,
@@ -31,6 +32,8 @@ from cityhub.kit.db import (
     ping,
     scope_to_tenant,
     session_factory,
+    tenant_bound,
+    tenant_params,
 )
 
 
@@ -154,6 +157,20 @@ async def test_scoped_session_sees_only_its_tenant(engine: AsyncEngine) -> None:
             select(Sensor.id).order_by(Sensor.id).execution_options(**{ALL_TENANTS: True})
         )
         assert list(everything) == ["js-1", "zy-1", "zy-2"]
+
+
+async def test_a_tenant_bound_statement_reads_its_sessions_tenant_only(engine: AsyncEngine) -> None:
+    """A statement built once with its own tenant condition: the session's scope still decides."""
+    await _seed(engine)
+    by_id = tenant_bound(select(Sensor.id).where(Sensor.id == bindparam("sensor")), Sensor)
+    async with session_factory(engine)() as session:
+        scope_to_tenant(session, "410102")
+        assert await session.scalar(by_id, tenant_params(session, sensor="zy-1")) == "zy-1"
+        assert await session.scalar(by_id, tenant_params(session, sensor="js-1")) is None
+        with pytest.raises(CrossTenantRead, match="410105"):
+            await session.scalar(by_id, {"cityhub_tenant": "410105", "sensor": "js-1"})
+        with pytest.raises(CrossTenantRead):
+            await session.scalar(by_id, {"sensor": "zy-1"})
 
 
 async def test_scoped_bulk_update_touches_only_its_tenant(engine: AsyncEngine) -> None:
