@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import platform
 import random
@@ -157,12 +158,48 @@ async def timed(samples: int, call: Callable[[], Awaitable[httpx.Response]]) -> 
     return latencies
 
 
-async def gets(http: httpx.AsyncClient, entities: int) -> list[float]:
+class Collections:
+    """The garbage collector's pauses while it is attached (``gc.callbacks``): a GET's tail may be
+    a collection that ran inside it, not the broker."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, int, int]] = []  # (ms, generation, objects collected)
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            pause = (time.perf_counter() - self._started) * 1000
+            self.pauses.append((pause, info["generation"], info["collected"]))
+
+    def text(self) -> str:
+        if not self.pauses:
+            return "no collection"
+        pause, generation, collected = max(self.pauses)
+        slow = sum(1 for figures in self.pauses if figures[0] >= 1)
+        return (
+            f"{len(self.pauses)} collections, {slow} of 1 ms or more, the longest {pause:.1f} ms "
+            f"(generation {generation}, {collected:,} objects freed)"
+        )
+
+
+async def gets(http: httpx.AsyncClient, entities: int) -> tuple[list[float], Collections]:
     async def one() -> httpx.Response:
         index = random.randrange(entities)
         return await http.get(f"/ngsi-ld/v1/entities/urn:ngsi-ld:TrafficFlowObserved:bench-{index}")
 
-    return await timed(1000, one)
+    collections = Collections()
+    gc.callbacks.append(collections)
+    try:
+        return await timed(1000, one), collections
+    finally:
+        gc.callbacks.remove(collections)
+
+
+async def get_figures(http: httpx.AsyncClient, entities: int) -> str:
+    latencies, collections = await gets(http, entities)
+    return f"{quantiles(latencies)}  (garbage collector: {collections.text()})"
 
 
 async def settled(app: Any, limit: float = 600) -> float:
@@ -404,13 +441,13 @@ async def run(
             for phase, rate in (("create", created), ("update", updated)):
                 say(f"upsert {phase} {rate:8.0f} entities/s {rate * ATTRIBUTES:9.0f} attribute updates/s")
             say(f"update batch of {args.batch}: hub CPU {figures.cpu_text()}")
-            busy = quantiles(await gets(http, args.entities))
+            busy = await get_figures(http, args.entities)
             say(f"GET by id at {args.entities:,} entities, right after the writes: {busy}")
             waited = await settled(app)
-            idle = quantiles(await gets(http, args.entities))
+            idle = await get_figures(http, args.entities)
             say(f"GET by id at {args.entities:,} entities, their events handled ({waited:.1f} s on): {idle}")
             if await vacuumed(database_url):
-                clean = quantiles(await gets(http, args.entities))
+                clean = await get_figures(http, args.entities)
                 say(f"GET by id at {args.entities:,} entities, after VACUUM (ANALYZE): {clean}")
             if args.million:
                 engine = create_engine(database_url)
@@ -421,7 +458,7 @@ async def run(
                 started = time.perf_counter()
                 await fill(args.entities, MILLION)
                 say(f"raw load up to {MILLION:,} entities: {time.perf_counter() - started:.0f} s")
-                say(f"GET by id at {MILLION:,} entities: {quantiles(await gets(http, MILLION))}")
+                say(f"GET by id at {MILLION:,} entities: {await get_figures(http, MILLION)}")
                 latencies, found = await near_queries(http)
                 say(
                     f"type+q+near(500 m) at {MILLION:,}: {quantiles(latencies)}, {found:.0f} found on average"
